@@ -1,0 +1,327 @@
+"""One typed schema for a run: TOML in, TOML out, and every error names the field.
+
+Validation here is structural (types, ranges, choices) and imports no torch. Names that need
+torchvision to check (model names, weights) are checked by `tuneterm.engine.registry`, which
+raises the same `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomlkit
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem with one field: `field = value: reason`."""
+
+    field: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        if self.value is _MISSING:
+            return f"{self.field}: {self.reason}"
+        return f"{self.field} = {_show(self.value)}: {self.reason}"
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be launched; carries every issue found."""
+
+    def __init__(self, issues: Iterable[ConfigIssue], source: str = "") -> None:
+        self.issues = list(issues)
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{issue}" for issue in self.issues]
+        super().__init__("\n".join(lines) if lines else f"{where}invalid config")
+
+
+_MISSING: Any = object()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(_Section):
+    name: str = Field("", description="Display name; empty means derived from the model")
+    task: Literal["classify"] = Field("classify", description="What the run learns: classify")
+    tags: list[str] = Field(default_factory=list, description="Free-form labels for filtering")
+    notes: str = Field("", description="Free text kept with the run")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        from tuneterm.store.ids import check_name
+
+        return check_name(v)
+
+
+class ModelSection(_Section):
+    name: str = Field("resnet18", description="Any torchvision classification model, e.g. resnet18")
+    weights: str = Field(
+        "DEFAULT",
+        description='Pretrained weights: "DEFAULT", a weights name such as "IMAGENET1K_V1", '
+        'or "none" for random init',
+    )
+    init: str = Field(
+        "",
+        description='Start from a checkpoint: "" (none), "run:<id or prefix>" for that run\'s '
+        "best checkpoint, or a path to a .pt file",
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the new head")
+
+
+class DataSection(_Section):
+    dataset: str = Field(
+        "digits",
+        description='"digits" (embedded, no download), "shapes" (generated), or "folder" '
+        "(ImageFolder at data.root)",
+    )
+    root: str = Field("", description="For dataset = folder: a folder with train/ [val/ test/]")
+    classes: list[str] = Field(
+        default_factory=list, description="Only these classes (names); empty means all"
+    )
+    per_class: int = Field(0, ge=0, description="At most this many training images per class; 0 = all")
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Held out for validation when no val/ folder exists"
+    )
+    test_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
+    )
+    image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
+    augment: str = Field("none", description='Training augmentation preset: "none" or "light"')
+    workers: int = Field(-1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine")
+
+    @field_validator("root")
+    @classmethod
+    def _root_ok(cls, v: str) -> str:
+        return v.strip()
+
+
+class TrainSection(_Section):
+    epochs: int = Field(5, ge=1, le=100_000, description="Passes over the training data")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Images per step")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="Peak learning rate")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="Weight decay")
+    optimizer: str = Field("adamw", description='"sgd", "adam" or "adamw"')
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    scheduler: str = Field("cosine", description='"none", "cosine", "step" or "onecycle"')
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps before the schedule")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto = bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU"
+    )
+    seed: int = Field(0, ge=0, description="Seeds data splits, shuffling and init")
+    device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
+    log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
+    metric: Literal["val_acc", "val_loss"] = Field(
+        "val_acc", description="Which val metric picks the best checkpoint"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_ok(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError('must be "auto", "cpu", "cuda" or "cuda:N"')
+
+
+class RunConfig(_Section):
+    run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
+    model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
+    data: DataSection = Field(default_factory=DataSection)  # type: ignore[arg-type]
+    train: TrainSection = Field(default_factory=TrainSection)  # type: ignore[arg-type]
+
+
+# Choices that are registries: checked here so a typo is caught without importing torch.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("digits", "shapes", "folder"),
+    "data.augment": ("none", "light"),
+    "train.optimizer": ("sgd", "adam", "adamw"),
+    "train.scheduler": ("none", "cosine", "step", "onecycle"),
+}
+
+
+def _get(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return f"must be {op} {bound}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '?')}"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _known_keys(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        info = model.model_fields.get(part)
+        if info is None or not isinstance(info.annotation, type):
+            return []
+        model = info.annotation  # type: ignore[assignment]
+    return list(model.model_fields)
+
+
+def _issues_from(exc: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        field = ".".join(loc)
+        reason = _reason(err)
+        if err["type"] == "extra_forbidden":
+            keys = _known_keys(loc)
+            close = difflib.get_close_matches(loc[-1], keys, n=1)
+            reason += f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(keys)}"
+        value = err.get("input", _MISSING)
+        if isinstance(value, dict):
+            value = _MISSING
+        issues.append(ConfigIssue(field, value, reason))
+    return issues
+
+
+def check_choice(field: str, value: str, allowed: Iterable[str], what: str) -> ConfigIssue | None:
+    allowed = list(allowed)
+    if value in allowed:
+        return None
+    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
+    return ConfigIssue(field, value, f"unknown {what}; {hint}")
+
+
+def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
+    """Validate a parsed config; raise ConfigError listing every problem."""
+    try:
+        cfg = RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_issues_from(exc), source) from None
+    issues = [
+        issue
+        for field, allowed in CHOICES.items()
+        if (issue := check_choice(field, _get(cfg.model_dump(), field), allowed, "choice"))
+    ]
+    if cfg.data.dataset == "folder":
+        if not cfg.data.root:
+            issues.append(ConfigIssue("data.root", "", "required when data.dataset = folder"))
+        elif not Path(cfg.data.root).expanduser().is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+    if cfg.data.val_fraction + cfg.data.test_fraction >= 0.9:
+        issues.append(
+            ConfigIssue(
+                "data.test_fraction",
+                cfg.data.test_fraction,
+                f"val_fraction + test_fraction must be < 0.9 (val_fraction = {cfg.data.val_fraction})",
+            )
+        )
+    if issues:
+        raise ConfigError(issues, source)
+    return cfg
+
+
+def parse_toml(text: str, source: str = "") -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue("(toml)", _MISSING, f"syntax error: {exc}")], source) from None
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare word such as resnet18 is a string
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings; the value is read as TOML, else as a string."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise ConfigError(
+                [ConfigIssue("--set", item, "expected section.key=value, e.g. train.lr=3e-4")]
+            )
+        section, name = parts
+        node = out.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ConfigError([ConfigIssue(section, node, "is not a section")])
+        node[name] = _parse_value(raw.strip())
+    return out
+
+
+def load(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("config", str(p), f"cannot read: {exc.strerror}")]) from None
+    return from_dict(apply_overrides(parse_toml(text, str(p)), overrides), str(p))
+
+
+def loads(text: str, overrides: Iterable[str] = (), source: str = "") -> RunConfig:
+    return from_dict(apply_overrides(parse_toml(text, source), overrides), source)
+
+
+def to_toml(cfg: RunConfig, comments: bool = False) -> str:
+    """The full config as TOML; with comments, each key carries its description."""
+    doc = tomlkit.document()
+    if comments:
+        doc.add(tomlkit.comment("tuneterm run config. Every key is optional; shown are the defaults."))
+        doc.add(tomlkit.comment("Override any key from the CLI: tuneterm run FILE --set train.lr=3e-4"))
+    for section_name, section_info in RunConfig.model_fields.items():
+        section: BaseModel = getattr(cfg, section_name)
+        table = tomlkit.table()
+        fields = type(section).model_fields
+        for key, info in fields.items():
+            value = getattr(section, key)
+            if comments and info.description:
+                choices = CHOICES.get(f"{section_name}.{key}")
+                text = info.description + (f" ({', '.join(choices)})" if choices else "")
+                table.add(tomlkit.comment(text))
+            table.add(key, value)
+        doc.add(tomlkit.nl())
+        doc.add(section_name, table)
+        del section_info
+    return tomlkit.dumps(doc).lstrip("\n")
+
+
+def template() -> str:
+    return to_toml(RunConfig(), comments=True)
+
+
+def flatten(cfg: RunConfig) -> dict[str, Any]:
+    """`{"train.lr": 0.001, ...}`: the form compare and filters use."""
+    out: dict[str, Any] = {}
+    for section, values in cfg.model_dump().items():
+        for key, value in values.items():
+            out[f"{section}.{key}"] = value
+    return out

@@ -1,0 +1,3 @@
+from tuneterm.engine.process import main
+
+raise SystemExit(main())

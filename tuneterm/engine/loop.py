@@ -1,0 +1,265 @@
+"""The training loop. The hot path is `Trainer.train_epoch`: one screen, no host sync per step."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.nn import functional as F
+
+from tuneterm.config import RunConfig
+from tuneterm.engine import checkpoint
+from tuneterm.engine.data import DataBundle, Split, batches, default_workers
+from tuneterm.engine.models import Built, count_params
+from tuneterm.engine.optim import make_optimizer, make_scheduler
+
+
+class RunContext(Protocol):
+    """What the loop needs from the process around it (see engine/process.py)."""
+
+    ckpt_dir: Path
+
+    def emit(self, kind: str, /, **fields: Any) -> None: ...
+    def progress(self, force: bool = False, **fields: Any) -> None: ...
+    def stop_requested(self) -> bool: ...
+
+
+@dataclass
+class State:
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0
+    best: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if name == "fp32" or (name == "auto" and device.type != "cuda"):
+        return None
+    if name == "fp16":
+        return torch.float16
+    if name == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def transform_for(preset: str, size: int) -> Any:
+    if preset == "none":
+        return None
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomCrop(size, padding=max(1, size // 8)), v2.RandomHorizontalFlip()])
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, built: Built, data: DataBundle, ctx: RunContext) -> None:
+        t = cfg.train
+        self.cfg, self.ctx, self.data = cfg, ctx, data
+        self.device = pick_device(t.device)
+        self.amp_dtype = pick_precision(t.precision, self.device)
+        self.model = built.model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
+        self.opt = make_optimizer(self.model, t, self.device)
+        self.steps_per_epoch = max(1, len(_plan(data.train, t.batch_size)))
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.sched = make_scheduler(self.opt, t, self.total_steps)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        self.transform = transform_for(cfg.data.augment, cfg.data.image_size)
+        self.workers = default_workers() if cfg.data.workers < 0 else cfg.data.workers
+        self.pin = self.device.type == "cuda"
+        self.state = State()
+        self.params = count_params(self.model)
+
+    # -- device-side preprocessing --------------------------------------------------------
+    def _prep(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        x = (x.float() - self.mean) / self.std
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- the hot path ---------------------------------------------------------------------
+    def train_epoch(self) -> bool:
+        """One epoch from `state.batch` on. Returns False if a stop was requested."""
+        st, t = self.state, self.cfg.train
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n_loss, seen, waited = 0, 0, 0.0
+        tick = time.perf_counter()
+        it = batches(self.data.train, t.batch_size, self.cfg.data.image_size, shuffle_seed=t.seed,
+                     epoch=st.epoch, start_batch=st.batch, transform=self.transform,
+                     workers=self.workers, pin=self.pin)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(it, None)
+            waited += time.perf_counter() - t0
+            if batch is None:
+                break
+            x, y = self._prep(*batch)
+            with self._autocast():
+                loss = F.cross_entropy(self.model(x), y)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            loss_sum += loss.detach()
+            n_loss += 1
+            seen += len(y)
+            st.step += 1
+            st.batch += 1
+            if st.step % t.log_every == 0:  # the only host sync: once per log interval
+                now = time.perf_counter()
+                avg = (loss_sum / n_loss).item()
+                self._log_train(avg, seen / (now - tick), waited / (now - tick))
+                loss_sum.zero_()
+                n_loss, seen, waited, tick = 0, 0, 0.0, now
+            if self.ctx.stop_requested():
+                return False
+        if n_loss:
+            now = time.perf_counter()
+            self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
+        return True
+
+    def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
+        st = self.state
+        fields: dict[str, Any] = {
+            "step": st.step, "epoch": st.epoch + 1, "loss": loss,
+            "lr": self.opt.param_groups[0]["lr"], "img_s": round(img_s, 1),
+            "data_wait": round(wait_frac, 3),
+        }
+        if self.device.type == "cuda":
+            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
+        self.ctx.emit("train", **fields)
+        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: Split, full: bool = False) -> dict[str, Any]:
+        self.model.eval()
+        k = len(self.data.classes)
+        conf = torch.zeros(k, k, dtype=torch.long, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        top5 = torch.zeros((), device=self.device)
+        n = 0
+        for xb, yb in batches(split, self.cfg.train.batch_size * 2, self.cfg.data.image_size,
+                              workers=self.workers, pin=self.pin):
+            x, y = self._prep(xb, yb)
+            with self._autocast():
+                logits = self.model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            pred = logits.argmax(1)
+            conf += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+            top5 += (logits.topk(min(5, k), 1).indices == y[:, None]).any(1).sum()
+            n += len(y)
+        conf_cpu = conf.cpu()
+        correct = conf_cpu.diag().sum().item()
+        out: dict[str, Any] = {
+            "loss": loss_sum.item() / max(n, 1),
+            "acc": correct / max(n, 1),
+            "top5": top5.item() / max(n, 1),
+            "n": n,
+        }
+        if full:
+            per = conf_cpu.diag().float() / conf_cpu.sum(1).clamp(min=1).float()
+            out["per_class"] = dict(zip(self.data.classes, [round(v, 4) for v in per.tolist()], strict=True))
+            out["confusion"] = conf_cpu.tolist()
+        return out
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _model_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "model_name": self.cfg.model.name,
+            "num_classes": len(self.data.classes),
+            "classes": self.data.classes,
+            "dropout": self.cfg.model.dropout,
+            "image_size": self.cfg.data.image_size,
+            "mean": (self.mean.flatten() / 255).tolist(),
+            "std": (self.std.flatten() / 255).tolist(),
+        }
+
+    def save_last(self) -> None:
+        st = self.state
+        checkpoint.save(self.ctx.ckpt_dir / "last.pt", {
+            **self._model_state(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": st.epoch, "batch": st.batch, "step": st.step, "best": st.best,
+            "rng": checkpoint.rng_state(),
+        })
+
+    def restore(self, path: Path) -> None:
+        ck = checkpoint.load(path)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        checkpoint.set_rng_state(ck["rng"])
+        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped"."""
+        cfg, st = self.cfg, self.state
+        metric = cfg.train.metric
+        sign = 1.0 if metric == "val_acc" else -1.0
+        while st.epoch < cfg.train.epochs:
+            if not self.train_epoch():
+                self.save_last()
+                self.ctx.emit("checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch)
+                return "stopped"
+            val = self.evaluate(self.data.val)
+            st.epoch, st.batch = st.epoch + 1, 0
+            value = val["acc"] if metric == "val_acc" else val["loss"]
+            self.ctx.emit("val", epoch=st.epoch, step=st.step, val_loss=val["loss"],
+                          val_acc=val["acc"], val_top5=val["top5"])
+            if not st.best or sign * value > sign * st.best["value"]:
+                st.best = {"metric": metric, "value": value, "epoch": st.epoch, "step": st.step,
+                           "val_acc": val["acc"], "val_loss": val["loss"]}
+                checkpoint.save(self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best})
+            self.save_last()
+            self.ctx.emit("checkpoint", which="epoch", step=st.step, epoch=st.epoch, best=st.best["epoch"] == st.epoch)
+            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
+        return "completed"
+
+    def test(self) -> dict[str, Any]:
+        """Evaluate the best checkpoint on the test split (val if there is no test split)."""
+        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
+        self.model.load_state_dict(best["model"])
+        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        res = self.evaluate(split, full=True)
+        return {"split": name, "loss": res["loss"], "acc": res["acc"], "top5": res["top5"],
+                "n": res["n"], "per_class": res["per_class"], "confusion": res["confusion"],
+                "epoch": best["best"]["epoch"]}
+
+
+def _plan(split: Split, batch_size: int) -> list[torch.Tensor]:
+    from tuneterm.engine.data import batch_indices
+
+    return batch_indices(len(split), batch_size, None)
+

@@ -1,0 +1,190 @@
+"""The engine process: `python -m tuneterm.engine RUN_DIR [--resume]`.
+
+It records its own pid and start time first (before importing torch), then owns the run's
+meta.json, event queue and checkpoints until it exits. SIGTERM asks for a graceful stop:
+the loop finishes its step, saves `last.pt`, and the status becomes `stopped`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tuneterm.monitor import gpu_samples, process_sample, system_sample
+from tuneterm.proc import ProcessIdentity
+from tuneterm.store.events import EventWriter
+from tuneterm.store.meta import RunMeta, load_meta, save_meta
+from tuneterm.store.runs import RunStore
+
+SAMPLE_EVERY = 2.0  # seconds between system samples
+META_EVERY = 1.0  # at most one progress write of meta.json per second
+
+
+class EngineProcess:
+    """Implements the loop's RunContext over the run folder."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.dir = store.run_dir(run_id)
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.meta_path = self.dir / "meta.json"
+        self.meta: RunMeta = load_meta(self.meta_path)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._meta_lock = threading.Lock()
+        self._meta_saved = 0.0
+        me = ProcessIdentity.current(run_id)
+        self.meta.pid, self.meta.pid_start = me.pid, me.start_time
+        self.meta.host = socket.gethostname()
+        self.writer = EventWriter(self.dir / "events")
+
+    # -- RunContext ------------------------------------------------------------------------
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        self.writer.emit(kind, **fields)
+
+    def log(self, msg: str, level: str = "info") -> None:
+        print(f"[{level}] {msg}", flush=True)
+        self.emit("log", level=level, msg=msg)
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        with self._meta_lock:
+            for key, value in fields.items():
+                setattr(self.meta, key, value)
+            now = time.monotonic()
+            if force or now - self._meta_saved >= META_EVERY:
+                save_meta(self.meta_path, self.meta)
+                self._meta_saved = now
+
+    def set_status(self, status: str, **fields: Any) -> None:
+        self.progress(force=True, status=status, **fields)
+        self.emit("status", status=status, **{k: v for k, v in fields.items() if k == "error"})
+
+    # -- signals and sampling -------------------------------------------------------------------
+    def _on_term(self, signum: int, frame: object) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self.emit("log", level="info", msg=f"{signal.Signals(signum).name} received: stopping")
+
+    def _sampler(self) -> None:
+        me = psutil.Process(os.getpid())
+        process_sample(me)  # prime cpu_percent
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        indices = [int(i) for i in visible.split(",") if i.strip().isdigit()] if visible else None
+        while not self._done.wait(SAMPLE_EVERY):
+            try:
+                sample: dict[str, Any] = {**process_sample(me), **system_sample()}
+                gpus = gpu_samples(indices)
+                if gpus:
+                    sample["gpus"] = [g.to_dict() for g in gpus]
+                self.emit("sys", **sample)
+            except psutil.Error:
+                continue
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, resume: bool) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end the run
+        if resume:
+            self.meta.resumes += 1
+            self.meta.error = ""
+            self.meta.ended = None
+        else:
+            self.meta.started = time.time()
+        self.set_status("starting")
+        threading.Thread(target=self._sampler, name="sampler", daemon=True).start()
+        code = 1
+        try:
+            code = self._train(resume)
+        except BaseException as exc:  # the run must end with a status, whatever happened
+            self._fail(exc)
+        finally:
+            self._done.set()
+            self.meta.ended = time.time()
+            try:
+                self.writer.close()
+            finally:
+                save_meta(self.meta_path, self.meta)
+        return code
+
+    def _train(self, resume: bool) -> int:
+        import torch
+        import torchvision
+
+        from tuneterm.engine.data import build
+        from tuneterm.engine.models import build_model
+        from tuneterm.engine.registry import resolve_init
+        from tuneterm.engine.loop import Trainer
+
+        cfg = self.store.config(self.run_id)
+        torch.manual_seed(cfg.train.seed)
+        data = build(cfg.data, cfg.train.seed)
+        self.log(f"data {cfg.data.dataset}: {len(data.classes)} classes, " +
+                 ", ".join(f"{k} {v}" for k, v in data.counts.items()))
+        built = build_model(cfg.model, len(data.classes), resolve_init(cfg, self.store))
+        trainer = Trainer(cfg, built, data, self)
+        last = self.ckpt_dir / "last.pt"
+        if resume:
+            if last.is_file():
+                trainer.restore(last)
+            st = trainer.state
+            self.emit("resume", step=st.step, epoch=st.epoch, batch=st.batch, from_checkpoint=last.is_file())
+            self.log(f"resumed at step {st.step} (epoch {st.epoch + 1}, batch {st.batch})"
+                     if last.is_file() else "no checkpoint yet: starting from the beginning")
+        p = trainer.params
+        self.log(f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
+                 f"({100 * p['trainable'] / max(1, p['total']):.1f}%) on {trainer.device}")
+        versions = {"python": platform.python_version(), "torch": torch.__version__,
+                    "torchvision": torchvision.__version__, "cuda": torch.version.cuda or ""}
+        device = str(trainer.device)
+        if trainer.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(trainer.device)})"
+        self.progress(force=True, versions=versions, device=device, params=p, classes=data.classes,
+                      total_steps=trainer.total_steps, epochs=cfg.train.epochs,
+                      step=trainer.state.step, epoch=trainer.state.epoch)
+        if self.stop_requested():
+            self.set_status("stopped")
+            return 0
+        self.set_status("running")
+        outcome = trainer.fit()
+        if outcome == "completed":
+            result = trainer.test()
+            self.emit("test", **result)
+            final = {f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")}
+            self.meta.final = {**final, "per_class": result["per_class"],
+                               "confusion": result["confusion"], "best_epoch": result["epoch"]}
+        self.set_status(outcome)
+        return 0
+
+    def _fail(self, exc: BaseException) -> None:
+        from tuneterm.engine.errors import describe
+
+        message = describe(exc, self)
+        tb = "".join(traceback.format_exception(exc))
+        print(tb, file=sys.stderr, flush=True)
+        self.emit("error", message=message, traceback=tb)
+        self.set_status("failed", error=message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tuneterm.engine")
+    ap.add_argument("run_dir")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir).resolve()
+    engine = EngineProcess(RunStore(run_dir.parent), run_dir.name)
+    return engine.run(args.resume)

@@ -1,0 +1,148 @@
+"""Start, stop, kill, resume and delete engine processes. The API the CLI and the TUI share.
+
+An engine runs detached in its own session (`start_new_session`), with its output in the
+run's `engine.log`, so it outlives the terminal, the TUI, the CLI and the SSH session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tuneterm.config import ConfigError, RunConfig
+from tuneterm.proc import ProcessIdentity, send_signal, wait_gone
+from tuneterm.store.meta import UnreadableRun, load_meta
+from tuneterm.store.runs import RunInfo, RunStore
+
+HANDSHAKE_TIMEOUT = 60.0
+RESUMABLE = ("stopped", "crashed", "failed")
+
+
+class LaunchError(RuntimeError):
+    """The engine process did not come up; the message carries the tail of engine.log."""
+
+
+class RunStateError(RuntimeError):
+    """The action does not fit the run's status (e.g. stopping a finished run)."""
+
+
+def validate(cfg: RunConfig, store: RunStore) -> None:
+    """Every check that can be made before anything is created (imports torchvision)."""
+    from tuneterm.engine.registry import validate as validate_names
+
+    validate_names(cfg, store)
+
+
+def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False) -> RunInfo:
+    """Validate, create the run folder, and start its engine. Raises ConfigError before
+    creating anything if the config cannot run."""
+    if not checked:
+        validate(cfg, store)
+    info = store.create(cfg, name)
+    try:
+        _spawn(store, info.id, resume=False)
+    except LaunchError:
+        raise
+    except BaseException:
+        store.remove_half_made(info.id)
+        raise
+    return store.info(info.id)
+
+
+def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
+    run_dir = store.run_dir(run_id)
+    cmd = [sys.executable, "-m", "tuneterm.engine", str(run_dir)]
+    if resume:
+        cmd.append("--resume")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    before = _meta_pid(run_dir)
+    with open(run_dir / "engine.log", "ab") as log:
+        popen = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    # Reap the child when it ends, so a long-lived TUI or test process keeps no zombies.
+    threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
+    deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+    while time.monotonic() < deadline:
+        pid = _meta_pid(run_dir)
+        if pid == popen.pid and pid != before:
+            return pid
+        if popen.poll() is not None and _meta_pid(run_dir) != popen.pid:
+            raise LaunchError(f"engine exited with code {popen.returncode} before starting:\n"
+                              + _tail(run_dir / "engine.log"))
+        time.sleep(0.02)
+    raise LaunchError(f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log"))
+
+
+def _meta_pid(run_dir: Path) -> int:
+    try:
+        return load_meta(run_dir / "meta.json").pid
+    except UnreadableRun:
+        return 0
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no engine.log)"
+
+
+def _identity(info: RunInfo) -> ProcessIdentity:
+    assert info.meta is not None
+    return ProcessIdentity(info.meta.pid, info.meta.pid_start, info.id)
+
+
+def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -> RunInfo:
+    """SIGTERM (graceful: checkpoint, then `stopped`) or, with force, SIGKILL.
+
+    Only the run's own process is signalled: pid, start time and command line must match.
+    """
+    info = store.info(run_id)
+    if not info.alive or info.meta is None or info.meta.pid <= 0:
+        raise RunStateError(f"run {run_id} is {info.status}, not running")
+    ident = _identity(info)
+    if not send_signal(ident, signal.SIGKILL if force else signal.SIGTERM):
+        raise RunStateError(f"run {run_id}: its process is no longer running")
+    if wait > 0:
+        wait_gone(ident, wait)
+    return store.info(run_id)
+
+
+def kill(store: RunStore, run_id: str, wait: float = 5.0) -> RunInfo:
+    return stop(store, run_id, force=True, wait=wait)
+
+
+def resume(store: RunStore, run_id: str) -> RunInfo:
+    info = store.info(run_id)
+    if info.status not in RESUMABLE:
+        raise RunStateError(
+            f"run {run_id} is {info.status}; only {', '.join(RESUMABLE)} runs can be resumed"
+        )
+    try:
+        store.config(run_id)
+    except ConfigError as exc:
+        raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
+    _spawn(store, run_id, resume=True)
+    return store.info(run_id)
+
+
+def delete(store: RunStore, run_id: str, force: bool = False) -> None:
+    info = store.info(run_id)
+    if info.alive:
+        if not force:
+            raise RunStateError(f"run {run_id} is {info.status}; stop it first (or delete with --force)")
+        if info.meta is not None and info.meta.pid > 0:
+            kill(store, run_id)
+    store.delete(run_id)

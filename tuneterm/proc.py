@@ -1,0 +1,75 @@
+"""Process identity: a run's process is known by pid, start time and command line together.
+
+A pid alone is not enough: after the engine dies the kernel may hand the pid to any other
+process. We never count such a process as the run's, and never signal it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import psutil
+
+ENGINE_MARKER = "tuneterm.engine"
+_START_TOLERANCE = 0.05  # seconds; psutil derives start time from boot time + jiffies
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    pid: int
+    start_time: float
+    run_id: str
+
+    @classmethod
+    def current(cls, run_id: str) -> ProcessIdentity:
+        me = psutil.Process(os.getpid())
+        return cls(me.pid, me.create_time(), run_id)
+
+
+def _process(ident: ProcessIdentity) -> psutil.Process | None:
+    """The live process behind `ident`, or None if it is gone or is someone else."""
+    if ident.pid <= 0:
+        return None
+    try:
+        proc = psutil.Process(ident.pid)
+        if abs(proc.create_time() - ident.start_time) > _START_TOLERANCE:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        cmdline = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    if ENGINE_MARKER not in cmdline or ident.run_id not in cmdline:
+        return None
+    return proc
+
+
+def is_alive(ident: ProcessIdentity) -> bool:
+    return _process(ident) is not None
+
+
+def send_signal(ident: ProcessIdentity, sig: signal.Signals) -> bool:
+    """Signal the run's own process; False (and nothing sent) if it is not alive or not ours."""
+    proc = _process(ident)
+    if proc is None:
+        return False
+    try:
+        proc.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    return True
+
+
+def wait_gone(ident: ProcessIdentity, timeout: float) -> bool:
+    proc = _process(ident)
+    if proc is None:
+        return True
+    try:
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        return not is_alive(ident)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ChildProcessError):
+        pass
+    return True

@@ -1,0 +1,116 @@
+"""Run metadata (`meta.json`, written by the run's engine) and labels (`label.json`, by people).
+
+Each file has one writer at a time. `meta.json` is written by the launcher when it creates the
+run and by the run's engine process from then on; `label.json` (name, tags, notes) is written
+by the CLI/TUI. Both are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuneterm.store.files import atomic_write_json, read_json
+
+FORMAT_VERSION = 1
+
+# Statuses written to meta.json by the launcher or engine.
+ACTIVE = ("created", "starting", "running", "stopping")
+FINAL = ("completed", "failed", "stopped")
+# Statuses derived by readers: the process died without a final status; the files are damaged.
+DERIVED = ("crashed", "unreadable")
+STATUSES = ACTIVE + FINAL + DERIVED
+STARTUP_GRACE = 60.0  # seconds a `created` run may wait for its engine to come up
+
+
+class RunMeta(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: int = FORMAT_VERSION
+    id: str
+    name: str = ""
+    status: str = "created"
+    task: str = "classify"
+    model: str = ""
+    dataset: str = ""
+    created: float = Field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    updated: float = Field(default_factory=time.time)
+    pid: int = 0
+    pid_start: float = 0.0
+    host: str = ""
+    device: str = ""
+    versions: dict[str, str] = Field(default_factory=dict)
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    last_loss: float | None = None
+    throughput: float | None = None
+    best: dict[str, Any] = Field(default_factory=dict)
+    final: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, int] = Field(default_factory=dict)
+    classes: list[str] = Field(default_factory=list)
+    error: str = ""
+    resumes: int = 0
+    parent: str = ""
+
+
+class RunLabel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    notes: str = ""
+
+
+class UnreadableRun(Exception):
+    """A run folder whose metadata cannot be trusted; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_meta(path: Path) -> RunMeta:
+    try:
+        raw = read_json(path)
+    except FileNotFoundError:
+        raise UnreadableRun("meta.json is missing") from None
+    except (ValueError, OSError) as exc:
+        raise UnreadableRun(f"meta.json is damaged: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UnreadableRun("meta.json is not a JSON object")
+    version = raw.get("format", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UnreadableRun(
+            f"meta.json format {version!r} is newer than this tuneterm reads ({FORMAT_VERSION}); "
+            "upgrade tuneterm"
+        )
+    try:
+        return RunMeta.model_validate(raw)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise UnreadableRun(f"meta.json has bad fields: {' '.join(first[:3])}") from None
+
+
+def save_meta(path: Path, meta: RunMeta) -> None:
+    meta.updated = time.time()
+    atomic_write_json(path, meta.model_dump())
+
+
+def load_label(path: Path) -> RunLabel:
+    try:
+        return RunLabel.model_validate(read_json(path))
+    except FileNotFoundError:
+        return RunLabel()
+    except (ValueError, OSError):
+        return RunLabel()  # a damaged label loses only cosmetics; the run stays usable
+
+
+def save_label(path: Path, label: RunLabel) -> None:
+    atomic_write_json(path, label.model_dump())

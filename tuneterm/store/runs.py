@@ -1,0 +1,220 @@
+"""The run store: one folder per run under a runs folder.
+
+    runs/<id>/config.toml     the config exactly as launched (resolved, every key)
+    runs/<id>/meta.json       status, pid + start time, host, versions, progress, metrics
+    runs/<id>/label.json      name, tags, notes set by people after launch
+    runs/<id>/events/         the TinyDB event queue (see events.py)
+    runs/<id>/checkpoints/    best.pt and last.pt
+    runs/<id>/engine.log      the engine's stdout/stderr
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneterm.config import RunConfig, loads, to_toml
+from tuneterm.proc import ProcessIdentity, is_alive
+from tuneterm.store.events import EventReader
+from tuneterm.store.files import atomic_write_text, make_dir
+from tuneterm.store.ids import check_prefix, is_run_id, new_run_id
+from tuneterm.store.meta import (
+    ACTIVE,
+    STARTUP_GRACE,
+    RunLabel,
+    RunMeta,
+    UnreadableRun,
+    load_label,
+    load_meta,
+    save_label,
+    save_meta,
+)
+
+ENV_RUNS = "TUNETERM_RUNS"
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+class AmbiguousRun(LookupError):
+    pass
+
+
+@dataclass
+class RunInfo:
+    """What a reader knows of a run: its metadata plus the status derived from liveness."""
+
+    id: str
+    path: Path
+    status: str
+    meta: RunMeta | None
+    label: RunLabel
+    reason: str = ""  # why a run is unreadable or crashed
+
+    @property
+    def name(self) -> str:
+        if self.label.name:
+            return self.label.name
+        return self.meta.name if self.meta else ""
+
+    @property
+    def alive(self) -> bool:
+        return self.status in ACTIVE
+
+
+def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
+    """The status a reader should show: a dead process without a final status is `crashed`."""
+    if meta.status not in ACTIVE:
+        return meta.status, meta.error
+    if meta.pid <= 0:
+        # The launcher wrote `created`; the engine has not yet recorded its pid.
+        age = (now or time.time()) - meta.created
+        if meta.status == "created" and age < STARTUP_GRACE:
+            return "starting", ""
+        return "crashed", "the engine never started (see engine.log)"
+    if is_alive(ProcessIdentity(meta.pid, meta.pid_start, meta.id)):
+        return meta.status, ""
+    return "crashed", f"engine process {meta.pid} ended without a final status"
+
+
+class RunStore:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @classmethod
+    def from_env(cls, runs_dir: str | Path | None = None) -> RunStore:
+        return cls(runs_dir or os.environ.get(ENV_RUNS) or "runs")
+
+    # -- paths -------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        if not is_run_id(run_id):
+            raise RunNotFound(f"run = {run_id!r}: not a run id")
+        path = (self.root / run_id).resolve()
+        if path.parent != self.root:
+            raise RunNotFound(f"run = {run_id!r}: outside the runs folder")
+        return path
+
+    def meta_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "meta.json"
+
+    def events_dir(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "events"
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "checkpoints"
+
+    def log_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "engine.log"
+
+    # -- listing and naming ----------------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if is_run_id(n))
+
+    def resolve(self, ref: str) -> str:
+        """A run id from an id, a unique id prefix, or a unique name."""
+        ids = self.ids()
+        if ref in ids:
+            return ref
+        matches = [i for i in ids if i.startswith(check_prefix(ref))] if ref else []
+        if not matches:
+            matches = [i for i in ids if self.info(i).name == ref]
+        if not matches:
+            raise RunNotFound(f"run = {ref!r}: no such run in {self.root}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+            raise AmbiguousRun(f"run = {ref!r}: matches {len(matches)} runs ({shown}); type more")
+        return matches[0]
+
+    def info(self, run_id: str) -> RunInfo:
+        path = self.run_dir(run_id)
+        label = load_label(path / "label.json")
+        try:
+            meta = load_meta(path / "meta.json")
+        except UnreadableRun as exc:
+            return RunInfo(run_id, path, "unreadable", None, label, exc.reason)
+        if meta.id != run_id:
+            reason = f"meta.json names run {meta.id!r}, not its folder {run_id!r}"
+            return RunInfo(run_id, path, "unreadable", None, label, reason)
+        status, reason = derive_status(meta)
+        return RunInfo(run_id, path, status, meta, label, reason)
+
+    def list(self, status: str | None = None) -> list[RunInfo]:
+        runs = [self.info(i) for i in self.ids()]
+        return [r for r in runs if status is None or r.status == status]
+
+    # -- creating and changing ---------------------------------------------------------------
+    def create(self, cfg: RunConfig, name: str = "") -> RunInfo:
+        make_dir(self.root)
+        for _ in range(10):
+            run_id = new_run_id(cfg.model.name)
+            path = self.root / run_id
+            try:
+                path.mkdir(mode=0o755)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise RuntimeError("could not allocate a unique run id")
+        atomic_write_text(path / "config.toml", to_toml(cfg))
+        meta = RunMeta(
+            id=run_id,
+            name=name or cfg.run.name or run_id.split("-", 2)[2].rsplit("-", 1)[0],
+            task=cfg.run.task,
+            model=cfg.model.name,
+            dataset=cfg.data.dataset,
+            epochs=cfg.train.epochs,
+            host=socket.gethostname(),
+            parent=cfg.model.init.removeprefix("run:") if cfg.model.init.startswith("run:") else "",
+        )
+        save_meta(path / "meta.json", meta)
+        if cfg.run.tags or cfg.run.notes:
+            save_label(path / "label.json", RunLabel(tags=cfg.run.tags, notes=cfg.run.notes))
+        return self.info(run_id)
+
+    def config(self, run_id: str) -> RunConfig:
+        path = self.run_dir(run_id) / "config.toml"
+        return loads(path.read_text(encoding="utf-8"), source=str(path))
+
+    def set_label(
+        self,
+        run_id: str,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        notes: str | None = None,
+    ) -> RunLabel:
+        from tuneterm.store.ids import check_name
+
+        path = self.run_dir(run_id) / "label.json"
+        label = load_label(path)
+        if name is not None:
+            label.name = check_name(name) or None
+        if tags is not None:
+            label.tags = sorted({t.strip() for t in tags if t.strip()})
+        if notes is not None:
+            label.notes = notes
+        save_label(path, label)
+        return label
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run folder. The caller checks the run is not alive (see launcher.delete)."""
+        path = self.run_dir(run_id)
+        # Rename first so a half-deleted folder never looks like a run.
+        trash = self.root / f".deleting-{run_id}-{os.getpid()}"
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def events(self, run_id: str) -> EventReader:
+        return EventReader(self.events_dir(run_id))
+
+    def remove_half_made(self, run_id: str) -> None:
+        """Undo `create` for a run whose engine never came up (nothing else refers to it)."""
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
