@@ -1,0 +1,119 @@
+"""Builds run stores for the TUI tests and bench through the store API (no engine needed)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tuneterm.config import loads
+from tuneterm.store import EventWriter, RunInfo, RunStore
+from tuneterm.store.meta import load_meta, save_meta
+
+TINY = """
+[run]
+name = "{name}"
+[model]
+name = "resnet18"
+weights = "none"
+[data]
+dataset = "digits"
+classes = ["0", "1", "2"]
+per_class = 20
+image_size = 16
+[train]
+epochs = {epochs}
+lr = {lr}
+"""
+
+
+def make_run(
+    store: RunStore,
+    name: str,
+    status: str = "completed",
+    steps: int = 60,
+    epochs: int = 3,
+    lr: float = 0.001,
+    tags: tuple[str, ...] = (),
+    events: bool = True,
+    seed: float = 1.0,
+    **meta: Any,
+) -> RunInfo:
+    """A run as the engine would leave it: meta.json, config.toml and an event queue."""
+    cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
+    info = store.create(cfg)
+    if tags:
+        store.set_label(info.id, tags=list(tags))
+    m = load_meta(info.path / "meta.json")
+    now = time.time()
+    per_epoch = max(1, steps // epochs)
+    done = steps if status == "completed" else steps // 2
+    m.status, m.started, m.total_steps, m.step = status, now - 300, steps, done
+    m.epoch = done // per_epoch
+    m.ended = now if status not in ("running", "starting") else None
+    m.last_loss = 2 * math.exp(-done / (40 * seed))
+    m.device, m.throughput, m.classes = "cpu", 28.5, ["0", "1", "2"]
+    m.best = {"metric": "val_acc", "value": 0.5 + 0.1 * m.epoch / seed, "epoch": m.epoch}
+    if status == "completed":
+        m.final = {
+            "test_acc": 0.9,
+            "test_loss": 0.3,
+            "test_top5": 1.0,
+            "per_class": {"0": 0.95, "1": 0.85, "2": 0.9},
+            "confusion": [[19, 1, 0], [2, 17, 1], [1, 1, 18]],
+            "best_epoch": epochs,
+        }
+    if status == "running":
+        m.pid = 0  # no process: readers derive "crashed" unless a test fakes liveness
+    for key, value in meta.items():
+        setattr(m, key, value)
+    save_meta(info.path / "meta.json", m)
+    if events:
+        with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
+            write_events(w, done, per_epoch, status, seed)
+    return store.info(info.id)
+
+
+def write_events(w: EventWriter, steps: int, per_epoch: int, status: str, seed: float) -> None:
+    w.emit("status", status="running")
+    w.emit("log", level="info", msg="data digits: 3 classes, train 60, val 15, test 15")
+    for step in range(1, steps + 1):
+        w.emit(
+            "train",
+            step=step,
+            epoch=(step - 1) // per_epoch + 1,
+            loss=2 * math.exp(-step / (40 * seed)) + 0.05 * math.sin(step),
+            lr=1e-3,
+            img_s=28.0 + step % 5,
+            data_wait=0.1,
+        )
+        if step % per_epoch == 0:
+            e = step // per_epoch
+            w.emit("val", epoch=e, step=step, val_loss=1.0 / e, val_acc=0.5 + 0.1 * e / seed,
+                   val_top5=1.0)  # fmt: skip
+    w.emit("sys", cpu=150.0, rss=5e8, sys_cpu=60.0, ram_used=8e9, ram_total=24e9)
+    if status == "completed":
+        w.emit("test", split="test", loss=0.3, acc=0.9, top5=1.0, n=15,
+               per_class={"0": 0.95, "1": 0.85, "2": 0.9},
+               confusion=[[19, 1, 0], [2, 17, 1], [1, 1, 18]], epoch=3)  # fmt: skip
+        w.emit("status", status="completed")
+    elif status == "failed":
+        w.emit("error", message="CUDA out of memory", traceback="Traceback...\nRuntimeError: OOM")
+        w.emit("status", status="failed", error="CUDA out of memory")
+
+
+def make_store(root: Path, n: int = 3) -> RunStore:
+    store = RunStore(root)
+    statuses = ["completed", "failed", "stopped", "completed"]
+    for i in range(n):
+        make_run(store, f"run{i}", statuses[i % len(statuses)], lr=0.001 * (i + 1), seed=1 + i)
+    return store
+
+
+def test_make_store_builds_readable_runs(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    runs = store.list()
+    assert sorted(r.status for r in runs) == ["completed", "failed", "stopped"]
+    events = store.events(runs[0].id).poll()
+    assert any(e["kind"] == "train" for e in events)

@@ -1,0 +1,249 @@
+"""A run's event history as plot-ready series, and min/max downsampling for charts.
+
+Pure data: no textual, no I/O. A worker thread reads events from the store; the UI thread
+feeds them to `RunHistory.add`, which keeps growing arrays (cheap appends, zero-copy numpy
+views for downsampling) so a curve of a million points redraws in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+XAxis = Literal["step", "epoch", "time"]
+X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
+LOG_LINES = 500
+
+
+class Series:
+    """Parallel growing float columns (one per name), appended row by row."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+        self.cols: dict[str, array[float]] = {n: array("d") for n in names}
+
+    def __len__(self) -> int:
+        return len(self.cols[self.names[0]])
+
+    def append(self, **values: float) -> None:
+        for name, col in self.cols.items():
+            col.append(float(values.get(name, math.nan)))
+
+    def extend(self, rows: Mapping[str, Iterable[float]]) -> None:
+        for name, col in self.cols.items():
+            col.extend(rows[name])
+
+    def np(self, name: str) -> np.ndarray:
+        col = self.cols[name]
+        if not col:
+            return np.empty(0)
+        return np.frombuffer(col, dtype=np.float64)
+
+    def truncate_after(self, name: str, limit: float) -> None:
+        """Drop the rows whose `name` column is > limit (a resumed run replays those steps)."""
+        col = self.np(name)
+        keep = int(np.searchsorted(col, limit, side="right")) if len(col) else 0
+        if np.any(col[:keep] > limit):  # not sorted: fall back to a mask
+            mask = col <= limit
+            for n, c in self.cols.items():
+                self.cols[n] = array("d", np.frombuffer(c, dtype=np.float64)[mask].tolist())
+            return
+        for c in self.cols.values():
+            del c[keep:]
+
+
+@dataclass
+class LogLine:
+    t: float
+    level: str
+    msg: str
+
+
+@dataclass
+class RunHistory:
+    """Everything the detail panes plot or show for one run, built from its events."""
+
+    train: Series = field(
+        default_factory=lambda: Series(
+            "step", "epoch", "t", "loss", "lr", "img_s", "data_wait", "gpu_mem"
+        )
+    )
+    val: Series = field(
+        default_factory=lambda: Series("step", "epoch", "t", "val_loss", "val_acc", "val_top5")
+    )
+    sys: dict[str, Any] = field(default_factory=dict)
+    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    test: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    status: str = ""
+    first_t: float = 0.0
+    last_seq: int = -1
+    events: int = 0
+    log_total: int = 0  # lines ever logged (the deque keeps the last LOG_LINES)
+    version: int = 0  # bumped on every change, so views redraw only when needed
+
+    def add(self, events: Iterable[Mapping[str, Any]]) -> None:
+        changed = False
+        for ev in events:
+            changed = True
+            self.events += 1
+            self.last_seq = max(self.last_seq, int(ev.get("seq", -1)))
+            t = float(ev.get("t", 0.0))
+            if not self.first_t:
+                self.first_t = t
+            kind = ev.get("kind")
+            if kind == "train":
+                self.train.append(
+                    step=ev.get("step", 0),
+                    epoch=ev.get("epoch", 0),
+                    t=t,
+                    loss=ev.get("loss", math.nan),
+                    lr=ev.get("lr", math.nan),
+                    img_s=ev.get("img_s", math.nan),
+                    data_wait=ev.get("data_wait", math.nan),
+                    gpu_mem=ev.get("gpu_mem_peak", math.nan),
+                )
+            elif kind == "val":
+                self.val.append(
+                    step=ev.get("step", 0),
+                    epoch=ev.get("epoch", 0),
+                    t=t,
+                    val_loss=ev.get("val_loss", math.nan),
+                    val_acc=ev.get("val_acc", math.nan),
+                    val_top5=ev.get("val_top5", math.nan),
+                )
+            elif kind == "resume":
+                step = float(ev.get("step", 0))
+                self.train.truncate_after("step", step)
+                self.val.truncate_after("step", step)
+                self._log(t, "info", f"resumed at step {int(step)}")
+            elif kind == "sys":
+                self.sys = dict(ev)
+            elif kind == "log":
+                self._log(t, str(ev.get("level", "info")), str(ev.get("msg", "")))
+            elif kind == "error":
+                self.error = str(ev.get("message", ""))
+                self._log(t, "error", self.error)
+                for line in str(ev.get("traceback", "")).splitlines()[-12:]:
+                    self._log(t, "trace", line)
+            elif kind == "status":
+                self.status = str(ev.get("status", ""))
+                extra = f": {ev['error']}" if ev.get("error") else ""
+                self._log(t, "status", f"status {self.status}{extra}")
+            elif kind == "test":
+                self.test = dict(ev)
+            elif kind == "checkpoint":
+                self._log(t, "debug", f"checkpoint {ev.get('which', '')} at step {ev.get('step')}")
+        if changed:
+            self.version += 1
+
+    def _log(self, t: float, level: str, msg: str) -> None:
+        self.logs.append(LogLine(t, level, msg))
+        self.log_total += 1
+
+    def x_of(self, series: Series, axis: XAxis, steps_per_epoch: float = 0.0) -> np.ndarray:
+        """The x values of a series on the chosen axis (epoch is fractional when known)."""
+        if axis == "time":
+            return (series.np("t") - self.first_t) / 60.0
+        if axis == "epoch":
+            if series is self.train and steps_per_epoch > 0:
+                return series.np("step") / steps_per_epoch
+            if series is self.train:
+                return series.np("epoch")
+            return series.np("epoch")
+        return series.np("step")
+
+
+X_LABELS: dict[XAxis, str] = {"step": "step", "epoch": "epoch", "time": "minutes"}
+
+
+def ema(y: np.ndarray, weight: float, counts: np.ndarray | None = None) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard's smoothing). With `counts`, each
+    value stands for that many raw points (a downsampled column) and decays accordingly."""
+    if weight <= 0 or len(y) == 0:
+        return y
+    out = np.empty_like(y)
+    acc, norm = 0.0, 0.0
+    decays = np.full(len(y), weight) if counts is None else np.power(weight, counts)
+    for i, (v, d) in enumerate(zip(y.tolist(), decays.tolist(), strict=True)):
+        if math.isnan(v):
+            out[i] = math.nan
+            continue
+        acc = acc * d + (1 - d) * v
+        norm = norm * d + (1 - d)
+        out[i] = acc / norm if norm else v
+    return out
+
+
+@dataclass
+class Curve:
+    """A downsampled curve ready for plotext: at most ~2 points per column."""
+
+    x: list[float]
+    y: list[float]
+    raw_points: int
+
+
+def downsample(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of y in each of `columns` equal x bins, in x order: the shape of the curve
+    survives (spikes included) while plotext gets at most 2 * columns points."""
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    n = len(x)
+    if n <= 2 * columns or columns < 1:
+        return x, y
+    if np.any(x[1:] < x[:-1]):
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+    edges = np.linspace(x[0], x[-1], columns + 1)[1:-1]
+    starts = np.concatenate(([0], np.searchsorted(x, edges, side="left")))
+    starts = np.unique(starts)
+    starts = starts[starts < n]
+    ymin = np.minimum.reduceat(y, starts)
+    ymax = np.maximum.reduceat(y, starts)
+    ends = np.append(starts[1:], n)
+    xmid = (x[starts] + x[ends - 1]) / 2
+    xs = np.repeat(xmid, 2)
+    ys = np.empty(2 * len(starts))
+    ys[0::2], ys[1::2] = ymin, ymax
+    return xs, ys
+
+
+def column_means(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of y per x column and how many points each mean stands for."""
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if not ok.all():
+        x, y = x[ok], y[ok]
+    n = len(x)
+    if n <= 2 * columns or columns < 1:
+        return x, y, np.ones(n)
+    edges = np.linspace(x[0], x[-1], columns + 1)[1:-1]
+    starts = np.unique(np.concatenate(([0], np.searchsorted(x, edges, side="left"))))
+    starts = starts[starts < n]
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    sums = np.add.reduceat(y, starts)
+    ends = np.append(starts[1:], n)
+    return (x[starts] + x[ends - 1]) / 2, sums / counts, counts
+
+
+def curve(
+    x: np.ndarray, y: np.ndarray, columns: int, smoothing: float = 0.0, log_y: bool = False
+) -> Curve:
+    """What to hand plotext for one series: smoothed (EMA) or min/max downsampled."""
+    raw = len(y)
+    if log_y:
+        keep = y > 0
+        x, y = x[keep], y[keep]
+    if smoothing > 0:
+        xm, ym, counts = column_means(x, y, columns)
+        xs, ys = xm, ema(ym, smoothing, counts)
+    else:
+        xs, ys = downsample(x, y, columns)
+    return Curve(xs.tolist(), ys.tolist(), raw)

@@ -1,0 +1,121 @@
+"""Reading the store for the TUI, cheaply enough to repeat every second from a worker thread.
+
+Nothing here touches widgets; workers call these and post what they return as messages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuneterm.config import ConfigError, flatten
+from tuneterm.store import EventReader, RunInfo, RunStore
+from tuneterm.store.meta import ACTIVE
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+class RunLister:
+    """`RunStore.list()` that re-reads only runs whose meta.json or label.json changed (and
+    re-checks liveness of active ones), so 1,000 runs refresh in milliseconds."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[int, int, RunInfo]] = {}
+
+    def scan(self) -> list[RunInfo]:
+        out = []
+        ids = self.store.ids()
+        for run_id in ids:
+            path = self.store.root / run_id
+            stamp = (_mtime(path / "meta.json"), _mtime(path / "label.json"))
+            hit = self._cache.get(run_id)
+            if hit and (hit[0], hit[1]) == stamp and hit[2].status not in (*ACTIVE, "starting"):
+                out.append(hit[2])
+                continue
+            try:
+                info = self.store.info(run_id)
+            except Exception:  # a run deleted between listdir and read
+                continue
+            self._cache[run_id] = (*stamp, info)
+            out.append(info)
+        for gone in set(self._cache) - set(ids):
+            del self._cache[gone]
+        return out
+
+
+class ConfigCache:
+    """Flattened configs for filtering by config value; config.toml never changes after launch."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        if run_id not in self._cache:
+            try:
+                self._cache[run_id] = flatten(self.store.config(run_id))
+            except (ConfigError, OSError, ValueError):
+                self._cache[run_id] = {}
+        return self._cache[run_id]
+
+
+@dataclass
+class RunText:
+    """The text panes of one run, read in one go: config TOML and the engine log tail."""
+
+    run_id: str
+    config: str
+    log_tail: str
+
+
+def read_text(store: RunStore, run_id: str, lines: int = 40) -> RunText:
+    try:
+        config = (store.run_dir(run_id) / "config.toml").read_text(encoding="utf-8")
+    except OSError as exc:
+        config = f"# config.toml cannot be read: {exc.strerror}"
+    try:
+        with open(store.log_path(run_id), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail = fh.read().decode("utf-8", "replace").splitlines()[-lines:]
+    except OSError:
+        tail = []
+    return RunText(run_id, config, "\n".join(tail))
+
+
+class EventPoller:
+    """One cursor reader per watched run; `poll` returns only new events per run.
+
+    Used from a single worker thread at a time."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.readers: dict[str, EventReader] = {}
+
+    def poll(self, run_ids: list[str], limit: int = 50_000) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run_id in run_ids:
+            reader = self.readers.get(run_id)
+            if reader is None:
+                try:
+                    reader = self.readers[run_id] = self.store.events(run_id)
+                except Exception:
+                    continue
+            try:
+                events = reader.poll(limit=limit)
+            except (OSError, ValueError):
+                continue  # a run deleted or a segment replaced mid-read: next poll
+            if events:
+                out[run_id] = events
+        return out
+
+    def forget(self, run_id: str) -> None:
+        self.readers.pop(run_id, None)

@@ -1,0 +1,261 @@
+"""The run list's rows: cells, sort keys and the `/` filter. Pure functions over RunInfo."""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tuneterm.store import RunInfo
+
+STATUS_STYLE: dict[str, str] = {
+    "created": "cyan",
+    "starting": "cyan",
+    "running": "bold green",
+    "stopping": "yellow",
+    "completed": "blue",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "crashed": "bold red",
+    "unreadable": "red",
+}
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mark", " "),
+    ("name", "Run"),
+    ("status", "Status"),
+    ("model", "Model"),
+    ("data", "Data"),
+    ("progress", "Progress"),
+    ("epoch", "Epoch"),
+    ("best", "Best val"),
+    ("loss", "Loss"),
+    ("elapsed", "Elapsed"),
+    ("eta", "ETA"),
+    ("device", "Device"),
+    ("id", "ID"),
+)
+SORT_KEYS: tuple[str, ...] = ("created", "name", "status", "progress", "best", "loss", "elapsed")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def number(v: float | None, digits: int = 4) -> str:
+    if v is None or v != v:
+        return ""
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 1e-3:
+        return f"{v:.{max(1, digits - 2)}e}"
+    return f"{v:.{digits}g}"
+
+
+def fraction_done(info: RunInfo) -> float | None:
+    m = info.meta
+    if m is None:
+        return None
+    if info.status == "completed":
+        return 1.0
+    if m.total_steps > 0:
+        return min(1.0, m.step / m.total_steps)
+    if m.epochs > 0:
+        return min(1.0, m.epoch / m.epochs)
+    return None
+
+
+def bar(frac: float | None, width: int = 6) -> str:
+    if frac is None:
+        return ""
+    eighths = " ▏▎▍▌▋▊▉█"
+    filled = frac * width
+    full = int(filled)
+    part = eighths[int((filled - full) * 8)] if full < width else ""
+    return ("█" * full + part).ljust(width) + f" {frac * 100:3.0f}%"
+
+
+def elapsed(info: RunInfo, now: float) -> float | None:
+    m = info.meta
+    if m is None or m.started is None:
+        return None
+    end = m.ended if m.ended and not info.alive else (now if info.alive else m.updated)
+    return max(0.0, end - m.started)
+
+
+def eta(info: RunInfo, now: float) -> float | None:
+    m = info.meta
+    if m is None or not info.alive or m.started is None or m.total_steps <= 0 or m.step <= 0:
+        return None
+    rate = m.step / max(1e-6, now - m.started)
+    return (m.total_steps - m.step) / rate if rate > 0 else None
+
+
+def best_text(info: RunInfo) -> str:
+    best = info.meta.best if info.meta else {}
+    if not best or "value" not in best:
+        return ""
+    metric = str(best.get("metric", "")).removeprefix("val_")
+    return f"{metric} {number(float(best['value']))}"
+
+
+def best_value(info: RunInfo) -> float:
+    best = info.meta.best if info.meta else {}
+    v = best.get("value") if best else None
+    if v is None:
+        return float("-inf")
+    return -float(v) if best.get("metric") == "val_loss" else float(v)
+
+
+def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, str]:
+    """The plain text of every column (styles are applied by the table)."""
+    now = now or time.time()
+    m = info.meta
+    dev = (m.device.split(" ")[0] if m and m.device else "") if m else ""
+    return {
+        "mark": "●" if marked else " ",
+        "name": info.name or "-",
+        "status": info.status,
+        "model": m.model if m else "",
+        "data": m.dataset if m else "",
+        "progress": bar(fraction_done(info)),
+        "epoch": f"{m.epoch}/{m.epochs}" if m and m.epochs else "",
+        "best": best_text(info),
+        "loss": number(m.last_loss) if m else "",
+        "elapsed": duration(elapsed(info, now)),
+        "eta": duration(eta(info, now)),
+        "device": dev,
+        "id": info.id,
+    }
+
+
+def sort_key(key: str, now: float) -> Callable[[RunInfo], Any]:
+    if key == "name":
+        return lambda r: r.name.lower()
+    if key == "status":
+        return lambda r: (r.status, r.id)
+    if key == "progress":
+        return lambda r: fraction_done(r) or 0.0
+    if key == "best":
+        return best_value
+    if key == "loss":
+        return lambda r: (r.meta.last_loss if r.meta and r.meta.last_loss is not None else 1e30)
+    if key == "elapsed":
+        return lambda r: elapsed(r, now) or 0.0
+    return lambda r: r.id  # ids start with the creation time
+
+
+def sort_runs(runs: list[RunInfo], key: str, descending: bool) -> list[RunInfo]:
+    return sorted(runs, key=sort_key(key, time.time()), reverse=descending)
+
+
+# -- the `/` filter ----------------------------------------------------------------------------
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "=": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class Term:
+    field: str  # "" = any text; "status", "tag", ...; or a config key
+    op: str  # ":" for text fields, else one of _OPS
+    value: str
+
+
+def parse_filter(text: str) -> list[Term]:
+    """`resnet status:running tag:base train.lr<0.01 epochs=5`: every term must match."""
+    terms = []
+    for word in text.split():
+        for op in (">=", "<=", "!=", "=", ">", "<"):
+            if op in word:
+                key, _, value = word.partition(op)
+                if key:
+                    terms.append(Term(key.lower(), op, value))
+                    break
+        else:
+            key, sep, value = word.partition(":")
+            if sep and key and key.lower() in ("status", "tag", "model", "data", "name", "id"):
+                terms.append(Term(key.lower(), ":", value.lower()))
+            else:
+                terms.append(Term("", ":", word.lower()))
+    return terms
+
+
+def needs_config(terms: list[Term]) -> bool:
+    return any(t.op != ":" for t in terms)
+
+
+def _coerce(raw: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(like, int | float):
+        try:
+            return type(like)(float(raw)) if isinstance(like, int) else float(raw)
+        except ValueError:
+            return raw
+    if isinstance(like, list):
+        return raw
+    return raw.strip('"')
+
+
+def _config_match(term: Term, config: Mapping[str, Any]) -> bool:
+    keys = [k for k in config if k == term.field or k.endswith("." + term.field)]
+    if term.field == "status":
+        return False
+    for key in keys:
+        actual = config[key]
+        if isinstance(actual, list):
+            if term.op == "=" and term.value in [str(a) for a in actual]:
+                return True
+            continue
+        want = _coerce(term.value, actual)
+        try:
+            if _OPS[term.op](actual, want):
+                return True
+        except TypeError:
+            if _OPS[term.op](str(actual), term.value):
+                return True
+    return False
+
+
+def matches(info: RunInfo, terms: list[Term], config: Mapping[str, Any] | None = None) -> bool:
+    m = info.meta
+    tags = [t.lower() for t in info.label.tags]
+    texts = {
+        "status": [info.status],
+        "tag": tags,
+        "model": [m.model.lower()] if m else [],
+        "data": [m.dataset.lower()] if m else [],
+        "name": [info.name.lower()],
+        "id": [info.id],
+    }
+    for term in terms:
+        if term.op == ":" and term.field:
+            if not any(term.value in t for t in texts[term.field]):
+                return False
+        elif term.op == ":":
+            hay = [*(v for vs in texts.values() for v in vs), info.label.notes.lower()]
+            if not any(term.value in h for h in hay):
+                return False
+        elif term.field == "status" and term.op in ("=", "!="):
+            if (info.status == term.value.lower()) != (term.op == "="):
+                return False
+        elif config is None or not _config_match(term, config):
+            return False
+    return True

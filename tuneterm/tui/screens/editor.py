@@ -1,0 +1,332 @@
+"""The config editor: TOML with highlighting and live validation, a form for common fields,
+and one key to launch. An invalid config cannot launch, and nothing typed is ever lost."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tomlkit
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, Select, Static, TextArea
+
+from tuneterm import launcher
+from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, loads, template
+from tuneterm.tui.messages import LaunchDone
+from tuneterm.tui.widgets.tomlarea import TomlArea
+
+if TYPE_CHECKING:
+    from tuneterm.tui.app import TuneTermApp
+
+
+@dataclass(frozen=True)
+class FormField:
+    key: str  # section.name
+    label: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def section(self) -> str:
+        return self.key.split(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.split(".")[1]
+
+    @property
+    def widget_id(self) -> str:
+        return "form-" + self.key.replace(".", "-")
+
+
+def _schema_has(key: str) -> bool:
+    section, name = key.split(".")
+    info = RunConfig.model_fields.get(section)
+    return info is not None and name in getattr(info.annotation, "model_fields", {})
+
+
+# The common fields; freezing shows up as soon as the schema has a key for it.
+FORM: tuple[FormField, ...] = tuple(
+    f
+    for f in (
+        FormField("run.name", "name"),
+        FormField("model.name", "model"),
+        FormField("model.weights", "weights"),
+        FormField("model.freeze", "freeze"),
+        FormField("train.freeze", "freeze"),
+        FormField("data.dataset", "data set", CHOICES["data.dataset"]),
+        FormField("data.image_size", "image size"),
+        FormField("data.per_class", "per class (0 = all)"),
+        FormField("data.augment", "augmentation", CHOICES["data.augment"]),
+        FormField("train.epochs", "epochs"),
+        FormField("train.batch_size", "batch size"),
+        FormField("train.lr", "learning rate"),
+        FormField("train.optimizer", "optimizer", CHOICES["train.optimizer"]),
+        FormField("train.device", "device"),
+    )
+    if _schema_has(f.key)
+)
+_DEFAULTS = RunConfig().model_dump()
+
+
+def field_line(text: str, field: str) -> int | None:
+    """The line (0-based) where `section.key` is set in the TOML text, or its section."""
+    parts = field.split(".")
+    if len(parts) < 2:
+        return None
+    section, key = parts[0], parts[1]
+    current, section_line = "", None
+    for row, line in enumerate(text.splitlines()):
+        head = re.match(r"^\s*\[([^\]]+)\]", line)
+        if head:
+            current = head.group(1).strip()
+            if current == section:
+                section_line = row
+            continue
+        if current == section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return row
+    return section_line
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    """A form value as TOML wants it: numbers stay numbers where they parse."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("true", "1", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if isinstance(default, list):
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class EditorScreen(Screen[None]):
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", id="editor.launch"),
+        Binding("f2", "toggle_form", "Form", id="editor.form"),
+        Binding("ctrl+n", "template", "Template", id="editor.template"),
+        Binding("escape", "close", "Back (keeps draft)", id="editor.close"),
+    ]
+
+    app: TuneTermApp
+
+    def __init__(self, text: str, title: str) -> None:
+        super().__init__()
+        self.initial, self.title_text = text, title
+        self.issues: list[ConfigIssue] = []
+        self.launching = False
+        self._syncing = False
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.title_text}", style="bold"), id="editor-title")
+        with Horizontal(id="editor-body"):
+            yield TomlArea(self.initial, id="toml")
+            with VerticalScroll(id="form"):
+                for f in FORM:
+                    yield Label(f.label, classes="form-label")
+                    if f.choices:
+                        yield Select(
+                            [(c, c) for c in f.choices],
+                            allow_blank=False,
+                            value=_DEFAULTS[f.section][f.name],
+                            id=f.widget_id,
+                        )
+                    else:
+                        yield Input(id=f.widget_id, compact=True)
+        yield Static("", id="issues")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        area = self.query_one(TomlArea)
+        area.use_dark(self.app.current_theme.dark)
+        self.app.theme_changed_signal.subscribe(self, lambda t: area.use_dark(t.dark))
+        area.focus()
+        self.validate()
+        self.sync_form()
+
+    @property
+    def text(self) -> str:
+        return self.query_one(TomlArea).text
+
+    # -- validation ---------------------------------------------------------------------------------
+    @on(TextArea.Changed, "#toml")
+    def toml_changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.15, self._after_edit)
+
+    def _after_edit(self) -> None:
+        self.validate()
+        if not self._syncing:
+            self.sync_form()
+
+    def validate(self) -> RunConfig | None:
+        text = self.text
+        try:
+            cfg = loads(text, source="editor")
+        except ConfigError as exc:
+            self.show_issues(exc.issues)
+            return None
+        self.show_issues([])
+        return cfg
+
+    def show_issues(self, issues: list[ConfigIssue], error: str = "") -> None:
+        self.issues = issues
+        text = self.text
+        lines: set[int] = set()
+        out = Text()
+        if error:
+            out.append(f" ✗ {error}\n", style="bold red")
+        for issue in issues:
+            row = field_line(text, issue.field)
+            if issue.field == "(toml)":
+                m = re.search(r"at line (\d+)", issue.reason)
+                row = int(m.group(1)) - 1 if m else None
+            if row is not None:
+                lines.add(row)
+            where = f"line {row + 1:>3}  " if row is not None else "          "
+            out.append(" ✗ ", style="bold red")
+            out.append(where, style="dim")
+            out.append(f"{issue}\n")
+        if not issues and not error:
+            if self.launching:
+                out.append(" … launching (checking the model with torchvision first)", style="bold")
+            else:
+                out.append(" ✓ valid", style="bold green")
+                out.append("  ctrl+l launches   f2 form   esc back (the draft is kept)", style="dim")
+        self.query_one("#issues", Static).update(out.rstrip() if isinstance(out, Text) else out)
+        self.query_one(TomlArea).mark_errors(lines)
+        bad = {i.field for i in issues}
+        for f in FORM:
+            self.query_one(f"#{f.widget_id}").set_class(f.key in bad, "-invalid")
+
+    # -- the form ------------------------------------------------------------------------------------
+    def sync_form(self) -> None:
+        """TOML -> form, when the TOML parses."""
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError:
+            return
+        self._syncing = True
+        try:
+            for f in FORM:
+                section = data.get(f.section, {})
+                value = section.get(f.name, _DEFAULTS[f.section][f.name])
+                widget = self.query_one(f"#{f.widget_id}")
+                if isinstance(widget, Select):
+                    if value in f.choices and widget.value != value:
+                        with widget.prevent(Select.Changed):
+                            widget.value = value
+                elif isinstance(widget, Input) and widget.value != _show(value):
+                    with widget.prevent(Input.Changed):
+                        widget.value = _show(value)
+        finally:
+            self._syncing = False
+
+    @on(Input.Changed, "#form Input")
+    @on(Select.Changed, "#form Select")
+    def form_changed(self, event: Input.Changed | Select.Changed) -> None:
+        if self._syncing or event.control.id is None:
+            return
+        f = next((f for f in FORM if f.widget_id == event.control.id), None)
+        if f is None:
+            return
+        try:
+            doc = tomlkit.parse(self.text)
+        except Exception:
+            self.notify("Fix the TOML syntax first; the form writes into it.", severity="warning")
+            return
+        value = _coerce(str(event.value), _DEFAULTS[f.section][f.name])
+        if f.section not in doc:
+            doc.add(f.section, tomlkit.table())
+        doc[f.section][f.name] = value  # type: ignore[index]
+        area = self.query_one(TomlArea)
+        cursor = area.cursor_location
+        self._syncing = True
+        area.text = tomlkit.dumps(doc)
+        self._syncing = False
+        row = min(cursor[0], area.document.line_count - 1)
+        area.cursor_location = (row, min(cursor[1], len(area.document.get_line(row))))
+
+    def action_toggle_form(self) -> None:
+        form = self.query_one("#form")
+        form.display = not form.display
+        if form.display:
+            first = form.query("Input, Select").first()
+            first.focus()
+        else:
+            self.query_one(TomlArea).focus()
+
+    def action_template(self) -> None:
+        self.query_one(TomlArea).text = template()
+        self.notify("Replaced with the template (ctrl+z undoes).", timeout=3)
+
+    # -- launch -------------------------------------------------------------------------------------
+    def action_launch(self) -> None:
+        if self.launching:
+            return
+        cfg = self.validate()
+        if cfg is None:
+            self.app.bell()
+            self.notify(
+                f"Not launched: {len(self.issues)} problem(s), marked in red. Nothing was lost.",
+                severity="error",
+            )
+            return
+        self.launching = True
+        self.show_issues([])
+        self.launch(cfg)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def launch(self, cfg: RunConfig) -> None:
+        try:
+            info = launcher.start(self.app.store, cfg)
+        except ConfigError as exc:
+            self.post_message(LaunchDone(issues=exc.issues))
+            return
+        except Exception as exc:  # shown in the editor, with the text kept
+            self.post_message(LaunchDone(error=str(exc) or type(exc).__name__))
+            return
+        self.post_message(LaunchDone(run_id=info.id))
+
+    @on(LaunchDone)
+    def launch_done(self, message: LaunchDone) -> None:
+        self.launching = False
+        if message.run_id:
+            self.app.draft = None
+            self.app.pending_select = message.run_id
+            self.notify(f"launched {message.run_id}", timeout=4)
+            self.dismiss(None)
+            return
+        self.show_issues(message.issues, message.error and f"launch failed: {message.error}")
+        self.notify("Not launched; see the problems below.", severity="error")
+
+    def action_close(self) -> None:
+        text = self.text
+        if text != self.initial or self.title_text.endswith("(draft)"):
+            self.app.draft = (text, self.title_text.removesuffix(" (draft)"))
+            self.notify("Draft kept: press n to come back to it.", timeout=3)
+        self.dismiss(None)

@@ -1,0 +1,154 @@
+"""The text panes of a run's detail: system (GPU/CPU/RAM), speed summary, test results."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from tuneterm.monitor import GpuSample
+from tuneterm.store import RunInfo
+from tuneterm.tui.history import RunHistory
+from tuneterm.tui.rows import number
+
+
+def size(n: float | None) -> str:
+    if n is None or n != n:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def gpu_table(samples: Sequence[GpuSample | Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, expand=False, header_style="bold")
+    for col in ("GPU", "name", "util", "memory", "temp", "power"):
+        table.add_column(col, justify="right" if col not in ("GPU", "name") else "left")
+    for s in samples:
+        g = s.to_dict() if isinstance(s, GpuSample) else dict(s)
+        power = g.get("power", math.nan)
+        table.add_row(
+            str(g.get("index", "?")),
+            str(g.get("name", ""))[:28],
+            f"{g.get('util', 0):.0f}%",
+            f"{size(g.get('mem_used'))} / {size(g.get('mem_total'))}",
+            f"{g.get('temp', 0):.0f}°C",
+            "-" if power != power else f"{power:.0f} W",
+        )
+    return table
+
+
+def system_view(
+    info: RunInfo | None,
+    history: RunHistory | None,
+    gpus: Sequence[GpuSample],
+    nvml_problem: str,
+    now: float | None = None,
+) -> RenderableType:
+    """GPU figures from NVML on this machine (or why there are none) and the run's CPU/RAM."""
+    now = now or time.time()
+    parts: list[RenderableType] = [Text("GPUs", style="bold")]
+    sys = history.sys if history else {}
+    if gpus:
+        parts.append(gpu_table(gpus))
+    elif nvml_problem:
+        parts.append(Text(f"No GPU figures: {nvml_problem}.", style="yellow"))
+        if sys.get("gpus"):
+            parts.append(Text("The run reported these GPUs in its last sample:", style="dim"))
+            parts.append(gpu_table(sys["gpus"]))
+    else:
+        parts.append(Text("NVML works but reports no GPUs.", style="yellow"))
+    parts.append(Text(""))
+    parts.append(Text("Run process (engine and its data workers)", style="bold"))
+    if not sys:
+        alive = info is not None and info.alive
+        parts.append(
+            Text("no sample yet" if alive else "no samples: the run is not running", style="dim")
+        )
+    else:
+        age = now - float(sys.get("t", now))
+        parts.append(
+            Text(
+                f"CPU {sys.get('cpu', 0):.0f}% of one core   RSS {size(sys.get('rss'))}"
+                f"   (sampled {age:.0f} s ago)"
+            )
+        )
+        parts.append(
+            Text(
+                f"System: CPU {sys.get('sys_cpu', 0):.0f}%   RAM {size(sys.get('ram_used'))}"
+                f" / {size(sys.get('ram_total'))}"
+            )
+        )
+    return Group(*parts)
+
+
+def speed_summary(history: RunHistory | None) -> Text:
+    if history is None or not len(history.train):
+        return Text("no training steps yet", style="dim")
+    img_s = history.train.np("img_s")
+    wait = history.train.np("data_wait")
+    mem = history.train.np("gpu_mem")
+    last_wait = float(wait[-1]) if len(wait) else math.nan
+    text = Text()
+    text.append(f"{number(float(img_s[-1]))} img/s", style="bold")
+    text.append(f"  (mean {number(float(img_s[~(img_s != img_s)].mean()))})   ")
+    text.append(f"data wait {last_wait * 100:.0f}%")
+    if last_wait == last_wait and last_wait > 0.3:
+        text.append("  the loader is the bottleneck: raise data.workers", style="yellow")
+    peak = mem[~(mem != mem)]
+    if len(peak):
+        text.append(f"   GPU mem peak {size(float(peak.max()))}")
+    return text
+
+
+def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableType:
+    final: dict[str, Any] = dict(info.meta.final) if info and info.meta else {}
+    test = history.test if history and history.test else {}
+    if not final and not test:
+        if info is not None and info.alive:
+            return Text("The test split is evaluated when the run completes.", style="dim")
+        return Text("No test results: the run did not complete.", style="dim")
+    split = test.get("split", "test")
+    acc = test.get("acc", final.get(f"{split}_acc"))
+    loss = test.get("loss", final.get(f"{split}_loss"))
+    top5 = test.get("top5", final.get(f"{split}_top5"))
+    best_epoch = test.get("epoch", final.get("best_epoch"))
+    head = Text()
+    head.append(f"{split}: ", style="bold")
+    head.append(f"acc {number(acc)}   loss {number(loss)}   top-5 {number(top5)}")
+    if test.get("n"):
+        head.append(f"   n = {test['n']}")
+    if best_epoch is not None:
+        head.append(f"   (best checkpoint: epoch {best_epoch})", style="dim")
+    per_class: dict[str, float] = dict(test.get("per_class") or final.get("per_class") or {})
+    parts: list[RenderableType] = [head]
+    if per_class:
+        table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+        table.add_column("class")
+        table.add_column("acc", justify="right")
+        table.add_column("", min_width=10)
+        for name, value in sorted(per_class.items(), key=lambda kv: kv[1]):
+            filled = round(float(value) * 20)
+            style = "red" if value < 0.5 else ("yellow" if value < 0.8 else "green")
+            table.add_row(name, f"{value:.3f}", Text("█" * filled, style=style))
+        parts.append(Text("per class (worst first)", style="bold"))
+        parts.append(table)
+    confusion = test.get("confusion") or final.get("confusion")
+    classes = list(per_class)
+    if confusion and 0 < len(confusion) <= 12 and len(classes) == len(confusion):
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("true \\ pred")
+        for c in classes:
+            table.add_column(c[:6], justify="right")
+        for name, row in zip(classes, confusion, strict=True):
+            table.add_row(name[:12], *[str(v) for v in row])
+        parts.append(Text("confusion", style="bold"))
+        parts.append(table)
+    return Group(*parts)
