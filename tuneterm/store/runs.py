@@ -124,8 +124,12 @@ class RunStore:
         ids = self.ids()
         if ref in ids:
             return ref
-        matches = [i for i in ids if i.startswith(check_prefix(ref))] if ref else []
-        if not matches:
+        try:
+            prefix = check_prefix(ref)
+        except ValueError:  # not an id prefix (a name with spaces, '../x', ...): names only
+            prefix = ""
+        matches = [i for i in ids if i.startswith(prefix)] if prefix else []
+        if not matches and ref:  # an empty ref must not match every unnamed run
             matches = [i for i in ids if self.info(i).name == ref]
         if not matches:
             raise RunNotFound(f"run = {ref!r}: no such run in {self.root}")
