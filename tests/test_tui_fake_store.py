@@ -117,3 +117,37 @@ def test_make_store_builds_readable_runs(tmp_path: Path) -> None:
     assert sorted(r.status for r in runs) == ["completed", "failed", "stopped"]
     events = store.events(runs[0].id).poll()
     assert any(e["kind"] == "train" for e in events)
+
+
+# -- shared by the TUI test modules (imported from there) --------------------------------------
+
+
+def new_app(store: RunStore, **kw: Any) -> Any:
+    from tuneterm.tui.app import TuneTermApp
+    from tuneterm.tui.settings import load_settings
+
+    kw.setdefault("poll_interval", 0.05)
+    kw.setdefault("scan_interval", 0.2)
+    kw.setdefault("gpu_interval", 0.5)
+    return TuneTermApp(store, settings=load_settings(), **kw)
+
+
+async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") -> None:
+    """Wait for a condition the app reaches through its workers (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app: Any) -> str:
+    """The visible text of the screen, one line per row."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    rows: dict[float, list[str]] = {}
+    for y, chunk in re.findall(r'<text[^>]*?y="([\d.]+)"[^>]*?>(.*?)</text>', svg):
+        rows.setdefault(float(y), []).append(html.unescape(re.sub("<[^>]+>", "", chunk)))
+    return "\n".join("".join(rows[y]) for y in sorted(rows)).replace("\xa0", " ")

@@ -8,7 +8,6 @@ views for downsampling) so a curve of a million points redraws in milliseconds.
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,40 +21,63 @@ LOG_LINES = 500
 
 
 class Series:
-    """Parallel growing float columns (one per name), appended row by row."""
+    """Parallel growing float columns (one per name), appended row by row.
 
-    def __init__(self, *names: str) -> None:
+    Columns are numpy buffers with spare capacity; `np(name)` is a view of the filled part,
+    so readers never copy and appends stay O(1) amortised."""
+
+    def __init__(self, *names: str, capacity: int = 256) -> None:
         self.names = names
-        self.cols: dict[str, array[float]] = {n: array("d") for n in names}
+        self.n = 0
+        self.cols: dict[str, np.ndarray] = {n: np.empty(capacity) for n in names}
 
     def __len__(self) -> int:
-        return len(self.cols[self.names[0]])
+        return self.n
+
+    def _reserve(self, extra: int) -> None:
+        need = self.n + extra
+        cap = len(self.cols[self.names[0]])
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        for name, col in self.cols.items():
+            grown = np.empty(cap)
+            grown[: self.n] = col[: self.n]
+            self.cols[name] = grown
 
     def append(self, **values: float) -> None:
+        self._reserve(1)
+        i = self.n
         for name, col in self.cols.items():
-            col.append(float(values.get(name, math.nan)))
+            v = values.get(name)
+            col[i] = math.nan if v is None else float(v)
+        self.n += 1
 
     def extend(self, rows: Mapping[str, Iterable[float]]) -> None:
+        arrays = {name: np.asarray(rows[name], dtype=np.float64) for name in self.names}
+        k = len(arrays[self.names[0]])
+        self._reserve(k)
         for name, col in self.cols.items():
-            col.extend(rows[name])
+            col[self.n : self.n + k] = arrays[name]
+        self.n += k
 
     def np(self, name: str) -> np.ndarray:
-        col = self.cols[name]
-        if not col:
-            return np.empty(0)
-        return np.frombuffer(col, dtype=np.float64)
+        return self.cols[name][: self.n]
 
     def truncate_after(self, name: str, limit: float) -> None:
         """Drop the rows whose `name` column is > limit (a resumed run replays those steps)."""
-        col = self.np(name)
-        keep = int(np.searchsorted(col, limit, side="right")) if len(col) else 0
-        if np.any(col[:keep] > limit):  # not sorted: fall back to a mask
-            mask = col <= limit
-            for n, c in self.cols.items():
-                self.cols[n] = array("d", np.frombuffer(c, dtype=np.float64)[mask].tolist())
+        keep = self.np(name) <= limit
+        if keep.all():
             return
-        for c in self.cols.values():
-            del c[keep:]
+        if keep[: int(keep.sum())].all():  # the usual case: a tail to cut
+            self.n = int(keep.sum())
+            return
+        count = int(keep.sum())
+        for col_name, col in self.cols.items():
+            col[:count] = col[: self.n][keep]
+            del col_name
+        self.n = count
 
 
 @dataclass

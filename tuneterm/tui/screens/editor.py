@@ -217,7 +217,8 @@ class EditorScreen(Screen[None]):
             else:
                 out.append(" ✓ valid", style="bold green")
                 out.append("  ctrl+l launches   f2 form   esc back (the draft is kept)", style="dim")
-        self.query_one("#issues", Static).update(out.rstrip() if isinstance(out, Text) else out)
+        out.rstrip()
+        self.query_one("#issues", Static).update(out)
         self.query_one(TomlArea).mark_errors(lines)
         bad = {i.field for i in issues}
         for f in FORM:

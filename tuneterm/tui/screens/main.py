@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Log, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
 
 from tuneterm import launcher
 from tuneterm.config import ConfigError, template, to_toml
@@ -182,9 +182,9 @@ class MainScreen(Screen[None]):
         if self.runs and any(r.alive for r in self.runs):
             self.query_one(RunTable).set_runs(self.visible_runs(), self.app.marked)
 
-    @on(DataTable.RowHighlighted)
-    def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._select(event.row_key.value if event.row_key else None)
+    @on(RunTable.Highlighted)
+    def row_highlighted(self, event: RunTable.Highlighted) -> None:
+        self._select(event.run_id)
 
     def _select(self, run_id: str | None) -> None:
         if run_id == self.app.selected and run_id is not None:

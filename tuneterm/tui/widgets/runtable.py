@@ -1,78 +1,165 @@
-"""The run list: one row per run, updated in place so the cursor never jumps."""
+"""The run list: renders only the rows on screen, so 1,000 runs cost what 20 do.
+
+A DataTable measures every cell of every row on each change; with a live list of a thousand
+runs that is hundreds of milliseconds per update. Here `render_line` builds the visible rows
+on demand (toolong's approach) and an update only replaces the row data.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from tuneterm.store import RunInfo
 from tuneterm.tui.rows import COLUMNS, STATUS_STYLE, cells
 
+MAX_WIDTH = {"name": 28, "id": 30, "model": 18, "device": 10}
 
-class RunTable(DataTable[Text]):
+
+class RunTable(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     RunTable { height: 1fr; }
+    RunTable > .runtable--header { text-style: bold; background: $panel; }
+    RunTable > .runtable--cursor { background: $primary 30%; }
+    RunTable:focus > .runtable--cursor { background: $primary 60%; }
     """
+    COMPONENT_CLASSES = {"runtable--header", "runtable--cursor"}
+    BINDINGS = [
+        Binding("up", "move(-1)", "Up", show=False, id="list.up"),
+        Binding("down", "move(1)", "Down", show=False, id="list.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="list.page_up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="list.page_down"),
+        Binding("home", "move(-1000000000)", "First run", show=False, id="list.first"),
+        Binding("end", "move(1000000000)", "Last run", show=False, id="list.last"),
+    ]
+
+    @dataclass
+    class Highlighted(Message):
+        run_id: str | None
+
+    cursor_row: reactive[int] = reactive(0, always_update=False)
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.order: list[str] = []
         self.infos: dict[str, RunInfo] = {}
-        self._shown: dict[str, dict[str, str]] = {}
+        self.marked: dict[str, str] = {}
+        self.rows: list[dict[str, str]] = []
+        self.widths: dict[str, int] = {k: len(label) for k, label in COLUMNS}
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+    @property
+    def row_count(self) -> int:
+        return len(self.order)
 
     @property
     def selected_id(self) -> str | None:
-        if not self.order or self.cursor_row < 0 or self.cursor_row >= len(self.order):
+        if not self.order:
             return None
-        return self.order[self.cursor_row]
-
-    def _styled(self, key: str, text: str, info: RunInfo, colour: str | None) -> Text:
-        if key == "status":
-            return Text(text, style=STATUS_STYLE.get(text, ""))
-        if key == "mark":
-            return Text(text, style=f"bold {colour}" if colour else "")
-        if key == "id":
-            return Text(text, style="dim")
-        if key == "name" and colour:
-            return Text(text, style=colour)
-        return Text(text)
+        return self.order[min(self.cursor_row, len(self.order) - 1)]
 
     def set_runs(self, runs: list[RunInfo], marked: dict[str, str]) -> None:
         """Show `runs` in this order; `marked` maps run id to its compare colour."""
-        now = time.time()
         selected = self.selected_id
-        order = [r.id for r in runs]
+        now = time.time()
+        self.order = [r.id for r in runs]
         self.infos = {r.id: r for r in runs}
-        rows = {}
-        for r in runs:
-            row = cells(r, r.id in marked, now)
-            row["colour"] = marked.get(r.id, "")
-            rows[r.id] = row
-        if order != self.order:
-            self.clear()
-            self.order = order
-            for run_id in order:
-                row = rows[run_id]
-                info = self.infos[run_id]
-                colour = marked.get(run_id)
-                self.add_row(
-                    *[self._styled(k, row[k], info, colour) for k, _ in COLUMNS], key=run_id
-                )
-            if selected in self.infos:
-                self.move_cursor(row=order.index(selected), animate=False)
-        else:
-            for run_id in order:
-                old = self._shown.get(run_id, {})
-                new = rows[run_id]
-                recolour = old.get("colour") != new["colour"]
-                for key, _ in COLUMNS:
-                    if old.get(key) != new[key] or (recolour and key in ("mark", "name")):
-                        text = self._styled(key, new[key], self.infos[run_id], marked.get(run_id))
-                        self.update_cell(run_id, key, text)
-        self._shown = rows
+        self.marked = dict(marked)
+        self.rows = [cells(r, r.id in marked, now) for r in runs]
+        widths = {k: len(label) for k, label in COLUMNS}
+        for row in self.rows:
+            for k, v in row.items():
+                if len(v) > widths[k]:
+                    widths[k] = len(v)
+        self.widths = {k: min(w, MAX_WIDTH.get(k, 40)) for k, w in widths.items()}
+        total = sum(self.widths.values()) + 2 * len(COLUMNS)
+        self.virtual_size = Size(total, len(self.order) + 1)
+        row = self.order.index(selected) if selected in self.infos else self.cursor_row
+        self.move_cursor(row=max(0, min(row, len(self.order) - 1)))
+        self.refresh()
+
+    def move_cursor(self, row: int, animate: bool = False) -> None:
+        if not self.order:
+            self.cursor_row = 0
+            return
+        self.cursor_row = max(0, min(row, len(self.order) - 1))
+        self._scroll_to_cursor()
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh()
+        self.post_message(self.Highlighted(self.selected_id))
+
+    def _scroll_to_cursor(self) -> None:
+        visible = max(1, self.size.height - 1)
+        top = int(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
+
+    def action_move(self, delta: int) -> None:
+        self.move_cursor(self.cursor_row + delta)
+
+    def action_page(self, delta: int) -> None:
+        self.move_cursor(self.cursor_row + delta * max(1, self.size.height - 2))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self.move_cursor(int(self.scroll_y) + event.y - 1)
+            self.focus()
+
+    # -- rendering --------------------------------------------------------------------------------
+    def _cell_style(self, key: str, text: str, run_id: str) -> str:
+        colour = self.marked.get(run_id)
+        if key == "status":
+            return STATUS_STYLE.get(text, "")
+        if key == "mark" and colour:
+            return f"bold {colour}"
+        if key == "name" and colour:
+            return colour
+        if key == "id":
+            return "dim"
+        return ""
+
+    def _line(self, values: dict[str, str], run_id: str | None) -> Text:
+        line = Text(no_wrap=True, overflow="crop")
+        for key, _ in COLUMNS:
+            width = self.widths[key]
+            value = values[key]
+            if len(value) > width:
+                value = value[: width - 1] + "…"
+            style = self._cell_style(key, values[key], run_id) if run_id else ""
+            line.append(" " + value.ljust(width) + " ", style=style)
+        return line
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        scroll_x, scroll_y = self.scroll_offset
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("runtable--header")
+            header = self._line(dict(COLUMNS), None)
+            segments = list(header.render(self.app.console))
+            return Strip(segments).crop_extend(scroll_x, scroll_x + width, style).simplify()
+        index = scroll_y + y - 1
+        if index >= len(self.order):
+            return Strip.blank(width, base)
+        line = self._line(self.rows[index], self.order[index])
+        style: Style = base
+        if index == self.cursor_row:
+            style = base + self.get_component_rich_style("runtable--cursor")
+        segments = [
+            Segment(seg.text, style + seg.style if seg.style else style)
+            for seg in line.render(self.app.console)
+        ]
+        return Strip(segments).crop_extend(scroll_x, scroll_x + width, style).simplify()

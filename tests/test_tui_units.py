@@ -1,0 +1,161 @@
+"""The TUI's pure parts: series and downsampling, rows and filters, settings, themes, TOML."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_tui_fake_store import make_run, make_store
+
+from tuneterm.tui.history import RunHistory, curve, downsample, ema
+from tuneterm.tui.rows import bar, cells, matches, parse_filter, sort_runs
+from tuneterm.tui.screens.compare import config_diff
+from tuneterm.tui.screens.editor import field_line
+from tuneterm.tui.settings import load_settings, save_theme
+from tuneterm.tui.themes import load_theme, load_themes
+from tuneterm.tui.widgets.tomlarea import toml_highlights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_downsample_keeps_extremes_and_bounds_points() -> None:
+    x = np.arange(1_000_000, dtype=float)
+    y = np.sin(x / 1000)
+    y[123_456] = 50.0  # a spike must survive
+    xs, ys = downsample(x, y, 100)
+    assert len(xs) <= 200
+    assert ys.max() == 50.0
+    assert ys.min() == pytest.approx(-1.0, abs=1e-3)
+    assert np.all(np.diff(xs) >= 0)
+
+
+def test_downsample_small_series_untouched_and_nan_dropped() -> None:
+    x = np.array([1.0, 2.0, 3.0])
+    y = np.array([1.0, math.nan, 3.0])
+    xs, ys = downsample(x, y, 100)
+    assert xs.tolist() == [1.0, 3.0] and ys.tolist() == [1.0, 3.0]
+
+
+def test_ema_smooths_and_column_weights() -> None:
+    y = np.array([0.0, 10.0, 0.0, 10.0])
+    assert ema(y, 0.0) is y
+    s = ema(y, 0.9)
+    assert s[0] == 0.0 and 0 < s[-1] < 10
+    c = curve(np.arange(10_000.0), np.ones(10_000), 50, smoothing=0.9)
+    assert len(c.x) <= 100 and all(v == pytest.approx(1.0) for v in c.y)
+
+
+def test_log_y_drops_non_positive() -> None:
+    c = curve(np.arange(4.0), np.array([0.0, 1.0, -1.0, 2.0]), 50, log_y=True)
+    assert c.y == [1.0, 2.0]
+
+
+def test_history_resume_drops_replayed_steps() -> None:
+    h = RunHistory()
+    h.add({"seq": i, "t": 100.0 + i, "kind": "train", "step": i, "loss": 1.0} for i in range(1, 11))
+    h.add([{"seq": 11, "t": 120.0, "kind": "val", "step": 10, "epoch": 1, "val_acc": 0.5}])
+    h.add([{"seq": 12, "t": 130.0, "kind": "resume", "step": 6, "epoch": 0, "batch": 6}])
+    assert h.train.np("step").tolist() == [1, 2, 3, 4, 5, 6]
+    assert len(h.val) == 0
+    h.add([{"seq": 13, "t": 131.0, "kind": "train", "step": 7, "loss": 0.5}])
+    assert len(h.train) == 7 and h.train.np("loss")[-1] == 0.5
+    assert any("resumed at step 6" in line.msg for line in h.logs)
+
+
+def test_history_grows_past_capacity_and_x_axes() -> None:
+    h = RunHistory()
+    h.add({"seq": i, "t": 60.0 * i, "kind": "train", "step": i, "epoch": 1, "loss": 1.0}
+          for i in range(1, 1001))  # fmt: skip
+    assert len(h.train) == 1000
+    assert h.x_of(h.train, "epoch", steps_per_epoch=100)[-1] == 10.0
+    assert h.x_of(h.train, "time")[-1] == pytest.approx(999.0)  # minutes since the first event
+
+
+def test_filter_terms(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    runs = {r.name: r for r in store.list()}
+    make_run(store, "tagged", "completed", tags=("baseline",), events=False)
+    runs = {r.name: r for r in store.list()}
+    assert matches(runs["run1"], parse_filter("status:failed"))
+    assert not matches(runs["run0"], parse_filter("status:failed"))
+    assert matches(runs["tagged"], parse_filter("tag:base"))
+    assert matches(runs["run0"], parse_filter("RUN0 resnet"))
+    cfg = {"train.lr": 0.002, "train.epochs": 3, "data.classes": ["0", "1"]}
+    assert matches(runs["run1"], parse_filter("lr>0.001"), cfg)
+    assert matches(runs["run1"], parse_filter("train.lr=0.002 epochs<=3"), cfg)
+    assert not matches(runs["run1"], parse_filter("lr<0.001"), cfg)
+    assert matches(runs["run1"], parse_filter("classes=1"), cfg)
+    assert not matches(runs["run1"], parse_filter("lr>0.001"), None)  # config not read yet
+
+
+def test_sort_and_cells(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    runs = store.list()
+    by_name = [r.name for r in sort_runs(runs, "name", False)]
+    assert by_name == ["run0", "run1", "run2"]
+    best = [r.name for r in sort_runs(runs, "best", True)]
+    assert best[0] == "run0"
+    row = cells(runs[0], marked=True)
+    assert row["mark"] == "●" and row["model"] == "resnet18" and row["id"] == runs[0].id
+    assert bar(0.5, 4).startswith("██") and bar(None) == ""
+
+
+def test_settings_keymap_and_theme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "keymap.toml").write_text('[keys]\n"run.stop" = "ctrl+s"\n"run.kill" = 3\n')
+    s = load_settings()
+    assert s.keymap == {"run.stop": "ctrl+s"}
+    assert any("run.kill" in p for p in s.problems)
+    assert save_theme("tuneterm-light") == ""
+    assert load_settings().theme == "tuneterm-light"
+    (tmp_path / "settings.toml").write_text("theme = [")
+    assert load_settings().problems
+
+
+def test_themes_load_builtin_and_report_bad(tmp_path: Path) -> None:
+    themes, problems = load_themes(ROOT / "themes")
+    names = {t.name for t in themes}
+    assert {"tuneterm-dark", "tuneterm-light"} <= names and not problems
+    assert any(not t.dark for t in themes)
+    (tmp_path / "bad.toml").write_text('name = "bad"\ncolour = "#fff"\n')
+    (tmp_path / "mine.toml").write_text('primary = "#ff0000"\ndark = false\n')
+    themes, problems = load_themes(tmp_path)
+    assert [t.name for t in themes] == ["mine"] and "primary is required" in problems[0]
+    assert load_theme(tmp_path / "mine.toml").primary == "#ff0000"
+
+
+def test_toml_highlights_and_field_lines() -> None:
+    text = '[train]\n# lr\nlr = 0.1  # peak\nname = "a"\nflag = true\n'
+    hl = toml_highlights(text.splitlines())
+    assert hl[0] == [(0, 7, "toml.type")]
+    kinds = [k for _, _, k in hl[2]]
+    assert kinds == ["css.property", "number", "comment"]
+    assert "string" in [k for _, _, k in hl[3]] and "boolean" in [k for _, _, k in hl[4]]
+    assert field_line(text, "train.lr") == 2
+    assert field_line(text, "train.epochs") == 0  # not set: point at its section
+    assert field_line(text, "model.name") is None
+
+
+def test_config_diff_only_differing_keys() -> None:
+    diff = config_diff({"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 3, "z": 0}})
+    assert diff == [("y", [2, 3]), ("z", ["—", 0])]
+
+
+def test_tui_import_does_not_load_torch() -> None:
+    code = "import sys, tuneterm.tui.app; assert 'torch' not in sys.modules, 'torch loaded'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_only_tui_imports_textual() -> None:
+    offenders = []
+    for path in (ROOT / "tuneterm").rglob("*.py"):
+        if "tui" in path.relative_to(ROOT / "tuneterm").parts:
+            continue
+        text = path.read_text()
+        if "import textual" in text or "from textual" in text:
+            offenders.append(str(path))
+    assert offenders == []
