@@ -142,12 +142,31 @@ async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") ->
 
 
 def screen_text(app: Any) -> str:
-    """The visible text of the screen, one line per row."""
+    """The visible text of the screen, one line per row, columns kept."""
     import html
     import re
 
     svg = app.export_screenshot()
-    rows: dict[float, list[str]] = {}
-    for y, chunk in re.findall(r'<text[^>]*?y="([\d.]+)"[^>]*?>(.*?)</text>', svg):
-        rows.setdefault(float(y), []).append(html.unescape(re.sub("<[^>]+>", "", chunk)))
-    return "\n".join("".join(rows[y]) for y in sorted(rows)).replace("\xa0", " ")
+    rows: dict[float, dict[int, str]] = {}
+    pattern = r'<text[^>]*?x="([\d.]+)"[^>]*?y="([\d.]+)"[^>]*?>(.*?)</text>'
+    for x, y, chunk in re.findall(pattern, svg):
+        rows.setdefault(float(y), {})[round(float(x) / 12.2)] = html.unescape(chunk)
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for col, chunk in sorted(rows[y].items()):
+            line = line.ljust(col) + chunk
+        lines.append(line.replace("\xa0", " "))
+    return "\n".join(lines)
+
+
+def pilot(fn: Any) -> Any:
+    """Run an async Pilot test on a fresh event loop (no asyncio plugin needed)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return wrapper

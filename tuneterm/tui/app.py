@@ -140,7 +140,11 @@ class TuneTermApp(App[int]):
     def events_arrived(self, message: EventsArrived) -> None:
         for run_id, events in message.batches.items():
             self.history(run_id).add(events)
-        self.screen.post_message(HistoryChanged(set(message.batches)))
+        self._tell_screen(HistoryChanged(set(message.batches)))
+
+    def _tell_screen(self, message: HistoryChanged) -> None:
+        if self.screen_stack:  # empty while the app shuts down
+            self.screen.post_message(message)
 
     def forget_run(self, run_id: str) -> None:
         """A deleted run: drop its history, cursor and marks."""
@@ -159,7 +163,7 @@ class TuneTermApp(App[int]):
     @on(GpuSampled)
     def gpu_sampled(self, message: GpuSampled) -> None:
         self.gpus, self.nvml_problem = message.samples, message.nvml_problem
-        self.screen.post_message(HistoryChanged(set(), gpu=True))
+        self._tell_screen(HistoryChanged(set(), gpu=True))
 
     # -- marks and colours --------------------------------------------------------------------------
     def toggle_mark(self, run_id: str) -> bool:

@@ -110,7 +110,7 @@ class CompareScreen(Screen[None]):
                 yield DataTable(id="cmp-metrics", cursor_type="row", zebra_stripes=True)
             with TabPane("2 Config diff", id="diff"):
                 yield DataTable(id="cmp-diff", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.app.compared = list(self.ids)

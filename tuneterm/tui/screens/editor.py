@@ -157,7 +157,7 @@ class EditorScreen(Screen[None]):
                     else:
                         yield Input(id=f.widget_id, compact=True)
         yield Static("", id="issues")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         area = self.query_one(TomlArea)

@@ -89,7 +89,7 @@ class MainScreen(Screen[None]):
             for i, (pane, label) in enumerate(PANES, start=1):
                 with TabPane(f"{i} {label}", id=f"pane-{pane}"):
                     yield from self._pane(pane)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p still works; ? says so
 
     def _pane(self, pane: str) -> ComposeResult:
         if pane in ("loss", "acc"):

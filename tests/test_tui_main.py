@@ -1,0 +1,294 @@
+"""Pilot tests of the main screen: the run list, the live detail panes and the run actions,
+against a real store whose runs were made through the store API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_fake_store import make_run, make_store, new_app, pilot, screen_text, until
+
+from tuneterm import monitor
+from tuneterm.monitor import GpuSample
+from tuneterm.proc import ProcessIdentity
+from tuneterm.store import EventWriter, RunStore
+from tuneterm.store.meta import load_meta, save_meta
+from tuneterm.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from tuneterm.tui.screens.main import MainScreen
+from tuneterm.tui.widgets.curve import CurvePlot
+from tuneterm.tui.widgets.runtable import RunTable
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
+    return tmp_path / "settings"
+
+
+@pytest.fixture
+def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
+    monkeypatch.setattr(monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found")
+
+
+def table(app: Any) -> RunTable:
+    return app.screen.query_one(RunTable)
+
+
+async def ready(pilot: Any, n: int) -> RunTable:
+    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
+    await until(pilot, lambda: table(pilot.app).row_count == n, what=f"{n} rows")
+    return table(pilot.app)
+
+
+def select(app: Any, name: str) -> None:
+    t = table(app)
+    t.move_cursor(row=[t.infos[i].name for i in t.order].index(name))
+
+
+def fake_engine(store: RunStore, run_id: str) -> subprocess.Popen[bytes]:
+    """A process the launcher accepts as the run's engine (its command line names both)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "tuneterm.engine", run_id]
+    )
+    ident = None
+    for _ in range(100):
+        try:
+            ident = ProcessIdentity(proc.pid, __import__("psutil").Process(proc.pid).create_time(), run_id)
+            break
+        except Exception:
+            continue
+    assert ident is not None
+    meta = load_meta(store.meta_path(run_id))
+    meta.status, meta.pid, meta.pid_start = "running", ident.pid, ident.start_time
+    save_meta(store.meta_path(run_id), meta)
+    return proc
+
+
+@pilot
+async def test_list_shows_runs_with_columns(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 3)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 3)
+        text = screen_text(app)
+        for word in ("Run", "Status", "Model", "Progress", "Best val", "ETA", "Device"):
+            assert word in text
+        for run in store.list():
+            assert run.name in text and run.status in text
+        assert "3 runs, 0 active" in text
+
+
+@pilot
+async def test_list_refreshes_live_and_sorts(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 2)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = await ready(pilot, 2)
+        make_run(store, "newcomer", "completed", events=False)
+        t = await ready(pilot, 3)
+        await pilot.press("S")  # sort by name, ascending
+        assert app.screen.sort_key == "name"
+        names = [t.infos[i].name for i in t.order]
+        assert names == sorted(names)
+        await pilot.press("O")
+        assert [t.infos[i].name for i in t.order] == sorted(names, reverse=True)
+
+
+@pilot
+async def test_filter_by_name_status_tag_and_config(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 3)
+    make_run(store, "tagged", "completed", lr=0.5, tags=("baseline",), events=False)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = await ready(pilot, 4)
+        await pilot.press("slash")
+        await pilot.press(*"status:failed")
+        await until(pilot, lambda: t.row_count == 1)
+        assert t.infos[t.order[0]].status == "failed"
+        await pilot.press("escape")
+        await until(pilot, lambda: t.row_count == 4)
+        await pilot.press("slash", *"tag:base", "enter")
+        await until(pilot, lambda: t.row_count == 1)
+        assert t.has_focus and "filter: tag:base" in screen_text(app)
+        await pilot.press("slash", *["backspace"] * 8, *"lr>0.1")
+        await until(pilot, lambda: t.row_count == 1 and t.infos[t.order[0]].name == "tagged")
+        await pilot.press("escape")
+        await until(pilot, lambda: t.row_count == 4)
+
+
+@pilot
+async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> None:
+    store = make_store(tmp_path / "runs", 2)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 2)
+        select(app, "run0")
+        await until(pilot, lambda: app.selected in app.histories
+                    and len(app.histories[app.selected].train) == 60)  # fmt: skip
+        plot = app.screen.query_one("#plot-loss", CurvePlot)
+        await until(pilot, lambda: plot.chart.lines and len(plot.chart.lines[0].y) == 60)
+        assert [line.label for line in plot.chart.lines] == ["train loss", "val loss"]
+        await pilot.press("z", "x", "g")
+        assert app.smoothing_weight == 0.9 and app.x_axis == "epoch" and app.log_y
+        assert plot.chart.log_y and plot.chart.xlabel == "epoch"
+        assert "x: epoch" in screen_text(app)
+        await pilot.press("2")
+        acc = app.screen.query_one("#plot-acc", CurvePlot)
+        assert [line.label for line in acc.chart.lines] == ["val acc", "val top-5"]
+        await pilot.press("3")
+        await until(pilot, lambda: "NVML unavailable" in screen_text(app))
+        assert "No GPU figures" in screen_text(app) and "RSS" in screen_text(app)
+        await pilot.press("4")
+        await until(pilot, lambda: "img/s" in screen_text(app))
+        await pilot.press("5")
+        await until(pilot, lambda: "data digits: 3 classes" in screen_text(app))
+        await pilot.press("6")
+        await until(pilot, lambda: 'dataset = "digits"' in screen_text(app))
+        await pilot.press("7")
+        await until(pilot, lambda: "per class" in screen_text(app))
+        text = screen_text(app)
+        assert "acc 0.9" in text and "confusion" in text
+
+
+@pilot
+async def test_gpu_pane_with_nvml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = [GpuSample(0, "NVIDIA H100 80GB HBM3", 87.0, 40 * 2**30, 80 * 2**30, 61.0, 512.0)]
+    monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: fake)
+    store = make_store(tmp_path / "runs", 1)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 1)
+        await pilot.press("3")
+        await until(pilot, lambda: "H100" in screen_text(app))
+        text = screen_text(app)
+        assert "87%" in text and "40.0 GiB / 80.0 GiB" in text and "61°C" in text
+        assert "512 W" in text and "NVML unavailable" not in text
+
+
+@pilot
+async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    info = make_run(store, "live", "running", events=False)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 1)
+        plot = app.screen.query_one("#plot-loss", CurvePlot)
+        with EventWriter(store.events_dir(info.id), flush_interval=0.05) as w:
+            for step in range(1, 6):
+                w.emit("train", step=step, epoch=1, loss=1.0 / step, lr=0.1, img_s=1, data_wait=0)
+            await until(pilot, lambda: plot.chart.lines and len(plot.chart.lines[0].y) == 5)
+            w.emit("resume", step=3, epoch=0, batch=3, from_checkpoint=True)
+            w.emit("train", step=4, epoch=1, loss=0.2, lr=0.1, img_s=1, data_wait=0)
+            await until(pilot, lambda: plot.chart.lines[0].x.tolist() == [1, 2, 3, 4])
+
+
+@pilot
+async def test_rename_tags_notes(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 1)
+    run_id = store.list()[0].id
+    app = new_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, 1)
+        await pilot.press("R")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("ctrl+u", *"best one", "enter")
+        await until(pilot, lambda: store.info(run_id).name == "best one")
+        await pilot.press("t", *"a, b c", "enter")
+        await until(pilot, lambda: store.info(run_id).label.tags == ["a", "b", "c"])
+        await pilot.press("o", *"lr too high", "enter")
+        await until(pilot, lambda: store.info(run_id).label.notes == "lr too high")
+        await pilot.press("o", "x", "escape")  # cancelled: nothing written
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert store.info(run_id).label.notes == "lr too high"
+        await until(pilot, lambda: "best one" in screen_text(app))
+        await pilot.press("R", "ctrl+u", *"a/b", "enter")  # refused by the store: shown
+        await until(pilot, lambda: any("failed" in str(n.title) for n in app._notifications))
+
+
+@pilot
+async def test_delete_asks_first(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 2)
+    app = new_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = await ready(pilot, 2)
+        victim = t.selected_id
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, MainScreen) and len(store.ids()) == 2
+        await pilot.press("d", "y")
+        await ready(pilot, 1)
+        assert victim not in store.ids()
+
+
+@pilot
+async def test_stop_kill_resume_refused_for_wrong_status(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 1)  # completed
+    app = new_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, 1)
+        for key in ("s", "k", "r"):
+            await pilot.press(key)
+            assert isinstance(app.screen, MainScreen)  # no dialog, a warning instead
+        messages = " ".join(str(n.message) for n in app._notifications)
+        assert "nothing to stop" in messages and "nothing to kill" in messages
+        assert "only stopped, crashed, failed runs resume" in messages
+
+
+@pilot
+async def test_stop_and_kill_signal_the_engine(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    a = make_run(store, "a", "running", events=False)
+    b = make_run(store, "b", "running", events=False)
+    procs = {a.id: fake_engine(store, a.id), b.id: fake_engine(store, b.id)}
+    app = new_app(store)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, 2)
+            await until(pilot, lambda: "2 active" in screen_text(app))
+            select(app, "a")
+            await pilot.press("s")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await until(pilot, lambda: procs[a.id].poll() is not None, what="SIGTERM")
+            select(app, "b")
+            await pilot.press("k", "enter")
+            await until(pilot, lambda: procs[b.id].poll() is not None, what="SIGKILL")
+            assert procs[b.id].returncode == -9
+            await until(pilot, lambda: "0 active" in screen_text(app))
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+
+
+@pilot
+async def test_quitting_leaves_runs_alone(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    a = make_run(store, "a", "running", events=False)
+    proc = fake_engine(store, a.id)
+    try:
+        app = new_app(store)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, 1)
+            await pilot.press("q")
+        assert proc.poll() is None and store.info(a.id).status == "running"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pilot
+async def test_usable_at_80x24(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 3)
+    app = new_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, 3)
+        await until(pilot, lambda: "Help" in screen_text(app), what="the footer")
+        text = screen_text(app)
+        assert "run0" in text and "New" in text and "Compare" in text
+        assert "1 Loss" in text
