@@ -222,7 +222,7 @@ class EditorScreen(Screen[None]):
         self.query_one(TomlArea).mark_errors(lines)
         bad = {i.field for i in issues}
         for f in FORM:
-            self.query_one(f"#{f.widget_id}").set_class(f.key in bad, "-invalid")
+            self.query_one(f"#{f.widget_id}").set_class(f.key in bad, "has-issue")
 
     # -- the form ------------------------------------------------------------------------------------
     def sync_form(self) -> None:

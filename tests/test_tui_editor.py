@@ -1,0 +1,130 @@
+"""Pilot tests of the config editor: validation inline, the form, drafts, clone and launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_fake_store import make_store, new_app, pilot, screen_text, until
+from textual.widgets import Input, Select
+
+from tuneterm import launcher
+from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.store import RunStore
+from tuneterm.tui.screens.editor import EditorScreen
+from tuneterm.tui.screens.main import MainScreen
+from tuneterm.tui.widgets.tomlarea import TomlArea
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
+
+
+async def open_editor(pilot: Any, key: str = "n") -> EditorScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen), what="the editor")
+    return pilot.app.screen
+
+
+def set_line(area: TomlArea, key: str, value: str) -> None:
+    lines = area.text.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
+    area.replace(f"{key} = {value}", (row, 0), (row, len(lines[row])))
+
+
+@pilot
+async def test_invalid_value_shows_field_reason_and_line(tmp_path: Path) -> None:
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        assert "✓ valid" in screen_text(app)
+        set_line(area, "lr", "-0.1")
+        await until(pilot, lambda: bool(editor.issues))
+        assert [str(i) for i in editor.issues] == ["train.lr = -0.1: must be > 0.0"]
+        text = screen_text(app)
+        assert "train.lr = -0.1: must be > 0.0" in text and "line" in text
+        row = next(i for i, line in enumerate(area.text.splitlines()) if line.startswith("lr ="))
+        assert area.error_lines == {row}
+        assert editor.query_one("#form-train-lr", Input).has_class("has-issue")
+        set_line(area, "lr", "0.01")
+        await until(pilot, lambda: not editor.issues)
+        assert area.error_lines == set()
+
+
+@pilot
+async def test_invalid_config_cannot_launch_and_keeps_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    monkeypatch.setattr(launcher, "start", lambda *a, **k: started.append(a))
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        area.insert("bogus = 1\n", (0, 0))
+        await pilot.press("ctrl+l")
+        assert isinstance(app.screen, EditorScreen) and started == []
+        assert area.text.startswith("bogus = 1\n")
+        assert "bogus = 1: unknown key" in screen_text(app)
+        area.insert("[train\n", (0, 0))  # a syntax error: named with its line
+        await until(pilot, lambda: editor.issues and editor.issues[0].field == "(toml)")
+        await pilot.press("ctrl+l")
+        assert started == [] and area.text.startswith("[train\nbogus = 1\n")
+
+
+@pilot
+async def test_form_writes_the_same_toml_and_follows_it(tmp_path: Path) -> None:
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        epochs = editor.query_one("#form-train-epochs", Input)
+        assert epochs.value == "5"
+        epochs.focus()
+        await pilot.press("ctrl+u", "1", "2")
+        await until(pilot, lambda: "epochs = 12" in area.text)
+        assert "# Passes over the training data" in area.text  # comments kept
+        editor.query_one("#form-train-optimizer", Select).value = "sgd"
+        await until(pilot, lambda: 'optimizer = "sgd"' in area.text)
+        set_line(area, "batch_size", "16")
+        await until(pilot, lambda: editor.query_one("#form-train-batch_size", Input).value == "16")
+        await pilot.press("f2")
+        assert not editor.query_one("#form").display
+
+
+@pilot
+async def test_draft_kept_on_escape_and_clone(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 1)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(pilot)
+        editor.query_one(TomlArea).insert("# mine\n", (0, 0))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        editor = await open_editor(pilot)
+        assert editor.query_one(TomlArea).text.startswith("# mine\n")
+        await pilot.press("escape")
+        editor = await open_editor(pilot, "e")
+        text = editor.query_one(TomlArea).text
+        assert 'dataset = "digits"' in text and 'classes = ["0", "1", "2"]' in text
+        assert "Clone of" in screen_text(app)
+
+
+@pilot
+async def test_launch_errors_from_the_launcher_show_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(store: Any, cfg: Any, name: str = "") -> Any:
+        raise ConfigError([ConfigIssue("model.name", "resnet19", "unknown model; did you mean resnet18?")])
+
+    monkeypatch.setattr(launcher, "start", refuse)
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = await open_editor(pilot)
+        await pilot.press("ctrl+l")
+        await until(pilot, lambda: "did you mean resnet18" in screen_text(app))
+        assert isinstance(app.screen, EditorScreen) and not editor.launching
