@@ -105,6 +105,9 @@ class DataSection(_Section):
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
     )
     image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
+    shift: Literal["none", "invert", "rot90", "rot180"] = Field(
+        "none", description="A fixed domain shift applied to every image: none, invert, rot90, rot180"
+    )
     augment: str = Field("none", description='Training augmentation preset: "none" or "light"')
     workers: int = Field(-1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine")
 
@@ -128,6 +131,7 @@ class TrainSection(_Section):
     )
     seed: int = Field(0, ge=0, description="Seeds data splits, shuffling and init")
     device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
+    threads: int = Field(0, ge=0, le=512, description="CPU threads for torch; 0 = all cores")
     log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
     metric: Literal["val_acc", "val_loss"] = Field(
         "val_acc", description="Which val metric picks the best checkpoint"
@@ -304,9 +308,7 @@ def to_toml(cfg: RunConfig, comments: bool = False) -> str:
         for key, info in fields.items():
             value = getattr(section, key)
             if comments and info.description:
-                choices = CHOICES.get(f"{section_name}.{key}")
-                text = info.description + (f" ({', '.join(choices)})" if choices else "")
-                table.add(tomlkit.comment(text))
+                table.add(tomlkit.comment(info.description))
             table.add(key, value)
         doc.add(tomlkit.nl())
         doc.add(section_name, table)

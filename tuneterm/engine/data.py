@@ -32,6 +32,7 @@ class Split:
     labels: torch.Tensor
     images: torch.Tensor | None = None
     files: list[Path] | None = None
+    shift: str = "none"  # applied on decode to streamed files (cached images are shifted once)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,7 +40,7 @@ class Split:
     def subset(self, idx: torch.Tensor) -> Split:
         images = self.images[idx] if self.images is not None else None
         files = [self.files[i] for i in idx.tolist()] if self.files is not None else None
-        return Split(self.labels[idx], images, files)
+        return Split(self.labels[idx], images, files, self.shift)
 
 
 @dataclass
@@ -57,6 +58,17 @@ def _to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
     x = gray.float().unsqueeze(1)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+
+
+def apply_shift(images: torch.Tensor, shift: str) -> torch.Tensor:
+    """A deterministic domain shift of (N, 3, S, S) uint8 images: the target-domain variants."""
+    if shift == "invert":
+        return 255 - images
+    if shift == "rot90":
+        return torch.rot90(images, 1, dims=(2, 3)).contiguous()
+    if shift == "rot180":
+        return torch.rot90(images, 2, dims=(2, 3)).contiguous()
+    return images
 
 
 def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -150,12 +162,13 @@ class _FileDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     def __init__(self, split: Split, size: int, transform: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         assert split.files is not None
         self.files, self.labels, self.size, self.transform = split.files, split.labels, size, transform
+        self.shift = split.shift
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = decode(self.files[i], self.size)
+        x = apply_shift(decode(self.files[i], self.size)[None], self.shift)[0]
         return (self.transform(x) if self.transform else x), int(self.labels[i])
 
 
@@ -267,6 +280,12 @@ def build(cfg_data: object, seed: int) -> DataBundle:
     budget = sum(len(s) for s in (train, val, test)) * 3 * size * size
     if budget <= CACHE_BYTES:
         train, val, test = (_cache(s, size, workers) for s in (train, val, test))
+    if d.shift != "none":
+        for split in (train, val, test):
+            split.shift = d.shift
+            if split.images is not None:
+                split.images = apply_shift(split.images, d.shift)
+                split.shift = "none"
     counts.update(train=len(train), val=len(val), test=len(test))
     return DataBundle(classes, train, val, test, counts)
 

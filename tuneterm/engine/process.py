@@ -131,6 +131,8 @@ class EngineProcess:
         from tuneterm.engine.loop import Trainer
 
         cfg = self.store.config(self.run_id)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         data = build(cfg.data, cfg.train.seed)
         self.log(f"data {cfg.data.dataset}: {len(data.classes)} classes, " +

@@ -1,0 +1,154 @@
+"""Run summaries, comparisons and exports: the stable `--json` shapes, shared by CLI and TUI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tuneterm.config import ConfigError, flatten
+from tuneterm.store.events import Event
+from tuneterm.store.runs import RunInfo, RunStore
+
+SCHEMA = 1
+
+
+def progress(info: RunInfo) -> float:
+    m = info.meta
+    if m is None:
+        return 0.0
+    if info.status == "completed":
+        return 1.0
+    return min(1.0, m.step / m.total_steps) if m.total_steps else 0.0
+
+
+def elapsed(info: RunInfo, now: float | None = None) -> float | None:
+    m = info.meta
+    if m is None or m.started is None:
+        return None
+    end = m.ended if m.ended and not info.alive else (now or time.time())
+    return max(0.0, end - m.started)
+
+
+def eta(info: RunInfo, now: float | None = None) -> float | None:
+    """Seconds left, from the average pace so far (None when unknown or not running)."""
+    m, frac, spent = info.meta, progress(info), elapsed(info, now)
+    if m is None or not info.alive or not spent or frac <= 0.0 or frac >= 1.0:
+        return None
+    return spent * (1.0 - frac) / frac
+
+
+def summary(info: RunInfo) -> dict[str, Any]:
+    """One run as the `ls --json` row. Keys are stable; new keys may be added."""
+    m = info.meta
+    out: dict[str, Any] = {
+        "id": info.id,
+        "name": info.name,
+        "status": info.status,
+        "reason": info.reason,
+        "tags": info.label.tags,
+        "notes": info.label.notes,
+    }
+    if m is None:
+        return out
+    final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class")}
+    out.update(
+        task=m.task, model=m.model, dataset=m.dataset, device=m.device, host=m.host,
+        created=m.created, started=m.started, ended=m.ended,
+        elapsed=elapsed(info), eta=eta(info), progress=round(progress(info), 4),
+        epoch=m.epoch, epochs=m.epochs, step=m.step, total_steps=m.total_steps,
+        last_loss=m.last_loss, throughput=m.throughput, best=m.best, final=final,
+        params=m.params, resumes=m.resumes, parent=m.parent, error=m.error,
+    )
+    return out
+
+
+def detail(store: RunStore, info: RunInfo) -> dict[str, Any]:
+    """`show --json`: the summary plus full metadata, config and paths."""
+    out = summary(info)
+    out["path"] = str(info.path)
+    out["meta"] = info.meta.model_dump() if info.meta else None
+    try:
+        out["config"] = store.config(info.id).model_dump()
+    except (ConfigError, OSError) as exc:
+        out["config"] = None
+        out["config_error"] = str(exc)
+    ckpt = store.checkpoint_dir(info.id)
+    out["checkpoints"] = sorted(p.name for p in ckpt.glob("*.pt")) if ckpt.is_dir() else []
+    return out
+
+
+METRICS = ("best.val_acc", "best.val_loss", "best.epoch", "final.test_acc", "final.test_loss",
+           "final.test_top5", "last_loss", "throughput", "elapsed")
+
+
+def _metric(row: dict[str, Any], dotted: str) -> Any:
+    node: Any = row
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
+    """Metrics side by side and the config keys whose values differ."""
+    rows = [summary(i) for i in infos]
+    metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in METRICS}
+    configs: dict[str, dict[str, Any]] = {}
+    for info in infos:
+        try:
+            configs[info.id] = flatten(store.config(info.id))
+        except (ConfigError, OSError):
+            configs[info.id] = {}
+    keys = sorted({k for c in configs.values() for k in c})
+    diff = {
+        k: {rid: c.get(k) for rid, c in configs.items()}
+        for k in keys
+        if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1
+    }
+    return {"schema": SCHEMA, "runs": rows, "metrics": metrics, "config_diff": diff}
+
+
+EXPORT_KINDS = ("train", "val", "test", "sys", "status")
+
+
+def export_csv(events: Iterable[Event]) -> str:
+    """Scalar fields of train/val/test/sys/status events, one row per event."""
+    rows = [
+        {k: v for k, v in e.items() if isinstance(v, int | float | str | bool) or v is None}
+        for e in events
+        if e.get("kind") in EXPORT_KINDS
+    ]
+    columns: dict[str, None] = dict.fromkeys(["seq", "t", "kind", "step", "epoch"])
+    for r in rows:
+        columns.update(dict.fromkeys(r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def export_json(store: RunStore, info: RunInfo, events: Iterable[Event]) -> str:
+    return json.dumps({"schema": SCHEMA, "run": detail(store, info), "events": list(events)}, indent=1)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_metric(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

@@ -1,0 +1,54 @@
+"""Follow runs in a terminal with one progress bar each, until they end (rich, no textual)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tuneterm.store.runs import RunStore
+
+POLL = 0.25
+
+
+def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False) -> dict[str, str]:
+    """Poll each run's events and metadata; return {run_id: final status}.
+
+    KeyboardInterrupt propagates: the caller says how to stop the runs, which go on.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    readers = {rid: store.events(rid) for rid in run_ids}
+    stats: dict[str, dict[str, float]] = {rid: {} for rid in run_ids}
+    final: dict[str, str] = {}
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, disable=quiet,
+    ) as bar:
+        tasks = {rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting") for rid in run_ids}
+        while len(final) < len(run_ids):
+            for rid in run_ids:
+                if rid in final:
+                    continue
+                info = store.info(rid)
+                for e in readers[rid].poll():
+                    kind = e["kind"]
+                    if kind == "train":
+                        stats[rid]["loss"] = e["loss"]
+                    elif kind == "val":
+                        stats[rid]["val_acc"] = e["val_acc"]
+                    elif quiet:
+                        continue
+                    elif kind == "log" and len(run_ids) == 1:
+                        bar.console.print(f"[dim]{e['msg']}[/]")
+                    elif kind == "error":
+                        bar.console.print(f"[red]{info.name}: {e['message']}[/]")
+                m = info.meta
+                if m is not None:
+                    text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
+                    text += "".join(f"  {k} {v:.4f}" for k, v in stats[rid].items())
+                    bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text)
+                if not info.alive:
+                    final[rid] = info.status
+            if len(final) < len(run_ids):
+                time.sleep(POLL)
+    return final
