@@ -1,0 +1,102 @@
+"""Snapshot tests (pytest-textual-snapshot) of the main screens at fixed terminal sizes.
+
+The store is made deterministic: fixed folder, sequential run ids, fixed times, no NVML.
+Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_fake_store import make_run, new_app, until
+
+from tuneterm import monitor
+from tuneterm.store import RunStore
+from tuneterm.store import runs as store_runs
+from tuneterm.store.meta import load_meta, save_meta
+from tuneterm.tui.screens.main import MainScreen
+from tuneterm.tui.widgets.runtable import RunTable
+
+ROOT = Path("/tmp/tuneterm-snapshots/runs")
+T0 = 1_790_000_000.0
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
+    monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
+    monkeypatch.setattr(monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found")
+    counter = itertools.count(1)
+    monkeypatch.setattr(
+        store_runs, "new_run_id", lambda model: f"20260101-1200{next(counter):02d}-{model}-abcd"
+    )
+    shutil.rmtree(ROOT.parent, ignore_errors=True)
+    store = RunStore(ROOT)
+    for i, (name, status) in enumerate(
+        [("baseline", "completed"), ("lr-high", "failed"), ("lr-low", "stopped")]
+    ):
+        info = make_run(store, name, status, lr=0.001 * (i + 1), seed=1 + i)
+        meta = load_meta(info.path / "meta.json")
+        meta.started, meta.created = T0, T0
+        meta.ended = T0 + 300 + 60 * i
+        save_meta(info.path / "meta.json", meta)
+    return new_app(store, gpu_interval=60)
+
+
+async def listed(pilot: Any) -> None:
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, MainScreen))
+    await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 3)
+    await until(pilot, lambda: app.selected in app.histories)
+    await pilot.pause(0.3)
+
+
+def test_main_screen(app: Any, snap_compare: Any) -> None:
+    assert snap_compare(app, terminal_size=(110, 32), run_before=listed)
+
+
+def test_main_screen_80x24(app: Any, snap_compare: Any) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=listed)
+
+
+def test_test_results_pane(app: Any, snap_compare: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await listed(pilot)
+        await pilot.press("7")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+
+
+def test_editor(app: Any, snap_compare: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await listed(pilot)
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        await pilot.press("down", "down")
+
+    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+
+
+def test_compare(app: Any, snap_compare: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await listed(pilot)
+        await pilot.press("space", "space", "space", "c")
+        await until(pilot, lambda: pilot.app.screen.query_one("#cmp-metrics").row_count == 3)
+        await until(pilot, lambda: pilot.app.screen.query_one("#cmp-diff").row_count > 0)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+
+
+def test_help(app: Any, snap_compare: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await listed(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
