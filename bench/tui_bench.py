@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_tui_fake_store import make_run  # noqa: E402
+from test_tui_fake_store import make_run
 
-from tuneterm.store import EventWriter, RunStore  # noqa: E402
-from tuneterm.store.meta import load_meta, save_meta  # noqa: E402
+from tuneterm.store import EventWriter, RunStore
+from tuneterm.store.meta import load_meta, save_meta
 
 
 def fmt(ms: float, goal: float) -> str:
@@ -145,7 +145,9 @@ async def keys_while_streaming(root: Path, rate: float = 50.0) -> list[float]:
     store = RunStore(root)
     infos = [make_run(store, f"s{i}", "running", events=False) for i in range(4)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", STREAMER, str(store.events_dir(i.id)), "40", str(rate)])
+        subprocess.Popen(
+            [sys.executable, "-c", STREAMER, str(store.events_dir(i.id)), "40", str(rate)]
+        )
         for i in infos
     ]
     app = TuneTermApp(store)

@@ -58,7 +58,9 @@ async def test_keymap_override(tmp_path: Path, settings_dir: Path) -> None:
     app = new_app(make_store(tmp_path / "runs", 1))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        await until(pilot, lambda: "no.such" in " ".join(str(n.message) for n in app._notifications))
+        await until(
+            pilot, lambda: "no.such" in " ".join(str(n.message) for n in app._notifications)
+        )
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, EditorScreen))
 

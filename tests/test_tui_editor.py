@@ -119,7 +119,9 @@ async def test_launch_errors_from_the_launcher_show_inline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(store: Any, cfg: Any, name: str = "") -> Any:
-        raise ConfigError([ConfigIssue("model.name", "resnet19", "unknown model; did you mean resnet18?")])
+        raise ConfigError(
+            [ConfigIssue("model.name", "resnet19", "unknown model; did you mean resnet18?")]
+        )
 
     monkeypatch.setattr(launcher, "start", refuse)
     app = new_app(RunStore(tmp_path / "runs"))

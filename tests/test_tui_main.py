@@ -31,7 +31,9 @@ def settings_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
-    monkeypatch.setattr(monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found")
+    monkeypatch.setattr(
+        monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found"
+    )
 
 
 def table(app: Any) -> RunTable:
@@ -57,7 +59,9 @@ def fake_engine(store: RunStore, run_id: str) -> subprocess.Popen[bytes]:
     ident = None
     for _ in range(100):
         try:
-            ident = ProcessIdentity(proc.pid, __import__("psutil").Process(proc.pid).create_time(), run_id)
+            ident = ProcessIdentity(
+                proc.pid, __import__("psutil").Process(proc.pid).create_time(), run_id
+            )
             break
         except Exception:
             continue

@@ -29,7 +29,9 @@ T0 = 1_790_000_000.0
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
     monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
-    monkeypatch.setattr(monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found")
+    monkeypatch.setattr(
+        monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found"
+    )
     counter = itertools.count(1)
     monkeypatch.setattr(
         store_runs, "new_run_id", lambda model: f"20260101-1200{next(counter):02d}-{model}-abcd"

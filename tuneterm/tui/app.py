@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import Iterable
 from functools import partial
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -35,7 +36,7 @@ class TuneTermApp(App[int]):
     CSS_PATH = str(BUILTIN_THEMES_DIR / "tuneterm.tcss")
     TITLE = "tuneterm"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
         Binding("T", "next_theme", "Theme", id="app.theme", show=False),
@@ -73,6 +74,7 @@ class TuneTermApp(App[int]):
         self.pending_select: str | None = None  # a run just launched: select it when listed
         self.draft: tuple[str, str] | None = None  # (toml, title) kept when the editor closes
         self.theme_names: list[str] = []
+        self._theme_ready = False
         self.first_paint: float | None = None
         self.started = time.perf_counter()
 
@@ -90,6 +92,7 @@ class TuneTermApp(App[int]):
                 problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
         self.theme = wanted
+        self._theme_ready = True
         problems += self.settings.problems + self._apply_keymap()
         for problem in problems:
             self.notify(problem, title="settings", severity="warning", timeout=8)
@@ -117,9 +120,11 @@ class TuneTermApp(App[int]):
             return [f"keymap.toml: unknown binding ids {', '.join(unknown)} (press ? for the ids)"]
         return []
 
-    # -- events of the watched runs ---------------------------------------------------------------
+    # -- events of the watched runs ------------------------------------------------------------
     def watched(self) -> list[str]:
-        ids = dict.fromkeys([*([self.selected] if self.selected else []), *self.marked, *self.compared])
+        ids = dict.fromkeys(
+            [*([self.selected] if self.selected else []), *self.marked, *self.compared]
+        )
         return list(ids)
 
     def history(self, run_id: str) -> RunHistory:
@@ -154,7 +159,7 @@ class TuneTermApp(App[int]):
         if run_id in self.compared:
             self.compared.remove(run_id)
 
-    # -- GPUs -------------------------------------------------------------------------------------
+    # -- GPUs ----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
     def sample_gpus(self) -> None:
         samples = monitor.gpu_samples()
@@ -165,7 +170,7 @@ class TuneTermApp(App[int]):
         self.gpus, self.nvml_problem = message.samples, message.nvml_problem
         self._tell_screen(HistoryChanged(set(), gpu=True))
 
-    # -- marks and colours --------------------------------------------------------------------------
+    # -- marks and colours ---------------------------------------------------------------------
     def toggle_mark(self, run_id: str) -> bool:
         if run_id in self.marked:
             del self.marked[run_id]
@@ -178,7 +183,7 @@ class TuneTermApp(App[int]):
     def colour(self, run_id: str, index: int = 0) -> str:
         return self.marked.get(run_id) or PALETTE[index % len(PALETTE)]
 
-    # -- chart settings (shared by the detail panes and compare) ------------------------------------
+    # -- chart settings (shared by the detail panes and compare) -------------------------------
     @property
     def smoothing_weight(self) -> float:
         return SMOOTHING[self.smoothing]
@@ -195,7 +200,7 @@ class TuneTermApp(App[int]):
             f"log-y {'on' if self.log_y else 'off'} (g)"
         )
 
-    # -- themes -------------------------------------------------------------------------------------
+    # -- themes --------------------------------------------------------------------------------
     def action_next_theme(self) -> None:
         names = self.theme_names or sorted(self.available_themes)
         current = names.index(self.theme) if self.theme in names else -1
@@ -203,7 +208,7 @@ class TuneTermApp(App[int]):
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def watch_theme(self, theme: str) -> None:
-        if self.is_mounted:
+        if self._theme_ready:  # not the theme set from settings at start-up
             self._remember_theme(theme)
 
     @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
@@ -212,7 +217,7 @@ class TuneTermApp(App[int]):
         if problem:
             self.call_from_thread(self.notify, problem, severity="warning")
 
-    # -- help and palette -------------------------------------------------------------------------
+    # -- help and palette ----------------------------------------------------------------------
     def key_rows(self, screen: Screen[object]) -> list[tuple[str, str, str]]:
         """(keys, description, binding id) for every action reachable on `screen`."""
         by_id: dict[str, tuple[list[str], str]] = {}
@@ -223,7 +228,9 @@ class TuneTermApp(App[int]):
             ident = b.id or b.action
             keys, _ = by_id.setdefault(ident, ([], b.description))
             keys.append(self.get_key_display(b) if b.key == key else key)
-        rows = [(" ".join(dict.fromkeys(keys)), desc, ident) for ident, (keys, desc) in by_id.items()]
+        rows = [
+            (" ".join(dict.fromkeys(keys)), desc, ident) for ident, (keys, desc) in by_id.items()
+        ]
         return rows
 
     def action_help(self) -> None:

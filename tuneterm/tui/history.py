@@ -238,7 +238,9 @@ def downsample(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, 
     return xs, ys
 
 
-def column_means(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def column_means(
+    x: np.ndarray, y: np.ndarray, columns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of y per x column and how many points each mean stands for."""
     ok = ~(np.isnan(x) | np.isnan(y))
     if not ok.all():

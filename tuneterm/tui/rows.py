@@ -149,7 +149,7 @@ def sort_key(key: str, now: float) -> Callable[[RunInfo], Any]:
     if key == "best":
         return best_value
     if key == "loss":
-        return lambda r: (r.meta.last_loss if r.meta and r.meta.last_loss is not None else 1e30)
+        return lambda r: r.meta.last_loss if r.meta and r.meta.last_loss is not None else 1e30
     if key == "elapsed":
         return lambda r: elapsed(r, now) or 0.0
     return lambda r: r.id  # ids start with the creation time

@@ -1,9 +1,9 @@
 """Where the TUI keeps what a person chose: theme, keymap overrides and their own themes.
 
-    $TUNETERM_CONFIG_DIR or ~/.config/tuneterm/
-        settings.toml   theme = "tuneterm-dark"
-        keymap.toml     [keys] binding-id = "key[,key]"   (ids are listed by `?`)
-        themes/         *.toml theme files, loaded next to the built-in ones
+$TUNETERM_CONFIG_DIR or ~/.config/tuneterm/
+    settings.toml   theme = "tuneterm-dark"
+    keymap.toml     [keys] binding-id = "key[,key]"   (ids are listed by `?`)
+    themes/         *.toml theme files, loaded next to the built-in ones
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from textual.theme import Theme
 
@@ -25,7 +26,7 @@ def load_theme(path: Path) -> Theme:
     unknown = set(data) - {*_COLOURS, "name", "dark", "variables"}
     if unknown:
         raise ValueError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
-    colours = {k: str(data[k]) for k in _COLOURS if k in data}
+    colours: dict[str, Any] = {k: str(data[k]) for k in _COLOURS if k in data}
     variables = {str(k): str(v) for k, v in dict(data.get("variables", {})).items()}
     return Theme(name=str(name), dark=bool(data.get("dark", True)), variables=variables, **colours)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
@@ -83,7 +84,7 @@ def metric_rows(infos: list[RunInfo], histories: dict[str, RunHistory]) -> list[
 
 
 class CompareScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,c", "close", "Back", id="compare.close"),
         Binding("z", "smoothing", "Smoothing", id="chart.smoothing"),
         Binding("x", "x_axis", "X axis", id="chart.x_axis"),
@@ -214,7 +215,7 @@ class CompareScreen(Screen[None]):
         else:
             for info, row in zip(self.infos, rows, strict=True):
                 for col, value in enumerate(row[1:], start=1):
-                    table.update_cell_at((self.infos.index(info), col), value)
+                    table.update_cell_at(Coordinate(self.infos.index(info), col), value)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import tomlkit
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
@@ -123,7 +123,7 @@ def _show(value: Any) -> str:
 
 
 class EditorScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "launch", "Launch", id="editor.launch"),
         Binding("f2", "toggle_form", "Form", id="editor.form"),
         Binding("ctrl+n", "template", "Template", id="editor.template"),
@@ -171,7 +171,7 @@ class EditorScreen(Screen[None]):
     def text(self) -> str:
         return self.query_one(TomlArea).text
 
-    # -- validation ---------------------------------------------------------------------------------
+    # -- validation ----------------------------------------------------------------------------
     @on(TextArea.Changed, "#toml")
     def toml_changed(self) -> None:
         if self._timer is not None:
@@ -216,7 +216,9 @@ class EditorScreen(Screen[None]):
                 out.append(" … launching (checking the model with torchvision first)", style="bold")
             else:
                 out.append(" ✓ valid", style="bold green")
-                out.append("  ctrl+l launches   f2 form   esc back (the draft is kept)", style="dim")
+                out.append(
+                    "  ctrl+l launches   f2 form   esc back (the draft is kept)", style="dim"
+                )
         out.rstrip()
         self.query_one("#issues", Static).update(out)
         self.query_one(TomlArea).mark_errors(lines)
@@ -224,7 +226,7 @@ class EditorScreen(Screen[None]):
         for f in FORM:
             self.query_one(f"#{f.widget_id}").set_class(f.key in bad, "has-issue")
 
-    # -- the form ------------------------------------------------------------------------------------
+    # -- the form ------------------------------------------------------------------------------
     def sync_form(self) -> None:
         """TOML -> form, when the TOML parses."""
         try:
@@ -263,7 +265,7 @@ class EditorScreen(Screen[None]):
         value = _coerce(str(event.value), _DEFAULTS[f.section][f.name])
         if f.section not in doc:
             doc.add(f.section, tomlkit.table())
-        doc[f.section][f.name] = value  # type: ignore[index]
+        doc[f.section][f.name] = value
         area = self.query_one(TomlArea)
         cursor = area.cursor_location
         self._syncing = True
@@ -285,7 +287,7 @@ class EditorScreen(Screen[None]):
         self.query_one(TomlArea).text = template()
         self.notify("Replaced with the template (ctrl+z undoes).", timeout=3)
 
-    # -- launch -------------------------------------------------------------------------------------
+    # -- launch --------------------------------------------------------------------------------
     def action_launch(self) -> None:
         if self.launching:
             return

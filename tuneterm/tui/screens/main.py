@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
@@ -41,7 +41,7 @@ LOG_LEVEL_STYLE = {"error": "red", "trace": "red", "warning": "yellow", "status"
 
 
 class MainScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_run", "New", id="run.new"),
         Binding("e", "clone_run", "Clone", id="run.clone"),
         Binding("s", "stop", "Stop", id="run.stop"),
@@ -113,7 +113,7 @@ class MainScreen(Screen[None]):
         self.set_interval(self.app.scan_interval, self.scan)
         self.set_interval(1.0, self._tick)
 
-    # -- the run list -----------------------------------------------------------------------------
+    # -- the run list --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan(self) -> None:
         started = time.perf_counter()
@@ -213,7 +213,7 @@ class MainScreen(Screen[None]):
         table = self.query_one(RunTable)
         return table.infos.get(self.app.selected or "")
 
-    # -- the detail panes ---------------------------------------------------------------------------
+    # -- the detail panes ----------------------------------------------------------------------
     @on(HistoryChanged)
     def history_changed(self, message: HistoryChanged) -> None:
         if message.gpu or self.app.selected in message.run_ids:
@@ -326,10 +326,9 @@ class MainScreen(Screen[None]):
             log.clear()
             shown = 0
             text = self.texts.get(run_id)
-            if history is None or not history.logs:
-                if text and text.log_tail:
-                    log.write_line("── engine.log (tail) ──")
-                    log.write_lines(text.log_tail.splitlines())
+            if (history is None or not history.logs) and text and text.log_tail:
+                log.write_line("── engine.log (tail) ──")
+                log.write_lines(text.log_tail.splitlines())
         if history is not None and total > shown:
             new = list(history.logs)[-min(total - shown, len(history.logs)) :]
             log.write_lines(
@@ -345,7 +344,7 @@ class MainScreen(Screen[None]):
             return f"{what}: {info.reason}"
         return what
 
-    # -- keys: list ---------------------------------------------------------------------------------
+    # -- keys: list ----------------------------------------------------------------------------
     def action_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = f"pane-{pane}"
 
@@ -418,7 +417,7 @@ class MainScreen(Screen[None]):
         infos = {r.id: r for r in self.runs}
         self.app.push_screen(CompareScreen([infos[i] for i in ids if i in infos]))
 
-    # -- keys: runs -----------------------------------------------------------------------------------
+    # -- keys: runs ----------------------------------------------------------------------------
     def action_new_run(self) -> None:
         from tuneterm.tui.screens.editor import EditorScreen
 
@@ -442,7 +441,9 @@ class MainScreen(Screen[None]):
             cfg.run.name = ""
             text = to_toml(cfg)
         except (ConfigError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"cannot clone {run_id}: {exc}", severity="error")
+            self.app.call_from_thread(
+                self.notify, f"cannot clone {run_id}: {exc}", severity="error"
+            )
             return
         self.app.call_from_thread(self._open_clone, text, run_id)
 
@@ -478,7 +479,8 @@ class MainScreen(Screen[None]):
             return
         self._confirm(
             f"Kill {info.name}?",
-            "SIGKILL: the engine ends at once without saving; work since the last checkpoint is lost.",
+            "SIGKILL: the engine ends at once without saving; "
+            "work since the last checkpoint is lost.",
             "kill",
             info.id,
         )
@@ -487,7 +489,9 @@ class MainScreen(Screen[None]):
         if (info := self._need_run()) is None:
             return
         if info.alive:
-            self.notify(f"{info.name} is {info.status}: stop it before deleting.", severity="warning")
+            self.notify(
+                f"{info.name} is {info.status}: stop it before deleting.", severity="warning"
+            )
             return
         self._confirm(
             f"Delete {info.name}?",

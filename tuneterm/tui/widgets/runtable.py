@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -34,8 +35,8 @@ class RunTable(ScrollView, can_focus=True):
     RunTable > .runtable--cursor { background: $primary 30%; }
     RunTable:focus > .runtable--cursor { background: $primary 60%; }
     """
-    COMPONENT_CLASSES = {"runtable--header", "runtable--cursor"}
-    BINDINGS = [
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"runtable--header", "runtable--cursor"}
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "move(-1)", "Up", show=False, id="list.up"),
         Binding("down", "move(1)", "Down", show=False, id="list.down"),
         Binding("pageup", "page(-1)", "Page up", show=False, id="list.page_up"),
@@ -84,8 +85,8 @@ class RunTable(ScrollView, can_focus=True):
         self.widths = {k: min(w, MAX_WIDTH.get(k, 40)) for k, w in widths.items()}
         total = sum(self.widths.values()) + 2 * len(COLUMNS)
         self.virtual_size = Size(total, len(self.order) + 1)
-        row = self.order.index(selected) if selected in self.infos else self.cursor_row
-        self.move_cursor(row=max(0, min(row, len(self.order) - 1)))
+        at = self.order.index(selected) if selected in self.infos else self.cursor_row
+        self.move_cursor(row=max(0, min(at, len(self.order) - 1)))
         self.refresh()
 
     def move_cursor(self, row: int, animate: bool = False) -> None:
@@ -118,7 +119,7 @@ class RunTable(ScrollView, can_focus=True):
             self.move_cursor(int(self.scroll_y) + event.y - 1)
             self.focus()
 
-    # -- rendering --------------------------------------------------------------------------------
+    # -- rendering -----------------------------------------------------------------------------
     def _cell_style(self, key: str, text: str, run_id: str) -> str:
         colour = self.marked.get(run_id)
         if key == "status":
@@ -147,10 +148,10 @@ class RunTable(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         base = self.rich_style
         if y == 0:
-            style = base + self.get_component_rich_style("runtable--header")
+            head_style = base + self.get_component_rich_style("runtable--header")
             header = self._line(dict(COLUMNS), None)
             segments = list(header.render(self.app.console))
-            return Strip(segments).crop_extend(scroll_x, scroll_x + width, style).simplify()
+            return Strip(segments).crop_extend(scroll_x, scroll_x + width, head_style).simplify()
         index = scroll_y + y - 1
         if index >= len(self.order):
             return Strip.blank(width, base)

@@ -64,9 +64,7 @@ class TomlArea(TextArea):
 
     def __init__(self, text: str = "", *, id: str | None = None) -> None:
         self.error_lines: set[int] = set()  # read by _build_highlight_map during __init__
-        super().__init__(
-            text, id=id, show_line_numbers=True, tab_behavior="focus", soft_wrap=False
-        )
+        super().__init__(text, id=id, show_line_numbers=True, tab_behavior="focus", soft_wrap=False)
         for theme in _themes():
             self.register_theme(theme)
 
