@@ -57,6 +57,8 @@ class Cli:
 
     def __call__(self, *args: str, timeout: float = 240, check: int | None = None) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "TUNETERM_RUNS"}
+        env["TUNETERM_OFFLINE"] = "1"  # deterministic: never reach for a download in tests
+        env["TORCH_HOME"] = str(self.runs.parent / "torch-home")  # an empty weights cache
         proc = subprocess.run(
             [sys.executable, "-m", "tuneterm", "--runs-dir", str(self.runs), *args],
             capture_output=True, text=True, timeout=timeout, env=env,

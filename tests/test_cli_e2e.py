@@ -48,7 +48,7 @@ def test_run_completes_above_chance(cli: Cli, tiny_config: Path, runs_dir: Path)
 
 def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
     store = RunStore(runs_dir)
-    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=30",
+    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=6",
                  "--set", "train.log_every=1", check=0).stdout.strip()
     wait_for(lambda: any(e["kind"] == "train" and e["step"] >= 3 for e in _events(store, run_id)))
     stopped = cli.json("stop", run_id)
@@ -69,7 +69,7 @@ def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path)
 
 def test_kill9_reads_crashed_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
     store = RunStore(runs_dir)
-    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=30", check=0).stdout.strip()
+    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=6", check=0).stdout.strip()
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in _events(store, run_id)))
     pid = store.info(run_id).meta.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
@@ -110,6 +110,8 @@ INVALID = [
     (["--set", "model.weights=IMAGENET9K"], "model.weights"),
     (["--set", "model.init=run:nosuchrun"], "model.init"),
     (["--set", "lr"], "--set"),
+    (["--set", "model.name=vit_b_16"], "data.image_size = 16: vit_b_16 cannot take 16x16 images"),
+    (["--set", "model.weights=DEFAULT"], "place it at"),
     (["--name", "../../etc"], "--name"),
 ]
 

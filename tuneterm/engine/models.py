@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def _download_weights(member: object) -> None:
     wf = weights_file(member)
     if wf.cached:
         return
+    if os.environ.get("TUNETERM_OFFLINE", "") not in ("", "0"):
+        raise ModelError(wf.missing_message())
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:

@@ -24,7 +24,7 @@ import psutil
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import ProcessIdentity
 from tuneterm.store.events import EventWriter
-from tuneterm.store.meta import RunMeta, load_meta, save_meta
+from tuneterm.store.meta import ACTIVE, RunMeta, load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
 SAMPLE_EVERY = 2.0  # seconds between system samples
@@ -70,8 +70,12 @@ class EngineProcess:
                 self._meta_saved = now
 
     def set_status(self, status: str, **fields: Any) -> None:
-        self.progress(force=True, status=status, **fields)
         self.emit("status", status=status, **{k: v for k, v in fields.items() if k == "error"})
+        if status not in ACTIVE:
+            # Readers stop polling once meta.json says the run is over: every event must be
+            # on disk before that is visible.
+            self.writer.flush()
+        self.progress(force=True, status=status, **fields)
 
     # -- signals and sampling -------------------------------------------------------------------
     def _on_term(self, signum: int, frame: object) -> None:

@@ -7,6 +7,7 @@ with the same `ConfigError` that schema validation raises, so nothing half-made 
 from __future__ import annotations
 
 import difflib
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -72,7 +73,10 @@ def weights_file(member: Any) -> WeightsFile:
 
 
 def _reachable(host: str, timeout: float = 3.0) -> bool:
-    """Can we open a TCP connection to `host` quickly? DNS runs in a thread so it cannot hang us."""
+    """Can we open a TCP connection to `host` quickly? DNS runs in a thread so it cannot hang us.
+    `TUNETERM_OFFLINE=1` says no without trying (air-gapped machines, tests)."""
+    if os.environ.get("TUNETERM_OFFLINE", "") not in ("", "0"):
+        return False
     result: list[bool] = []
 
     def probe() -> None:
@@ -86,6 +90,22 @@ def _reachable(host: str, timeout: float = 3.0) -> bool:
     thread.start()
     thread.join(timeout + 0.5)
     return bool(result and result[0])
+
+
+def check_input_size(model: str, size: int) -> ConfigIssue | None:
+    """Run the model on the `meta` device (no memory, no compute) to catch sizes it cannot take,
+    e.g. ViTs that need 224 px or small-input failures deep in a network."""
+    import torch
+    import torchvision
+
+    try:
+        with torch.device("meta"):
+            net = torchvision.models.get_model(model, weights=None, num_classes=2).eval()
+            net(torch.empty(2, 3, size, size))
+    except Exception as exc:  # any shape error; the message names what the model expected
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        return ConfigIssue("data.image_size", size, f"{model} cannot take {size}x{size} images ({first})")
+    return None
 
 
 def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
@@ -106,6 +126,9 @@ def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
             wf = weights_file(member)
             if not wf.cached and not _reachable(WEIGHTS_HOST):
                 issues.append(ConfigIssue("model.weights", cfg.model.weights, wf.missing_message()))
+        shape_issue = check_input_size(cfg.model.name, cfg.data.image_size)
+        if shape_issue:
+            issues.append(shape_issue)
     init = cfg.model.init
     if init.startswith("run:"):
         if store is None:
