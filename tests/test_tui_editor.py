@@ -92,8 +92,10 @@ async def test_form_writes_the_same_toml_and_follows_it(tmp_path: Path) -> None:
         await until(pilot, lambda: 'optimizer = "sgd"' in area.text)
         set_line(area, "batch_size", "16")
         await until(pilot, lambda: editor.query_one("#form-train-batch_size", Input).value == "16")
+        await pilot.press("f2")  # the form has focus: f2 hides it and goes back to the TOML
+        assert not editor.query_one("#form").display and area.has_focus
         await pilot.press("f2")
-        assert not editor.query_one("#form").display
+        assert editor.query_one("#form").display and not area.has_focus
 
 
 @pilot

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -221,7 +221,17 @@ class TuneTermApp(App[int]):
     def key_rows(self, screen: Screen[object]) -> list[tuple[str, str, str]]:
         """(keys, description, binding id) for every action reachable on `screen`."""
         by_id: dict[str, tuple[list[str], str]] = {}
-        for key, active in screen.active_bindings.items():
+        # The screen's own actions first, then the app's, then widget keys (scrolling, focus).
+        rank = {id(screen): 0, id(self): 1}
+
+        def order(item: tuple[str, Any]) -> int:
+            binding = item[1].binding
+            if (binding.id or binding.action).startswith(("app.focus", "screen.")):
+                return 2
+            return rank.get(id(item[1].node), 2)
+
+        ordered = sorted(screen.active_bindings.items(), key=order)
+        for key, active in ordered:
             b = active.binding
             if not b.description:
                 continue

@@ -157,7 +157,7 @@ class RunHistory:
             elif kind == "status":
                 self.status = str(ev.get("status", ""))
                 extra = f": {ev['error']}" if ev.get("error") else ""
-                self._log(t, "status", f"status {self.status}{extra}")
+                self._log(t, "status", f"{self.status}{extra}")
             elif kind == "test":
                 self.test = dict(ev)
             elif kind == "checkpoint":

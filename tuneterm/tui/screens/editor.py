@@ -125,7 +125,7 @@ def _show(value: Any) -> str:
 class EditorScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "launch", "Launch", id="editor.launch"),
-        Binding("f2", "toggle_form", "Form", id="editor.form"),
+        Binding("f2", "toggle_form", "Form/TOML", id="editor.form"),
         Binding("ctrl+n", "template", "Template", id="editor.template"),
         Binding("escape", "close", "Back (keeps draft)", id="editor.close"),
     ]
@@ -153,6 +153,7 @@ class EditorScreen(Screen[None]):
                             allow_blank=False,
                             value=_DEFAULTS[f.section][f.name],
                             id=f.widget_id,
+                            compact=True,
                         )
                     else:
                         yield Input(id=f.widget_id, compact=True)
@@ -275,13 +276,15 @@ class EditorScreen(Screen[None]):
         area.cursor_location = (row, min(cursor[1], len(area.document.get_line(row))))
 
     def action_toggle_form(self) -> None:
+        """TOML -> form -> hidden form (a wider TOML) -> form again."""
         form = self.query_one("#form")
-        form.display = not form.display
-        if form.display:
-            first = form.query("Input, Select").first()
-            first.focus()
-        else:
-            self.query_one(TomlArea).focus()
+        area = self.query_one(TomlArea)
+        if form.display and self.focused is not None and self.focused is not area:
+            form.display = False
+            area.focus()
+            return
+        form.display = True
+        form.query("Input, Select").first().focus()
 
     def action_template(self) -> None:
         self.query_one(TomlArea).text = template()

@@ -70,7 +70,7 @@ class CurvePlot(PlotextPlot):
                 continue
             points += len(c.x)
             plt.plot(c.x, c.y, label=line.label, color=line.color, marker="braille")
-            if line.points and len(c.x) <= columns // 2:
+            if (line.points and len(c.x) <= columns // 2) or len(c.x) <= 3:
                 plt.scatter(c.x, c.y, color=line.color, marker="dot")
         if chart.log_y:
             plt.yscale("log")

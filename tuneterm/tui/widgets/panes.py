@@ -74,10 +74,10 @@ def system_view(
         )
     else:
         age = now - float(sys.get("t", now))
+        when = f"sampled {age:.0f} s ago" if info and info.alive else "last sample of the run"
         parts.append(
             Text(
-                f"CPU {sys.get('cpu', 0):.0f}% of one core   RSS {size(sys.get('rss'))}"
-                f"   (sampled {age:.0f} s ago)"
+                f"CPU {sys.get('cpu', 0):.0f}% of one core   RSS {size(sys.get('rss'))}   ({when})"
             )
         )
         parts.append(
