@@ -55,16 +55,25 @@ class Cli:
     def __init__(self, runs: Path) -> None:
         self.runs = runs
 
-    def __call__(self, *args: str, timeout: float = 240, check: int | None = None) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = 240, check: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "TUNETERM_RUNS"}
         env["TUNETERM_OFFLINE"] = "1"  # deterministic: never reach for a download in tests
         env["TORCH_HOME"] = str(self.runs.parent / "torch-home")  # an empty weights cache
         proc = subprocess.run(
             [sys.executable, "-m", "tuneterm", "--runs-dir", str(self.runs), *args],
-            capture_output=True, text=True, timeout=timeout, env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
         )
         if check is not None:
-            assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+            assert proc.returncode == check, (
+                proc.returncode,
+                proc.stdout[-2000:],
+                proc.stderr[-2000:],
+            )
         return proc
 
     def json(self, *args: str) -> Any:

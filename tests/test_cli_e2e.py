@@ -48,8 +48,16 @@ def test_run_completes_above_chance(cli: Cli, tiny_config: Path, runs_dir: Path)
 
 def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
     store = RunStore(runs_dir)
-    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=6",
-                 "--set", "train.log_every=1", check=0).stdout.strip()
+    run_id = cli(
+        "run",
+        str(tiny_config),
+        "--detach",
+        "--set",
+        "train.epochs=6",
+        "--set",
+        "train.log_every=1",
+        check=0,
+    ).stdout.strip()
     wait_for(lambda: any(e["kind"] == "train" and e["step"] >= 3 for e in _events(store, run_id)))
     stopped = cli.json("stop", run_id)
     assert stopped["status"] == "stopped"
@@ -67,9 +75,13 @@ def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path)
     assert info.meta.step == info.meta.total_steps
 
 
-def test_kill9_reads_crashed_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
+def test_kill9_reads_crashed_then_resume_completes(
+    cli: Cli, tiny_config: Path, runs_dir: Path
+) -> None:
     store = RunStore(runs_dir)
-    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.epochs=6", check=0).stdout.strip()
+    run_id = cli(
+        "run", str(tiny_config), "--detach", "--set", "train.epochs=6", check=0
+    ).stdout.strip()
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in _events(store, run_id)))
     pid = store.info(run_id).meta.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
@@ -83,10 +95,20 @@ def test_kill9_reads_crashed_then_resume_completes(cli: Cli, tiny_config: Path, 
     assert [e["seq"] for e in events] == list(range(len(events)))
 
 
-def test_reader_polling_while_engine_writes_sees_every_event(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
+def test_reader_polling_while_engine_writes_sees_every_event(
+    cli: Cli, tiny_config: Path, runs_dir: Path
+) -> None:
     store = RunStore(runs_dir)
-    run_id = cli("run", str(tiny_config), "--detach", "--set", "train.log_every=1",
-                 "--set", "train.epochs=4", check=0).stdout.strip()
+    run_id = cli(
+        "run",
+        str(tiny_config),
+        "--detach",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.epochs=4",
+        check=0,
+    ).stdout.strip()
     reader = store.events(run_id)
     seen: list[dict] = []
     polls = 0
@@ -102,10 +124,16 @@ def test_reader_polling_while_engine_writes_sees_every_event(cli: Cli, tiny_conf
 
 INVALID = [
     (["--set", "train.lr=-0.1"], "train.lr = -0.1: must be > 0"),
-    (["--set", "model.name=resnet19"], 'model.name = "resnet19": unknown model; did you mean resnet18?'),
+    (
+        ["--set", "model.name=resnet19"],
+        'model.name = "resnet19": unknown model; did you mean resnet18?',
+    ),
     (["--set", "train.lrr=0.1"], "train.lrr = 0.1: unknown key; did you mean lr?"),
     (["--set", "train.epochs=many"], "train.epochs"),
-    (["--set", "data.dataset=digitz"], 'data.dataset = "digitz": unknown choice; did you mean digits?'),
+    (
+        ["--set", "data.dataset=digitz"],
+        'data.dataset = "digitz": unknown choice; did you mean digits?',
+    ),
     (["--set", "data.dataset=folder", "--set", "data.root=/no/such/dir"], "data.root"),
     (["--set", "model.weights=IMAGENET9K"], "model.weights"),
     (["--set", "model.init=run:nosuchrun"], "model.init"),

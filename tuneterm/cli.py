@@ -20,8 +20,13 @@ from tuneterm.config import ConfigError, ConfigIssue, load, template
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-STATUS_EXIT = {"completed": EXIT_OK, "failed": EXIT_FAILED, "crashed": EXIT_FAILED,
-               "unreadable": EXIT_FAILED, "stopped": EXIT_STOPPED}
+STATUS_EXIT = {
+    "completed": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "crashed": EXIT_FAILED,
+    "unreadable": EXIT_FAILED,
+    "stopped": EXIT_STOPPED,
+}
 
 
 def _store(args: argparse.Namespace) -> RunStore:
@@ -39,9 +44,17 @@ def _console() -> Any:
 
 
 def _status_style(status: str) -> str:
-    return {"completed": "green", "running": "cyan", "starting": "cyan", "created": "cyan",
-            "stopping": "yellow", "stopped": "yellow", "failed": "red", "crashed": "red",
-            "unreadable": "magenta"}.get(status, "white")
+    return {
+        "completed": "green",
+        "running": "cyan",
+        "starting": "cyan",
+        "created": "cyan",
+        "stopping": "yellow",
+        "stopped": "yellow",
+        "failed": "red",
+        "crashed": "red",
+        "unreadable": "magenta",
+    }.get(status, "white")
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -73,8 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             _out(_summary(info))
         else:
             print(info.id)
-            print(f"follow: tuneterm events {info.id} --follow   stop: tuneterm stop {info.id}",
-                  file=sys.stderr)
+            print(
+                f"follow: tuneterm events {info.id} --follow   stop: tuneterm stop {info.id}",
+                file=sys.stderr,
+            )
         return EXIT_OK
     return follow(store, info.id, args.json)
 
@@ -106,8 +121,10 @@ def follow(store: RunStore, run_id: str, as_json: bool) -> int:
     try:
         watch(store, [run_id], console, quiet=as_json)
     except KeyboardInterrupt:
-        print(f"\nstopped following; the run goes on. Stop it with: tuneterm stop {run_id}",
-              file=sys.stderr)
+        print(
+            f"\nstopped following; the run goes on. Stop it with: tuneterm stop {run_id}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     info = store.info(run_id)
     if as_json:
@@ -124,7 +141,10 @@ def _print_outcome(console: Any, info: RunInfo) -> None:
         console.print(info.reason)
         return
     if m.best:
-        console.print(f"  best {m.best.get('metric')} {m.best.get('value', 0):.4f} at epoch {m.best.get('epoch')}")
+        console.print(
+            f"  best {m.best.get('metric')} {m.best.get('value', 0):.4f}"
+            f" at epoch {m.best.get('epoch')}"
+        )
     for key in ("test_acc", "test_top5", "test_loss", "val_acc"):
         if key in m.final:
             console.print(f"  {key} {m.final[key]:.4f}")
@@ -145,17 +165,39 @@ def cmd_ls(args: argparse.Namespace) -> int:
         _out([report.summary(r) for r in runs])
         return EXIT_OK
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "NAME", "STATUS", "MODEL", "DATA", "EPOCH", "BEST", "LOSS", "ELAPSED", "DEVICE"):
+    for col in (
+        "ID",
+        "NAME",
+        "STATUS",
+        "MODEL",
+        "DATA",
+        "EPOCH",
+        "BEST",
+        "LOSS",
+        "ELAPSED",
+        "DEVICE",
+    ):
         table.add_column(col, no_wrap=True)
     for r in runs:
         m = r.meta
         if m is None:
-            table.add_row(r.id, r.name, f"[magenta]unreadable[/]", "", "", "", "", "", "", r.reason[:40])
+            table.add_row(
+                r.id, r.name, "[magenta]unreadable[/]", "", "", "", "", "", "", r.reason[:40]
+            )
             continue
         best = f"{m.best['value']:.4f}" if m.best else "-"
-        table.add_row(r.id, r.name, f"[{_status_style(r.status)}]{r.status}[/]", m.model, m.dataset,
-                      f"{m.epoch}/{m.epochs}", best, report.fmt_metric(m.last_loss),
-                      report.fmt_duration(report.elapsed(r)), m.device or "-")
+        table.add_row(
+            r.id,
+            r.name,
+            f"[{_status_style(r.status)}]{r.status}[/]",
+            m.model,
+            m.dataset,
+            f"{m.epoch}/{m.epochs}",
+            best,
+            report.fmt_metric(m.last_loss),
+            report.fmt_duration(report.elapsed(r)),
+            m.device or "-",
+        )
     _console().print(table if runs else f"no runs in {_store(args).root}")
     return EXIT_OK
 
@@ -170,14 +212,35 @@ def cmd_show(args: argparse.Namespace) -> int:
         _out(data)
         return EXIT_OK
     console = _console()
-    console.print(f"[bold]{info.name}[/] ({info.id})  [{_status_style(info.status)}]{info.status}[/]"
-                  + (f"  {info.reason}" if info.reason else ""))
-    for key in ("model", "dataset", "device", "host", "epoch", "epochs", "step", "total_steps",
-                "last_loss", "throughput", "best", "final", "params", "resumes", "parent", "error"):
+    console.print(
+        f"[bold]{info.name}[/] ({info.id})  [{_status_style(info.status)}]{info.status}[/]"
+        + (f"  {info.reason}" if info.reason else "")
+    )
+    for key in (
+        "model",
+        "dataset",
+        "device",
+        "host",
+        "epoch",
+        "epochs",
+        "step",
+        "total_steps",
+        "last_loss",
+        "throughput",
+        "best",
+        "final",
+        "params",
+        "resumes",
+        "parent",
+        "error",
+    ):
         if data.get(key) not in (None, "", {}, 0) or key in ("epoch", "step"):
             console.print(f"  {key:12} {data.get(key)}")
     if info.meta and info.meta.final.get("per_class"):
-        console.print("  per class    " + "  ".join(f"{k}:{v:.2f}" for k, v in info.meta.final["per_class"].items()))
+        console.print(
+            "  per class    "
+            + "  ".join(f"{k}:{v:.2f}" for k, v in info.meta.final["per_class"].items())
+        )
     console.print(f"  path         {data['path']}")
     return EXIT_OK
 
@@ -259,12 +322,16 @@ def cmd_label(args: argparse.Namespace) -> int:
     tags = None
     if args.tag or args.untag:
         tags = (set(current.tags) | set(args.tag or [])) - set(args.untag or [])
-    label = store.set_label(run_id, name=args.name, tags=sorted(tags) if tags is not None else None,
-                            notes=args.notes)
+    label = store.set_label(
+        run_id, name=args.name, tags=sorted(tags) if tags is not None else None, notes=args.notes
+    )
     if args.json:
         _out(label.model_dump())
     else:
-        print(f"{run_id}: name={label.name or '-'} tags={','.join(label.tags) or '-'} notes={label.notes!r}")
+        print(
+            f"{run_id}: name={label.name or '-'} tags={','.join(label.tags) or '-'}"
+            f" notes={label.notes!r}"
+        )
     return EXIT_OK
 
 
@@ -306,7 +373,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _store(args)
     info = store.info(store.resolve(args.run))
     events = list(store.events(info.id))
-    text = report.export_csv(events) if args.format == "csv" else report.export_json(store, info, events)
+    text = (
+        report.export_csv(events)
+        if args.format == "csv"
+        else report.export_json(store, info, events)
+    )
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out} ({len(events)} events)", file=sys.stderr)
@@ -339,17 +410,25 @@ def _open_tui(args: argparse.Namespace) -> int:
     return run_app(args.runs_dir)
 
 
-# -- parser ------------------------------------------------------------------------------------------
+# -- parser -----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--runs-dir", default=argparse.SUPPRESS,
-                        help="the run store (default: $TUNETERM_RUNS or ./runs)")
-    ap = argparse.ArgumentParser(prog="tuneterm", parents=[common],
-                                 description="Manage PyTorch fine-tuning runs from the terminal.")
+    common.add_argument(
+        "--runs-dir",
+        default=argparse.SUPPRESS,
+        help="the run store (default: $TUNETERM_RUNS or ./runs)",
+    )
+    ap = argparse.ArgumentParser(
+        prog="tuneterm",
+        parents=[common],
+        description="Manage PyTorch fine-tuning runs from the terminal.",
+    )
     ap.add_argument("--version", action="version", version=f"tuneterm {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, description=help)
         if json_flag:
             p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -361,8 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p = add("run", cmd_run, "launch a run from a TOML config (and follow it)")
     p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config key (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
     p = add("ls", cmd_ls, "list runs")
@@ -375,9 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
     p = add("stop", cmd_stop, "stop a run gracefully (checkpoint first), or kill it with --force")
     p.add_argument("run")
-    p.add_argument("--force", action="store_true", help="SIGKILL: no checkpoint; the run reads as crashed")
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to end (default 30)")
-    p = add("resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint")
+    p.add_argument(
+        "--force", action="store_true", help="SIGKILL: no checkpoint; the run reads as crashed"
+    )
+    p.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for it to end (default 30)"
+    )
+    p = add(
+        "resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint"
+    )
     p.add_argument("run")
     p.add_argument("--detach", action="store_true", help="return at once instead of following")
     p = add("rm", cmd_rm, "delete runs (their folders)")

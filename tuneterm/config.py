@@ -97,7 +97,9 @@ class DataSection(_Section):
     classes: list[str] = Field(
         default_factory=list, description="Only these classes (names); empty means all"
     )
-    per_class: int = Field(0, ge=0, description="At most this many training images per class; 0 = all")
+    per_class: int = Field(
+        0, ge=0, description="At most this many training images per class; 0 = all"
+    )
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="Held out for validation when no val/ folder exists"
     )
@@ -106,10 +108,13 @@ class DataSection(_Section):
     )
     image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
     shift: Literal["none", "invert", "rot90", "rot180"] = Field(
-        "none", description="A fixed domain shift applied to every image: none, invert, rot90, rot180"
+        "none",
+        description="A fixed domain shift applied to every image: none, invert, rot90, rot180",
     )
     augment: str = Field("none", description='Training augmentation preset: "none" or "light"')
-    workers: int = Field(-1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine")
+    workers: int = Field(
+        -1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine"
+    )
 
     @field_validator("root")
     @classmethod
@@ -174,8 +179,12 @@ def _reason(err: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "unknown key"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-              "less_than_equal": "<="}[kind]
+        op = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[kind]
         bound = next(iter(ctx.values()), "?")
         return f"must be {op} {bound}"
     if kind == "literal_error":
@@ -190,7 +199,7 @@ def _known_keys(loc: tuple[str, ...]) -> list[str]:
         info = model.model_fields.get(part)
         if info is None or not isinstance(info.annotation, type):
             return []
-        model = info.annotation  # type: ignore[assignment]
+        model = info.annotation
     return list(model.model_fields)
 
 
@@ -241,7 +250,8 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
             ConfigIssue(
                 "data.test_fraction",
                 cfg.data.test_fraction,
-                f"val_fraction + test_fraction must be < 0.9 (val_fraction = {cfg.data.val_fraction})",
+                "val_fraction + test_fraction must be < 0.9 "
+                f"(val_fraction = {cfg.data.val_fraction})",
             )
         )
     if issues:
@@ -253,7 +263,9 @@ def parse_toml(text: str, source: str = "") -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigIssue("(toml)", _MISSING, f"syntax error: {exc}")], source) from None
+        raise ConfigError(
+            [ConfigIssue("(toml)", _MISSING, f"syntax error: {exc}")], source
+        ) from None
 
 
 def _parse_value(raw: str) -> Any:
@@ -299,8 +311,12 @@ def to_toml(cfg: RunConfig, comments: bool = False) -> str:
     """The full config as TOML; with comments, each key carries its description."""
     doc = tomlkit.document()
     if comments:
-        doc.add(tomlkit.comment("tuneterm run config. Every key is optional; shown are the defaults."))
-        doc.add(tomlkit.comment("Override any key from the CLI: tuneterm run FILE --set train.lr=3e-4"))
+        doc.add(
+            tomlkit.comment("tuneterm run config. Every key is optional; shown are the defaults.")
+        )
+        doc.add(
+            tomlkit.comment("Override any key from the CLI: tuneterm run FILE --set train.lr=3e-4")
+        )
     for section_name, section_info in RunConfig.model_fields.items():
         section: BaseModel = getattr(cfg, section_name)
         table = tomlkit.table()

@@ -40,11 +40,17 @@ def _cfg(name: str, **sections: dict[str, Any]) -> RunConfig:
 def configs(source_id: str | None = None) -> dict[str, RunConfig]:
     target = {"classes": TARGET, "per_class": TARGET_PER_CLASS}
     small = {"epochs": 12, "batch_size": 16, "lr": 1e-3}
-    out = {"source": _cfg("source digits 0-4", data={"classes": SOURCE},
-                          train={"epochs": 3, "batch_size": 32, "lr": 2e-3})}
+    out = {
+        "source": _cfg(
+            "source digits 0-4",
+            data={"classes": SOURCE},
+            train={"epochs": 3, "batch_size": 32, "lr": 2e-3},
+        )
+    }
     if source_id:
-        out["finetune"] = _cfg("finetune digits 5-9", data=target, train=small,
-                               model={"init": f"run:{source_id}"})
+        out["finetune"] = _cfg(
+            "finetune digits 5-9", data=target, train=small, model={"init": f"run:{source_id}"}
+        )
     out["scratch"] = _cfg("scratch digits 5-9", data=target, train=small)
     return out
 
@@ -61,8 +67,10 @@ def run_demo(store: RunStore, json_out: bool = False) -> int:
         if status != "completed":
             console.print(f"[red]source run {source.id} ended {status}[/]")
             return 1
-        console.print(f"2/2  fine-tuning from run {source.id} vs. training from scratch, "
-                      f"on digits 5-9 with {TARGET_PER_CLASS} images per class")
+        console.print(
+            f"2/2  fine-tuning from run {source.id} vs. training from scratch, "
+            f"on digits 5-9 with {TARGET_PER_CLASS} images per class"
+        )
         cfgs = configs(source.id)
         finetune = launcher.start(store, cfgs["finetune"], checked=True)
         scratch = launcher.start(store, cfgs["scratch"], checked=True)
@@ -91,18 +99,28 @@ def comparison(store: RunStore, runs: list[Any]) -> dict[str, Any]:
 def print_comparison(console: Any, result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title="test accuracy on digits 5-9 (10 training images per class)", box=None,
-                  header_style="bold")
+    table = Table(
+        title="test accuracy on digits 5-9 (10 training images per class)",
+        box=None,
+        header_style="bold",
+    )
     for col in ("run", "id", "status", "test acc", "elapsed"):
         table.add_column(col)
     for r in result["runs"]:
         acc = (r.get("final") or {}).get("test_acc")
-        table.add_row(r["name"], r["id"], r["status"], "-" if acc is None else f"{acc:.1%}",
-                      report.fmt_duration(r.get("elapsed")))
+        table.add_row(
+            r["name"],
+            r["id"],
+            r["status"],
+            "-" if acc is None else f"{acc:.1%}",
+            report.fmt_duration(r.get("elapsed")),
+        )
     console.print(table)
     delta = result["finetune_minus_scratch"]
     if delta is not None:
-        console.print(f"fine-tuning from the source task: [bold]{delta * 100:+.1f} points[/] "
-                      "over training from scratch")
+        console.print(
+            f"fine-tuning from the source task: [bold]{delta * 100:+.1f} points[/] "
+            "over training from scratch"
+        )
     console.print("compare them: tuneterm compare " + " ".join(r["id"] for r in result["runs"][1:]))
     sys.stdout.flush()

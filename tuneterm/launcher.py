@@ -79,10 +79,14 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         if pid == popen.pid and pid != before:
             return pid
         if popen.poll() is not None and _meta_pid(run_dir) != popen.pid:
-            raise LaunchError(f"engine exited with code {popen.returncode} before starting:\n"
-                              + _tail(run_dir / "engine.log"))
+            raise LaunchError(
+                f"engine exited with code {popen.returncode} before starting:\n"
+                + _tail(run_dir / "engine.log")
+            )
         time.sleep(0.02)
-    raise LaunchError(f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log"))
+    raise LaunchError(
+        f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log")
+    )
 
 
 def _meta_pid(run_dir: Path) -> int:
@@ -142,7 +146,9 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.alive:
         if not force:
-            raise RunStateError(f"run {run_id} is {info.status}; stop it first (or delete with --force)")
+            raise RunStateError(
+                f"run {run_id} is {info.status}; stop it first (or delete with --force)"
+            )
         if info.meta is not None and info.meta.pid > 0:
             kill(store, run_id)
     store.delete(run_id)

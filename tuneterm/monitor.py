@@ -108,4 +108,8 @@ def process_sample(proc: psutil.Process) -> dict[str, float]:
 
 def system_sample() -> dict[str, float]:
     vm = psutil.virtual_memory()
-    return {"sys_cpu": psutil.cpu_percent(None), "ram_used": float(vm.used), "ram_total": float(vm.total)}
+    return {
+        "sys_cpu": psutil.cpu_percent(None),
+        "ram_used": float(vm.used),
+        "ram_total": float(vm.total),
+    }

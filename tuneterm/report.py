@@ -56,12 +56,29 @@ def summary(info: RunInfo) -> dict[str, Any]:
         return out
     final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class")}
     out.update(
-        task=m.task, model=m.model, dataset=m.dataset, device=m.device, host=m.host,
-        created=m.created, started=m.started, ended=m.ended,
-        elapsed=elapsed(info), eta=eta(info), progress=round(progress(info), 4),
-        epoch=m.epoch, epochs=m.epochs, step=m.step, total_steps=m.total_steps,
-        last_loss=m.last_loss, throughput=m.throughput, best=m.best, final=final,
-        params=m.params, resumes=m.resumes, parent=m.parent, error=m.error,
+        task=m.task,
+        model=m.model,
+        dataset=m.dataset,
+        device=m.device,
+        host=m.host,
+        created=m.created,
+        started=m.started,
+        ended=m.ended,
+        elapsed=elapsed(info),
+        eta=eta(info),
+        progress=round(progress(info), 4),
+        epoch=m.epoch,
+        epochs=m.epochs,
+        step=m.step,
+        total_steps=m.total_steps,
+        last_loss=m.last_loss,
+        throughput=m.throughput,
+        best=m.best,
+        final=final,
+        params=m.params,
+        resumes=m.resumes,
+        parent=m.parent,
+        error=m.error,
     )
     return out
 
@@ -81,8 +98,17 @@ def detail(store: RunStore, info: RunInfo) -> dict[str, Any]:
     return out
 
 
-METRICS = ("best.val_acc", "best.val_loss", "best.epoch", "final.test_acc", "final.test_loss",
-           "final.test_top5", "last_loss", "throughput", "elapsed")
+METRICS = (
+    "best.val_acc",
+    "best.val_loss",
+    "best.epoch",
+    "final.test_acc",
+    "final.test_loss",
+    "final.test_top5",
+    "last_loss",
+    "throughput",
+    "elapsed",
+)
 
 
 def _metric(row: dict[str, Any], dotted: str) -> Any:
@@ -134,7 +160,9 @@ def export_csv(events: Iterable[Event]) -> str:
 
 
 def export_json(store: RunStore, info: RunInfo, events: Iterable[Event]) -> str:
-    return json.dumps({"schema": SCHEMA, "run": detail(store, info), "events": list(events)}, indent=1)
+    return json.dumps(
+        {"schema": SCHEMA, "run": detail(store, info), "events": list(events)}, indent=1
+    )
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -21,10 +21,18 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
     stats: dict[str, dict[str, float]] = {rid: {} for rid in run_ids}
     final: dict[str, str] = {}
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, disable=quiet,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
     ) as bar:
-        tasks = {rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting") for rid in run_ids}
+        tasks = {
+            rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting")
+            for rid in run_ids
+        }
         while len(final) < len(run_ids):
             for rid in run_ids:
                 if rid in final:

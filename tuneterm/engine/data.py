@@ -77,13 +77,19 @@ def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
     d = sk_digits()
     gray = torch.from_numpy((d.images * 16).clip(0, 255).astype(np.uint8))
-    return _to_rgb(gray, size), torch.from_numpy(d.target.astype(np.int64)), [str(i) for i in range(10)]
+    return (
+        _to_rgb(gray, size),
+        torch.from_numpy(d.target.astype(np.int64)),
+        [str(i) for i in range(10)],
+    )
 
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
 
 
-def load_shapes(size: int, per_class: int = 200, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_shapes(
+    size: int, per_class: int = 200, seed: int = 1234
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Generated coloured shapes at random positions and scales on noisy backgrounds."""
     rng = np.random.default_rng(seed)
     base = 32
@@ -139,7 +145,9 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[str], list[str]]:
             p for p in (folder / cls).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
         )
         if not found:
-            raise DataError(f"data: class folder {folder / cls} has no images ({', '.join(sorted(IMAGE_EXTS))})")
+            raise DataError(
+                f"data: class folder {folder / cls} has no images ({', '.join(sorted(IMAGE_EXTS))})"
+            )
         files += found
         names += [cls] * len(found)
     return files, names, classes
@@ -150,18 +158,25 @@ def decode(path: Path, size: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+        with Image.open(path) as src:
+            rgb = src.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"data: cannot read image {path}: {exc}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
 class _FileDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, split: Split, size: int, transform: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+    def __init__(
+        self, split: Split, size: int, transform: Callable[[torch.Tensor], torch.Tensor] | None
+    ) -> None:
         assert split.files is not None
-        self.files, self.labels, self.size, self.transform = split.files, split.labels, size, transform
+        self.files, self.labels, self.size, self.transform = (
+            split.files,
+            split.labels,
+            size,
+            transform,
+        )
         self.shift = split.shift
 
     def __len__(self) -> int:
@@ -183,7 +198,9 @@ def _cache(split: Split, size: int, workers: int) -> Split:
 
 
 # -- splitting and reduction ------------------------------------------------------------------
-def _stratified(labels: torch.Tensor, fractions: tuple[float, float], seed: int) -> tuple[torch.Tensor, ...]:
+def _stratified(
+    labels: torch.Tensor, fractions: tuple[float, float], seed: int
+) -> tuple[torch.Tensor, ...]:
     """Indices for (rest, val, test), each class split by the same fractions."""
     gen = torch.Generator().manual_seed(seed)
     parts: list[list[torch.Tensor]] = [[], [], []]
@@ -254,7 +271,9 @@ def build(cfg_data: object, seed: int) -> DataBundle:
             presplit["train"] = Split(lab, None, files)
         full = presplit.pop("train")
     if len(classes) < 2:
-        raise DataError(f"data: found a single class ({classes[0]}); classification needs at least 2")
+        raise DataError(
+            f"data: found a single class ({classes[0]}); classification needs at least 2"
+        )
     if d.classes:
         all_classes = classes
         keep, new, classes = _select_classes(full.labels, all_classes, d.classes)
@@ -276,7 +295,9 @@ def build(cfg_data: object, seed: int) -> DataBundle:
         train = train.subset(_per_class(train.labels, d.per_class, seed))
         counts["removed_per_class"] = before - len(train)
     if len(val) == 0:
-        raise DataError("data: the validation split is empty; raise data.val_fraction or add a val/ folder")
+        raise DataError(
+            "data: the validation split is empty; raise data.val_fraction or add a val/ folder"
+        )
     budget = sum(len(s) for s in (train, val, test)) * 3 * size * size
     if budget <= CACHE_BYTES:
         train, val, test = (_cache(s, size, workers) for s in (train, val, test))
@@ -291,7 +312,9 @@ def build(cfg_data: object, seed: int) -> DataBundle:
 
 
 def default_workers() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(0, min(8, cpus - 1))
 
 
@@ -302,7 +325,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def batch_indices(n: int, batch_size: int, order: torch.Tensor | None, start_batch: int = 0) -> list[torch.Tensor]:
+def batch_indices(
+    n: int, batch_size: int, order: torch.Tensor | None, start_batch: int = 0
+) -> list[torch.Tensor]:
     idx = order if order is not None else torch.arange(n)
     batches = list(idx.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:

@@ -15,11 +15,21 @@ def describe(exc: BaseException, engine: Any) -> str:
         return str(exc)
     if _is_oom(exc):
         bs = _batch_size(engine)
-        hint = f"; try train.batch_size = {max(1, bs // 2)}" if bs else "; try a smaller train.batch_size"
-        return f"out of memory with train.batch_size = {bs}{hint} (then `tuneterm resume` or launch again)"
+        hint = (
+            f"; try train.batch_size = {max(1, bs // 2)}"
+            if bs
+            else "; try a smaller train.batch_size"
+        )
+        return (
+            f"out of memory with train.batch_size = {bs}{hint} "
+            "(then `tuneterm resume` or launch again)"
+        )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return (f"disk full while writing {exc.filename or 'run files'}: free space under "
-                f"{engine.dir.parent}, then `tuneterm resume {engine.run_id}`; the previous checkpoint is intact")
+        return (
+            f"disk full while writing {exc.filename or 'run files'}: free space under "
+            f"{engine.dir.parent}, then `tuneterm resume {engine.run_id}`; "
+            "the previous checkpoint is intact"
+        )
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return f"interrupted ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"

@@ -108,9 +108,17 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         n_loss, seen, waited = 0, 0, 0.0
         tick = time.perf_counter()
-        it = batches(self.data.train, t.batch_size, self.cfg.data.image_size, shuffle_seed=t.seed,
-                     epoch=st.epoch, start_batch=st.batch, transform=self.transform,
-                     workers=self.workers, pin=self.pin)
+        it = batches(
+            self.data.train,
+            t.batch_size,
+            self.cfg.data.image_size,
+            shuffle_seed=t.seed,
+            epoch=st.epoch,
+            start_batch=st.batch,
+            transform=self.transform,
+            workers=self.workers,
+            pin=self.pin,
+        )
         while True:
             t0 = time.perf_counter()
             batch = next(it, None)
@@ -140,14 +148,21 @@ class Trainer:
                 return False
         if n_loss:
             now = time.perf_counter()
-            self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
+            self._log_train(
+                (loss_sum / n_loss).item(),
+                seen / max(now - tick, 1e-9),
+                waited / max(now - tick, 1e-9),
+            )
         return True
 
     def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
         st = self.state
         fields: dict[str, Any] = {
-            "step": st.step, "epoch": st.epoch + 1, "loss": loss,
-            "lr": self.opt.param_groups[0]["lr"], "img_s": round(img_s, 1),
+            "step": st.step,
+            "epoch": st.epoch + 1,
+            "loss": loss,
+            "lr": self.opt.param_groups[0]["lr"],
+            "img_s": round(img_s, 1),
             "data_wait": round(wait_frac, 3),
         }
         if self.device.type == "cuda":
@@ -164,8 +179,13 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         top5 = torch.zeros((), device=self.device)
         n = 0
-        for xb, yb in batches(split, self.cfg.train.batch_size * 2, self.cfg.data.image_size,
-                              workers=self.workers, pin=self.pin):
+        for xb, yb in batches(
+            split,
+            self.cfg.train.batch_size * 2,
+            self.cfg.data.image_size,
+            workers=self.workers,
+            pin=self.pin,
+        ):
             x, y = self._prep(xb, yb)
             with self._autocast():
                 logits = self.model(x)
@@ -185,7 +205,9 @@ class Trainer:
         }
         if full:
             per = conf_cpu.diag().float() / conf_cpu.sum(1).clamp(min=1).float()
-            out["per_class"] = dict(zip(self.data.classes, [round(v, 4) for v in per.tolist()], strict=True))
+            out["per_class"] = dict(
+                zip(self.data.classes, [round(v, 4) for v in per.tolist()], strict=True)
+            )
             out["confusion"] = conf_cpu.tolist()
         return out
 
@@ -204,14 +226,20 @@ class Trainer:
 
     def save_last(self) -> None:
         st = self.state
-        checkpoint.save(self.ctx.ckpt_dir / "last.pt", {
-            **self._model_state(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": st.epoch, "batch": st.batch, "step": st.step, "best": st.best,
-            "rng": checkpoint.rng_state(),
-        })
+        checkpoint.save(
+            self.ctx.ckpt_dir / "last.pt",
+            {
+                **self._model_state(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": st.epoch,
+                "batch": st.batch,
+                "step": st.step,
+                "best": st.best,
+                "rng": checkpoint.rng_state(),
+            },
+        )
 
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
@@ -231,19 +259,41 @@ class Trainer:
         while st.epoch < cfg.train.epochs:
             if not self.train_epoch():
                 self.save_last()
-                self.ctx.emit("checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch)
+                self.ctx.emit(
+                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
+                )
                 return "stopped"
             val = self.evaluate(self.data.val)
             st.epoch, st.batch = st.epoch + 1, 0
             value = val["acc"] if metric == "val_acc" else val["loss"]
-            self.ctx.emit("val", epoch=st.epoch, step=st.step, val_loss=val["loss"],
-                          val_acc=val["acc"], val_top5=val["top5"])
+            self.ctx.emit(
+                "val",
+                epoch=st.epoch,
+                step=st.step,
+                val_loss=val["loss"],
+                val_acc=val["acc"],
+                val_top5=val["top5"],
+            )
             if not st.best or sign * value > sign * st.best["value"]:
-                st.best = {"metric": metric, "value": value, "epoch": st.epoch, "step": st.step,
-                           "val_acc": val["acc"], "val_loss": val["loss"]}
-                checkpoint.save(self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best})
+                st.best = {
+                    "metric": metric,
+                    "value": value,
+                    "epoch": st.epoch,
+                    "step": st.step,
+                    "val_acc": val["acc"],
+                    "val_loss": val["loss"],
+                }
+                checkpoint.save(
+                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
+                )
             self.save_last()
-            self.ctx.emit("checkpoint", which="epoch", step=st.step, epoch=st.epoch, best=st.best["epoch"] == st.epoch)
+            self.ctx.emit(
+                "checkpoint",
+                which="epoch",
+                step=st.step,
+                epoch=st.epoch,
+                best=st.best["epoch"] == st.epoch,
+            )
             self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
         return "completed"
 
@@ -253,13 +303,19 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
         res = self.evaluate(split, full=True)
-        return {"split": name, "loss": res["loss"], "acc": res["acc"], "top5": res["top5"],
-                "n": res["n"], "per_class": res["per_class"], "confusion": res["confusion"],
-                "epoch": best["best"]["epoch"]}
+        return {
+            "split": name,
+            "loss": res["loss"],
+            "acc": res["acc"],
+            "top5": res["top5"],
+            "n": res["n"],
+            "per_class": res["per_class"],
+            "confusion": res["confusion"],
+            "epoch": best["best"]["epoch"],
+        }
 
 
 def _plan(split: Split, batch_size: int) -> list[torch.Tensor]:
     from tuneterm.engine.data import batch_indices
 
     return batch_indices(len(split), batch_size, None)
-

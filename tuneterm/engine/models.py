@@ -91,8 +91,8 @@ def build_model(cfg: ModelSection, num_classes: int, init: Path | None) -> Built
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     if member is not None:
         preset = member.transforms()
-        mean = tuple(getattr(preset, "mean", mean))  # type: ignore[assignment]
-        std = tuple(getattr(preset, "std", std))  # type: ignore[assignment]
+        mean = tuple(getattr(preset, "mean", mean))
+        std = tuple(getattr(preset, "std", std))
     if init is not None:
         # A source-task checkpoint: its head is for other classes, so load the body and then
         # replace the head.
@@ -108,7 +108,7 @@ def build_model(cfg: ModelSection, num_classes: int, init: Path | None) -> Built
                 f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
             )
     head = replace_head(model, num_classes, cfg.dropout)
-    return Built(model, head, mean, std)  # type: ignore[arg-type]
+    return Built(model, head, mean, std)
 
 
 def count_params(model: nn.Module) -> dict[str, int]:

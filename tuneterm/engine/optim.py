@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +14,8 @@ from tuneterm.config import TrainSection
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
     """Weight decay on weights only: norms and biases (1-d tensors) get none."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
@@ -23,12 +25,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object
     return groups
 
 
-def _fast_kwargs(device: torch.device) -> dict[str, bool]:
+def _fast_kwargs(device: torch.device) -> dict[str, Any]:
     # Fused kernels on CUDA; the default foreach implementation elsewhere.
     return {"fused": True} if device.type == "cuda" else {}
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict[str, object]], TrainSection, torch.device], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[
+    str, Callable[[list[dict[str, object]], TrainSection, torch.device], torch.optim.Optimizer]
+] = {
     "sgd": lambda g, t, d: torch.optim.SGD(
         g, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0, **_fast_kwargs(d)
     ),
@@ -37,7 +41,9 @@ OPTIMIZERS: dict[str, Callable[[list[dict[str, object]], TrainSection, torch.dev
 }
 
 
-def make_optimizer(model: nn.Module, t: TrainSection, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, t: TrainSection, device: torch.device
+) -> torch.optim.Optimizer:
     return OPTIMIZERS[t.optimizer](param_groups(model, t.weight_decay), t, device)
 
 
@@ -61,7 +67,12 @@ def make_scheduler(
     if t.scheduler == "onecycle":
         pct = min(0.5, max(0.05, t.warmup_steps / max(1, total_steps))) if t.warmup_steps else 0.3
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=t.lr, total_steps=max(2, total_steps), pct_start=pct,
+            opt,
+            max_lr=t.lr,
+            total_steps=max(2, total_steps),
+            pct_start=pct,
             cycle_momentum=t.optimizer == "sgd",
         )
-    return torch.optim.lr_scheduler.LambdaLR(opt, _multiplier(t.scheduler, total_steps, t.warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, _multiplier(t.scheduler, total_steps, t.warmup_steps)
+    )

@@ -130,17 +130,19 @@ class EngineProcess:
         import torchvision
 
         from tuneterm.engine.data import build
+        from tuneterm.engine.loop import Trainer
         from tuneterm.engine.models import build_model
         from tuneterm.engine.registry import resolve_init
-        from tuneterm.engine.loop import Trainer
 
         cfg = self.store.config(self.run_id)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         data = build(cfg.data, cfg.train.seed)
-        self.log(f"data {cfg.data.dataset}: {len(data.classes)} classes, " +
-                 ", ".join(f"{k} {v}" for k, v in data.counts.items()))
+        self.log(
+            f"data {cfg.data.dataset}: {len(data.classes)} classes, "
+            + ", ".join(f"{k} {v}" for k, v in data.counts.items())
+        )
         built = build_model(cfg.model, len(data.classes), resolve_init(cfg, self.store))
         trainer = Trainer(cfg, built, data, self)
         last = self.ckpt_dir / "last.pt"
@@ -148,20 +150,43 @@ class EngineProcess:
             if last.is_file():
                 trainer.restore(last)
             st = trainer.state
-            self.emit("resume", step=st.step, epoch=st.epoch, batch=st.batch, from_checkpoint=last.is_file())
-            self.log(f"resumed at step {st.step} (epoch {st.epoch + 1}, batch {st.batch})"
-                     if last.is_file() else "no checkpoint yet: starting from the beginning")
+            self.emit(
+                "resume",
+                step=st.step,
+                epoch=st.epoch,
+                batch=st.batch,
+                from_checkpoint=last.is_file(),
+            )
+            self.log(
+                f"resumed at step {st.step} (epoch {st.epoch + 1}, batch {st.batch})"
+                if last.is_file()
+                else "no checkpoint yet: starting from the beginning"
+            )
         p = trainer.params
-        self.log(f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-                 f"({100 * p['trainable'] / max(1, p['total']):.1f}%) on {trainer.device}")
-        versions = {"python": platform.python_version(), "torch": torch.__version__,
-                    "torchvision": torchvision.__version__, "cuda": torch.version.cuda or ""}
+        self.log(
+            f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
+            f"({100 * p['trainable'] / max(1, p['total']):.1f}%) on {trainer.device}"
+        )
+        versions = {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "cuda": torch.version.cuda or "",
+        }
         device = str(trainer.device)
         if trainer.device.type == "cuda":
             device += f" ({torch.cuda.get_device_name(trainer.device)})"
-        self.progress(force=True, versions=versions, device=device, params=p, classes=data.classes,
-                      total_steps=trainer.total_steps, epochs=cfg.train.epochs,
-                      step=trainer.state.step, epoch=trainer.state.epoch)
+        self.progress(
+            force=True,
+            versions=versions,
+            device=device,
+            params=p,
+            classes=data.classes,
+            total_steps=trainer.total_steps,
+            epochs=cfg.train.epochs,
+            step=trainer.state.step,
+            epoch=trainer.state.epoch,
+        )
         if self.stop_requested():
             self.set_status("stopped")
             return 0
@@ -171,8 +196,12 @@ class EngineProcess:
             result = trainer.test()
             self.emit("test", **result)
             final = {f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")}
-            self.meta.final = {**final, "per_class": result["per_class"],
-                               "confusion": result["confusion"], "best_epoch": result["epoch"]}
+            self.meta.final = {
+                **final,
+                "per_class": result["per_class"],
+                "confusion": result["confusion"],
+                "best_epoch": result["epoch"],
+            }
         self.set_status(outcome)
         return 0
 

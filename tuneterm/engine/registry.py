@@ -61,7 +61,9 @@ def resolve_weights(model: str, weights: str) -> Any | None:
         allowed = ["DEFAULT", "none", *[w.name for w in enum]]
         close = difflib.get_close_matches(weights, allowed, n=1)
         hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
-        raise ConfigError([ConfigIssue("model.weights", weights, f"unknown weights; {hint}")]) from None
+        raise ConfigError(
+            [ConfigIssue("model.weights", weights, f"unknown weights; {hint}")]
+        ) from None
 
 
 def weights_file(member: Any) -> WeightsFile:
@@ -104,7 +106,9 @@ def check_input_size(model: str, size: int) -> ConfigIssue | None:
             net(torch.empty(2, 3, size, size))
     except Exception as exc:  # any shape error; the message names what the model expected
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        return ConfigIssue("data.image_size", size, f"{model} cannot take {size}x{size} images ({first})")
+        return ConfigIssue(
+            "data.image_size", size, f"{model} cannot take {size}x{size} images ({first})"
+        )
     return None
 
 
@@ -148,7 +152,11 @@ def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
 
         if not torch.cuda.is_available():
             issues.append(
-                ConfigIssue("train.device", cfg.train.device, 'CUDA is not available here; use "auto" or "cpu"')
+                ConfigIssue(
+                    "train.device",
+                    cfg.train.device,
+                    'CUDA is not available here; use "auto" or "cpu"',
+                )
             )
     if issues:
         raise ConfigError(issues)

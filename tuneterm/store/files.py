@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -24,10 +25,8 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

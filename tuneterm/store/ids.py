@@ -27,14 +27,15 @@ def is_run_id(text: str) -> bool:
 def check_prefix(text: str) -> str:
     if not PREFIX_RE.match(text):
         raise ValueError(
-            f"run = {text!r}: not a run id or prefix (allowed: lower-case letters, digits, '-', '_')"
+            f"run = {text!r}: not a run id or prefix "
+            "(allowed: lower-case letters, digits, '-', '_')"
         )
     return text
 
 
 def check_name(name: str) -> str:
     """Names are display text, never paths: no slashes, no control characters."""
-    if not NAME_RE.match(name) or name.strip(". ") == "" and name != "":
+    if not NAME_RE.match(name) or (name.strip(". ") == "" and name != ""):
         raise ValueError(
             "must be at most 80 letters, digits, spaces or . , : + ( ) @ # = - _ (no '/' or '..')"
         )

@@ -1,15 +1,16 @@
 """The run store: one folder per run under a runs folder.
 
-    runs/<id>/config.toml     the config exactly as launched (resolved, every key)
-    runs/<id>/meta.json       status, pid + start time, host, versions, progress, metrics
-    runs/<id>/label.json      name, tags, notes set by people after launch
-    runs/<id>/events/         the TinyDB event queue (see events.py)
-    runs/<id>/checkpoints/    best.pt and last.pt
-    runs/<id>/engine.log      the engine's stdout/stderr
+runs/<id>/config.toml     the config exactly as launched (resolved, every key)
+runs/<id>/meta.json       status, pid + start time, host, versions, progress, metrics
+runs/<id>/label.json      name, tags, notes set by people after launch
+runs/<id>/events/         the TinyDB event queue (see events.py)
+runs/<id>/checkpoints/    best.pt and last.pt
+runs/<id>/engine.log      the engine's stdout/stderr
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import socket
@@ -192,7 +193,7 @@ class RunStore:
         self,
         run_id: str,
         name: str | None = None,
-        tags: list[str] | None = None,
+        tags: builtins.list[str] | None = None,
         notes: str | None = None,
     ) -> RunLabel:
         from tuneterm.store.ids import check_name
