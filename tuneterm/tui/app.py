@@ -33,7 +33,13 @@ DEFAULT_THEME = "tuneterm-dark"
 
 
 class TuneTermApp(App[int]):
-    CSS_PATH = str(BUILTIN_THEMES_DIR / "tuneterm.tcss")
+    # themes/ sits beside the package in a source checkout; without it the widgets' own CSS
+    # still lays the screens out.
+    CSS_PATH = (
+        str(BUILTIN_THEMES_DIR / "tuneterm.tcss")
+        if (BUILTIN_THEMES_DIR / "tuneterm.tcss").is_file()
+        else None
+    )
     TITLE = "tuneterm"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
