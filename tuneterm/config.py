@@ -97,6 +97,11 @@ class DataSection(_Section):
     classes: list[str] = Field(
         default_factory=list, description="Only these classes (names); empty means all"
     )
+    relabel: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Merge classes into new ones, e.g. { odd = ["1","3"], even = ["0","2"] }; '
+        "classes not listed are dropped",
+    )
     per_class: int = Field(
         0, ge=0, description="At most this many training images per class; 0 = all"
     )

@@ -1,15 +1,18 @@
 """`tuneterm demo`: why fine-tuning matters, on embedded data, in about a minute on a CPU.
 
-1. `source`: train resnet18 from scratch on digits 0-4 (the source task, ~540 images).
-2. `finetune`: start from the source run's best checkpoint, new head, fine-tune on digits 5-9
-   with only 10 images per class (the small target task).
-3. `scratch`: the same small target task from random weights.
+1. `source`: train resnet18 from scratch on all ten digits (the source task: scikit-learn's
+   real handwritten digits, ~1,080 training images).
+2. `finetune`: start from the source run's best checkpoint, put a new head on it, and
+   fine-tune on a new task, odd vs. even, from only 10 labelled images per class.
+3. `scratch`: the same small odd/even task from random weights.
+Both target runs use the same held-out test images, which the source run never trained on.
 Runs 2 and 3 run side by side; the demo ends by printing their test accuracy.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,8 +27,7 @@ BASE: dict[str, Any] = {
     "train": {"optimizer": "adamw", "scheduler": "cosine", "seed": 0, "log_every": 5},
     "run": {"tags": ["demo"]},
 }
-SOURCE = ["0", "1", "2", "3", "4"]
-TARGET = ["5", "6", "7", "8", "9"]
+PARITY = {"even": ["0", "2", "4", "6", "8"], "odd": ["1", "3", "5", "7", "9"]}
 TARGET_PER_CLASS = 10
 
 
@@ -38,20 +40,20 @@ def _cfg(name: str, **sections: dict[str, Any]) -> RunConfig:
 
 
 def configs(source_id: str | None = None) -> dict[str, RunConfig]:
-    target = {"classes": TARGET, "per_class": TARGET_PER_CLASS}
-    small = {"epochs": 12, "batch_size": 16, "lr": 1e-3}
-    out = {
-        "source": _cfg(
-            "source digits 0-4",
-            data={"classes": SOURCE},
-            train={"epochs": 3, "batch_size": 32, "lr": 2e-3},
-        )
-    }
+    """The demo's three runs. Fine-tuning uses a smaller lr than training from scratch, as
+    fine-tuning recipes do (measured: 3e-4 vs 1e-3 suits each best)."""
+    target = {"relabel": PARITY, "per_class": TARGET_PER_CLASS}
+    threads = max(1, (os.cpu_count() or 2) // 2)  # the two target runs share the CPU
+    small = {"epochs": 12, "batch_size": 16, "threads": threads}
+    out = {"source": _cfg("source: digits 0-9", train={"epochs": 3, "batch_size": 32, "lr": 2e-3})}
     if source_id:
         out["finetune"] = _cfg(
-            "finetune digits 5-9", data=target, train=small, model={"init": f"run:{source_id}"}
+            "finetune: odd vs even",
+            data=target,
+            train={**small, "lr": 3e-4},
+            model={"init": f"run:{source_id}"},
         )
-    out["scratch"] = _cfg("scratch digits 5-9", data=target, train=small)
+    out["scratch"] = _cfg("scratch: odd vs even", data=target, train={**small, "lr": 1e-3})
     return out
 
 
@@ -60,7 +62,7 @@ def run_demo(store: RunStore, json_out: bool = False) -> int:
 
     console = Console(highlight=False, stderr=json_out)
     console.print(f"[bold]tuneterm demo[/]: runs go to {store.root}")
-    console.print("1/2  pretraining resnet18 on the source task (digits 0-4)")
+    console.print("1/2  pretraining resnet18 on the source task: the ten digits")
     try:
         source = launcher.start(store, configs()["source"])
         status = watch(store, [source.id], console)[source.id]
@@ -68,8 +70,8 @@ def run_demo(store: RunStore, json_out: bool = False) -> int:
             console.print(f"[red]source run {source.id} ended {status}[/]")
             return 1
         console.print(
-            f"2/2  fine-tuning from run {source.id} vs. training from scratch, "
-            f"on digits 5-9 with {TARGET_PER_CLASS} images per class"
+            f"2/2  a new task, odd vs. even, from {TARGET_PER_CLASS} labelled images per class: "
+            f"fine-tuning run {source.id} vs. training from scratch"
         )
         cfgs = configs(source.id)
         finetune = launcher.start(store, cfgs["finetune"], checked=True)
@@ -100,7 +102,7 @@ def print_comparison(console: Any, result: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(
-        title="test accuracy on digits 5-9 (10 training images per class)",
+        title=f"test accuracy, odd vs. even ({TARGET_PER_CLASS} training images per class)",
         box=None,
         header_style="bold",
     )

@@ -290,6 +290,12 @@ def build(cfg_data: object, seed: int) -> DataBundle:
     train = full.subset(rest)
     val = presplit.get("val") or full.subset(val_idx)
     test = presplit.get("test") or full.subset(test_idx)
+    if d.relabel:
+        # After the split, which is stratified by the original classes: the same seed gives
+        # the same held-out images with or without relabelling (no leak between tasks).
+        (train, val, test), classes = _relabel([train, val, test], classes, d.relabel)
+        if len(classes) < 2:
+            raise DataError(f"data.relabel: makes a single class ({classes[0]}); need at least 2")
     if d.per_class:
         before = len(train)
         train = train.subset(_per_class(train.labels, d.per_class, seed))
@@ -309,6 +315,31 @@ def build(cfg_data: object, seed: int) -> DataBundle:
                 split.shift = "none"
     counts.update(train=len(train), val=len(val), test=len(test))
     return DataBundle(classes, train, val, test, counts)
+
+
+def _relabel(
+    splits: list[Split], classes: list[str], mapping: dict[str, list[str]]
+) -> tuple[list[Split], list[str]]:
+    """Merge old classes into new ones (`data.relabel`); classes not listed are dropped."""
+    target: dict[int, int] = {}
+    for new_index, (name, olds) in enumerate(mapping.items()):
+        for old in olds:
+            if old not in classes:
+                raise DataError(
+                    f"data.relabel.{name}: class {old!r} is not in the data set "
+                    f"(classes: {', '.join(classes)})"
+                )
+            if classes.index(old) in target:
+                raise DataError(f"data.relabel.{name}: class {old!r} is already in another group")
+            target[classes.index(old)] = new_index
+
+    def apply(split: Split) -> Split:
+        keep = [i for i, y in enumerate(split.labels.tolist()) if y in target]
+        out = split.subset(torch.tensor(keep, dtype=torch.long))
+        out.labels = torch.tensor([target[y] for y in out.labels.tolist()], dtype=torch.long)
+        return out
+
+    return [apply(s) for s in splits], list(mapping)
 
 
 def default_workers() -> int:

@@ -1,0 +1,56 @@
+"""The demo's configs and the data options it relies on (relabel, per_class, shift)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tuneterm.config import ConfigError, from_dict
+from tuneterm.demo import PARITY, TARGET_PER_CLASS, configs
+from tuneterm.engine.data import DataError, apply_shift, build
+
+
+def test_demo_configs_validate_and_share_the_test_split() -> None:
+    cfgs = configs("20261123-000000-resnet18-abcd")
+    assert set(cfgs) == {"source", "finetune", "scratch"}
+    assert cfgs["finetune"].model.init == "run:20261123-000000-resnet18-abcd"
+    assert cfgs["scratch"].model.init == ""
+    src = build(cfgs["source"].data, cfgs["source"].train.seed)
+    tgt = build(cfgs["finetune"].data, cfgs["finetune"].train.seed)
+    assert tgt.classes == list(PARITY)
+    assert len(tgt.train) == 2 * TARGET_PER_CLASS
+    # The same seeded stratified split: the target's test images are the source's test images,
+    # which the source run never trained on.
+    assert torch.equal(src.test.images, tgt.test.images)  # type: ignore[arg-type]
+    parity = torch.tensor([int(src.classes[y]) % 2 for y in src.test.labels.tolist()])
+    assert torch.equal(tgt.test.labels, parity)
+
+
+def test_per_class_is_stratified_and_seeded() -> None:
+    cfg = from_dict({"data": {"per_class": 7}})
+    a, b = build(cfg.data, 0), build(cfg.data, 0)
+    assert torch.bincount(a.train.labels).tolist() == [7] * 10
+    assert torch.equal(a.train.images, b.train.images)  # type: ignore[arg-type]
+    assert a.counts["removed_per_class"] == a.counts["images"] - len(a.val) - len(a.test) - 70
+
+
+def test_relabel_errors_name_the_group_and_class() -> None:
+    with pytest.raises(DataError, match=r"data.relabel.even: class '11' is not in the data set"):
+        build(from_dict({"data": {"relabel": {"even": ["0", "11"]}}}).data, 0)
+    with pytest.raises(DataError, match="already in another group"):
+        build(from_dict({"data": {"relabel": {"a": ["0"], "b": ["0", "1"]}}}).data, 0)
+
+
+def test_shift_is_a_deterministic_domain_shift() -> None:
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)
+    assert torch.equal(apply_shift(x, "invert"), 255 - x)
+    assert torch.equal(apply_shift(apply_shift(x, "rot90"), "rot90"), apply_shift(x, "rot180"))
+    with pytest.raises(ConfigError, match="data.shift"):
+        from_dict({"data": {"shift": "sideways"}})
+
+
+def test_classes_filter_keeps_order_and_rejects_unknown() -> None:
+    d = build(from_dict({"data": {"classes": ["7", "3"]}}).data, 0)
+    assert d.classes == ["7", "3"]
+    with pytest.raises(DataError, match=r"data.classes = \['x'\]"):
+        build(from_dict({"data": {"classes": ["x"]}}).data, 0)
