@@ -16,10 +16,14 @@ from pathlib import Path
 
 from tuneterm.config import ConfigError, RunConfig
 from tuneterm.proc import ProcessIdentity, send_signal, wait_gone
-from tuneterm.store.meta import UnreadableRun, load_meta
+from tuneterm.store.files import FILE_MODE
+from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
 
 HANDSHAKE_TIMEOUT = 60.0
+# The engine command; the run folder (and `--resume`) are appended. Tests swap in an
+# engine-like process through this (never through the environment).
+ENGINE_CMD = [sys.executable, "-m", "tuneterm.engine"]
 RESUMABLE = ("stopped", "crashed", "failed")
 
 
@@ -56,12 +60,14 @@ def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False
 
 def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
     run_dir = store.run_dir(run_id)
-    cmd = [sys.executable, "-m", "tuneterm.engine", str(run_dir)]
+    cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     before = _meta_pid(run_dir)
-    with open(run_dir / "engine.log", "ab") as log:
+    log_fd = os.open(run_dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    os.fchmod(log_fd, FILE_MODE)  # not world-writable, whatever the umask
+    with open(log_fd, "ab") as log:
         popen = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -79,14 +85,26 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         if pid == popen.pid and pid != before:
             return pid
         if popen.poll() is not None and _meta_pid(run_dir) != popen.pid:
-            raise LaunchError(
-                f"engine exited with code {popen.returncode} before starting:\n"
-                + _tail(run_dir / "engine.log")
-            )
+            message = f"engine exited with code {popen.returncode} before starting"
+            _mark_failed(run_dir, before, message)
+            raise LaunchError(message + ":\n" + _tail(run_dir / "engine.log"))
         time.sleep(0.02)
     raise LaunchError(
         f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log")
     )
+
+
+def _mark_failed(run_dir: Path, before: int, message: str) -> None:
+    """The engine died before it owned meta.json: record that, so the run reads `failed` with
+    the reason at once rather than `starting` until the grace period ends."""
+    try:
+        meta = load_meta(run_dir / "meta.json")
+    except UnreadableRun:
+        return  # never overwrite a file we cannot read
+    if meta.pid != before:  # the engine did write it after all: it is the owner
+        return
+    meta.status, meta.error, meta.ended = "failed", message + " (see engine.log)", time.time()
+    save_meta(run_dir / "meta.json", meta)
 
 
 def _meta_pid(run_dir: Path) -> int:

@@ -14,17 +14,16 @@ def describe(exc: BaseException, engine: Any) -> str:
     if isinstance(exc, ConfigError | DataError | ModelError):
         return str(exc)
     if _is_oom(exc):
+        # `resume` keeps the run's config, so the advice is a new launch with a smaller batch.
         bs = _batch_size(engine)
-        hint = (
-            f"; try train.batch_size = {max(1, bs // 2)}"
-            if bs
-            else "; try a smaller train.batch_size"
-        )
+        smaller = max(1, bs // 2) if bs else 0
         return (
-            f"out of memory with train.batch_size = {bs}{hint} "
-            "(then `tuneterm resume` or launch again)"
+            f"out of memory with train.batch_size = {bs or '?'}: "
+            f"try a smaller batch, e.g. train.batch_size = {smaller or 'half of it'} "
+            f"(tuneterm run CONFIG --set train.batch_size={smaller or 'N'}), "
+            "or a smaller data.image_size or model"
         )
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
             f"disk full while writing {exc.filename or 'run files'}: free space under "
             f"{engine.dir.parent}, then `tuneterm resume {engine.run_id}`; "

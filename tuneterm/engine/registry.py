@@ -1,7 +1,8 @@
 """Things users pick by name, and the checks that need torchvision to make.
 
-`validate(cfg, store)` runs before a run is created: it rejects unknown models and weights
-with the same `ConfigError` that schema validation raises, so nothing half-made is left.
+`validate(cfg, store)` runs before a run is created: it rejects unknown models and weights, and
+data the scan in `datacheck.py` finds unusable, with the same `ConfigError` that schema
+validation raises, so nothing half-made is left.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
                 issues.append(ConfigIssue("model.init", init, str(exc)))
     elif init and not Path(init).expanduser().is_file():
         issues.append(ConfigIssue("model.init", init, "no such checkpoint file"))
+    from tuneterm.engine.datacheck import check as check_data
+
+    issues.extend(check_data(cfg))
     if cfg.train.device.startswith("cuda"):
         import torch
 

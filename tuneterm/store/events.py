@@ -126,6 +126,7 @@ class EventWriter:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending: list[Event] = []
+        self.emitted = 0  # events emitted by this writer (this process), for the final count
         self._stop = threading.Event()
         self._error: BaseException | None = None
         segments = list_segments(events_dir)
@@ -165,6 +166,7 @@ class EventWriter:
         with self._lock:
             event: Event = {"seq": self.seq, "t": round(time.time(), 3), "kind": kind, **fields}
             self.seq += 1
+            self.emitted += 1
             self._pending.append(event)
         return event
 

@@ -44,4 +44,11 @@ def read_json(path: Path) -> Any:
 
 
 def make_dir(path: Path) -> None:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    # Not `mkdir(parents=True)`: that creates missing parents with the umask's mode only
+    # (world-writable under umask 0); every folder made here gets DIR_MODE.
+    if path.is_dir():
+        return
+    if not path.parent.is_dir():
+        make_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=DIR_MODE)

@@ -57,6 +57,7 @@ class RunMeta(BaseModel):
     classes: list[str] = Field(default_factory=list)
     error: str = ""
     resumes: int = 0
+    events: int = 0  # events in the run's queue, written with the final status
     parent: str = ""
 
 
