@@ -39,7 +39,8 @@ def scan(folder: Path) -> FolderScan:
         p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
     for cls in out.classes:
-        found, other = [], []
+        found: list[Path] = []
+        other: list[Path] = []
         for p in sorted((folder / cls).rglob("*")):
             if not p.is_file() or p.name.startswith("."):
                 continue

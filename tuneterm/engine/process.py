@@ -43,6 +43,7 @@ class EngineProcess:
         self._stop = threading.Event()
         self._done = threading.Event()
         self._meta_lock = threading.Lock()
+        self._final_lock = threading.Lock()  # no sampler event after the final status
         self._meta_saved = 0.0
         me = ProcessIdentity.current(run_id)
         self.meta.pid, self.meta.pid_start = me.pid, me.start_time
@@ -70,11 +71,20 @@ class EngineProcess:
                 self._meta_saved = now
 
     def set_status(self, status: str, **fields: Any) -> None:
-        self.emit("status", status=status, **{k: v for k, v in fields.items() if k == "error"})
+        extra = {k: v for k, v in fields.items() if k == "error"}
         if status not in ACTIVE:
+            with self._final_lock:
+                self._done.set()
+                # The final status reports how many events the run's queue holds (this one
+                # included) and how many this process wrote, so readers can check they lost none.
+                fields["events"] = extra["events"] = self.writer.seq + 1
+                extra["events_written"] = self.writer.emitted + 1
+                self.emit("status", status=status, **extra)
             # Readers stop polling once meta.json says the run is over: every event must be
             # on disk before that is visible.
             self.writer.flush()
+        else:
+            self.emit("status", status=status, **extra)
         self.progress(force=True, status=status, **fields)
 
     # -- signals and sampling -------------------------------------------------------------------
@@ -94,7 +104,9 @@ class EngineProcess:
                 gpus = gpu_samples(indices)
                 if gpus:
                     sample["gpus"] = [g.to_dict() for g in gpus]
-                self.emit("sys", **sample)
+                with self._final_lock:
+                    if not self._done.is_set():
+                        self.emit("sys", **sample)
             except psutil.Error:
                 continue
 
@@ -129,6 +141,7 @@ class EngineProcess:
         import torch
         import torchvision
 
+        from tuneterm.engine import faults
         from tuneterm.engine.data import build
         from tuneterm.engine.loop import Trainer
         from tuneterm.engine.models import build_model
@@ -144,6 +157,7 @@ class EngineProcess:
             + ", ".join(f"{k} {v}" for k, v in data.counts.items())
         )
         built = build_model(cfg.model, len(data.classes), resolve_init(cfg, self.store))
+        faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
         trainer = Trainer(cfg, built, data, self)
         last = self.ckpt_dir / "last.pt"
         if resume:
