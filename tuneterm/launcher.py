@@ -65,6 +65,10 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     before = _meta_pid(run_dir)
+    # Temp files of atomic writes that a kill -9 interrupted (meta.json, checkpoints: these can
+    # be gigabytes). No engine of this run is alive now, so none of them is being written.
+    for stale in [*run_dir.glob(".*.tmp"), *(run_dir / "checkpoints").glob(".*.tmp")]:
+        stale.unlink(missing_ok=True)
     log_fd = os.open(run_dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     os.fchmod(log_fd, FILE_MODE)  # not world-writable, whatever the umask
     with open(log_fd, "ab") as log:
