@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,22 @@ def tiny_config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def runs_dir(tmp_path: Path) -> Path:
+def runs_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "runs"
     path.mkdir()
-    return path
+    yield path
+    _kill_engines_under(path)
+
+
+def _kill_engines_under(path: Path) -> None:
+    """A failed or timed-out test must not leave detached engines running."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "tuneterm.engine" in cmd and str(path) in cmd:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 class Cli:

@@ -182,3 +182,48 @@ def test_init_writes_a_template_that_validates(cli: Cli, tmp_path: Path) -> None
 
     assert load(path).train.lr == 0.001
     assert cli("init", str(path)).returncode == 2  # no silent overwrite
+
+
+def test_ctrl_c_stops_following_not_the_run(tiny_config: Path, runs_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    store = RunStore(runs_dir)
+    env = {k: v for k, v in os.environ.items() if k != "TUNETERM_RUNS"}
+    env["TUNETERM_OFFLINE"] = "1"
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tuneterm",
+            "--runs-dir",
+            str(runs_dir),
+            "run",
+            str(tiny_config),
+            "--set",
+            "train.epochs=6",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    run_id = wait_for(lambda: store.ids())[0]
+    wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)))
+    follower.send_signal(signal.SIGINT)
+    _, err = follower.communicate(timeout=30)
+    assert follower.returncode == 130
+    assert f"tuneterm stop {run_id}" in err
+    assert store.info(run_id).alive  # the run goes on without its follower
+    wait_for(lambda: not store.info(run_id).alive, timeout=180)
+    assert store.info(run_id).status == "completed"
+
+
+def test_demo_headless_shows_fine_tuning_beats_scratch(cli: Cli, runs_dir: Path) -> None:
+    proc = cli("demo", "--json", timeout=900, check=0)
+    result = json.loads(proc.stdout)
+    assert [r["status"] for r in result["runs"]] == ["completed"] * 3
+    acc = [r["final"]["test_acc"] for r in result["runs"]]
+    assert result["finetune_minus_scratch"] == pytest.approx(acc[1] - acc[2])
+    assert acc[1] > acc[2]  # fine-tuning from the source run beats training from scratch
+    assert all("demo" in r["tags"] for r in result["runs"])
