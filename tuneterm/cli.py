@@ -206,7 +206,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from tuneterm import report
 
     store = _store(args)
-    info = store.info(store.resolve(args.run))
+    info = store.info(store.resolve(args.run), events=True)
     data = report.detail(store, info)
     if args.json:
         _out(data)
@@ -394,6 +394,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tuneterm.config import load
+    from tuneterm.engine.registry import resolve_init, validate
+    from tuneterm.engine.techniques.lr_find import lr_find, plot
+
+    cfg = load(args.config, args.set)
+    store = _store(args)
+    validate(cfg, store)
+    result = lr_find(cfg, args.start, args.end, args.steps, resolve_init(cfg, store), store.root)
+    if args.json:
+        _out({"lrs": result.lrs, "losses": result.losses, "suggestion": result.suggestion})
+    else:
+        print(plot(result))
+        print(f"suggested lr: {result.suggestion:.2e} (steepest fall of the smoothed loss)")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tuneterm.demo import run_demo
 
@@ -486,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
     add("models", cmd_models, "list the torchvision classification models")
+    p = add("lr-find", cmd_lr_find, "LR range test: plot loss against lr for a config")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
+    p.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
+    p.add_argument("--steps", type=int, default=60, help="steps (default 60)")
     p = add("demo", cmd_demo, "fine-tune vs from-scratch on embedded digits, then open the TUI")
     p.add_argument("--headless", action="store_true", help="only print the comparison")
     add("tui", lambda a: _open_tui(a), "open the terminal UI", json_flag=False)
@@ -500,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(args)
     as_json = getattr(args, "json", False)
     from tuneterm.launcher import LaunchError, RunStateError
+    from tuneterm.store.meta import UnreadableRun
 
     try:
         return int(args.func(args))
@@ -511,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_INVALID, as_json)
     except RunStateError as exc:
         return _fail(str(exc), EXIT_STATE, as_json)
+    except UnreadableRun as exc:  # a damaged event segment met while reading; never rewritten
+        return _fail(f"the run is unreadable: {exc.reason}", EXIT_FAILED, as_json)
     except LaunchError as exc:
         return _fail(str(exc), EXIT_FAILED, as_json)
     except KeyboardInterrupt:

@@ -151,10 +151,11 @@ def kill(store: RunStore, run_id: str, wait: float = 5.0) -> RunInfo:
 
 
 def resume(store: RunStore, run_id: str) -> RunInfo:
-    info = store.info(run_id)
+    info = store.info(run_id, events=True)
     if info.status not in RESUMABLE:
+        why = f" ({info.reason})" if info.status == "unreadable" else ""
         raise RunStateError(
-            f"run {run_id} is {info.status}; only {', '.join(RESUMABLE)} runs can be resumed"
+            f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
         )
     try:
         store.config(run_id)

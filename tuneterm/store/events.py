@@ -33,6 +33,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from tuneterm.store.files import atomic_write_bytes, make_dir
+from tuneterm.store.meta import UnreadableRun
 
 SEGMENT_EVENTS = 2000
 LOCK_FILE = ".writer.lock"  # flock'ed by the one live writer; the kernel drops it on kill -9
@@ -228,13 +229,36 @@ class Cursor:
     _stat: tuple[int, int, int] | None = field(default=None, repr=False)
 
 
+class DamagedEvents(UnreadableRun):
+    """An event segment that is not what a writer leaves: segments are replaced atomically, so a
+    torn or foreign file means damage (truncation, a hand edit, a newer format). Readers report
+    it and never rewrite the file."""
+
+
 def _read_segment(path: Path) -> list[tuple[int, Event]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return []
-    db = TinyDB(storage=_ReadOnlyStorage, data=json.loads(raw))
+    where = f"events/{path.name}"
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise DamagedEvents(f"{where} is damaged ({len(raw)} bytes): {exc}") from None
+    table = data.get(TABLE) if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(
+        k.isdigit() and isinstance(v, dict) and isinstance(v.get("seq"), int)
+        for k, v in table.items()
+    ):
+        raise DamagedEvents(f"{where} is not an event segment this tuneterm reads")
+    db = TinyDB(storage=_ReadOnlyStorage, data=data)
     return [(doc.doc_id, dict(doc)) for doc in db.table(TABLE, cache_size=0).all()]
+
+
+def check_events(events_dir: Path) -> None:
+    """Read every segment once; raises DamagedEvents naming the first damaged one."""
+    for index in list_segments(events_dir):
+        _read_segment(segment_path(events_dir, index))
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:

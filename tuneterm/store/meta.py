@@ -53,7 +53,9 @@ class RunMeta(BaseModel):
     throughput: float | None = None
     best: dict[str, Any] = Field(default_factory=dict)
     final: dict[str, Any] = Field(default_factory=dict)
-    params: dict[str, int] = Field(default_factory=dict)
+    params: dict[str, int | float] = Field(default_factory=dict)
+    techniques: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, int] = Field(default_factory=dict)
     classes: list[str] = Field(default_factory=list)
     error: str = ""
     resumes: int = 0

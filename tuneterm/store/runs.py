@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tuneterm.config import RunConfig, loads, to_toml
 from tuneterm.proc import ProcessIdentity, is_alive
-from tuneterm.store.events import EventReader
+from tuneterm.store.events import EventReader, check_events
 from tuneterm.store.files import atomic_write_text, make_dir
 from tuneterm.store.ids import check_prefix, is_run_id, new_run_id
 from tuneterm.store.meta import (
@@ -139,11 +139,16 @@ class RunStore:
             raise AmbiguousRun(f"run = {ref!r}: matches {len(matches)} runs ({shown}); type more")
         return matches[0]
 
-    def info(self, run_id: str) -> RunInfo:
+    def info(self, run_id: str, events: bool = False) -> RunInfo:
+        """What a reader knows of a run. meta.json is always checked; with `events`, every
+        event segment is read too (a damaged one makes the run `unreadable`): `show`, `resume`
+        and the TUI's watched runs ask for that; `ls` does not, to stay cheap."""
         path = self.run_dir(run_id)
         label = load_label(path / "label.json")
         try:
             meta = load_meta(path / "meta.json")
+            if events:
+                check_events(path / "events")
         except UnreadableRun as exc:
             return RunInfo(run_id, path, "unreadable", None, label, exc.reason)
         if meta.id != run_id:

@@ -64,10 +64,10 @@ class TuneTermApp(App[int]):
             scan_interval,
             gpu_interval,
         )
-        self.lister = RunLister(store)
+        self.poller = EventPoller(store)
+        self.lister = RunLister(store, self.poller.damaged)  # damaged events read unreadable
         self.configs = ConfigCache(store)
         self.scan_lock = threading.Lock()
-        self.poller = EventPoller(store)
         self.histories: dict[str, RunHistory] = {}
         self.selected: str | None = None
         self.marked: dict[str, str] = {}  # run id -> colour, in marking order

@@ -12,7 +12,7 @@ from typing import Any
 
 from tuneterm.config import ConfigError, flatten
 from tuneterm.store import EventReader, RunInfo, RunStore
-from tuneterm.store.meta import ACTIVE
+from tuneterm.store.meta import ACTIVE, UnreadableRun
 
 
 def _mtime(path: Path) -> int:
@@ -26,9 +26,10 @@ class RunLister:
     """`RunStore.list()` that re-reads only runs whose meta.json or label.json changed (and
     re-checks liveness of active ones), so 1,000 runs refresh in milliseconds."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, damaged: dict[str, str] | None = None) -> None:
         self.store = store
         self._cache: dict[str, tuple[int, int, RunInfo]] = {}
+        self.damaged = damaged if damaged is not None else {}  # run id -> reason (EventPoller)
 
     def scan(self) -> list[RunInfo]:
         out = []
@@ -38,13 +39,16 @@ class RunLister:
             stamp = (_mtime(path / "meta.json"), _mtime(path / "label.json"))
             hit = self._cache.get(run_id)
             if hit and (hit[0], hit[1]) == stamp and hit[2].status not in (*ACTIVE, "starting"):
-                out.append(hit[2])
-                continue
-            try:
-                info = self.store.info(run_id)
-            except Exception:  # a run deleted between listdir and read
-                continue
-            self._cache[run_id] = (*stamp, info)
+                info = hit[2]
+            else:
+                try:
+                    info = self.store.info(run_id)
+                except Exception:  # a run deleted between listdir and read
+                    continue
+                self._cache[run_id] = (*stamp, info)
+            if run_id in self.damaged and info.status != "unreadable":
+                reason = self.damaged[run_id]
+                info = RunInfo(run_id, info.path, "unreadable", None, info.label, reason)
             out.append(info)
         for gone in set(self._cache) - set(ids):
             del self._cache[gone]
@@ -99,10 +103,13 @@ class EventPoller:
     def __init__(self, store: RunStore) -> None:
         self.store = store
         self.readers: dict[str, EventReader] = {}
+        self.damaged: dict[str, str] = {}  # runs with a damaged event segment: never re-read
 
     def poll(self, run_ids: list[str], limit: int = 50_000) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for run_id in run_ids:
+            if run_id in self.damaged:
+                continue
             reader = self.readers.get(run_id)
             if reader is None:
                 try:
@@ -111,6 +118,9 @@ class EventPoller:
                     continue
             try:
                 events = reader.poll(limit=limit)
+            except UnreadableRun as exc:
+                self.damaged[run_id] = exc.reason
+                continue
             except (OSError, ValueError):
                 continue  # a run deleted or a segment replaced mid-read: next poll
             if events:
