@@ -110,6 +110,9 @@ def test_settings_keymap_and_theme(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     s = load_settings()
     assert s.keymap == {"run.stop": "ctrl+s"}
     assert any("run.kill" in p for p in s.problems)
+    # Bare dotted keys (as the help screen shows them) parse as nested tables: same result.
+    (tmp_path / "keymap.toml").write_text('[keys]\nrun.stop = "ctrl+s"\nchart.log_y = "l"\n')
+    assert load_settings().keymap == {"run.stop": "ctrl+s", "chart.log_y": "l"}
     assert save_theme("tuneterm-light") == ""
     assert load_settings().theme == "tuneterm-light"
     (tmp_path / "settings.toml").write_text("theme = [")

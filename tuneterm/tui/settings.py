@@ -72,13 +72,24 @@ def load_settings() -> Settings:
     if isinstance(data.get("theme"), str):
         s.theme = data["theme"]
     keys = _read_toml(s.dir / "keymap.toml", s.problems)
-    table = keys.get("keys", keys)
-    for binding_id, key in table.items():
+    for binding_id, key in _flatten(keys.get("keys", keys)).items():
         if isinstance(key, str) and key.strip():
-            s.keymap[str(binding_id)] = key.strip()
-        elif not isinstance(key, dict):
+            s.keymap[binding_id] = key.strip()
+        else:
             s.problems.append(f"keymap.toml: {binding_id} = {key!r}: must be a key name string")
     return s
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`run.stop = "ctrl+s"` parses as {"run": {"stop": ...}}; binding ids are dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def save_theme(theme: str) -> str:
