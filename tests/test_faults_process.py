@@ -32,7 +32,7 @@ STANDIN = """\
 name = "resnet18"
 weights = "none"
 [train]
-epochs = 3
+epochs = 6
 log_every = 2
 """
 
@@ -40,8 +40,8 @@ log_every = 2
 @pytest.fixture
 def standin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(launcher, "ENGINE_CMD", CMD)
-    monkeypatch.setenv("STANDIN_STEPS", "20")
-    monkeypatch.setenv("STANDIN_STEP_S", "0.02")
+    monkeypatch.setenv("STANDIN_STEPS", "6")
+    monkeypatch.setenv("STANDIN_STEP_S", "0.03")
 
 
 def _real_step(run_dir: Path) -> int:
@@ -56,7 +56,7 @@ def test_standin_engine_killed_at_random_moments(standin: None, runs_dir: Path, 
     store = RunStore(runs_dir)
     info = launcher.start(store, loads(STANDIN), checked=True)
     rng = random.Random(SEED * 100 + run)
-    log = kill_chain(store, info.id, rng, kills=4, checkpoint_step=standin_step, expected_events=44)
+    log = kill_chain(store, info.id, rng, kills=4, checkpoint_step=standin_step, expected_events=36)
     assert log.kills == 4 and log.first_look_crashed == 4, (SEED, log)
 
 

@@ -7,8 +7,7 @@
   (plus this test's own cursor readers): 0 read errors, and every run holds exactly the number
   of events its engine reports in its final status.
 The engines are the stand-in engine (tests/fault_engine.py): the real EngineProcess, writer and
-launcher with a torch-free loop, so 8 of them fit on 2 cores. `bench/soak_concurrency.py`
-does the same with the real engine.
+launcher with a torch-free loop, so 8 of them fit on 2 cores next to the TUI and followers.
 """
 
 from __future__ import annotations
