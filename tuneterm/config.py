@@ -105,6 +105,11 @@ class DataSection(_Section):
     per_class: int = Field(
         0, ge=0, description="At most this many training images per class; 0 = all"
     )
+    fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Keep this fraction of training images (stratified)"
+    )
+    exclude: list[str] = Field(default_factory=list, description="Drop these classes (names)")
+    dedup: bool = Field(False, description="Drop duplicate images (same content hash)")
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="Held out for validation when no val/ folder exists"
     )
@@ -116,7 +121,11 @@ class DataSection(_Section):
         "none",
         description="A fixed domain shift applied to every image: none, invert, rot90, rot180",
     )
-    augment: str = Field("none", description='Training augmentation preset: "none" or "light"')
+    augment: str = Field(
+        "none",
+        description='Training augmentation preset: "none", "light", "randaugment", '
+        '"trivialaugment" or "autoaugment"',
+    )
     workers: int = Field(
         -1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine"
     )
@@ -146,6 +155,13 @@ class TrainSection(_Section):
     metric: Literal["val_acc", "val_loss"] = Field(
         "val_acc", description="Which val metric picks the best checkpoint"
     )
+    head_lr: float = Field(0.0, ge=0.0, le=10.0, description="lr of the new head; 0 = train.lr")
+    layer_decay: float = Field(
+        1.0, gt=0.0, le=1.0, description="Layer-wise lr decay from head to stem; 1 = none"
+    )
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the loss")
+    grad_accum: int = Field(1, ge=1, le=1024, description="Batches per optimizer step")
+    grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this; 0 = off")
 
     @field_validator("device")
     @classmethod
@@ -155,17 +171,97 @@ class TrainSection(_Section):
         raise ValueError('must be "auto", "cpu", "cuda" or "cuda:N"')
 
 
+class HeadSection(_Section):
+    kind: Literal["linear", "mlp"] = Field("linear", description="The new head: linear or mlp")
+    hidden: list[int] = Field(default_factory=list, description="MLP hidden sizes, e.g. [256]")
+    activation: Literal["relu", "gelu", "silu", "tanh"] = Field(
+        "relu", description="MLP activation"
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each MLP hidden layer")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden_ok(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError("hidden sizes must be >= 1")
+        return v
+
+
+class FreezeSection(_Section):
+    strategy: Literal["none", "linear_probe", "first_n", "gradual"] = Field(
+        "none",
+        description="none (full fine-tuning), linear_probe, first_n (stages), or gradual "
+        "unfreezing head to stem",
+    )
+    stages: int = Field(0, ge=0, description="first_n: how many stages from the stem to freeze")
+    every: int = Field(1, ge=1, description="gradual: unfreeze one more stage every N epochs")
+
+
+class MixSection(_Section):
+    mixup: float = Field(0.0, ge=0.0, description="MixUp alpha; 0 = off")
+    cutmix: float = Field(0.0, ge=0.0, description="CutMix alpha; 0 = off")
+    prob: float = Field(1.0, ge=0.0, le=1.0, description="Chance a batch is mixed")
+
+
+class EarlyStopSection(_Section):
+    enabled: bool = Field(False, description="Stop when the metric stops improving")
+    metric: Literal["val_acc", "val_loss"] = Field("val_loss", description="Metric to watch")
+    mode: Literal["min", "max"] = Field("min", description="min or max: which way is better")
+    patience: int = Field(3, ge=1, description="Epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as better")
+
+
+class DistillSection(_Section):
+    teacher: str = Field(
+        "", description='"" (off), "run:<id>" (its best checkpoint) or "torchvision:<model>"'
+    )
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the distillation term")
+    temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature")
+
+
+class LoraSection(_Section):
+    enabled: bool = Field(False, description="LoRA adapters on Linear and Conv2d layers")
+    rank: int = Field(8, ge=1, le=1024, description="Adapter rank r")
+    alpha: float = Field(16.0, gt=0.0, description="LoRA scaling alpha")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter input")
+
+
+class EmaSection(_Section):
+    enabled: bool = Field(False, description="Keep an EMA of the weights and evaluate it")
+    decay: float = Field(0.999, gt=0.0, lt=1.0, description="EMA decay per optimizer step")
+    keep: bool = Field(True, description="The EMA model picks and is the best checkpoint")
+
+
+class AdaptSection(_Section):
+    method: Literal["none", "adabn", "dann"] = Field(
+        "none", description="Domain adaptation to an unlabeled target: none, adabn, dann"
+    )
+    target_shift: Literal["none", "invert", "rot90", "rot180"] = Field(
+        "none", description="Target domain = the data set with this shift"
+    )
+    target_root: str = Field("", description="Or a target folder (class folders or flat images)")
+    weight: float = Field(1.0, ge=0.0, description="dann: weight of the domain loss")
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
     data: DataSection = Field(default_factory=DataSection)  # type: ignore[arg-type]
     train: TrainSection = Field(default_factory=TrainSection)  # type: ignore[arg-type]
+    head: HeadSection = Field(default_factory=HeadSection)  # type: ignore[arg-type]
+    freeze: FreezeSection = Field(default_factory=FreezeSection)  # type: ignore[arg-type]
+    mix: MixSection = Field(default_factory=MixSection)  # type: ignore[arg-type]
+    early_stop: EarlyStopSection = Field(default_factory=EarlyStopSection)  # type: ignore[arg-type]
+    distill: DistillSection = Field(default_factory=DistillSection)  # type: ignore[arg-type]
+    lora: LoraSection = Field(default_factory=LoraSection)  # type: ignore[arg-type]
+    ema: EmaSection = Field(default_factory=EmaSection)  # type: ignore[arg-type]
+    adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
 
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("digits", "shapes", "folder"),
-    "data.augment": ("none", "light"),
+    "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
 }
@@ -259,9 +355,34 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
                 f"(val_fraction = {cfg.data.val_fraction})",
             )
         )
+    issues += _technique_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
     return cfg
+
+
+def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Cross-field checks of the technique sections."""
+    issues = []
+    if cfg.freeze.strategy == "first_n" and cfg.freeze.stages < 1:
+        issues.append(ConfigIssue("freeze.stages", 0, "must be >= 1 when strategy = first_n"))
+    t = cfg.distill.teacher
+    if t and not (t.startswith("run:") or t.startswith("torchvision:")):
+        issues.append(
+            ConfigIssue("distill.teacher", t, 'must be "", "run:<id>" or "torchvision:<model>"')
+        )
+    a = cfg.adapt
+    if a.method != "none" and a.target_shift == "none" and not a.target_root:
+        issues.append(
+            ConfigIssue("adapt.target_shift", "none", "set it or adapt.target_root for a target")
+        )
+    if a.target_root and not Path(a.target_root).expanduser().is_dir():
+        issues.append(ConfigIssue("adapt.target_root", a.target_root, "no such folder"))
+    if cfg.lora.enabled and cfg.freeze.strategy != "none":
+        issues.append(
+            ConfigIssue("freeze.strategy", cfg.freeze.strategy, "cannot combine with lora")
+        )
+    return issues
 
 
 def parse_toml(text: str, source: str = "") -> dict[str, Any]:

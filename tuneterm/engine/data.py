@@ -215,6 +215,39 @@ def _stratified(
     return tuple(torch.cat(p).sort().values for p in parts)
 
 
+def _fraction(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A seeded, stratified `fraction` of each class (at least one image per class)."""
+    gen = torch.Generator().manual_seed(seed + 2)
+    keep = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        n = max(1, round(len(idx) * fraction))
+        keep.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.cat(keep).sort().values
+
+
+def content_hashes(split: Split) -> list[str]:
+    """A content hash per image: the decoded pixels in RAM, or the file's bytes on disk."""
+    import hashlib
+
+    if split.images is not None:
+        flat = split.images.reshape(len(split), -1).numpy()
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in flat]
+    assert split.files is not None
+    return [hashlib.blake2b(f.read_bytes(), digest_size=16).hexdigest() for f in split.files]
+
+
+def dedup(split: Split) -> Split:
+    """The first image of each content hash, in order."""
+    seen: set[str] = set()
+    keep = []
+    for i, h in enumerate(content_hashes(split)):
+        if h not in seen:
+            seen.add(h)
+            keep.append(i)
+    return split.subset(torch.tensor(keep, dtype=torch.long))
+
+
 def _per_class(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed + 1)
     keep = []
@@ -283,6 +316,30 @@ def build(cfg_data: object, seed: int) -> DataBundle:
             k, n, _ = _select_classes(split.labels, all_classes, d.classes)
             presplit[name] = split.subset(k)
             presplit[name].labels = n
+    if d.exclude:
+        before = len(full) + sum(len(s) for s in presplit.values())
+        wanted = [c for c in classes if c not in d.exclude]
+        unknown = [c for c in d.exclude if c not in classes]
+        if unknown:
+            raise DataError(
+                f"data.exclude = {unknown}: not in the data set (classes: {', '.join(classes)})"
+            )
+        all_classes = classes
+        keep, new, classes = _select_classes(full.labels, all_classes, wanted, "data.exclude")
+        full = full.subset(keep)
+        full.labels = new
+        for name, split in list(presplit.items()):
+            k, n, _ = _select_classes(split.labels, all_classes, wanted, "data.exclude")
+            presplit[name] = split.subset(k)
+            presplit[name].labels = n
+        counts["removed_exclude"] = before - len(full) - sum(len(s) for s in presplit.values())
+        if len(classes) < 2:
+            raise DataError(f"data.exclude: leaves {len(classes)} class(es); need at least 2")
+    if d.dedup:  # before splitting, so no image is in two splits
+        before = len(full) + sum(len(s) for s in presplit.values())
+        full = dedup(full)
+        presplit = {name: dedup(split) for name, split in presplit.items()}
+        counts["removed_dedup"] = before - len(full) - sum(len(s) for s in presplit.values())
     counts["images"] = len(full) + sum(len(s) for s in presplit.values())
     val_frac = 0.0 if "val" in presplit else d.val_fraction
     test_frac = 0.0 if "test" in presplit else d.test_fraction
@@ -296,6 +353,10 @@ def build(cfg_data: object, seed: int) -> DataBundle:
         (train, val, test), classes = _relabel([train, val, test], classes, d.relabel)
         if len(classes) < 2:
             raise DataError(f"data.relabel: makes a single class ({classes[0]}); need at least 2")
+    if d.fraction < 1.0:
+        before = len(train)
+        train = train.subset(_fraction(train.labels, d.fraction, seed))
+        counts["removed_fraction"] = before - len(train)
     if d.per_class:
         before = len(train)
         train = train.subset(_per_class(train.labels, d.per_class, seed))

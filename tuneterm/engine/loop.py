@@ -16,6 +16,8 @@ from tuneterm.engine import checkpoint
 from tuneterm.engine.data import DataBundle, Split, batches, default_workers
 from tuneterm.engine.models import Built, count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
+from tuneterm.engine.techniques import Techniques
+from tuneterm.engine.techniques.augment import transform_for
 
 
 class RunContext(Protocol):
@@ -53,38 +55,61 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def transform_for(preset: str, size: int) -> Any:
-    if preset == "none":
-        return None
-    from torchvision.transforms import v2
-
-    return v2.Compose([v2.RandomCrop(size, padding=max(1, size // 8)), v2.RandomHorizontalFlip()])
-
-
 class Trainer:
-    def __init__(self, cfg: RunConfig, built: Built, data: DataBundle, ctx: RunContext) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        built: Built,
+        data: DataBundle,
+        ctx: RunContext,
+        init: Path | None = None,
+    ) -> None:
         t = cfg.train
         self.cfg, self.ctx, self.data = cfg, ctx, data
         self.device = pick_device(t.device)
         self.amp_dtype = pick_precision(t.precision, self.device)
+        self.head_name = built.head_name
         self.model = built.model.to(self.device)
+        self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
+        self.steps_per_epoch = max(1, len(_plan(data.train, t.batch_size)))
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.state = State()
+        self.tech = Techniques(cfg)
+        lora = self.tech.get("lora")
+        if lora is not None:
+            lora.backbone_init = str(init) if init else ""  # type: ignore[attr-defined]
+        self.tech.setup(self)  # freezing, adapters, teacher, EMA copy: before the optimizer
+        self.model.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
-        self.opt = make_optimizer(self.model, t, self.device)
-        self.steps_per_epoch = max(1, len(_plan(data.train, t.batch_size)))
-        self.total_steps = self.steps_per_epoch * t.epochs
-        self.sched = make_scheduler(self.opt, t, self.total_steps)
+        self.opt = make_optimizer(
+            self.model,
+            t,
+            self.device,
+            self.head_name,
+            include_frozen=cfg.freeze.strategy == "gradual",
+            extra=self.tech.param_groups(self),
+        )
+        self.accum = t.grad_accum
+        self.opt_steps = -(-self.steps_per_epoch // self.accum) * t.epochs
+        self.sched = make_scheduler(self.opt, t, self.opt_steps)
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.transform = transform_for(cfg.data.augment, cfg.data.image_size)
         self.workers = default_workers() if cfg.data.workers < 0 else cfg.data.workers
         self.pin = self.device.type == "cuda"
-        self.state = State()
-        self.params = count_params(self.model)
+        self.params = self.count_params()
+        self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+
+    def count_params(self) -> dict[str, Any]:
+        return count_params(self.model)
+
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # y is class indices, or class probabilities after MixUp/CutMix
+        return F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
 
     # -- device-side preprocessing --------------------------------------------------------
     def _prep(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,8 +128,9 @@ class Trainer:
     # -- the hot path ---------------------------------------------------------------------
     def train_epoch(self) -> bool:
         """One epoch from `state.batch` on. Returns False if a stop was requested."""
-        st, t = self.state, self.cfg.train
+        st, t, tech = self.state, self.cfg.train, self.tech
         self.model.train()
+        tech.epoch_start(self)  # may freeze BatchNorm (eval) or unfreeze stages
         loss_sum = torch.zeros((), device=self.device)
         n_loss, seen, waited = 0, 0, 0.0
         tick = time.perf_counter()
@@ -125,14 +151,20 @@ class Trainer:
             waited += time.perf_counter() - t0
             if batch is None:
                 break
-            x, y = self._prep(*batch)
+            x, y = tech.batch(*self._prep(*batch))
             with self._autocast():
-                loss = F.cross_entropy(self.model(x), y)
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self.sched.step()
+                logits = self.model(x)
+                loss = tech.loss(self, x, y, logits, self.criterion(logits, y))
+            self.scaler.scale(loss / self.accum).backward()
+            if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
+                if t.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.opt.zero_grad(set_to_none=True)
+                self.sched.step()
+                tech.step_end(self)  # e.g. the EMA update
             loss_sum += loss.detach()
             n_loss += 1
             seen += len(y)
@@ -172,8 +204,11 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, split: Split, full: bool = False) -> dict[str, Any]:
-        self.model.eval()
+    def evaluate(
+        self, split: Split, full: bool = False, model: torch.nn.Module | None = None
+    ) -> dict[str, Any]:
+        net = model if model is not None else self.model
+        net.eval()
         k = len(self.data.classes)
         conf = torch.zeros(k, k, dtype=torch.long, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
@@ -188,7 +223,7 @@ class Trainer:
         ):
             x, y = self._prep(xb, yb)
             with self._autocast():
-                logits = self.model(x)
+                logits = net(x)
             logits = logits.float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             pred = logits.argmax(1)
@@ -212,13 +247,16 @@ class Trainer:
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _model_state(self) -> dict[str, Any]:
+    def _model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]:
+        net = net if net is not None else self.model
         return {
-            "model": self.model.state_dict(),
+            "model": self.tech.checkpoint_weights(net.state_dict()),
+            **self.tech.checkpoint_extra(),
             "model_name": self.cfg.model.name,
             "num_classes": len(self.data.classes),
             "classes": self.data.classes,
             "dropout": self.cfg.model.dropout,
+            "head": self.cfg.head.model_dump(),
             "image_size": self.cfg.data.image_size,
             "mean": (self.mean.flatten() / 255).tolist(),
             "std": (self.std.flatten() / 255).tolist(),
@@ -238,12 +276,14 @@ class Trainer:
                 "step": st.step,
                 "best": st.best,
                 "rng": checkpoint.rng_state(),
+                "techniques": self.tech.state_dict(),
             },
         )
 
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
-        self.model.load_state_dict(ck["model"])
+        self.model.load_state_dict(ck["model"], strict=not ck.get("partial"))
+        self.tech.load_state_dict(ck.get("techniques", {}))
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
@@ -263,9 +303,12 @@ class Trainer:
                     "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
                 )
                 return "stopped"
-            val = self.evaluate(self.data.val)
+            net = self.tech.eval_model(self.model)  # the EMA model when it is kept
+            val = self.evaluate(self.data.val, model=net)
             st.epoch, st.batch = st.epoch + 1, 0
             value = val["acc"] if metric == "val_acc" else val["loss"]
+            val["extra"] = {}
+            stop = self.tech.epoch_end(self, val)
             self.ctx.emit(
                 "val",
                 epoch=st.epoch,
@@ -273,6 +316,7 @@ class Trainer:
                 val_loss=val["loss"],
                 val_acc=val["acc"],
                 val_top5=val["top5"],
+                **val["extra"],
             )
             if not st.best or sign * value > sign * st.best["value"]:
                 st.best = {
@@ -284,7 +328,7 @@ class Trainer:
                     "val_loss": val["loss"],
                 }
                 checkpoint.save(
-                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
+                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(net), "best": st.best}
                 )
             self.save_last()
             self.ctx.emit(
@@ -295,12 +339,14 @@ class Trainer:
                 best=st.best["epoch"] == st.epoch,
             )
             self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
+            if stop:
+                break
         return "completed"
 
     def test(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on the test split (val if there is no test split)."""
         best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
-        self.model.load_state_dict(best["model"])
+        self.model.load_state_dict(best["model"], strict=not best.get("partial"))
         split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
         res = self.evaluate(split, full=True)
         return {

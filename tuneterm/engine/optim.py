@@ -12,17 +12,39 @@ from torch import nn
 from tuneterm.config import TrainSection
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
-    """Weight decay on weights only: norms and biases (1-d tensors) get none."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups: list[dict[str, object]] = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+def param_groups(
+    model: nn.Module,
+    t: TrainSection,
+    head_name: str = "",
+    include_frozen: bool = False,
+) -> list[dict[str, Any]]:
+    """Optimizer groups: per stage lr (layer-wise decay from head to stem, a separate head lr)
+    x weight decay on weights only (norms and biases, 1-d tensors, get none).
+
+    Frozen parameters are left out, so they never get optimizer state, unless they may be
+    unfrozen later (`include_frozen`, gradual unfreezing); without gradients they still get
+    no state, since optimizers skip parameters whose grad is None."""
+    from tuneterm.engine.models import stages
+
+    named = dict(model.named_parameters())
+    lr_of: dict[str, float] = {}
+    if head_name:
+        body = stages(model, head_name)
+        for i, stage in enumerate(body):
+            for n in stage.params:
+                lr_of[n] = t.lr * t.layer_decay ** (len(body) - i)
+        for n in named:
+            if n.startswith(head_name + "."):
+                lr_of[n] = t.head_lr or t.lr
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for n, p in named.items():
+        if not (p.requires_grad or include_frozen):
+            continue
+        groups.setdefault((lr_of.get(n, t.lr), p.ndim >= 2), []).append(p)
+    return [
+        {"params": ps, "lr": lr, "weight_decay": t.weight_decay if decay else 0.0}
+        for (lr, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
+    ]
 
 
 def _fast_kwargs(device: torch.device) -> dict[str, Any]:
@@ -42,9 +64,15 @@ OPTIMIZERS: dict[
 
 
 def make_optimizer(
-    model: nn.Module, t: TrainSection, device: torch.device
+    model: nn.Module,
+    t: TrainSection,
+    device: torch.device,
+    head_name: str = "",
+    include_frozen: bool = False,
+    extra: list[dict[str, Any]] | None = None,
 ) -> torch.optim.Optimizer:
-    return OPTIMIZERS[t.optimizer](param_groups(model, t.weight_decay), t, device)
+    groups = param_groups(model, t, head_name, include_frozen) + list(extra or [])
+    return OPTIMIZERS[t.optimizer](groups, t, device)
 
 
 def _multiplier(kind: str, total: int, warmup: int) -> Callable[[int], float]:
@@ -68,7 +96,7 @@ def make_scheduler(
         pct = min(0.5, max(0.05, t.warmup_steps / max(1, total_steps))) if t.warmup_steps else 0.3
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
-            max_lr=t.lr,
+            max_lr=[g["lr"] for g in opt.param_groups],
             total_steps=max(2, total_steps),
             pct_start=pct,
             cycle_momentum=t.optimizer == "sgd",

@@ -156,9 +156,11 @@ class EngineProcess:
             f"data {cfg.data.dataset}: {len(data.classes)} classes, "
             + ", ".join(f"{k} {v}" for k, v in data.counts.items())
         )
-        built = build_model(cfg.model, len(data.classes), resolve_init(cfg, self.store))
+        self.emit("data", **data.counts)
+        init = resolve_init(cfg, self.store)
+        built = build_model(cfg.model, len(data.classes), init, cfg.head)
         faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
-        trainer = Trainer(cfg, built, data, self)
+        trainer = Trainer(cfg, built, data, self, init)
         last = self.ckpt_dir / "last.pt"
         if resume:
             if last.is_file():
@@ -195,6 +197,8 @@ class EngineProcess:
             versions=versions,
             device=device,
             params=p,
+            techniques=trainer.tech.summary(),
+            data=data.counts,
             classes=data.classes,
             total_steps=trainer.total_steps,
             epochs=cfg.train.epochs,
@@ -215,7 +219,9 @@ class EngineProcess:
                 "per_class": result["per_class"],
                 "confusion": result["confusion"],
                 "best_epoch": result["epoch"],
+                **trainer.tech.finish(trainer),  # e.g. target-domain accuracy
             }
+            self.meta.techniques = trainer.tech.summary()
         self.set_status(outcome)
         return 0
 
