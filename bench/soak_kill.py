@@ -62,6 +62,7 @@ def soak(kills: int, per_run: int, real: bool, seed: int) -> tuple[KillLog, int,
     os.environ["TUNETERM_OFFLINE"] = "1"
     launcher.ENGINE_CMD = [sys.executable, "-m", "tuneterm.engine"] if real else CMD
     total = KillLog()
+    failures: list[str] = []
     runs = 0
     t0 = time.perf_counter()
     rng = random.Random(seed)
@@ -70,20 +71,27 @@ def soak(kills: int, per_run: int, real: bool, seed: int) -> tuple[KillLog, int,
         while total.kills < kills:
             n = min(per_run, kills - total.kills)
             info = launcher.start(store, loads(REAL if real else STANDIN), checked=True)
-            log = kill_chain(
-                store,
-                info.id,
-                rng,
-                kills=n,
-                checkpoint_step=_real_step if real else standin_step,
-                expected_events=50 if real else 36,
-                max_delay=1.0 if real else 0.1,
-                timeout=300,
-            )
+            try:
+                log = kill_chain(
+                    store,
+                    info.id,
+                    rng,
+                    kills=n,
+                    checkpoint_step=_real_step if real else standin_step,
+                    expected_events=50 if real else 36,
+                    max_delay=1.0 if real else 0.1,
+                    timeout=300,
+                )
+            except AssertionError as exc:  # a finding: report it and go on soaking
+                failures.append(f"{info.id}: {exc}")
+                print(f"  FAILED {info.id}: {exc}", flush=True)
+                total.kills += n
+                continue
             runs += 1
             for key in ("kills", "missed", "resumes", "first_look_crashed"):
                 setattr(total, key, getattr(total, key) + getattr(log, key))
             print(f"  {log.details[-1]}", flush=True)
+    total.details = failures
     return total, runs, time.perf_counter() - t0
 
 
@@ -103,8 +111,10 @@ def main() -> int:
             f"{name}: {log.kills} kills over {runs} runs in {secs:.0f} s; "
             f"first look read crashed {log.first_look_crashed}/{log.kills}; "
             f"resumes {log.resumes}, all {runs} runs completed; "
-            f"events lost 0 (checked after every kill); missed moments {log.missed}"
+            f"missed moments {log.missed}; chains failing a check: {len(log.details)}"
         )
+        for line in log.details:
+            print(f"  {line}")
     return 0
 
 
