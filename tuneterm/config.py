@@ -213,7 +213,9 @@ class EarlyStopSection(_Section):
 
 class DistillSection(_Section):
     teacher: str = Field(
-        "", description='"" (off), "run:<id>" (its best checkpoint) or "torchvision:<model>"'
+        "",
+        description='"" (off), "run:<id>" (its best checkpoint), "torchvision:<model>" or a '
+        ".pt checkpoint file",
     )
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the distillation term")
     temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature")
@@ -367,10 +369,14 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
     if cfg.freeze.strategy == "first_n" and cfg.freeze.stages < 1:
         issues.append(ConfigIssue("freeze.stages", 0, "must be >= 1 when strategy = first_n"))
     t = cfg.distill.teacher
-    if t and not (t.startswith("run:") or t.startswith("torchvision:")):
+    if t and not (t.startswith(("run:", "torchvision:")) or t.endswith(".pt")):
         issues.append(
-            ConfigIssue("distill.teacher", t, 'must be "", "run:<id>" or "torchvision:<model>"')
+            ConfigIssue(
+                "distill.teacher", t, 'must be "", "run:<id>", "torchvision:<model>" or a .pt file'
+            )
         )
+    elif t.endswith(".pt") and not Path(t).expanduser().is_file():
+        issues.append(ConfigIssue("distill.teacher", t, "no such checkpoint file"))
     a = cfg.adapt
     if a.method != "none" and a.target_shift == "none" and not a.target_root:
         issues.append(

@@ -44,10 +44,13 @@ def load_teacher(spec: str, num_classes: int, runs_root: Path | None) -> nn.Modu
         return build_model(section, num_classes, None).model
     from tuneterm.store.runs import RunStore
 
-    if runs_root is None:
+    if spec.endswith(".pt"):
+        path = Path(spec).expanduser()
+    elif runs_root is None:
         raise ValueError(f"distill.teacher = {spec!r}: needs a runs folder")
-    store = RunStore(runs_root)
-    path = store.checkpoint_dir(store.resolve(spec[4:])) / "best.pt"
+    else:
+        store = RunStore(runs_root)
+        path = store.checkpoint_dir(store.resolve(spec[4:])) / "best.pt"
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if int(ck["num_classes"]) != num_classes:
         raise ValueError(

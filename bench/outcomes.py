@@ -1,0 +1,196 @@
+"""Outcome figures for the fine-tuning techniques: one row per technique, baseline vs result.
+
+Embedded data (scikit-learn digits), fixed seeds, CPU. Runs in-process through the engine's
+Trainer (the same code path as `tuneterm run`, minus the detached process).
+
+    python bench/outcomes.py --quick     # a few CPU minutes
+    python bench/outcomes.py             # longer schedules
+
+Tasks:
+- source: resnet18 (random init) trained on all ten digits (the train split).
+- target: odd vs. even from 10 labelled images per class; the same held-out test images.
+- shifted target: the ten digits inverted (unlabeled for adaptation; labels only to score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuneterm.config import RunConfig, from_dict
+from tuneterm.engine.data import build
+from tuneterm.engine.loop import Trainer
+from tuneterm.engine.models import build_model
+
+PARITY = {"even": ["0", "2", "4", "6", "8"], "odd": ["1", "3", "5", "7", "9"]}
+
+
+class Ctx:
+    def __init__(self, ckpt_dir: Path) -> None:
+        self.ckpt_dir = ckpt_dir
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        pass
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+def cfg(size: int, **sections: dict[str, Any]) -> RunConfig:
+    data: dict[str, Any] = {
+        "model": {"name": "resnet18", "weights": "none"},
+        "data": {"dataset": "digits", "image_size": size},
+        "train": {"optimizer": "adamw", "scheduler": "cosine", "seed": 0, "log_every": 1000},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return from_dict(data)
+
+
+def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[str, Any]:
+    """Train, test the best checkpoint, run the techniques' finish; returns the figures."""
+    torch.manual_seed(c.train.seed)
+    t0 = time.perf_counter()
+    data = build(c.data, c.train.seed)
+    built = build_model(c.model, len(data.classes), init, c.head)
+    tr = Trainer(c, built, data, Ctx(root / name), init)
+    tr.fit()
+    res = tr.test()
+    out = {
+        "acc": res["acc"],
+        "params": tr.params,
+        **tr.tech.finish(tr),
+        "ckpt": root / name / "best.pt",
+        "seconds": time.perf_counter() - t0,
+    }
+    print(f"  {name}: acc {res['acc']:.3f} ({out['seconds']:.0f} s)", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small images, short schedules")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    size = 16 if args.quick else 32
+    src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    root = Path(tempfile.mkdtemp(prefix="tuneterm-outcomes-"))
+    target = {"relabel": PARITY, "per_class": 10}
+    small = {"epochs": tgt_epochs, "batch_size": 16}
+    rows: list[tuple[str, str, float, str, float, str]] = []
+    t_start = time.perf_counter()
+
+    print("source: ten digits", flush=True)
+    source = run(
+        root, "source", cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3})
+    )
+    src = Path(source["ckpt"])
+    print("target: odd vs even, 10 labels per class", flush=True)
+    scratch = run(root, "scratch", cfg(size, data=target, train={**small, "lr": 1e-3}))
+    full = run(root, "full_ft", cfg(size, data=target, train={**small, "lr": 3e-4}), src)
+    probe = run(
+        root,
+        "linear_probe",
+        cfg(size, data=target, train={**small, "lr": 1e-2}, freeze={"strategy": "linear_probe"}),
+        src,
+    )
+    gradual = run(
+        root,
+        "gradual",
+        cfg(
+            size,
+            data=target,
+            train={**small, "lr": 3e-4},
+            freeze={"strategy": "gradual", "every": max(1, tgt_epochs // 6)},
+        ),
+        src,
+    )
+    lora = run(
+        root,
+        "lora",
+        cfg(size, data=target, train={**small, "lr": 3e-3}, lora={"enabled": True, "rank": 4}),
+        src,
+    )
+    rows.append(("fine-tune from source", "scratch", scratch["acc"], "fine-tune", full["acc"], ""))
+    rows.append(("linear probe", "full fine-tune", full["acc"], "linear probe", probe["acc"], ""))
+    rows.append(
+        ("gradual unfreezing", "full fine-tune", full["acc"], "gradual", gradual["acc"], "")
+    )
+    pct = lora["params"]["trainable_pct"]
+    rows.append(
+        (
+            "LoRA r=4",
+            "full fine-tune",
+            full["acc"],
+            "LoRA",
+            lora["acc"],
+            f"{pct:.1f}% trainable; {lora['acc'] / max(full['acc'], 1e-9):.1%} of full",
+        )
+    )
+    kd = run(
+        root,
+        "kd_student",
+        cfg(
+            size,
+            data=target,
+            train={**small, "lr": 1e-3},
+            distill={"teacher": str(full["ckpt"]), "alpha": 0.7, "temperature": 4.0},
+        ),
+    )
+    rows.append(("distillation", "scratch student", scratch["acc"], "KD student", kd["acc"], ""))
+
+    print("shifted target: inverted digits", flush=True)
+    da = {"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}
+    adabn = run(
+        root, "adabn", cfg(size, train=da, adapt={"method": "adabn", "target_shift": "invert"})
+    )
+    dann = run(
+        root,
+        "dann",
+        cfg(size, train=da, adapt={"method": "dann", "target_shift": "invert", "weight": 0.3}),
+    )
+    base = adabn["target_acc_source_only"]
+    rows.append(("AdaBN (inverted)", "source only", base, "AdaBN", adabn["target_acc"], ""))
+    rows.append(("DANN (inverted)", "source only", base, "DANN", dann["target_acc"], ""))
+    elapsed = time.perf_counter() - t_start
+
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    dict(
+                        zip(("row", "base_name", "base", "name", "result", "note"), r, strict=True)
+                    )
+                    for r in rows
+                ],
+                indent=1,
+            )
+        )
+        return
+    print()
+    print("| technique | baseline | result | delta (points) | note |")
+    print("|---|---|---|---|---|")
+    for row, bname, b, name, r, note in rows:
+        print(f"| {row} | {bname} {b:.1%} | {name} {r:.1%} | {100 * (r - b):+.1f} | {note} |")
+    print(
+        f"\n{time.strftime('%Y-%m-%d')}, {platform.node()}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {elapsed:.0f} s, "
+        f"image size {size}"
+    )
+
+
+if __name__ == "__main__":
+    main()
