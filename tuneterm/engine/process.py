@@ -40,6 +40,9 @@ class EngineProcess:
         self.ckpt_dir = self.dir / "checkpoints"
         self.meta_path = self.dir / "meta.json"
         self.meta: RunMeta = load_meta(self.meta_path)
+        # This process now owns meta.json: clear temp files a killed predecessor left mid-save.
+        for stale in self.dir.glob(".meta.json.*.tmp"):
+            stale.unlink(missing_ok=True)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._meta_lock = threading.Lock()
