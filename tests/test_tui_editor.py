@@ -132,3 +132,52 @@ async def test_launch_errors_from_the_launcher_show_inline(
         await pilot.press("ctrl+l")
         await until(pilot, lambda: "did you mean resnet18" in screen_text(app))
         assert isinstance(app.screen, EditorScreen) and not editor.launching
+
+
+def section_of(text: str, key: str) -> str:
+    """The [section] under which `key =` is set in TOML text."""
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip("[] ")
+        elif line.startswith(f"{key} ="):
+            return section
+    return ""
+
+
+@pilot
+async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        strategy = editor.query_one("#form-freeze-strategy", Select)
+        assert strategy.value == "none"
+        strategy.value = "first_n"  # needs freeze.stages >= 1: the form shows the issue
+        await until(pilot, lambda: 'strategy = "first_n"' in area.text)
+        assert section_of(area.text, "strategy") == "freeze"
+        await until(pilot, lambda: [i.field for i in editor.issues] == ["freeze.stages"])
+        stages = editor.query_one("#form-freeze-stages", Input)
+        assert stages.has_class("has-issue")
+        stages.focus()
+        await pilot.press("ctrl+u", "2")
+        await until(pilot, lambda: not editor.issues)
+        assert "stages = 2" in area.text and "✓ valid" in screen_text(app)
+        editor.query_one("#form-ema-enabled", Select).value = "true"
+        hidden = editor.query_one("#form-head-hidden", Input)
+        hidden.focus()  # the form scrolls at 80x24 to show the focused field
+        await pilot.press("2", "5", "6", "comma", "space", "1", "2", "8")
+        await until(pilot, lambda: "hidden = [256, 128]" in area.text)
+        assert "enabled = true" in area.text and section_of(area.text, "enabled") == "early_stop"
+        assert "# Keep an EMA of the weights and evaluate it" in area.text  # comments kept
+        cfg = editor.validate()
+        assert cfg is not None and cfg.ema.enabled and cfg.head.hidden == [256, 128]
+        assert (cfg.freeze.strategy, cfg.freeze.stages) == ("first_n", 2)
+        assert editor.query_one("#form").scroll_y > 0
+        set_line(area, "label_smoothing", "0.1")  # and the form follows the TOML
+        await until(
+            pilot, lambda: editor.query_one("#form-train-label_smoothing", Input).value == "0.1"
+        )
+        set_line(area, "method", '"adabn"')
+        await until(pilot, lambda: editor.query_one("#form-adapt-method", Select).value == "adabn")
+        assert [i.field for i in editor.issues] == ["adapt.target_shift"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args, get_origin
 
 import tomlkit
 from rich.text import Text
@@ -46,32 +46,69 @@ class FormField:
         return "form-" + self.key.replace(".", "-")
 
 
-def _schema_has(key: str) -> bool:
+def _annotation(key: str) -> Any:
+    """The schema's type of `section.name`, or None when the schema has no such key."""
     section, name = key.split(".")
     info = RunConfig.model_fields.get(section)
-    return info is not None and name in getattr(info.annotation, "model_fields", {})
+    fields = getattr(info.annotation, "model_fields", {}) if info is not None else {}
+    return fields[name].annotation if name in fields else None
 
 
-# The common fields; freezing shows up as soon as the schema has a key for it.
+def _field(key: str, label: str) -> FormField:
+    """A form field; its choices come from the registry or the schema (Literal, bool)."""
+    ann = _annotation(key)
+    if key in CHOICES:
+        choices = CHOICES[key]
+    elif get_origin(ann) is Literal:
+        choices = tuple(str(a) for a in get_args(ann))
+    elif ann is bool:
+        choices = ("false", "true")
+    else:
+        choices = ()
+    return FormField(key, label, choices)
+
+
+# The common fields, grouped by section (a heading shows where the section changes).
 FORM: tuple[FormField, ...] = tuple(
-    f
-    for f in (
-        FormField("run.name", "name"),
-        FormField("model.name", "model"),
-        FormField("model.weights", "weights"),
-        FormField("model.freeze", "freeze"),
-        FormField("train.freeze", "freeze"),
-        FormField("data.dataset", "data set", CHOICES["data.dataset"]),
-        FormField("data.image_size", "image size"),
-        FormField("data.per_class", "per class (0 = all)"),
-        FormField("data.augment", "augmentation", CHOICES["data.augment"]),
-        FormField("train.epochs", "epochs"),
-        FormField("train.batch_size", "batch size"),
-        FormField("train.lr", "learning rate"),
-        FormField("train.optimizer", "optimizer", CHOICES["train.optimizer"]),
-        FormField("train.device", "device"),
+    _field(key, label)
+    for key, label in (
+        ("run.name", "name"),
+        ("model.name", "model"),
+        ("model.weights", "weights"),
+        ("data.dataset", "data set"),
+        ("data.image_size", "image size"),
+        ("data.per_class", "per class (0 = all)"),
+        ("data.fraction", "fraction of train images"),
+        ("data.augment", "augmentation"),
+        ("data.shift", "domain shift"),
+        ("train.epochs", "epochs"),
+        ("train.batch_size", "batch size"),
+        ("train.lr", "learning rate"),
+        ("train.optimizer", "optimizer"),
+        ("train.device", "device"),
+        ("train.head_lr", "head lr (0 = lr)"),
+        ("train.layer_decay", "layer-wise lr decay (1 = off)"),
+        ("train.label_smoothing", "label smoothing"),
+        ("head.kind", "head"),
+        ("head.hidden", "hidden sizes (mlp), e.g. 256"),
+        ("freeze.strategy", "freezing"),
+        ("freeze.stages", "stages frozen (first_n)"),
+        ("freeze.every", "gradual: epochs per stage"),
+        ("mix.mixup", "MixUp alpha (0 = off)"),
+        ("mix.cutmix", "CutMix alpha (0 = off)"),
+        ("ema.enabled", "EMA of the weights"),
+        ("ema.decay", "EMA decay"),
+        ("lora.enabled", "LoRA adapters"),
+        ("lora.rank", "LoRA rank"),
+        ("distill.teacher", "teacher (run:ID or a .pt)"),
+        ("distill.alpha", "distillation weight"),
+        ("distill.temperature", "temperature"),
+        ("adapt.method", "domain adaptation"),
+        ("adapt.target_shift", "target = data under shift"),
+        ("early_stop.enabled", "early stopping"),
+        ("early_stop.patience", "patience (epochs)"),
     )
-    if _schema_has(f.key)
+    if _annotation(key) is not None
 )
 _DEFAULTS = RunConfig().model_dump()
 
@@ -95,22 +132,22 @@ def field_line(text: str, field: str) -> int | None:
     return section_line
 
 
-def _coerce(raw: str, default: Any) -> Any:
-    """A form value as TOML wants it: numbers stay numbers where they parse."""
-    if isinstance(default, bool):
+def _coerce(raw: str, f: FormField) -> Any:
+    """A form value as TOML wants it: numbers stay numbers where they parse, so a typo shows
+    up as a validation issue on the field instead of being dropped."""
+    ann = _annotation(f.key)
+    if ann is bool:
         return raw.strip().lower() in ("true", "1", "yes", "on")
-    if isinstance(default, int):
+    if ann is int or ann is float:
         try:
-            return int(raw)
+            return ann(raw)
         except ValueError:
             return raw
-    if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    if isinstance(default, list):
-        return [p.strip() for p in raw.split(",") if p.strip()]
+    if get_origin(ann) is list:
+        items = [p.strip() for p in raw.split(",") if p.strip()]
+        if get_args(ann) == (int,):
+            return [int(p) if p.lstrip("-").isdigit() else p for p in items]
+        return items
     return raw
 
 
@@ -145,13 +182,19 @@ class EditorScreen(Screen[None]):
         with Horizontal(id="editor-body"):
             yield TomlArea(self.initial, id="toml")
             with VerticalScroll(id="form"):
+                section = ""
                 for f in FORM:
-                    yield Label(f.label, classes="form-label")
+                    classes = "form-label"
+                    if f.section != section:
+                        section = f.section
+                        yield Label(Text(f"[{section}]"), classes="form-section")
+                        classes += " form-first"
+                    yield Label(f.label, classes=classes)
                     if f.choices:
                         yield Select(
                             [(c, c) for c in f.choices],
                             allow_blank=False,
-                            value=_DEFAULTS[f.section][f.name],
+                            value=_show(_DEFAULTS[f.section][f.name]),
                             id=f.widget_id,
                             compact=True,
                         )
@@ -241,9 +284,10 @@ class EditorScreen(Screen[None]):
                 value = section.get(f.name, _DEFAULTS[f.section][f.name])
                 widget = self.query_one(f"#{f.widget_id}")
                 if isinstance(widget, Select):
-                    if value in f.choices and widget.value != value:
+                    shown = _show(value)
+                    if shown in f.choices and widget.value != shown:
                         with widget.prevent(Select.Changed):
-                            widget.value = value
+                            widget.value = shown
                 elif isinstance(widget, Input) and widget.value != _show(value):
                     with widget.prevent(Input.Changed):
                         widget.value = _show(value)
@@ -263,7 +307,7 @@ class EditorScreen(Screen[None]):
         except Exception:
             self.notify("Fix the TOML syntax first; the form writes into it.", severity="warning")
             return
-        value = _coerce(str(event.value), _DEFAULTS[f.section][f.name])
+        value = _coerce(str(event.value), f)
         if f.section not in doc:
             doc.add(f.section, tomlkit.table())
         doc[f.section][f.name] = value
