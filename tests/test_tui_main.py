@@ -151,7 +151,7 @@ async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> Non
         await pilot.press("5")
         await until(pilot, lambda: "data digits: 3 classes" in screen_text(app))
         await pilot.press("6")
-        await until(pilot, lambda: 'dataset = "digits"' in screen_text(app))
+        await until(pilot, lambda: 'weights = "none"' in screen_text(app))
         await pilot.press("7")
         await until(pilot, lambda: "per class" in screen_text(app))
         text = screen_text(app)
@@ -296,3 +296,29 @@ async def test_usable_at_80x24(tmp_path: Path) -> None:
         text = screen_text(app)
         assert "run0" in text and "New" in text and "Compare" in text
         assert "1 Loss" in text
+
+
+@pilot
+async def test_config_pane_shows_the_resolved_pipeline(tmp_path: Path, no_nvml: None) -> None:
+    from tuneterm.config import loads
+
+    store = make_store(tmp_path / "runs", 1)
+    cfg = loads(
+        '[run]\nname = "aug"\n[model]\nweights = "none"\n'
+        '[data]\nimage_size = 16\naugment = "light"\n[mix]\nmixup = 0.2\n'
+    )
+    store.create(cfg)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 2)
+        select(app, "aug")
+        await pilot.press("6")
+        # torchvision is imported in a worker: the first one can take seconds on a slow CI box
+        await until(pilot, lambda: "RandomCrop" in screen_text(app), timeout=60)
+        text = screen_text(app)
+        assert "training pipeline (resolved)" in text and "RandomHorizontalFlip" in text
+        assert "MixUp(alpha=0.2)" in text and 'name = "aug"' in text
+        select(app, "run0")  # no augmentation: the pipeline says so, per run
+        await until(pilot, lambda: "RandomCrop" not in screen_text(app), timeout=60)
+        await until(pilot, lambda: "uint8 3x16x16" in screen_text(app), timeout=60)
+        assert "MixUp" not in screen_text(app)

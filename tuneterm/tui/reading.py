@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config import ConfigError, flatten
+from tuneterm.config import ConfigError, flatten, loads
 from tuneterm.store import EventReader, RunInfo, RunStore
 from tuneterm.store.meta import ACTIVE, UnreadableRun
 
@@ -93,6 +93,19 @@ def read_text(store: RunStore, run_id: str, lines: int = 40) -> RunText:
     except OSError:
         tail = []
     return RunText(run_id, config, "\n".join(tail))
+
+
+def describe_pipeline(config_text: str) -> str:
+    """The resolved training transform pipeline of a run config, one step a line.
+
+    Imports torchvision (the presets are built to be described): call it from a worker."""
+    try:
+        cfg = loads(config_text, source="config.toml")
+    except ConfigError as exc:
+        return f"cannot resolve the pipeline: {exc}"
+    from tuneterm.engine.techniques.augment import describe
+
+    return describe(cfg)
 
 
 class EventPoller:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -18,8 +19,14 @@ from tuneterm import launcher
 from tuneterm.config import ConfigError, template, to_toml
 from tuneterm.store import RunInfo
 from tuneterm.tui.history import X_LABELS, RunHistory
-from tuneterm.tui.messages import ActionDone, HistoryChanged, RunsScanned, RunTextRead
-from tuneterm.tui.reading import RunText, read_text
+from tuneterm.tui.messages import (
+    ActionDone,
+    HistoryChanged,
+    PipelineDescribed,
+    RunsScanned,
+    RunTextRead,
+)
+from tuneterm.tui.reading import RunText, describe_pipeline, read_text
 from tuneterm.tui.rows import SORT_KEYS, matches, needs_config, parse_filter, sort_runs
 from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 from tuneterm.tui.widgets.panes import speed_summary, system_view, test_view
@@ -72,6 +79,7 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.runs: list[RunInfo] = []
         self.configs: dict[str, dict[str, Any]] = {}
+        self.pipelines: dict[str, str] = {}  # run id -> resolved transform pipeline
         self.filter_text = ""
         self.sort_key = "created"
         self.descending = True
@@ -203,9 +211,22 @@ class MainScreen(Screen[None]):
     @on(RunTextRead)
     def run_text_read(self, message: RunTextRead) -> None:
         self.texts[message.text.run_id] = message.text
+        if message.text.run_id not in self.pipelines:
+            self.describe(message.text.run_id, message.text.config)
         if message.text.run_id == self.app.selected:
             self._drawn.pop("config", None)
             self._drawn.pop("log", None)
+            self.refresh_detail()
+
+    @work(thread=True, exclusive=True, group="pipeline", exit_on_error=False)
+    def describe(self, run_id: str, config_text: str) -> None:
+        """The resolved transform pipeline; a worker, since it imports torchvision."""
+        self.post_message(PipelineDescribed(run_id, describe_pipeline(config_text)))
+
+    @on(PipelineDescribed)
+    def pipeline_described(self, message: PipelineDescribed) -> None:
+        self.pipelines[message.run_id] = message.text
+        if message.run_id == self.app.selected:
             self.refresh_detail()
 
     @property
@@ -244,7 +265,7 @@ class MainScreen(Screen[None]):
         if pane in ("loss", "acc", "speed"):
             key = (*key[:2], self.app.chart_status())
         elif pane == "config":
-            key = (run_id, int(run_id in self.texts), "")
+            key = (run_id, int(run_id in self.texts) + int(run_id in self.pipelines), "")
         elif pane == "test":
             key = (*key[:2], info.status if info else "")
         if pane not in ("system", "log") and self._drawn.get(pane) == key:
@@ -314,8 +335,18 @@ class MainScreen(Screen[None]):
         view = self.query_one("#config-view", Static)
         if text is None:
             view.update(Text("reading…" if info else "", style="dim"))
+            return
+        config = Syntax(text.config, "toml", theme="ansi_dark", background_color="default")
+        pipeline = Text()
+        pipeline.append("# training pipeline (resolved)\n", style="bold")
+        described = self.pipelines.get(text.run_id)
+        if described is None:
+            pipeline.append("#   resolving…\n", style="dim")
         else:
-            view.update(Syntax(text.config, "toml", theme="ansi_dark", background_color="default"))
+            for line in described.splitlines():
+                pipeline.append(f"#   {line}\n", style="dim")
+        pipeline.append("\n")
+        view.update(Group(pipeline, config))
 
     def _draw_log(self, info: RunInfo | None, history: RunHistory | None) -> None:
         log = self.query_one("#log-view", Log)
