@@ -78,8 +78,8 @@ def lr_find(
             loss.backward()
             tr.opt.step()
             value = loss.item()  # one sync per step is fine here: this is not a training run
-            avg = 0.98 * avg + 0.02 * value if lrs else value
-            smooth = avg / (1 - 0.98 ** (len(lrs) + 1)) if lrs else value
+            avg = 0.98 * avg + 0.02 * value  # from 0, so the bias correction is exact
+            smooth = avg / (1 - 0.98 ** (len(lrs) + 1))
             lrs.append(lr)
             losses.append(smooth)
             best = min(best, smooth)
