@@ -9,7 +9,8 @@ Trainer (the same code path as `tuneterm run`, minus the detached process).
 Tasks:
 - source: resnet18 (random init) trained on all ten digits (the train split).
 - target: odd vs. even from 10 labelled images per class; the same held-out test images.
-- shifted target: the ten digits inverted (unlabeled for adaptation; labels only to score).
+- shifted targets: the ten digits inverted, and at a third of the contrast on a bright
+  background (unlabeled for adaptation; labels only to score).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from tuneterm.engine.data import build
 from tuneterm.engine.loop import Trainer
 from tuneterm.engine.models import build_model
 
+Row = tuple[str, str, float, str, float, str]
+SHIFT_LABELS = {"invert": "inverted", "contrast": "low contrast", "rot90": "rot90"}
 PARITY = {"even": ["0", "2", "4", "6", "8"], "odd": ["1", "3", "5", "7", "9"]}
 
 
@@ -78,21 +81,11 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small images, short schedules")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    size = 16 if args.quick else 32
-    src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    root = Path(tempfile.mkdtemp(prefix="tuneterm-outcomes-"))
+def transfer_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows: list[Row]) -> None:
+    """Source training, then the odd-vs-even transfer rows."""
+    print("source: ten digits", flush=True)
     target = {"relabel": PARITY, "per_class": 10}
     small = {"epochs": tgt_epochs, "batch_size": 16}
-    rows: list[tuple[str, str, float, str, float, str]] = []
-    t_start = time.perf_counter()
-
-    print("source: ten digits", flush=True)
     source = run(
         root, "source", cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3})
     )
@@ -151,19 +144,43 @@ def main() -> None:
     )
     rows.append(("distillation", "scratch student", scratch["acc"], "KD student", kd["acc"], ""))
 
-    print("shifted target: inverted digits", flush=True)
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small images, short schedules")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--shifts", default="invert,contrast", help="target shifts for AdaBN/DANN, comma-separated"
+    )
+    ap.add_argument("--only-da", action="store_true", help="only the domain adaptation rows")
+    args = ap.parse_args()
+    size = 16 if args.quick else 32
+    src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    root = Path(tempfile.mkdtemp(prefix="tuneterm-outcomes-"))
+    rows: list[Row] = []
+    t_start = time.perf_counter()
+
+    if not args.only_da:
+        transfer_rows(root, size, src_epochs, tgt_epochs, rows)
+
     da = {"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}
-    adabn = run(
-        root, "adabn", cfg(size, train=da, adapt={"method": "adabn", "target_shift": "invert"})
-    )
-    dann = run(
-        root,
-        "dann",
-        cfg(size, train=da, adapt={"method": "dann", "target_shift": "invert", "weight": 0.3}),
-    )
-    base = adabn["target_acc_source_only"]
-    rows.append(("AdaBN (inverted)", "source only", base, "AdaBN", adabn["target_acc"], ""))
-    rows.append(("DANN (inverted)", "source only", base, "DANN", dann["target_acc"], ""))
+    for shift in args.shifts.split(","):
+        label = SHIFT_LABELS.get(shift, shift)
+        print(f"shifted target: {label} digits", flush=True)
+        adabn = run(
+            root,
+            f"adabn_{shift}",
+            cfg(size, train=da, adapt={"method": "adabn", "target_shift": shift}),
+        )
+        dann = run(
+            root,
+            f"dann_{shift}",
+            cfg(size, train=da, adapt={"method": "dann", "target_shift": shift, "weight": 0.3}),
+        )
+        base = adabn["target_acc_source_only"]
+        rows.append((f"AdaBN ({label})", "source only", base, "AdaBN", adabn["target_acc"], ""))
+        rows.append((f"DANN ({label})", "source only", base, "DANN", dann["target_acc"], ""))
     elapsed = time.perf_counter() - t_start
 
     if args.json:

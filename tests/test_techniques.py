@@ -348,6 +348,15 @@ def test_adabn_reestimates_batchnorm_on_the_target(tmp_path: Path) -> None:
     assert not torch.allclose(tr.model.bn1.running_mean, before)
 
 
+def test_contrast_shift_moves_first_layer_statistics() -> None:
+    from tuneterm.engine.data import apply_shift
+
+    x = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    assert apply_shift(x, "contrast")[0, 0, 0].tolist() == [140, 183, 225]
+    cfg = loads("[data]\nshift = 'contrast'\n[adapt]\nmethod = 'adabn'\ntarget_shift = 'contrast'")
+    assert (cfg.data.shift, cfg.adapt.target_shift) == ("contrast", "contrast")
+
+
 def test_dann_trains_a_domain_classifier(tmp_path: Path) -> None:
     tr = make(tmp_path, "[adapt]\nmethod = 'dann'\ntarget_shift = 'rot90'")
     dann = tr.tech.get("dann")

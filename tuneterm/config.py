@@ -117,9 +117,10 @@ class DataSection(_Section):
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
     )
     image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
-    shift: Literal["none", "invert", "rot90", "rot180"] = Field(
+    shift: Literal["none", "invert", "rot90", "rot180", "contrast"] = Field(
         "none",
-        description="A fixed domain shift applied to every image: none, invert, rot90, rot180",
+        description="A fixed domain shift applied to every image: none, invert, rot90, rot180, "
+        "contrast (low contrast on a brighter background)",
     )
     augment: str = Field(
         "none",
@@ -238,7 +239,7 @@ class AdaptSection(_Section):
     method: Literal["none", "adabn", "dann"] = Field(
         "none", description="Domain adaptation to an unlabeled target: none, adabn, dann"
     )
-    target_shift: Literal["none", "invert", "rot90", "rot180"] = Field(
+    target_shift: Literal["none", "invert", "rot90", "rot180", "contrast"] = Field(
         "none", description="Target domain = the data set with this shift"
     )
     target_root: str = Field("", description="Or a target folder (class folders or flat images)")

@@ -68,6 +68,8 @@ def apply_shift(images: torch.Tensor, shift: str) -> torch.Tensor:
         return torch.rot90(images, 1, dims=(2, 3)).contiguous()
     if shift == "rot180":
         return torch.rot90(images, 2, dims=(2, 3)).contiguous()
+    if shift == "contrast":  # a third of the contrast on a bright background: 0..255 -> 140..225
+        return (images.float() * (85 / 255) + 140).round().to(torch.uint8)
     return images
 
 
