@@ -166,7 +166,11 @@ async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
         editor.query_one("#form-ema-enabled", Select).value = "true"
         hidden = editor.query_one("#form-head-hidden", Input)
         hidden.focus()  # the form scrolls at 80x24 to show the focused field
-        await pilot.press("2", "5", "6", "comma", "space", "1", "2", "8")
+        await pilot.press("2", "5", "6", "comma", "space")
+        await until(pilot, lambda: "hidden = [256]" in area.text)
+        await pilot.pause(0.4)  # past the re-validation debounce: "256, " must stay as typed
+        assert hidden.value == "256, "
+        await pilot.press("1", "2", "8")
         await until(pilot, lambda: "hidden = [256, 128]" in area.text)
         assert "enabled = true" in area.text and section_of(area.text, "enabled") == "early_stop"
         assert "# Keep an EMA of the weights and evaluate it" in area.text  # comments kept

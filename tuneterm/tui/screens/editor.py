@@ -288,7 +288,11 @@ class EditorScreen(Screen[None]):
                     if shown in f.choices and widget.value != shown:
                         with widget.prevent(Select.Changed):
                             widget.value = shown
-                elif isinstance(widget, Input) and widget.value != _show(value):
+                elif (
+                    isinstance(widget, Input)
+                    and widget.value != _show(value)
+                    and _coerce(widget.value, f) != value  # keep text being typed: "256, "
+                ):
                     with widget.prevent(Input.Changed):
                         widget.value = _show(value)
         finally:
