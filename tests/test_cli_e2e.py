@@ -219,6 +219,7 @@ def test_ctrl_c_stops_following_not_the_run(tiny_config: Path, runs_dir: Path) -
     assert store.info(run_id).status == "completed"
 
 
+@pytest.mark.timeout(900)  # ~1 min on a quiet 2-core machine; much longer under load
 def test_demo_headless_shows_fine_tuning_beats_scratch(cli: Cli, runs_dir: Path) -> None:
     proc = cli("demo", "--json", timeout=900, check=0)
     result = json.loads(proc.stdout)
