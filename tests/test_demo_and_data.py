@@ -45,7 +45,7 @@ def test_shift_is_a_deterministic_domain_shift() -> None:
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)
     assert torch.equal(apply_shift(x, "invert"), 255 - x)
     assert torch.equal(apply_shift(apply_shift(x, "rot90"), "rot90"), apply_shift(x, "rot180"))
-    with pytest.raises(ConfigError, match="data.shift"):
+    with pytest.raises(ConfigError, match=r"data\.shift"):
         from_dict({"data": {"shift": "sideways"}})
 
 
