@@ -234,10 +234,6 @@ def stages(model: nn.Module, head_name: str) -> list[Stage]:
     return out
 
 
-def head_params(model: nn.Module, head_name: str) -> list[str]:
-    return [n for n, _ in model.named_parameters() if n.startswith(head_name + ".")]
-
-
 def count_params(model: nn.Module) -> dict[str, Any]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
