@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tuneterm.config import ConfigError, RunConfig
-from tuneterm.proc import ProcessIdentity, send_signal, wait_gone
+from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
@@ -83,6 +83,16 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         )
     # Reap the child when it ends, so a long-lived TUI or test process keeps no zombies.
     threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
+    try:
+        return _handshake(popen, run_dir, before)
+    except BaseException:
+        # Ctrl-C or a failed start: never leave an engine nobody knows about.
+        if popen.poll() is None:
+            popen.kill()
+        raise
+
+
+def _handshake(popen: subprocess.Popen[bytes], run_dir: Path, before: int) -> int:
     deadline = time.monotonic() + HANDSHAKE_TIMEOUT
     while time.monotonic() < deadline:
         pid = _meta_pid(run_dir)
@@ -161,6 +171,7 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
         store.config(run_id)
     except ConfigError as exc:
         raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
+    _wait_shut_down(info)
     _spawn(store, run_id, resume=True)
     return store.info(run_id)
 
@@ -174,4 +185,22 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
             )
         if info.meta is not None and info.meta.pid > 0:
             kill(store, run_id)
+    else:
+        _wait_shut_down(info)
     store.delete(run_id)
+
+
+SHUTDOWN_WAIT = 15.0
+
+
+def _wait_shut_down(info: RunInfo) -> None:
+    """A final status is written a moment before the engine exits (it still closes its event
+    writer and saves meta.json once more). Resuming or deleting in that moment would race it."""
+    if info.meta is None or info.meta.pid <= 0:
+        return
+    ident = _identity(info)
+    if is_alive(ident) and not wait_gone(ident, SHUTDOWN_WAIT):
+        raise RunStateError(
+            f"run {info.id} is {info.status} but its engine (pid {ident.pid}) is still shutting "
+            "down; try again in a moment"
+        )

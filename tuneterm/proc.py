@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import psutil
 
 ENGINE_MARKER = "tuneterm.engine"
-_START_TOLERANCE = 0.05  # seconds; psutil derives start time from boot time + jiffies
+# psutil derives the start time from the boot time, which moves when the wall clock is stepped
+# (NTP, VM resume). A reused pid belongs to a process started after the engine died, seconds or
+# more later, and must also carry the engine marker and this run's id in its command line.
+_START_TOLERANCE = 2.0
 
 
 @dataclass(frozen=True)

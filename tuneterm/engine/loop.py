@@ -176,8 +176,8 @@ class Trainer:
                 self._log_train(avg, seen / (now - tick), waited / (now - tick))
                 loss_sum.zero_()
                 n_loss, seen, waited, tick = 0, 0, 0.0, now
-            if self.ctx.stop_requested():
-                return False
+            if self.ctx.stop_requested() and st.batch % self.accum == 0:
+                return False  # on an optimizer-step boundary: no accumulated gradient is lost
         if n_loss:
             now = time.perf_counter()
             self._log_train(

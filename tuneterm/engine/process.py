@@ -44,6 +44,7 @@ class EngineProcess:
         for stale in self.dir.glob(".meta.json.*.tmp"):
             stale.unlink(missing_ok=True)
         self._stop = threading.Event()
+        self._stop_signal = ""
         self._done = threading.Event()
         self._meta_lock = threading.Lock()
         self._final_lock = threading.Lock()  # no sampler event after the final status
@@ -92,9 +93,10 @@ class EngineProcess:
 
     # -- signals and sampling -------------------------------------------------------------------
     def _on_term(self, signum: int, frame: object) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            self.emit("log", level="info", msg=f"{signal.Signals(signum).name} received: stopping")
+        # Only set flags here: a signal handler runs on the main thread between bytecodes, and
+        # emit() takes the event writer's lock, which the interrupted code may be holding.
+        self._stop_signal = self._stop_signal or signal.Signals(signum).name
+        self._stop.set()
 
     def _sampler(self) -> None:
         me = psutil.Process(os.getpid())
@@ -213,6 +215,11 @@ class EngineProcess:
             return 0
         self.set_status("running")
         outcome = trainer.fit()
+        if outcome == "stopped":
+            self.log(
+                f"{self._stop_signal or 'stop'} received: checkpoint saved at step "
+                f"{trainer.state.step}; resume with `tuneterm resume {self.run_id}`"
+            )
         if outcome == "completed":
             result = trainer.test()
             self.emit("test", **result)

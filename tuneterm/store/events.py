@@ -67,7 +67,9 @@ class _SegmentStorage(Storage):
             self._data = json.loads(path.read_bytes())
 
     def read(self) -> dict[str, dict[str, Any]] | None:
-        return self._data
+        # A shallow copy: TinyDB puts its updated table into what read() returned, and that must
+        # not become our state unless write() below succeeds.
+        return dict(self._data) if self._data is not None else None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
@@ -177,15 +179,20 @@ class EventWriter:
             with self._lock:
                 pending, self._pending = self._pending, []
             written = 0
-            while written < len(pending):
-                room = self.segment_events - self._count
-                chunk = pending[written : written + room]
-                self._table.insert_multiple(chunk)
-                self._count += len(chunk)
-                written += len(chunk)
-                if self._count >= self.segment_events:  # seal: never written again
-                    self._index += 1
-                    self._open_segment()
+            try:
+                while written < len(pending):
+                    room = self.segment_events - self._count
+                    chunk = pending[written : written + room]
+                    self._table.insert_multiple(chunk)
+                    self._count += len(chunk)
+                    written += len(chunk)
+                    if self._count >= self.segment_events:  # seal: never written again
+                        self._index += 1
+                        self._open_segment()
+            except BaseException:
+                with self._lock:  # not written (e.g. disk full): keep them for the next flush
+                    self._pending[:0] = pending[written:]
+                raise
             return written
 
     def _run(self) -> None:

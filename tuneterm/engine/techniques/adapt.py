@@ -123,6 +123,18 @@ class Dann(Technique):
         self.capture = False
         self.gen = torch.Generator().manual_seed(cfg.train.seed + 11)
 
+    def state_dict(self) -> dict[str, Any]:
+        # The domain classifier is not part of the model: save it, and where the target draws are.
+        out: dict[str, Any] = {"gen": self.gen.get_state()}
+        if self.domain is not None:
+            out["domain"] = self.domain.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        if self.domain is not None and "domain" in state:
+            self.domain.load_state_dict(state["domain"])
+
     @classmethod
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.adapt.method == "dann"

@@ -20,6 +20,12 @@ class Mix(Technique):
         self.mixers: list[Any] = []
         self.gen = torch.Generator().manual_seed(cfg.train.seed + 7)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state()}  # a resumed run draws the same mixes
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+
     @classmethod
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.mix.mixup > 0 or cfg.mix.cutmix > 0
