@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuneterm import __version__
+from tuneterm import __version__, report
 from tuneterm.config import ConfigError, ConfigIssue, load, template
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     info = launcher.start(store, cfg, name=args.name or "")
     if args.detach:
         if args.json:
-            _out(_summary(info))
+            _out(report.summary(info))
         else:
             print(info.id)
             print(
@@ -101,20 +101,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_id = store.resolve(args.run)
     info = launcher.resume(store, run_id)
     if args.detach:
-        _out(_summary(info)) if args.json else print(run_id)
+        _out(report.summary(info)) if args.json else print(run_id)
         return EXIT_OK
     return follow(store, run_id, args.json)
 
 
-def _summary(info: RunInfo) -> dict[str, Any]:
-    from tuneterm.report import summary
-
-    return summary(info)
-
-
 def follow(store: RunStore, run_id: str, as_json: bool) -> int:
     """Show the run's progress until it ends. Ctrl-C stops following, never the run."""
-    from tuneterm import report
     from tuneterm.watch import watch
 
     console = _console()
@@ -157,8 +150,6 @@ def _print_outcome(console: Any, info: RunInfo) -> None:
 # -- listing -------------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
-
-    from tuneterm import report
 
     runs = _store(args).list(status=args.status)
     if args.json:
@@ -203,7 +194,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from tuneterm import report
 
     store = _store(args)
     info = store.info(store.resolve(args.run), events=True)
@@ -294,7 +284,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     run_id = store.resolve(args.run)
     info = launcher.stop(store, run_id, force=args.force, wait=args.wait)
     if args.json:
-        _out(_summary(info))
+        _out(report.summary(info))
     else:
         what = "killed" if args.force else "asked to stop"
         print(f"{run_id}: {what}; status now {info.status}")
@@ -338,8 +328,6 @@ def cmd_label(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tuneterm import report
-
     store = _store(args)
     ids = list(dict.fromkeys(store.resolve(r) for r in args.runs))
     if len(ids) < 2:
@@ -368,7 +356,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuneterm import report
 
     store = _store(args)
     info = store.info(store.resolve(args.run))

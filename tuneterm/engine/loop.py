@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
 from tuneterm.engine import checkpoint
-from tuneterm.engine.data import DataBundle, Split, batches, default_workers
+from tuneterm.engine.data import DataBundle, Split, batch_indices, batches, default_workers
 from tuneterm.engine.models import Built, count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -72,7 +72,7 @@ class Trainer:
         self.model = built.model.to(self.device)
         self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
-        self.steps_per_epoch = max(1, len(_plan(data.train, t.batch_size)))
+        self.steps_per_epoch = max(1, len(batch_indices(len(data.train), t.batch_size, None)))
         self.total_steps = self.steps_per_epoch * t.epochs
         self.state = State()
         self.tech = Techniques(cfg)
@@ -359,9 +359,3 @@ class Trainer:
             "confusion": res["confusion"],
             "epoch": best["best"]["epoch"],
         }
-
-
-def _plan(split: Split, batch_size: int) -> list[torch.Tensor]:
-    from tuneterm.engine.data import batch_indices
-
-    return batch_indices(len(split), batch_size, None)

@@ -186,7 +186,7 @@ class EngineProcess:
         p = trainer.params
         self.log(
             f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-            f"({100 * p['trainable'] / max(1, p['total']):.1f}%) on {trainer.device}"
+            f"({p['trainable_pct']:.1f}%) on {trainer.device}"
         )
         versions = {
             "python": platform.python_version(),

@@ -141,8 +141,9 @@ class RunStore:
 
     def info(self, run_id: str, events: bool = False) -> RunInfo:
         """What a reader knows of a run. meta.json is always checked; with `events`, every
-        event segment is read too (a damaged one makes the run `unreadable`): `show`, `resume`
-        and the TUI's watched runs ask for that; `ls` does not, to stay cheap."""
+        event segment is read too (a damaged one makes the run `unreadable`): `show` and `resume`
+        ask for that; `ls` does not, to stay cheap, and the TUI learns of damage from its
+        incremental event polls."""
         path = self.run_dir(run_id)
         label = load_label(path / "label.json")
         try:
