@@ -83,3 +83,15 @@ def test_no_eval_or_exec() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in ("eval", "exec"), f"{path}:{node.lineno}"
+
+
+def test_task_kinds_registry_matches_config_choices() -> None:
+    # run.task is checked without torch from config.CHOICES; the engine dispatches through
+    # tuneterm.engine.tasks.TASKS: both must name the same kinds, and each module must load.
+    from tuneterm.config import CHOICES
+    from tuneterm.engine import tasks
+
+    assert set(tasks.TASKS) == set(CHOICES["run.task"])
+    for name in tasks.TASKS:
+        module = tasks.get(name)
+        assert callable(module.validate) and callable(module.train)

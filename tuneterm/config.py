@@ -60,7 +60,7 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("", description="Display name; empty means derived from the model")
-    task: Literal["classify"] = Field("classify", description="What the run learns: classify")
+    task: str = Field("classify", description='What the run learns: "classify"')
     tags: list[str] = Field(default_factory=list, description="Free-form labels for filtering")
     notes: str = Field("", description="Free text kept with the run")
 
@@ -263,6 +263,7 @@ class RunConfig(_Section):
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
+    "run.task": ("classify",),  # tuneterm.engine.tasks.TASKS
     "data.dataset": ("digits", "shapes", "folder"),
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),

@@ -37,9 +37,9 @@ class RunStateError(RuntimeError):
 
 def validate(cfg: RunConfig, store: RunStore) -> None:
     """Every check that can be made before anything is created (imports torchvision)."""
-    from tuneterm.engine.registry import validate as validate_names
+    from tuneterm.engine import tasks
 
-    validate_names(cfg, store)
+    tasks.get(cfg.run.task).validate(cfg, store)
 
 
 def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False) -> RunInfo:

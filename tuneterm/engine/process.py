@@ -143,97 +143,44 @@ class EngineProcess:
         return code
 
     def _train(self, resume: bool) -> int:
+        from tuneterm.engine import tasks
+
+        cfg = self.store.config(self.run_id)
+        return int(tasks.get(cfg.run.task).train(self, cfg, resume))
+
+    # -- shared by every task kind (engine/tasks/) ------------------------------------------
+    def record_start(
+        self, device: Any, extra_versions: dict[str, str] | None = None, **fields: Any
+    ) -> None:
+        """Record versions, the device (with its GPU name) and the run's shape in meta.json."""
         import torch
         import torchvision
 
-        from tuneterm.engine import faults
-        from tuneterm.engine.data import build
-        from tuneterm.engine.loop import Trainer
-        from tuneterm.engine.models import build_model
-        from tuneterm.engine.registry import resolve_init
-
-        cfg = self.store.config(self.run_id)
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        torch.manual_seed(cfg.train.seed)
-        data = build(cfg.data, cfg.train.seed)
-        self.log(
-            f"data {cfg.data.dataset}: {len(data.classes)} classes, "
-            + ", ".join(f"{k} {v}" for k, v in data.counts.items())
-        )
-        self.emit("data", **data.counts)
-        init = resolve_init(cfg, self.store)
-        built = build_model(cfg.model, len(data.classes), init, cfg.head)
-        faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
-        trainer = Trainer(cfg, built, data, self, init)
-        last = self.ckpt_dir / "last.pt"
-        if resume:
-            if last.is_file():
-                trainer.restore(last)
-            st = trainer.state
-            self.emit(
-                "resume",
-                step=st.step,
-                epoch=st.epoch,
-                batch=st.batch,
-                from_checkpoint=last.is_file(),
-            )
-            self.log(
-                f"resumed at step {st.step} (epoch {st.epoch + 1}, batch {st.batch})"
-                if last.is_file()
-                else "no checkpoint yet: starting from the beginning"
-            )
-        p = trainer.params
-        self.log(
-            f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-            f"({p['trainable_pct']:.1f}%) on {trainer.device}"
-        )
         versions = {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda or "",
+            **(extra_versions or {}),
         }
-        device = str(trainer.device)
-        if trainer.device.type == "cuda":
-            device += f" ({torch.cuda.get_device_name(trainer.device)})"
-        self.progress(
-            force=True,
-            versions=versions,
-            device=device,
-            params=p,
-            techniques=trainer.tech.summary(),
-            data=data.counts,
-            classes=data.classes,
-            total_steps=trainer.total_steps,
-            epochs=cfg.train.epochs,
-            step=trainer.state.step,
-            epoch=trainer.state.epoch,
+        name = str(device)
+        if device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(device)})"
+        self.progress(force=True, versions=versions, device=name, **fields)
+
+    def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
+        self.emit("resume", step=step, epoch=epoch, batch=batch, from_checkpoint=from_checkpoint)
+        self.log(
+            f"resumed at step {step} (epoch {epoch + 1}, batch {batch})"
+            if from_checkpoint
+            else "no checkpoint yet: starting from the beginning"
         )
-        if self.stop_requested():
-            self.set_status("stopped")
-            return 0
-        self.set_status("running")
-        outcome = trainer.fit()
-        if outcome == "stopped":
-            self.log(
-                f"{self._stop_signal or 'stop'} received: checkpoint saved at step "
-                f"{trainer.state.step}; resume with `tuneterm resume {self.run_id}`"
-            )
-        if outcome == "completed":
-            result = trainer.test()
-            self.emit("test", **result)
-            final = {f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")}
-            self.meta.final = {
-                **final,
-                "per_class": result["per_class"],
-                "confusion": result["confusion"],
-                "best_epoch": result["epoch"],
-                **trainer.tech.finish(trainer),  # e.g. target-domain accuracy
-            }
-            self.meta.techniques = trainer.tech.summary()
-        self.set_status(outcome)
-        return 0
+
+    def record_stopped(self, step: int) -> None:
+        self.log(
+            f"{self._stop_signal or 'stop'} received: checkpoint saved at step "
+            f"{step}; resume with `tuneterm resume {self.run_id}`"
+        )
 
     def _fail(self, exc: BaseException) -> None:
         from tuneterm.engine.errors import describe

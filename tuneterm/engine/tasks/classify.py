@@ -1,0 +1,84 @@
+"""Image classification: a torchvision classifier with a new head (engine/loop.py's Trainer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tuneterm.config import RunConfig
+from tuneterm.store.runs import RunStore
+
+if TYPE_CHECKING:
+    from tuneterm.engine.process import EngineProcess
+
+
+def validate(cfg: RunConfig, store: RunStore | None) -> None:
+    from tuneterm.engine.registry import validate as validate_names
+
+    validate_names(cfg, store)
+
+
+def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
+    import torch
+
+    from tuneterm.engine import faults
+    from tuneterm.engine.data import build
+    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.models import build_model
+    from tuneterm.engine.registry import resolve_init
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    data = build(cfg.data, cfg.train.seed)
+    engine.log(
+        f"data {cfg.data.dataset}: {len(data.classes)} classes, "
+        + ", ".join(f"{k} {v}" for k, v in data.counts.items())
+    )
+    engine.emit("data", **data.counts)
+    init = resolve_init(cfg, engine.store)
+    built = build_model(cfg.model, len(data.classes), init, cfg.head)
+    faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
+    trainer = Trainer(cfg, built, data, engine, init)
+    last = engine.ckpt_dir / "last.pt"
+    if resume:
+        if last.is_file():
+            trainer.restore(last)
+        st = trainer.state
+        engine.record_resume(st.step, st.epoch, st.batch, last.is_file())
+    p = trainer.params
+    engine.log(
+        f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
+        f"({p['trainable_pct']:.1f}%) on {trainer.device}"
+    )
+    engine.record_start(
+        trainer.device,
+        params=p,
+        techniques=trainer.tech.summary(),
+        data=data.counts,
+        classes=data.classes,
+        total_steps=trainer.total_steps,
+        epochs=cfg.train.epochs,
+        step=trainer.state.step,
+        epoch=trainer.state.epoch,
+    )
+    if engine.stop_requested():
+        engine.set_status("stopped")
+        return 0
+    engine.set_status("running")
+    outcome = trainer.fit()
+    if outcome == "stopped":
+        engine.record_stopped(trainer.state.step)
+    if outcome == "completed":
+        result = trainer.test()
+        engine.emit("test", **result)
+        final = {f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")}
+        engine.meta.final = {
+            **final,
+            "per_class": result["per_class"],
+            "confusion": result["confusion"],
+            "best_epoch": result["epoch"],
+            **trainer.tech.finish(trainer),  # e.g. target-domain accuracy
+        }
+        engine.meta.techniques = trainer.tech.summary()
+    engine.set_status(outcome)
+    return 0
