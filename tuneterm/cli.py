@@ -217,6 +217,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         "total_steps",
         "last_loss",
         "throughput",
+        "data_wait",
+        "gpu_mem_peak",
         "best",
         "final",
         "params",

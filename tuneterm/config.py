@@ -130,6 +130,12 @@ class DataSection(_Section):
     workers: int = Field(
         -1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine"
     )
+    cache_gb: float = Field(
+        4.0,
+        ge=0.0,
+        description="Decode every image once into RAM when the set fits in this many GiB; "
+        "0 = always stream from disk",
+    )
 
     @field_validator("root")
     @classmethod
@@ -246,6 +252,25 @@ class AdaptSection(_Section):
     weight: float = Field(1.0, ge=0.0, description="dann: weight of the domain loss")
 
 
+class SpeedSection(_Section):
+    channels_last: bool = Field(True, description="Convnets in channels_last memory on CUDA")
+    cudnn_benchmark: bool = Field(
+        True, description="cuDNN autotuner picks the fastest kernels (CUDA, fixed input sizes)"
+    )
+    tf32: bool = Field(True, description="TF32 matmuls and convolutions on Ampere+ GPUs")
+    fused_optimizer: bool = Field(
+        True, description="Fused optimizer kernels on CUDA (the foreach kernels elsewhere)"
+    )
+    pin_memory: bool = Field(True, description="Pinned host batches, non-blocking copies (CUDA)")
+    persistent_workers: bool = Field(
+        True, description="Keep DataLoader workers alive across epochs (streamed folders)"
+    )
+    prefetch: int = Field(4, ge=1, le=64, description="Batches each DataLoader worker prefetches")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile the training model: off or a compile mode"
+    )
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -259,6 +284,7 @@ class RunConfig(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)  # type: ignore[arg-type]
     ema: EmaSection = Field(default_factory=EmaSection)  # type: ignore[arg-type]
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
+    speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
 
 
 # Choices that are registries: checked here so a typo is caught without importing torch.

@@ -73,6 +73,8 @@ def summary(info: RunInfo) -> dict[str, Any]:
         total_steps=m.total_steps,
         last_loss=m.last_loss,
         throughput=m.throughput,
+        data_wait=m.data_wait,
+        gpu_mem_peak=m.gpu_mem_peak,
         best=m.best,
         final=final,
         params=m.params,

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tuneterm.monitor import GpuSample
 from tuneterm.store import RunInfo
+from tuneterm.store.meta import INPUT_BOUND
 from tuneterm.tui.history import RunHistory
 from tuneterm.tui.rows import number
 
@@ -100,8 +101,12 @@ def speed_summary(history: RunHistory | None) -> Text:
     text.append(f"{number(float(img_s[-1]))} img/s", style="bold")
     text.append(f"  (mean {number(float(img_s[~(img_s != img_s)].mean()))})   ")
     text.append(f"data wait {last_wait * 100:.0f}%")
-    if last_wait == last_wait and last_wait > 0.3:
-        text.append("  the loader is the bottleneck: raise data.workers", style="yellow")
+    if last_wait == last_wait and last_wait >= INPUT_BOUND:
+        text.append(
+            f"\ninput-bound: {last_wait:.0%} of step time waiting for data: raise data.workers, "
+            "keep images in RAM (data.cache_gb) or use a lighter data.augment",
+            style="bold yellow",
+        )
     peak = mem[~(mem != mem)]
     if len(peak):
         text.append(f"   GPU mem peak {size(float(peak.max()))}")
