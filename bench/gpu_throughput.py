@@ -194,7 +194,11 @@ def main() -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_throughput: no CUDA device here: skipped (pass --device cpu for a smoke test)")
         return 0
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()})"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.machine()})"
+    )
     print(
         f"{where}; torch {torch.__version__}; {args.size}px batch {args.batch}, "
         f"{args.steps} timed steps after {args.warmup} warm-up"
