@@ -118,6 +118,7 @@ def read_coco(d: DataSection, det: DetectSection) -> Parsed:
             )
             continue
         where = f'{name}: annotation id {aid} (image {im["id"]} "{im["file_name"]}")'
+        annotated.add(im["id"])  # a bad annotation is reported as itself, not as a missing one
         bbox = a.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
             out.issues.append(f"{where}: bbox {bbox!r} is not [x, y, width, height]")
@@ -134,7 +135,6 @@ def read_coco(d: DataSection, det: DetectSection) -> Parsed:
         if why:
             out.issues.append(f"{where}: box {shown} {why}")
             continue
-        annotated.add(im["id"])
         if a.get("iscrowd") or a["category_id"] not in label_of:
             continue
         per_image[im["id"]][0].append([x, y, x + w, y + h])
@@ -210,13 +210,13 @@ def read_voc(d: DataSection, det: DetectSection) -> Parsed:
                 out.issues.append(f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax")
                 continue
             shown = f"[{_fmt(x0)}, {_fmt(y0)}, {_fmt(x1)}, {_fmt(y1)}]"
-            why = _box_issue(x0 - 1, y0 - 1, x1, y1, w, h)  # VOC pixels are 1-based
+            why = _box_issue(x0, y0, x1, y1, w, h)
             if why:
                 out.issues.append(f"{where}: box {shown} {why}")
                 continue
             if cls not in classes or _text(obj, "difficult") == "1":
                 continue
-            boxes.append([x0 - 1, y0 - 1, x1, y1])
+            boxes.append([x0, y0, x1, y1])  # as given, like torchvision's VOC references
             labels.append(classes.index(cls) + 1)
         image = root / "JPEGImages" / fname
         if not image.is_file():

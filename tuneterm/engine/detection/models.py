@@ -52,8 +52,10 @@ def _new_logits(old: nn.Conv2d, out_channels: int, prior: float | None) -> nn.Co
 def replace_predictor(model: nn.Module, num_classes: int) -> None:
     """A new, untrained class predictor for `num_classes` (background included); the rest of
     the head (conv towers, box regression of one-stage models) keeps its weights."""
-    from torchvision.models.detection import FCOS, SSD, FasterRCNN, RetinaNet
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor
+    from torchvision.models.detection.fcos import FCOS
+    from torchvision.models.detection.retinanet import RetinaNet
+    from torchvision.models.detection.ssd import SSD
 
     if isinstance(model, FasterRCNN):
         old = model.roi_heads.box_predictor

@@ -257,7 +257,7 @@ def evaluate(
     full: bool = False,
 ) -> dict[str, Any]:
     """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 of `model` on `split`; with `full`, AP per class
-    (null for a class with no box in the split)."""
+    (classes with no box in the split and no prediction are left out)."""
     from torchmetrics.detection import MeanAveragePrecision
 
     model.eval()
@@ -279,12 +279,12 @@ def evaluate(
         "n": n,
     }
     if full:
-        per: dict[str, float | None] = dict.fromkeys(classes)
+        per: dict[str, float] = {}
         ids = r["classes"].flatten().tolist()
         aps = r["map_per_class"].flatten().tolist()
         for cid, ap in zip(ids, aps, strict=True):
-            if 1 <= cid <= len(classes):
-                per[classes[cid - 1]] = round(ap, 4) if ap >= 0 else None
+            if 1 <= cid <= len(classes) and ap >= 0:  # -1: no box of the class to score
+                per[classes[cid - 1]] = round(ap, 4)
         out["per_class"] = per
     return out
 
