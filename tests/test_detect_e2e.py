@@ -169,7 +169,7 @@ async def test_tui_shows_map_for_a_detect_run(
     from tuneterm.tui.widgets.curve import CurvePlot
 
     monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
-    cli, run_id, _ = det_run
+    cli, _, _ = det_run
     app = new_app(RunStore(cli.runs))
     async with app.run_test(size=(140, 40)) as pilot:
         await until(pilot, lambda: "map " in screen_text(app), what="best mAP in the run list")
