@@ -166,3 +166,78 @@ def test_bad_annotations_exit_2_and_create_nothing(tmp_path: Path, cli: Cli) -> 
         in proc.stderr
     )
     assert list(cli.runs.iterdir()) == []
+
+
+class _StopAfter:
+    """The loop's RunContext: a real checkpoint folder, events kept, a stop after N steps."""
+
+    def __init__(self, ckpt_dir: Path, steps: int) -> None:
+        self.ckpt_dir, self.steps, self.events = ckpt_dir, steps, []  # type: ignore[var-annotated]
+        self.step = 0
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        self.events.append((kind, fields))
+        if kind == "train":
+            self.step = fields["step"]
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return 0 < self.steps <= self.step
+
+
+def test_stop_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
+    import torch
+
+    from tuneterm.engine.detection.data import build
+    from tuneterm.engine.detection.models import build_detector
+    from tuneterm.engine.detection.trainer import DetTrainer
+
+    cfg = loads(
+        '[run]\ntask = "detect"\n[model]\nname = "ssdlite320_mobilenet_v3_large"\n'
+        'weights = "none"\n[data]\ndataset = "shapes-boxes"\nclasses = ["circle", "bar"]\n'
+        "[train]\nepochs = 2\nbatch_size = 4\nlog_every = 1\nthreads = 1\n"
+        "[detect]\ncanvas = 64\nmin_size = 64\nimages = 20\n"
+    )
+    torch.set_num_threads(1)
+    data = build(cfg.data, cfg.detect, 0)
+    first = DetTrainer(cfg, build_detector(cfg, 2, None).model, data, _StopAfter(tmp_path, 2))
+    assert first.steps_per_epoch == 3 and first.fit() == "stopped"
+    assert (tmp_path / "last.pt").is_file() and not (tmp_path / "best.pt").exists()
+    ctx = _StopAfter(tmp_path, 0)
+    second = DetTrainer(cfg, build_detector(cfg, 2, None).model, data, ctx)
+    second.restore(tmp_path / "last.pt")
+    assert (second.state.epoch, second.state.batch, second.state.step) == (0, 2, 2)
+    assert torch.equal(
+        next(iter(second.model.state_dict().values())),
+        next(iter(first.model.state_dict().values())),
+    )
+    assert second.fit() == "completed" and second.state.step == 6
+    steps = [f["step"] for k, f in ctx.events if k == "train"]
+    assert steps == [3, 4, 5, 6]  # the rest of epoch 1, then epoch 2: no step done twice
+    assert [f["epoch"] for k, f in ctx.events if k == "val"] == [1, 2]
+    result = second.test()
+    assert result["split"] == "test" and 0.0 <= result["map"] <= result["map50"] <= 1.0
+
+
+def test_detect_refuses_what_it_would_ignore() -> None:
+    from tuneterm.engine.tasks.detect import validate
+
+    cfg = loads(
+        '[run]\ntask = "detect"\n[model]\nname = "ssdlite320_mobilenet_v3_large"\n'
+        'weights = "none"\n[data]\ndataset = "shapes-boxes"\nclasses = ["circle", "blob"]\n'
+        'augment = "randaugment"\nper_class = 5\n[ema]\nenabled = true\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, None)
+    text = str(err.value)
+    assert 'data.augment = "randaugment": detect runs take none, light' in text
+    assert "data.per_class = 5: not used by detect runs" in text
+    assert "ema.enabled = true: not used by detect runs" in text
+    assert "data.classes = ['circle', 'blob']: ['blob'] not in circle, square" in text
+    with pytest.raises(ConfigError, match=r'model.name = "resnet18": not a detection model'):
+        validate(
+            cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": "resnet18"})}),
+            None,
+        )

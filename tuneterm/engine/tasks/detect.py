@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # Sections of classification techniques: a detect run takes none of them.
 _CLASSIFY_ONLY = ("head", "freeze", "mix", "early_stop", "distill", "lora", "ema", "adapt")
+_CLASSIFY_DATA = ("relabel", "per_class", "exclude", "dedup", "shift", "image_size")
 
 
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
@@ -55,16 +56,7 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
                 f"detect runs take {', '.join(AUGMENT)} (box-aware flips, colour, zoom-out)",
             )
         )
-    defaults = RunConfig()
-    for section in _CLASSIFY_ONLY:
-        if getattr(cfg, section) != getattr(defaults, section):
-            issues.append(
-                ConfigIssue(
-                    f"[{section}]",
-                    "set",
-                    "a classification technique; detect runs ignore it: remove it",
-                )
-            )
+    issues += _unused(cfg)
     if cfg.data.dataset in EMBEDDED_CLASSES:
         known = EMBEDDED_CLASSES[cfg.data.dataset]
         unknown = [c for c in cfg.data.classes if c not in known]
@@ -95,6 +87,18 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
             )
     if issues:
         raise ConfigError(issues)
+
+
+def _unused(cfg: RunConfig) -> list[ConfigIssue]:
+    """Keys a detect run would silently ignore: classification techniques and data options."""
+    given, default = cfg.model_dump(), RunConfig().model_dump()
+    keys = [(s, k) for s in _CLASSIFY_ONLY for k in given[s]]
+    keys += [("data", k) for k in _CLASSIFY_DATA]
+    return [
+        ConfigIssue(f"{s}.{k}", given[s][k], "not used by detect runs; remove it")
+        for s, k in keys
+        if given[s][k] != default[s][k]
+    ]
 
 
 def _init_issues(cfg: RunConfig, store: RunStore | None, resolve_init: Any) -> list[ConfigIssue]:
