@@ -241,3 +241,22 @@ def test_detect_refuses_what_it_would_ignore() -> None:
             cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": "resnet18"})}),
             None,
         )
+
+
+def test_coco_weights_offline_name_the_file_to_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneterm.engine.tasks.detect import validate
+
+    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    cfg = loads(
+        '[run]\ntask = "detect"\n[model]\nname = "fasterrcnn_mobilenet_v3_large_320_fpn"\n'
+        '[data]\ndataset = "shapes-boxes"\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, None)
+    text = str(err.value)
+    assert 'model.weights = "DEFAULT": pretrained weights ' in text
+    assert "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1 are not cached" in text
+    assert str(tmp_path / "torch-home" / "hub" / "checkpoints") in text
