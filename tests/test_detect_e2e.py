@@ -182,3 +182,25 @@ async def test_tui_shows_map_for_a_detect_run(
         await pilot.press("7")
         await until(pilot, lambda: "map50" in screen_text(app), what="test mAP")
         assert "AP per class" in screen_text(app)
+
+
+def test_compare_includes_map(det_run: tuple[Cli, str, Path]) -> None:
+    from tuneterm import report
+    from tuneterm.tui.history import RunHistory
+    from tuneterm.tui.rows import number
+    from tuneterm.tui.screens.compare import metric_rows
+
+    cli, run_id, _ = det_run
+    store = RunStore(cli.runs)
+    info = store.info(run_id)
+    assert info.meta is not None
+    history = RunHistory()
+    history.add(store.events(run_id))
+    (row,) = metric_rows([info], {run_id: history})
+    assert len(row) == 9  # the classify columns, then val mAP (best / last) and test mAP@.5
+    maps = history.val.np("val_map")
+    assert row[7] == f"{number(float(maps.max()))} / {number(float(maps[-1]))}"
+    assert row[8] == number(info.meta.final["test_map50"])
+    data = report.compare(store, [info, info])
+    assert data["metrics"]["final.test_map50"][run_id] == info.meta.final["test_map50"]
+    assert data["metrics"]["best.val_map"][run_id] == info.meta.best["val_map"]
