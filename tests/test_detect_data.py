@@ -134,7 +134,7 @@ def test_embedded_canvases_and_boxes_move_with_the_image() -> None:
     import torch
     from torchvision.transforms import v2
 
-    from tuneterm.engine.detection.data import _Images, build, generate
+    from tuneterm.engine.detection.data import _Images, build, generate, make_transform
 
     split = generate("shapes-boxes", ["ring", "bar"], DetectSection(canvas=64, images=20), 3)
     assert split.images is not None and split.images[0].shape == (3, 64, 64)
@@ -146,6 +146,14 @@ def test_embedded_canvases_and_boxes_move_with_the_image() -> None:
     want = split.boxes[0].clone()
     want[:, [0, 2]] = 64 - split.boxes[0][:, [2, 0]]
     assert torch.equal(img, split.images[0].flip(-1)) and torch.allclose(target["boxes"], want)
+    torch.manual_seed(0)
+    light = _Images(split, make_transform("light"))  # flip, colour, zoom-out, sanitize
+    for i in range(len(split)):
+        img, target = light[i]
+        h, w = img.shape[-2:]
+        boxes = target["boxes"]
+        assert len(boxes) == len(target["labels"]) and (boxes[:, 2:] > boxes[:, :2]).all()
+        assert (boxes[:, [0, 2]] <= w).all() and (boxes[:, [1, 3]] <= h).all()
     data = build(
         DataSection(dataset="digits-boxes", classes=["3", "7"]), DetectSection(images=20), 0
     )
