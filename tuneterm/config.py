@@ -60,7 +60,9 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("", description="Display name; empty means derived from the model")
-    task: str = Field("classify", description='What the run learns: "classify"')
+    task: str = Field(
+        "classify", description='What the run learns: "classify" or "detect" (object detection)'
+    )
     tags: list[str] = Field(default_factory=list, description="Free-form labels for filtering")
     notes: str = Field("", description="Free text kept with the run")
 
@@ -93,7 +95,14 @@ class DataSection(_Section):
         description='"digits" (embedded, no download), "shapes" (generated), or "folder" '
         "(ImageFolder at data.root)",
     )
-    root: str = Field("", description="For dataset = folder: a folder with train/ [val/ test/]")
+    root: str = Field(
+        "",
+        description="For dataset = folder: a folder with train/ [val/ test/]; coco: the image "
+        "folder; voc: the folder holding Annotations/ and JPEGImages/",
+    )
+    annotations: str = Field(
+        "", description="For dataset = coco: the COCO instances JSON file (detect runs)"
+    )
     classes: list[str] = Field(
         default_factory=list, description="Only these classes (names); empty means all"
     )
@@ -159,8 +168,10 @@ class TrainSection(_Section):
     device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
     threads: int = Field(0, ge=0, le=512, description="CPU threads for torch; 0 = all cores")
     log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
-    metric: Literal["val_acc", "val_loss"] = Field(
-        "val_acc", description="Which val metric picks the best checkpoint"
+    metric: Literal["val_acc", "val_loss", "val_map", "val_map50"] = Field(
+        "val_acc",
+        description="Which val metric picks the best checkpoint; detect runs: val_map or "
+        "val_map50 (val_acc, the default, means val_map there)",
     )
     head_lr: float = Field(0.0, ge=0.0, le=10.0, description="lr of the new head; 0 = train.lr")
     layer_decay: float = Field(
@@ -271,6 +282,38 @@ class SpeedSection(_Section):
     )
 
 
+class DetectSection(_Section):
+    trainable_backbone_layers: int = Field(
+        -1,
+        ge=-1,
+        le=6,
+        description="Backbone stages trained, from the top; -1 = the model's default",
+    )
+    min_size: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="Images are resized so the short side is this; 0 = model default",
+    )
+    max_size: int = Field(
+        0, ge=0, le=8192, description="... and the long side at most this; 0 = model default"
+    )
+    canvas: int = Field(128, ge=32, le=1024, description="Embedded data: canvas size in pixels")
+    images: int = Field(600, ge=10, le=100_000, description="Embedded data: canvases generated")
+    max_objects: int = Field(
+        3, ge=1, le=20, description="Embedded data: at most this many per canvas"
+    )
+    empty_images: Literal["error", "keep"] = Field(
+        "error",
+        description='Images without annotations: "error" (refuse the data) or "keep" '
+        "(train on them as negatives)",
+    )
+    score_threshold: float = Field(
+        0.3, ge=0.0, le=1.0, description="predict: drop boxes scoring below this"
+    )
+    detections: int = Field(100, ge=1, le=1000, description="At most this many boxes per image")
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -285,12 +328,13 @@ class RunConfig(_Section):
     ema: EmaSection = Field(default_factory=EmaSection)  # type: ignore[arg-type]
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
+    detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
 
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "run.task": ("classify",),  # tuneterm.engine.tasks.TASKS
-    "data.dataset": ("digits", "shapes", "folder"),
+    "run.task": ("classify", "detect"),  # tuneterm.engine.tasks.TASKS
+    "data.dataset": ("digits", "shapes", "folder", "coco", "voc", "shapes-boxes", "digits-boxes"),
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
@@ -386,6 +430,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
             )
         )
     issues += _technique_issues(cfg)
+    issues += _task_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
     return cfg
@@ -416,6 +461,57 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
         issues.append(
             ConfigIssue("freeze.strategy", cfg.freeze.strategy, "cannot combine with lora")
         )
+    return issues
+
+
+# Data sets each task kind reads (the rest of CHOICES["data.dataset"] belongs to classify).
+DETECT_DATASETS = ("coco", "voc", "shapes-boxes", "digits-boxes")
+
+
+def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Data sets and metrics that belong to one task kind."""
+    issues = []
+    detect = cfg.run.task == "detect"
+    if detect and cfg.data.dataset not in DETECT_DATASETS:
+        issues.append(
+            ConfigIssue(
+                "data.dataset",
+                cfg.data.dataset,
+                f"not a detection data set; detect runs read {', '.join(DETECT_DATASETS)}",
+            )
+        )
+    if not detect and cfg.data.dataset in DETECT_DATASETS:
+        issues.append(
+            ConfigIssue(
+                "data.dataset", cfg.data.dataset, 'a detection data set; set run.task = "detect"'
+            )
+        )
+    if detect and cfg.train.metric == "val_loss":
+        issues.append(
+            ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")
+        )
+    if not detect and cfg.train.metric in ("val_map", "val_map50"):
+        issues.append(
+            ConfigIssue(
+                "train.metric",
+                cfg.train.metric,
+                'mAP is for detect runs; classify runs pick by "val_acc" or "val_loss"',
+            )
+        )
+    if cfg.data.dataset in ("coco", "voc"):
+        root = Path(cfg.data.root).expanduser()
+        if not cfg.data.root:
+            issues.append(
+                ConfigIssue("data.root", "", f"required when data.dataset = {cfg.data.dataset}")
+            )
+        elif not root.is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+    if cfg.data.dataset == "coco":
+        ann = cfg.data.annotations
+        if not ann:
+            issues.append(ConfigIssue("data.annotations", "", "required when data.dataset = coco"))
+        elif not Path(ann).expanduser().is_file():
+            issues.append(ConfigIssue("data.annotations", ann, "no such file"))
     return issues
 
 
