@@ -217,14 +217,16 @@ def capacity(settings: QueueSettings, gpus: list[str]) -> dict[str, int]:
 
 
 def free_slots(runs: list[RunInfo], slots: dict[str, int]) -> dict[str, int]:
-    """Slots left after the live runs. A run started outside the queue (no recorded
-    assignment) counts against the first device."""
+    """Slots left after the live runs. Without GPUs every live run takes a CPU slot; with GPUs
+    a run takes a slot on each GPU it was given, and a run started outside the queue (no
+    recorded assignment) counts against the first GPU."""
     free = dict(slots)
     first = next(iter(slots))
     for r in runs:
         if r.status not in (*ACTIVE, "starting") or r.meta is None:
             continue
-        for dev in r.meta.gpus.split(",") if r.meta.gpus else [first]:
+        devices = r.meta.gpus.split(",") if r.meta.gpus and CPU not in slots else [first]
+        for dev in devices:
             if dev in free:
                 free[dev] -= 1
     return free

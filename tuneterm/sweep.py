@@ -186,20 +186,29 @@ def build(
     """Validate every point (structure, then `check`, e.g. launcher.validate). Raises one
     ConfigError naming field, value and the first sweep point each problem appears in."""
     issues: dict[str, ConfigIssue] = {}  # one line per distinct problem, at its first point
-    for p in pts:
+
+    def collect(p: Point, exc: ConfigError) -> None:
         where = f"sweep point {p.index} of {len(pts)}: {p.describe()}"
+        for i in exc.issues:
+            issues.setdefault(str(i), ConfigIssue(i.field, i.value, f"{i.reason} [{where}]"))
+
+    for p in pts:  # structure first: cheap, and no torch import for a typo
         try:
             p.cfg = from_dict(apply_overrides(base, p.overrides), source)
-            if check is not None:
-                check(p.cfg)
         except ConfigError as exc:
-            for i in exc.issues:
-                issues.setdefault(str(i), ConfigIssue(i.field, i.value, f"{i.reason} [{where}]"))
-            continue
-        flat = flatten(p.cfg)
-        p.params = {o.partition("=")[0]: flat[o.partition("=")[0]] for o in p.overrides}
+            collect(p, exc)
+    if not issues and check is not None:
+        for p in pts:
+            try:
+                check(p.cfg)  # type: ignore[arg-type]  # set above for every point
+            except ConfigError as exc:
+                collect(p, exc)
     if issues:
         raise ConfigError(issues.values(), source)
+    for p in pts:
+        assert p.cfg is not None
+        flat = flatten(p.cfg)
+        p.params = {o.partition("=")[0]: flat[o.partition("=")[0]] for o in p.overrides}
     return pts
 
 
