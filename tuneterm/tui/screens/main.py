@@ -60,7 +60,7 @@ class MainScreen(Screen[None]):
         Binding("o", "notes", "Notes", id="run.notes", show=False),
         Binding("space", "mark", "Mark", id="run.mark"),
         Binding("c", "compare", "Compare", id="run.compare"),
-        Binding("Q", "queue", "Queue", id="queue.open"),
+        Binding("Q", "queue", "Queue", id="queue.open", show=False),
         Binding("G", "sweep_group", "Sweep group", id="sweep.group", show=False),
         Binding("slash", "filter", "Filter", id="list.filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
