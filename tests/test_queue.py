@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -179,7 +180,7 @@ def test_sweep_queue_runs_one_at_a_time_and_survives_scheduler_kill(
     order = [ids[3], ids[0]]
     wait_for(lambda: all(store.info(i).status == "completed" for i in order), timeout=240)
     metas = [_meta(runs_dir, i) for i in order]
-    for before, after in zip(metas, metas[1:], strict=False):
+    for before, after in itertools.pairwise(metas):
         assert before["ended"] <= after["started"]  # one at a time, in queue order
     assert all(m["gpus"] == "7" for m in metas)
     assert store.info(ids[1]).status == store.info(ids[2]).status == "cancelled"
