@@ -68,6 +68,13 @@ async def test_queue_screen_lists_moves_and_cancels(tmp_path: Path) -> None:
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         await until(pilot, lambda: "cancelled" in [runs.rows[i]["status"] for i in range(4)])
+        second = next(i for i, r in enumerate(runs.order) if runs.infos[r].name == "second")
+        runs.move_cursor(row=second)
+        await pilot.pause()
+        await pilot.press("s")  # stop on a queued run = cancel it (asks first)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: _names(store) == ["first"])
 
 
 @pilot

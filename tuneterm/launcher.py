@@ -43,14 +43,20 @@ def validate(cfg: RunConfig, store: RunStore) -> None:
     tasks.get(cfg.run.task).validate(cfg, store)
 
 
-def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False) -> RunInfo:
+def start(
+    store: RunStore,
+    cfg: RunConfig,
+    name: str = "",
+    checked: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> RunInfo:
     """Validate, create the run folder, and start its engine. Raises ConfigError before
-    creating anything if the config cannot run."""
+    creating anything if the config cannot run. `env` adds to the engine's environment."""
     if not checked:
         validate(cfg, store)
     info = store.create(cfg, name)
     try:
-        _spawn(store, info.id, resume=False)
+        _spawn(store, info.id, resume=False, env=env)
     except LaunchError:
         raise
     except BaseException:

@@ -511,6 +511,10 @@ class MainScreen(Screen[None]):
     def action_stop(self) -> None:
         if (info := self._need_run()) is None:
             return
+        if info.status == "queued":  # no engine yet: stopping it takes it off the queue
+            self._confirm(f"Cancel {info.name}?", "It leaves the queue as cancelled.", "stop",
+                          info.id)  # fmt: skip
+            return
         if not info.alive:
             self.notify(f"{info.name} is {info.status}: nothing to stop.", severity="warning")
             return
