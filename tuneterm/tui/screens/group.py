@@ -105,7 +105,8 @@ class GroupScreen(Screen[None]):
 
     def action_next_metric(self) -> None:
         metrics = sweep.METRICS
-        self.metric = metrics[(metrics.index(self.metric) + 1) % len(metrics)]
+        at = metrics.index(self.metric) if self.metric in metrics else -1
+        self.metric = metrics[(at + 1) % len(metrics)]
         self.read()
 
     @on(DataTable.RowSelected, "#group-table")
