@@ -194,6 +194,17 @@ def test_sweep_queue_runs_one_at_a_time_and_survives_scheduler_kill(
     assert "best:" in text and "train.lr" in text
 
 
+def test_cli_run_queue_and_wrong_states(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
+    queued = cli.json("run", str(tiny_config), "--queue", "--no-start", "--name", "later")
+    assert queued["status"] == "queued" and queued["queue_position"] == 1
+    assert queued["scheduler"] is None  # --no-start
+    assert cli("resume", queued["id"], "--queue", check=3).returncode == 3
+    assert cli("queue", "move", queued["id"], "0", check=2).returncode == 2
+    assert cli.json("queue", "cancel", "later")["status"] == "cancelled"
+    assert cli("queue", "cancel", "later", check=3).returncode == 3
+    assert [r["name"] for r in cli.json("ls", "--status", "cancelled")] == ["later"]
+
+
 def test_scheduler_module_runs_as_a_script() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "tuneterm.scheduler", "--help"], capture_output=True, text=True

@@ -75,6 +75,14 @@ async def test_queue_screen_lists_moves_and_cancels(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await until(pilot, lambda: _names(store) == ["first"])
+        runqueue.cancel(store, next(r.id for r in runqueue.queued(store)))
+        runqueue.save_settings(store, runqueue.QueueSettings(gpus=[]))  # no GPU detection
+        await pilot.press("Q", "s")  # start the scheduler from the queue screen
+        try:
+            await until(pilot, lambda: "scheduler pid" in screen_text(app), timeout=30)
+            assert runqueue.scheduler(store) is not None
+        finally:
+            runqueue.stop_scheduler(store)
 
 
 @pilot
