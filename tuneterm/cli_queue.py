@@ -28,10 +28,6 @@ def _scheduler_json(store: RunStore) -> dict[str, Any] | None:
     return asdict(state) if state else None
 
 
-def _queued_json(info: RunInfo) -> dict[str, Any]:
-    return report.summary(info)
-
-
 def _say_scheduler(store: RunStore, started: bool | None = None) -> str:
     state = runqueue.scheduler(store)
     if state is None:
@@ -60,7 +56,7 @@ def _queued(args: argparse.Namespace, store: RunStore, info: RunInfo) -> int:
     started = None if args.no_start else runqueue.start_scheduler(store)[1]
     place = next((r.queue_position for r in runqueue.queued(store) if r.id == info.id), 0)
     if args.json:
-        row = _queued_json(store.info(info.id))
+        row = report.summary(store.info(info.id))
         row["queue_position"] = place
         _out({**row, "scheduler": _scheduler_json(store)})
     else:
@@ -119,7 +115,7 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
     if args.json:
         rows = []
         for r in waiting:
-            row = _queued_json(r)
+            row = report.summary(r)
             row["queue_position"] = r.queue_position
             rows.append(row)
         _out(

@@ -318,8 +318,3 @@ def stop_scheduler(store: RunStore, wait: float = 10.0) -> SchedulerState | None
     if send_signal(state.identity, signal.SIGTERM) and wait > 0:
         wait_gone(state.identity, wait)
     return state
-
-
-def ensure_scheduler(store: RunStore) -> SchedulerState:
-    """Start the scheduler if it is not running (what `run --queue` and `sweep` do)."""
-    return start_scheduler(store)[0]
