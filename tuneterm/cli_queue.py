@@ -33,7 +33,7 @@ def _say_scheduler(store: RunStore, started: bool | None = None) -> str:
     if state is None:
         return "scheduler: not running (start it with: tuneterm queue start)"
     what = "started" if started else "running"
-    devices = ",".join(state.gpus) or "CPU slots"
+    devices = "(detecting)" if state.gpus is None else ",".join(state.gpus) or "CPU slots"
     return f"scheduler: {what} (pid {state.pid}, devices {devices})"
 
 

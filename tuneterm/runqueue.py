@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
@@ -253,7 +253,7 @@ class SchedulerState:
     start_time: float
     root: str
     started: float
-    gpus: list[str] = field(default_factory=list)
+    gpus: list[str] | None = None  # None while the scheduler is still detecting them
 
     @property
     def identity(self) -> ProcessIdentity:

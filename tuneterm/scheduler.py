@@ -118,13 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     me = ProcessIdentity.current(str(store.root), runqueue.SCHEDULER_MARKER)
-    state = runqueue.SchedulerState(me.pid, me.start_time, str(store.root), time.time())
-    atomic_write_json(qdir / "scheduler.json", asdict(state))  # `queue start` waits for this
-    # Detection may import torch (seconds); a GPU list in settings.json skips it.
-    settings_gpus = _settings_gpus(store)
-    gpus = settings_gpus if settings_gpus is not None else runqueue.detect_gpus()
-    state.gpus = gpus
+    # GPUs from settings.json, else detected, which may import torch (seconds): until then
+    # scheduler.json says gpus = null, and `queue start` need not wait for it.
+    gpus = _settings_gpus(store)
+    state = runqueue.SchedulerState(me.pid, me.start_time, str(store.root), time.time(), gpus)
     atomic_write_json(qdir / "scheduler.json", asdict(state))
+    if gpus is None:
+        gpus = state.gpus = runqueue.detect_gpus()
+        atomic_write_json(qdir / "scheduler.json", asdict(state))
     log(f"scheduler {me.pid} for {store.root}: GPUs {','.join(gpus) or 'none (CPU slots)'}")
     try:
         serve(store, stop, gpus)

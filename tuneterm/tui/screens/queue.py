@@ -98,7 +98,8 @@ class QueueScreen(Screen[None]):
         elif self.state is None:
             head.append("scheduler not running — press s to start it", style="yellow")
         else:
-            devices = ",".join(self.state.gpus) or "CPU slots"
+            gpus = self.state.gpus
+            devices = "(detecting GPUs)" if gpus is None else ",".join(gpus) or "CPU slots"
             head.append(f"scheduler pid {self.state.pid} on {devices}", style="green")
         head.append(f"   {len(self.queued)} queued, {len(self.running)} running", style="dim")
         self.query_one("#queue-head", Static).update(head)
