@@ -54,12 +54,13 @@ def runs_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def _kill_engines_under(path: Path) -> None:
-    """A failed or timed-out test must not leave detached engines running."""
+    """A failed or timed-out test must not leave detached engines (or queue schedulers)
+    running."""
     import psutil
 
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "tuneterm.engine" in cmd and str(path) in cmd:
+        if ("tuneterm.engine" in cmd or "tuneterm.scheduler" in cmd) and str(path) in cmd:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
 

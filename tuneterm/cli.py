@@ -54,6 +54,8 @@ def _status_style(status: str) -> str:
         "failed": "red",
         "crashed": "red",
         "unreadable": "magenta",
+        "queued": "blue",
+        "cancelled": "dim",
     }.get(status, "white")
 
 
@@ -80,6 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_name(args.name)
         except ValueError as exc:
             raise ConfigError([ConfigIssue("--name", args.name, str(exc))]) from None
+    if args.queue:
+        from tuneterm.cli_queue import enqueue_config
+
+        return enqueue_config(args, cfg)
     info = launcher.start(store, cfg, name=args.name or "")
     if args.detach:
         if args.json:
@@ -99,6 +105,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     store = _store(args)
     run_id = store.resolve(args.run)
+    if args.queue:
+        from tuneterm.cli_queue import requeue_run
+
+        return requeue_run(args, store, run_id)
     info = launcher.resume(store, run_id)
     if args.detach:
         _out(report.summary(info)) if args.json else print(run_id)
@@ -177,10 +187,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
             )
             continue
         best = f"{m.best['value']:.4f}" if m.best else "-"
+        place = f" #{r.queue_position}" if r.queue_position else ""
         table.add_row(
             r.id,
             r.name,
-            f"[{_status_style(r.status)}]{r.status}[/]",
+            f"[{_status_style(r.status)}]{r.status}{place}[/]",
             m.model,
             m.dataset,
             f"{m.epoch}/{m.epochs}",
@@ -488,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    _queue_flags(p)
     p = add("ls", cmd_ls, "list runs")
     p.add_argument("--status", help="only runs with this status")
     p = add("show", cmd_show, "show one run")
@@ -509,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run")
     p.add_argument("--detach", action="store_true", help="return at once instead of following")
+    _queue_flags(p)
     p = add("rm", cmd_rm, "delete runs (their folders)")
     p.add_argument("runs", nargs="+")
     p.add_argument("--force", action="store_true", help="kill the run first if it is running")
@@ -558,7 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "fine-tune vs from-scratch on embedded digits, then open the TUI")
     p.add_argument("--headless", action="store_true", help="only print the comparison")
     add("tui", lambda a: _open_tui(a), "open the terminal UI", json_flag=False)
+    from tuneterm.cli_queue import add_commands
+
+    add_commands(add)
     return ap
+
+
+def _queue_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queue", action="store_true", help="wait in the run queue for a free slot")
+    p.add_argument(
+        "--no-start", action="store_true", help="with --queue: do not start the scheduler"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(args)
     as_json = getattr(args, "json", False)
     from tuneterm.launcher import LaunchError, RunStateError
+    from tuneterm.runqueue import QueueStateError, SchedulerError
     from tuneterm.store.meta import UnreadableRun
 
     try:
@@ -579,11 +603,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc.args[0]) if exc.args else str(exc), EXIT_INVALID, as_json)
     except ValueError as exc:  # e.g. a run prefix with characters ids never have
         return _fail(str(exc), EXIT_INVALID, as_json)
-    except RunStateError as exc:
+    except (RunStateError, QueueStateError) as exc:
         return _fail(str(exc), EXIT_STATE, as_json)
     except UnreadableRun as exc:  # a damaged event segment met while reading; never rewritten
         return _fail(f"the run is unreadable: {exc.reason}", EXIT_FAILED, as_json)
-    except LaunchError as exc:
+    except (LaunchError, SchedulerError) as exc:
         return _fail(str(exc), EXIT_FAILED, as_json)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

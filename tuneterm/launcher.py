@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm.config import ConfigError, RunConfig
 from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
 from tuneterm.store.files import FILE_MODE
-from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
+from tuneterm.store.meta import QUEUED, UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
 
 HANDSHAKE_TIMEOUT = 60.0
@@ -42,14 +43,20 @@ def validate(cfg: RunConfig, store: RunStore) -> None:
     tasks.get(cfg.run.task).validate(cfg, store)
 
 
-def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False) -> RunInfo:
+def start(
+    store: RunStore,
+    cfg: RunConfig,
+    name: str = "",
+    checked: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> RunInfo:
     """Validate, create the run folder, and start its engine. Raises ConfigError before
-    creating anything if the config cannot run."""
+    creating anything if the config cannot run. `env` adds to the engine's environment."""
     if not checked:
         validate(cfg, store)
     info = store.create(cfg, name)
     try:
-        _spawn(store, info.id, resume=False)
+        _spawn(store, info.id, resume=False, env=env)
     except LaunchError:
         raise
     except BaseException:
@@ -58,12 +65,21 @@ def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False
     return store.info(info.id)
 
 
-def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
+def start_created(
+    store: RunStore, run_id: str, resume: bool = False, env: Mapping[str, str] | None = None
+) -> RunInfo:
+    """Start the engine of a run folder that already exists (the queue scheduler's launch);
+    `env` adds to the engine's environment (e.g. CUDA_VISIBLE_DEVICES)."""
+    _spawn(store, run_id, resume=resume, env=env)
+    return store.info(run_id)
+
+
+def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:
         cmd.append("--resume")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
     before = _meta_pid(run_dir)
     # Temp files of atomic writes that a kill -9 interrupted (meta.json, checkpoints: these can
     # be gigabytes). No engine of this run is alive now, so none of them is being written.
@@ -144,8 +160,13 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     """SIGTERM (graceful: checkpoint, then `stopped`) or, with force, SIGKILL.
 
     Only the run's own process is signalled: pid, start time and command line must match.
+    A queued run has no process: stopping or killing it cancels it (see runqueue.cancel).
     """
     info = store.info(run_id)
+    if info.status == QUEUED:
+        from tuneterm import runqueue
+
+        return runqueue.cancel(store, run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
     ident = _identity(info)
@@ -178,6 +199,10 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
 
 def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
+    if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
+        from tuneterm import runqueue
+
+        info = runqueue.cancel(store, run_id)
     if info.alive:
         if not force:
             raise RunStateError(

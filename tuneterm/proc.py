@@ -23,12 +23,13 @@ _START_TOLERANCE = 2.0
 class ProcessIdentity:
     pid: int
     start_time: float
-    run_id: str
+    run_id: str  # must appear in the command line (the queue scheduler: its runs folder)
+    marker: str = ENGINE_MARKER  # so must this: the module the process runs
 
     @classmethod
-    def current(cls, run_id: str) -> ProcessIdentity:
+    def current(cls, run_id: str, marker: str = ENGINE_MARKER) -> ProcessIdentity:
         me = psutil.Process(os.getpid())
-        return cls(me.pid, me.create_time(), run_id)
+        return cls(me.pid, me.create_time(), run_id, marker)
 
 
 def _process(ident: ProcessIdentity) -> psutil.Process | None:
@@ -44,7 +45,7 @@ def _process(ident: ProcessIdentity) -> psutil.Process | None:
         cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    if ENGINE_MARKER not in cmdline or ident.run_id not in cmdline:
+    if ident.marker not in cmdline or ident.run_id not in cmdline:
         return None
     return proc
 

@@ -81,7 +81,10 @@ def summary(info: RunInfo) -> dict[str, Any]:
         resumes=m.resumes,
         parent=m.parent,
         error=m.error,
+        gpus=m.gpus,
     )
+    if info.status == "queued":
+        out["queue_position"] = info.queue_position  # 0 when read without the whole queue
     return out
 
 

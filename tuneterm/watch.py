@@ -57,7 +57,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                     text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
                     text += "".join(f"  {k} {v:.4f}" for k, v in stats[rid].items())
                     bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text)
-                if not info.alive:
+                if not info.alive and info.status != "queued":  # a queued run starts later
                     final[rid] = info.status
             if len(final) < len(run_ids):
                 time.sleep(POLL)

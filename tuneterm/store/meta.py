@@ -19,10 +19,12 @@ FORMAT_VERSION = 1
 
 # Statuses written to meta.json by the launcher or engine.
 ACTIVE = ("created", "starting", "running", "stopping")
-FINAL = ("completed", "failed", "stopped")
+# A queued run has a folder and a validated config but no engine yet (see tuneterm/runqueue.py).
+QUEUED = "queued"
+FINAL = ("completed", "failed", "stopped", "cancelled")
 # Statuses derived by readers: the process died without a final status; the files are damaged.
 DERIVED = ("crashed", "unreadable")
-STATUSES = ACTIVE + FINAL + DERIVED
+STATUSES = (*ACTIVE, QUEUED, *FINAL, *DERIVED)
 STARTUP_GRACE = 60.0  # seconds a `created` run may wait for its engine to come up
 
 
@@ -66,6 +68,13 @@ class RunMeta(BaseModel):
     resumes: int = 0
     events: int = 0  # events in the run's queue, written with the final status
     parent: str = ""
+    # The run queue (tuneterm/runqueue.py): order among queued runs, when the scheduler took
+    # the run off the queue, the status a queued resume returns to if cancelled, and the
+    # CUDA_VISIBLE_DEVICES the scheduler gave the engine ("cpu" on a machine without GPUs).
+    queue_pos: int = 0
+    dequeued: float | None = None
+    queued_from: str = ""
+    gpus: str = ""
 
 
 class RunLabel(BaseModel):

@@ -25,6 +25,7 @@ from tuneterm.store.files import atomic_write_text, make_dir
 from tuneterm.store.ids import check_prefix, is_run_id, new_run_id
 from tuneterm.store.meta import (
     ACTIVE,
+    QUEUED,
     STARTUP_GRACE,
     RunLabel,
     RunMeta,
@@ -56,6 +57,7 @@ class RunInfo:
     meta: RunMeta | None
     label: RunLabel
     reason: str = ""  # why a run is unreadable or crashed
+    queue_position: int = 0  # 1 = next to start; set by number_queue over a whole listing
 
     @property
     def name(self) -> str:
@@ -74,13 +76,26 @@ def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
         return meta.status, meta.error
     if meta.pid <= 0:
         # The launcher wrote `created`; the engine has not yet recorded its pid.
-        age = (now or time.time()) - meta.created
+        age = (now or time.time()) - (meta.dequeued or meta.created)
         if meta.status == "created" and age < STARTUP_GRACE:
             return "starting", ""
         return "crashed", "the engine never started (see engine.log)"
     if is_alive(ProcessIdentity(meta.pid, meta.pid_start, meta.id)):
         return meta.status, ""
     return "crashed", f"engine process {meta.pid} ended without a final status"
+
+
+def number_queue(runs: list[RunInfo]) -> list[RunInfo]:
+    """Give each queued run its place in the queue (1 = next), ordered by meta.queue_pos."""
+    queued = sorted(
+        (r for r in runs if r.status == QUEUED and r.meta is not None),
+        key=lambda r: (r.meta.queue_pos if r.meta else 0, r.id),
+    )
+    for r in runs:
+        r.queue_position = 0
+    for place, r in enumerate(queued, start=1):
+        r.queue_position = place
+    return queued
 
 
 class RunStore:
@@ -160,10 +175,13 @@ class RunStore:
 
     def list(self, status: str | None = None) -> list[RunInfo]:
         runs = [self.info(i) for i in self.ids()]
+        number_queue(runs)
         return [r for r in runs if status is None or r.status == status]
 
     # -- creating and changing ---------------------------------------------------------------
-    def create(self, cfg: RunConfig, name: str = "") -> RunInfo:
+    def create(
+        self, cfg: RunConfig, name: str = "", status: str = "created", queue_pos: int = 0
+    ) -> RunInfo:
         make_dir(self.root)
         for _ in range(10):
             run_id = new_run_id(cfg.model.name)
@@ -185,6 +203,8 @@ class RunStore:
             epochs=cfg.train.epochs,
             host=socket.gethostname(),
             parent=cfg.model.init.removeprefix("run:") if cfg.model.init.startswith("run:") else "",
+            status=status,
+            queue_pos=queue_pos,
         )
         save_meta(path / "meta.json", meta)
         if cfg.run.tags or cfg.run.notes:

@@ -110,11 +110,13 @@ class TuneTermApp(App[int]):
     def _apply_keymap(self) -> list[str]:
         from tuneterm.tui.screens.compare import CompareScreen
         from tuneterm.tui.screens.editor import EditorScreen
+        from tuneterm.tui.screens.group import GroupScreen
         from tuneterm.tui.screens.main import MainScreen
+        from tuneterm.tui.screens.queue import QueueScreen
 
         known = {
             b.id
-            for owner in (self, MainScreen, EditorScreen, CompareScreen)
+            for owner in (self, MainScreen, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
             for b in owner.BINDINGS
             if isinstance(b, Binding) and b.id
         }

@@ -13,6 +13,7 @@ from typing import Any
 from tuneterm.config import ConfigError, flatten, loads
 from tuneterm.store import EventReader, RunInfo, RunStore
 from tuneterm.store.meta import ACTIVE, UnreadableRun
+from tuneterm.store.runs import number_queue
 
 
 def _mtime(path: Path) -> int:
@@ -52,6 +53,7 @@ class RunLister:
             out.append(info)
         for gone in set(self._cache) - set(ids):
             del self._cache[gone]
+        number_queue(out)
         return out
 
 

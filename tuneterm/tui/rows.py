@@ -20,6 +20,8 @@ STATUS_STYLE: dict[str, str] = {
     "failed": "bold red",
     "crashed": "bold red",
     "unreadable": "red",
+    "queued": "magenta",
+    "cancelled": "dim",
 }
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "),
@@ -125,7 +127,7 @@ def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, st
     return {
         "mark": "●" if marked else " ",
         "name": info.name or "-",
-        "status": info.status,
+        "status": f"queued #{info.queue_position}" if info.queue_position else info.status,
         "model": m.model if m else "",
         "data": m.dataset if m else "",
         "progress": bar(fraction_done(info)),

@@ -60,6 +60,8 @@ class MainScreen(Screen[None]):
         Binding("o", "notes", "Notes", id="run.notes", show=False),
         Binding("space", "mark", "Mark", id="run.mark"),
         Binding("c", "compare", "Compare", id="run.compare"),
+        Binding("Q", "queue", "Queue", id="queue.open", show=False),
+        Binding("G", "sweep_group", "Sweep group", id="sweep.group", show=False),
         Binding("slash", "filter", "Filter", id="list.filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
         Binding("S", "sort", "Sort by next column", id="list.sort", show=False),
@@ -454,6 +456,23 @@ class MainScreen(Screen[None]):
         infos = {r.id: r for r in self.runs}
         self.app.push_screen(CompareScreen([infos[i] for i in ids if i in infos]))
 
+    def action_queue(self) -> None:
+        from tuneterm.tui.screens.queue import QueueScreen
+
+        self.app.push_screen(QueueScreen())
+
+    def action_sweep_group(self) -> None:
+        from tuneterm.sweep import group_of
+        from tuneterm.tui.screens.group import GroupScreen
+
+        info = self.selected_info
+        group = group_of(info) if info else ""
+        if not group:
+            self.notify("The selected run is not part of a sweep (no sweep:<group> tag).",
+                        severity="warning")  # fmt: skip
+            return
+        self.app.push_screen(GroupScreen(group))
+
     # -- keys: runs ----------------------------------------------------------------------------
     def action_new_run(self) -> None:
         from tuneterm.tui.screens.editor import EditorScreen
@@ -497,6 +516,10 @@ class MainScreen(Screen[None]):
 
     def action_stop(self) -> None:
         if (info := self._need_run()) is None:
+            return
+        if info.status == "queued":  # no engine yet: stopping it takes it off the queue
+            self._confirm(f"Cancel {info.name}?", "It leaves the queue as cancelled.", "stop",
+                          info.id)  # fmt: skip
             return
         if not info.alive:
             self.notify(f"{info.name} is {info.status}: nothing to stop.", severity="warning")

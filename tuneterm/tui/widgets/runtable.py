@@ -123,7 +123,7 @@ class RunTable(ScrollView, can_focus=True):
     def _cell_style(self, key: str, text: str, run_id: str) -> str:
         colour = self.marked.get(run_id)
         if key == "status":
-            return STATUS_STYLE.get(text, "")
+            return STATUS_STYLE.get(text.split(" ")[0], "")  # "queued #2" styles as queued
         if key == "mark" and colour:
             return f"bold {colour}"
         if key == "name" and colour:

@@ -1,0 +1,121 @@
+"""A sweep group side by side: every run of the group in one table, sorted by the chosen metric,
+with the swept keys as columns (tuneterm.sweep.group_table, as `tuneterm sweep-best` prints)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tuneterm import sweep
+from tuneterm.tui.rows import STATUS_STYLE, number
+
+if TYPE_CHECKING:
+    from tuneterm.tui.app import TuneTermApp
+
+
+@dataclass
+class GroupRead(Message):
+    table: sweep.GroupTable | None
+    error: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, GroupRead)
+
+
+class GroupScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,G", "close", "Back", id="group.close"),
+        Binding("m", "next_metric", "Sort metric", id="group.metric"),
+        Binding("enter", "open_run", "Select run", id="group.select"),
+    ]
+
+    app: TuneTermApp
+
+    def __init__(self, group: str, metric: str = "") -> None:
+        super().__init__()
+        self.group, self.metric = group, metric
+        self.table: sweep.GroupTable | None = None
+        self._shape: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="group-head")
+        yield DataTable(id="group-table", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#group-table", DataTable).focus()
+        self.read()
+        self.set_interval(2.0, self.read)
+
+    @work(thread=True, exclusive=True, group="sweep-group", exit_on_error=False)
+    def read(self) -> None:
+        try:
+            table = sweep.group_table(self.app.store, self.group, self.metric)
+        except Exception as exc:  # a group whose runs were deleted: say so, stay open
+            self.post_message(GroupRead(None, str(exc)))
+            return
+        self.post_message(GroupRead(table))
+
+    @on(GroupRead)
+    def group_read(self, message: GroupRead) -> None:
+        head = Text(f" sweep {self.group}  ", style="bold")
+        if message.table is None:
+            head.append(message.error, style="red")
+            self.query_one("#group-head", Static).update(head)
+            return
+        self.table = t = message.table
+        self.metric = t.metric
+        arrow = "↑ higher is better" if sweep.higher_is_better(t.metric) else "↓ lower is better"
+        head.append(f"{len(t.rows)} runs, sorted by {t.metric} ({arrow}; m: next metric)")
+        if t.best is not None:
+            head.append(f"   best {t.best.info.name or t.best.info.id} {number(t.best.value)}",
+                        style="green")  # fmt: skip
+        self.query_one("#group-head", Static).update(head)
+        widget = self.query_one("#group-table", DataTable)
+        shape = ("#", "run", "status", *t.keys, t.metric)
+        if shape != self._shape:
+            widget.clear(columns=True)
+            for label in shape:
+                widget.add_column(label, key=label)
+            self._shape = shape
+        else:
+            widget.clear()
+        for rank, row in enumerate(t.rows, start=1):
+            style = "bold green" if row is t.best else ""
+            widget.add_row(
+                str(rank),
+                Text(row.info.name or row.info.id, style=style),
+                Text(row.info.status, style=STATUS_STYLE.get(row.info.status, "")),
+                *[json.dumps(row.params.get(k)) for k in t.keys],
+                number(row.value),
+                key=row.info.id,
+            )
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_next_metric(self) -> None:
+        metrics = sweep.METRICS
+        at = metrics.index(self.metric) if self.metric in metrics else -1
+        self.metric = metrics[(at + 1) % len(metrics)]
+        self.read()
+
+    @on(DataTable.RowSelected, "#group-table")
+    def row_selected(self) -> None:  # enter on the table (the table's own binding)
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        """Back to the run list with the highlighted run selected."""
+        widget = self.query_one("#group-table", DataTable)
+        if self.table is not None and widget.cursor_row < len(self.table.rows):
+            self.app.pending_select = self.table.rows[widget.cursor_row].info.id
+        self.dismiss(None)
