@@ -105,6 +105,7 @@ class KillLog:
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:
+    """Until the process has exited (a zombie counts: it runs no more code)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -113,7 +114,7 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
         except psutil.NoSuchProcess:
             return
         time.sleep(0.002)
-    raise AssertionError(f"process {pid} survived SIGKILL for {timeout} s")
+    raise AssertionError(f"process {pid} still running after {timeout} s")
 
 
 def _wait_ended(store: RunStore, run_id: str, timeout: float) -> str:
@@ -205,6 +206,9 @@ def kill_chain(
     assert meta is not None and meta.events == len(events) and meta.step == meta.total_steps
     # Temp files a kill left are removed when the run is started again; a kill that lands in
     # the completed engine's last meta.json write (a "missed" moment) leaves one for good.
+    # Only once the engine has exited: "completed" is on disk before its last meta.json write
+    # (the end time), whose temp file a look made in between would count as left behind.
+    _wait_gone(meta.pid, timeout=30.0)
     leftovers = [p.name for p in store.run_dir(run_id).rglob(".*.tmp")]
     assert leftovers == [] or log.missed, leftovers
     log.details.append(f"{run_id}: {log.kills} kills, resumed from steps {resumed_from}")
