@@ -138,7 +138,7 @@ def _print_outcome(console: Any, info: RunInfo) -> None:
             f"  best {m.best.get('metric')} {m.best.get('value', 0):.4f}"
             f" at epoch {m.best.get('epoch')}"
         )
-    for key in ("test_acc", "test_top5", "test_loss", "val_acc"):
+    for key in ("test_acc", "test_f1", "test_top5", "test_loss", "val_acc", "val_f1"):
         if key in m.final:
             console.print(f"  {key} {m.final[key]:.4f}")
     if m.error or info.reason:
@@ -231,6 +231,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             "  per class    "
             + "  ".join(f"{k}:{v:.2f}" for k, v in info.meta.final["per_class"].items())
         )
+    report_rows = info.meta.final.get("report") if info.meta else None
+    if report_rows:  # text runs: precision, recall and F1 per class
+        console.print("  class report " + "  ".join(("precision", "recall", "f1", "support")))
+        for cls, r in report_rows.items():
+            console.print(
+                f"    {cls:12} {r['precision']:9.3f} {r['recall']:6.3f} {r['f1']:4.3f} "
+                f"{r['support']:7d}"
+            )
     console.print(f"  path         {data['path']}")
     return EXIT_OK
 
@@ -398,6 +406,26 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tuneterm.engine.tasks.text import predict
+
+    if not args.text:
+        raise ConfigError([ConfigIssue("--text", "", 'give at least one, e.g. --text "..."')])
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    rows = predict(store, run_id, args.text, args.top_k)
+    if args.json:
+        _out({"run": run_id, "predictions": rows})
+        return EXIT_OK
+    for row in rows:
+        others = "  ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"][1:])
+        print(
+            f"{row['label']}\t{row['score']:.3f}\t{row['text']}"
+            + (f"\t({others})" if others else "")
+        )
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tuneterm.demo import run_demo
 
@@ -496,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
     p.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
     p.add_argument("--steps", type=int, default=60, help="steps (default 60)")
+    p = add("predict", cmd_predict, "labels and scores of texts from a text run's best checkpoint")
+    p.add_argument("run")
+    p.add_argument("--text", action="append", default=[], help="a text to classify (repeatable)")
+    p.add_argument("--top-k", type=int, default=3, help="scores of the k best labels (default 3)")
     p = add("demo", cmd_demo, "fine-tune vs from-scratch on embedded digits, then open the TUI")
     p.add_argument("--headless", action="store_true", help="only print the comparison")
     add("tui", lambda a: _open_tui(a), "open the terminal UI", json_flag=False)

@@ -18,6 +18,7 @@ from types import ModuleType
 # run.task value -> module (under tuneterm.engine.tasks) that implements it
 TASKS: dict[str, str] = {
     "classify": "classify",
+    "text-classify": "text",
 }
 
 
