@@ -97,7 +97,7 @@ class RunHistory:
         )
     )
     val: Series = field(
-        default_factory=lambda: Series("step", "epoch", "t", "val_loss", "val_acc", "val_top5")
+        default_factory=lambda: Series("step", "epoch", "t", "val_loss", "val_acc", "val_top5", "val_f1")
     )
     sys: dict[str, Any] = field(default_factory=dict)
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
@@ -139,6 +139,7 @@ class RunHistory:
                     val_loss=ev.get("val_loss", math.nan),
                     val_acc=ev.get("val_acc", math.nan),
                     val_top5=ev.get("val_top5", math.nan),
+                    val_f1=ev.get("val_f1", math.nan),  # text runs: macro-F1
                 )
             elif kind == "resume":
                 step = float(ev.get("step", 0))
@@ -164,6 +165,10 @@ class RunHistory:
                 self._log(t, "debug", f"checkpoint {ev.get('which', '')} at step {ev.get('step')}")
         if changed:
             self.version += 1
+
+    def has(self, series: Series, name: str) -> bool:
+        """Does the column hold any value (e.g. val_f1, which only text runs report)?"""
+        return bool(len(series) and not np.isnan(series.np(name)).all())
 
     def _log(self, t: float, level: str, msg: str) -> None:
         self.logs.append(LogLine(t, level, msg))
