@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import Cli, _kill_engines_under
-from test_tui_fake_store import new_app, pilot, until
+from test_tui_fake_store import new_app, pilot, screen_text, until
 
 from tuneterm.store import RunStore
 
@@ -170,3 +170,5 @@ async def test_tui_plots_f1_for_a_text_run(text_runs: tuple[Cli, dict[str, Any]]
         await pilot.press("2")
         acc = app.screen.query_one("#plot-acc", CurvePlot)
         await until(pilot, lambda: [ln.label for ln in acc.chart.lines] == ["val acc", "val F1"])
+        await pilot.press("7")
+        await until(pilot, lambda: "macro-F1 0." in screen_text(app), what="test pane")

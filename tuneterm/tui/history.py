@@ -97,7 +97,9 @@ class RunHistory:
         )
     )
     val: Series = field(
-        default_factory=lambda: Series("step", "epoch", "t", "val_loss", "val_acc", "val_top5", "val_f1")
+        default_factory=lambda: Series(
+            "step", "epoch", "t", "val_loss", "val_acc", "val_top5", "val_f1"
+        )
     )
     sys: dict[str, Any] = field(default_factory=dict)
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))

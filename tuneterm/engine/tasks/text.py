@@ -146,8 +146,7 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
         split = result["split"]
         engine.meta.final = {
             **{f"{split}_{k}": result[k] for k in ("loss", "acc", "f1")},
-            # per_class: recall per class (what image runs show as per-class accuracy)
-            "per_class": {c: r["recall"] for c, r in result["report"].items()},
+            "per_class": result["per_class"],  # recall: what image runs call per-class acc
             "report": result["report"],
             "confusion": result["confusion"],
             "best_epoch": result["epoch"],

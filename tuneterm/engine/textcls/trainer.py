@@ -281,4 +281,5 @@ class TextTrainer:
         self.model.load_state_dict(best["model"], strict=not best.get("partial"))
         split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
         res = self.evaluate(split)
-        return {"split": name, "epoch": best["best"]["epoch"], **res}
+        per_class = {c: r["recall"] for c, r in res["report"].items()}  # per-class accuracy
+        return {"split": name, "epoch": best["best"]["epoch"], "per_class": per_class, **res}
