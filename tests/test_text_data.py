@@ -37,15 +37,26 @@ def test_config_keeps_tasks_and_their_options_apart(tmp_path: Path) -> None:
     assert "text.padding" in issues(TEXT, ["text.padding=longest"])
 
 
-def test_missing_packages_are_named_before_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_packages_are_named_before_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneterm import launcher
+    from tuneterm.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
     # A module set to None in sys.modules cannot be imported: as if it were not installed.
     monkeypatch.setitem(sys.modules, "transformers", None)
-    msg = issues(TEXT)
-    assert 'run.task = "text-classify": needs transformers' in msg
-    assert "pip install 'tuneterm[text]'" in msg
+    cfg = loads(TEXT)  # a text run's config still reads (e.g. a run made on another machine)
+    with pytest.raises(ConfigError) as exc:
+        launcher.start(store, cfg)
+    assert 'run.task = "text-classify": needs transformers' in str(exc.value)
+    assert "pip install 'tuneterm[text]'" in str(exc.value)
     monkeypatch.setitem(sys.modules, "peft", None)
-    msg = issues("[lora]\nenabled = true\n")
-    assert "lora.enabled = true: needs peft" in msg and "pip install 'tuneterm[lora]'" in msg
+    with pytest.raises(ConfigError) as exc:
+        launcher.start(store, loads("[lora]\nenabled = true\n"))
+    assert "lora.enabled = true: needs peft" in str(exc.value)
+    assert "pip install 'tuneterm[lora]'" in str(exc.value)
+    assert not store.root.exists() or not any(store.root.iterdir())  # nothing created
 
 
 def _build(tmp_path: Path, dataset: str, root: Path, **text: Any) -> Any:
@@ -177,3 +188,51 @@ def test_hub_name_offline_fails_fast_and_says_where(
     (tmp_path / "notamodel").mkdir()
     with pytest.raises(TextModelError, match=r"has no config\.json"):
         resolve(str(tmp_path / "notamodel"))
+
+
+class _Ctx:
+    """The loop's RunContext over a folder; asks to stop once `stop_at` steps are done."""
+
+    def __init__(self, ckpt_dir: Path, stop_at: int = 0) -> None:
+        self.ckpt_dir, self.stop_at, self.events = ckpt_dir, stop_at, []  # type: ignore[var-annotated]
+        self.trainer: Any = None
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        self.events.append((kind, fields))
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return bool(self.stop_at) and self.trainer.state.step >= self.stop_at
+
+
+def test_stop_at_a_step_and_resume_from_last(tmp_path: Path) -> None:
+    from tuneterm.engine.textcls import data as textdata
+    from tuneterm.engine.textcls.models import build, load_tokenizer, resolve
+    from tuneterm.engine.textcls.trainer import TextTrainer
+
+    sets = ["data.per_class=4", "data.val_fraction=0.04", "data.test_fraction=0.04"]
+    sets += ["train.epochs=2", "train.batch_size=8", "train.threads=1", "train.metric=val_f1"]
+    cfg = loads(TEXT, [*sets, "text.max_length=16", "lora.enabled=true"])
+    source = resolve("minilm")
+    tok = load_tokenizer(source)
+    data = textdata.build(cfg.data, cfg.text, 0)
+    for split in (data.train, data.val, data.test):
+        textdata.tokenize(split, tok, cfg.text)
+
+    def trainer(ctx: _Ctx) -> Any:
+        ctx.trainer = TextTrainer(cfg, build(source, 4), tok, data, ctx)
+        return ctx.trainer
+
+    first = trainer(_Ctx(tmp_path, stop_at=1))
+    assert first.total_steps == 4 and first.fit() == "stopped"
+    assert ("checkpoint", {"which": "last", "step": 1, "epoch": 0, "batch": 1}) in first.ctx.events
+    again = trainer(_Ctx(tmp_path))
+    again.restore(tmp_path / "last.pt")
+    assert (again.state.step, again.state.batch) == (1, 1)
+    assert again.fit() == "completed" and again.state.step == 4
+    vals = [f for k, f in again.ctx.events if k == "val"]
+    assert [v["epoch"] for v in vals] == [1, 2] and all("val_f1" in v for v in vals)
+    result = again.test()
+    assert set(result["report"]) == set(data.classes) and result["split"] == "test"

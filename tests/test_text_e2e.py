@@ -25,7 +25,7 @@ task = "text-classify"
 dataset = "topics"
 per_class = 24
 val_fraction = 0.1
-test_fraction = 0.2
+test_fraction = 0.1
 
 [train]
 epochs = 1

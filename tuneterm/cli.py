@@ -395,6 +395,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tuneterm.engine.techniques.lr_find import lr_find, plot
 
     cfg = load(args.config, args.set)
+    if cfg.run.task != "classify":
+        raise ConfigError([ConfigIssue("run.task", cfg.run.task, "lr-find runs image runs only")])
     store = _store(args)
     validate(cfg, store)
     result = lr_find(cfg, args.start, args.end, args.steps, resolve_init(cfg, store), store.root)

@@ -426,14 +426,6 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
         )
     if a.target_root and not Path(a.target_root).expanduser().is_dir():
         issues.append(ConfigIssue("adapt.target_root", a.target_root, "no such folder"))
-    if cfg.lora.enabled and not installed("peft"):
-        issues.append(
-            ConfigIssue(
-                "lora.enabled",
-                True,
-                "needs peft, which is not installed: pip install 'tuneterm[lora]'",
-            )
-        )
     if cfg.lora.enabled and cfg.freeze.strategy != "none":
         issues.append(
             ConfigIssue("freeze.strategy", cfg.freeze.strategy, "cannot combine with lora")
@@ -460,15 +452,6 @@ def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
             )
         return issues
     issues = []
-    missing = [p for p in ("transformers", "tokenizers") if not installed(p)]
-    if missing:
-        issues.append(
-            ConfigIssue(
-                "run.task",
-                TEXT_TASK,
-                f"needs {' and '.join(missing)}, not installed here: pip install 'tuneterm[text]'",
-            )
-        )
     if cfg.model.weights not in ("DEFAULT", "none"):
         issues.append(
             ConfigIssue(
@@ -521,6 +504,28 @@ def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
                 "distill.teacher",
                 t,
                 f'for run.task = {TEXT_TASK}, must be "run:<id>" of a text-classify run',
+            )
+        )
+    return issues
+
+
+def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
+    """Optional dependencies the config needs and this machine lacks (the install extras).
+    Checked at launch, not when a config is read: a run made elsewhere stays readable."""
+    issues = []
+    missing = [p for p in ("transformers", "tokenizers") if not installed(p)]
+    if cfg.run.task == TEXT_TASK and missing:
+        issues.append(
+            ConfigIssue(
+                "run.task",
+                TEXT_TASK,
+                f"needs {' and '.join(missing)}, not installed here: pip install 'tuneterm[text]'",
+            )
+        )
+    if cfg.lora.enabled and not installed("peft"):
+        issues.append(
+            ConfigIssue(
+                "lora.enabled", True, "needs peft, not installed here: pip install 'tuneterm[lora]'"
             )
         )
     return issues
