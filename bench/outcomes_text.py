@@ -61,7 +61,7 @@ def config(args: argparse.Namespace, **sections: dict[str, Any]) -> RunConfig:
     return from_dict(data)
 
 
-def run(root: Path, name: str, c: RunConfig) -> dict[str, Any]:
+def run(folder: Path, name: str, c: RunConfig) -> dict[str, Any]:
     torch.manual_seed(c.train.seed)
     if c.train.threads:
         torch.set_num_threads(c.train.threads)
@@ -70,7 +70,7 @@ def run(root: Path, name: str, c: RunConfig) -> dict[str, Any]:
     d = textdata.build(c.data, c.text, c.train.seed)
     for split in (d.train, d.val, d.test):
         textdata.tokenize(split, tok, c.text)
-    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, Ctx(root / name))
+    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, Ctx(folder))
     t0 = time.perf_counter()
     tr.fit()
     seconds = time.perf_counter() - t0
@@ -108,7 +108,9 @@ def main() -> None:
     }
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {name: run(Path(tmp), f"r{i}", c) for i, (name, c) in enumerate(rows.items())}
+        results = {
+            name: run(Path(tmp) / f"r{i}", name, c) for i, (name, c) in enumerate(rows.items())
+        }
     total = time.perf_counter() - t0
     full = results["full fine-tuning"]
     counts = full["counts"]

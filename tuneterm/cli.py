@@ -245,7 +245,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _fmt_event(e: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
-    skip = {"seq", "t", "kind", "traceback", "confusion", "per_class"}
+    skip = {"seq", "t", "kind", "traceback", "confusion", "per_class", "report"}
     fields = " ".join(f"{k}={_short(v)}" for k, v in e.items() if k not in skip)
     return f"{stamp} {e['kind']:<10} {fields}"
 

