@@ -66,7 +66,9 @@ def text_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, d
             "--set",
             "freeze.strategy=none",
             "--set",
-            "train.lr=0.003",  # adapters from zero need a larger lr than the full model
+            "train.lr=0.005",  # adapters start from zero: a larger lr and more steps
+            "--set",
+            "train.epochs=3",
             "--set",
             f"distill.teacher=run:{full['id']}",
             "--set",
@@ -112,7 +114,7 @@ def test_lora_student_distilled_with_early_stopping(
     assert tech["lora"]["adapter_params"] > 0 and tech["distill"]["teacher_params"] > 2e7
     assert "early_stop" in tech
     assert lora["params"]["trainable_pct"] < 5  # adapters + head only
-    assert lora["meta"]["final"]["test_acc"] > 0.25
+    assert lora["meta"]["final"]["test_acc"] > 0.4  # chance is 0.25
 
 
 def test_predict_text_labels_scores_and_compare(
