@@ -148,7 +148,16 @@ def _print_outcome(console: Any, info: RunInfo) -> None:
             f"  best {m.best.get('metric')} {m.best.get('value', 0):.4f}"
             f" at epoch {m.best.get('epoch')}"
         )
-    for key in ("test_acc", "test_top5", "test_loss", "val_acc", "test_map", "test_map50"):
+    for key in (
+        "test_acc",
+        "test_f1",
+        "test_top5",
+        "test_loss",
+        "val_acc",
+        "val_f1",
+        "test_map",
+        "test_map50",
+    ):
         if key in m.final:
             console.print(f"  {key} {m.final[key]:.4f}")
     if m.error or info.reason:
@@ -244,13 +253,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             "  per class    "
             + "  ".join(f"{k}:{v:.2f}" for k, v in info.meta.final["per_class"].items())
         )
+    report_rows = info.meta.final.get("report") if info.meta else None
+    if report_rows:  # text runs: precision, recall and F1 per class
+        console.print("  class report " + "  ".join(("precision", "recall", "f1", "support")))
+        for cls, r in report_rows.items():
+            console.print(
+                f"    {cls:12} {r['precision']:9.3f} {r['recall']:6.3f} {r['f1']:4.3f} "
+                f"{r['support']:7d}"
+            )
     console.print(f"  path         {data['path']}")
     return EXIT_OK
 
 
 def _fmt_event(e: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
-    skip = {"seq", "t", "kind", "traceback", "confusion", "per_class"}
+    skip = {"seq", "t", "kind", "traceback", "confusion", "per_class", "report"}
     fields = " ".join(f"{k}={_short(v)}" for k, v in e.items() if k not in skip)
     return f"{stamp} {e['kind']:<10} {fields}"
 
@@ -392,9 +409,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     store = _store(args)
     run_id = store.resolve(args.run)
     inputs = PredictInput(
-        images=[Path(p) for p in args.images], top_k=args.top_k, score_threshold=args.threshold
+        images=[Path(p) for p in args.images],
+        texts=list(args.text),
+        top_k=args.top_k,
+        score_threshold=args.threshold,
     )
-    text = json.dumps(predict(store, run_id, inputs), indent=1)
+    result = predict(store, run_id, inputs)
+    if result["task"] == "text-classify" and not (args.json or args.out):
+        for row in result["predictions"]:  # label, score, text, (the other top-k)
+            others = "  ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"][1:])
+            print(
+                f"{row['label']}\t{row['score']:.3f}\t{row['text']}"
+                + (f"\t({others})" if others else "")
+            )
+        return EXIT_OK
+    text = json.dumps(result, indent=1)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -433,6 +462,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tuneterm.engine.techniques.lr_find import lr_find, plot
 
     cfg = load(args.config, args.set)
+    if cfg.run.task != "classify":
+        raise ConfigError([ConfigIssue("run.task", cfg.run.task, "lr-find runs image runs only")])
     store = _store(args)
     validate(cfg, store)
     result = lr_find(cfg, args.start, args.end, args.steps, resolve_init(cfg, store), store.root)
@@ -541,12 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "predict",
         cmd_predict,
-        "predict with a run's best checkpoint: top-k classes, or boxes; JSON",
-        json_flag=False,
+        "predict with a run's best checkpoint: top-k classes or boxes of images (JSON), or "
+        "labels and scores of --text inputs",
     )
     p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int, default=5, help="classify: classes per image (default 5)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (classify, detect)")
+    p.add_argument("--text", action="append", default=[], help="text-classify: a text (repeatable)")
+    p.add_argument(
+        "--top-k", type=int, default=5, help="classify, text: best classes per input (default 5)"
+    )
     p.add_argument(
         "--threshold",
         type=float,

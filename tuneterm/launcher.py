@@ -38,8 +38,12 @@ class RunStateError(RuntimeError):
 
 def validate(cfg: RunConfig, store: RunStore) -> None:
     """Every check that can be made before anything is created (imports torchvision)."""
+    from tuneterm.config import missing_packages
     from tuneterm.engine import tasks
 
+    missing = missing_packages(cfg)  # before importing what is missing
+    if missing:
+        raise ConfigError(missing)
     tasks.get(cfg.run.task).validate(cfg, store)
 
 

@@ -46,6 +46,10 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
         raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")
     if inputs.score_threshold is not None and not 0.0 <= inputs.score_threshold <= 1.0:
         raise PredictError(f"--threshold = {inputs.score_threshold}: must be in [0, 1]")
+    if task == "text-classify" and not inputs.texts:
+        raise PredictError(f'run {run_id} is a text run: give one or more --text "..."')
+    if task != "text-classify" and inputs.texts:
+        raise PredictError(f"run {run_id} is a {task} run: --text needs a text-classify run")
     for path in inputs.images:
         if not path.is_file():
             raise PredictError(f"{path}: no such image file")
@@ -53,7 +57,7 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
     predictor = getattr(tasks.get(task), "predict", None)
     if predictor is None:
         raise PredictError(f"run {run_id}: {task} runs have no predictor")
-    if inputs.score_threshold is None:
+    if inputs.score_threshold is None and task == "detect":
         inputs = replace(inputs, score_threshold=cfg.detect.score_threshold)
     return {
         "run": run_id,

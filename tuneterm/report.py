@@ -54,7 +54,7 @@ def summary(info: RunInfo) -> dict[str, Any]:
     }
     if m is None:
         return out
-    final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class")}
+    final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class", "report")}
     out.update(
         task=m.task,
         model=m.model,
@@ -106,8 +106,10 @@ def detail(store: RunStore, info: RunInfo) -> dict[str, Any]:
 METRICS = (
     "best.val_acc",
     "best.val_loss",
+    "best.val_f1",
     "best.epoch",
     "final.test_acc",
+    "final.test_f1",
     "final.test_loss",
     "final.test_top5",
     "best.val_map",

@@ -191,7 +191,11 @@ def stages(model: nn.Module, head_name: str) -> list[Stage]:
 
     Top-level children in order; a child that holds most of the body and has several children
     (VGG/MobileNet `features`, ViT `encoder.layers`) is split into them; leading leaf modules
-    (conv1, bn1) merge into one stem stage. Parameters outside every child join the stem."""
+    (conv1, bn1) merge into one stem stage. Parameters outside every child join the stem.
+    A model may define its own (`body_stages()`, e.g. text models: embeddings, then layers)."""
+    own = getattr(model, "body_stages", None)
+    if callable(own):
+        return list(own())
     head_prefix = head_name + "."
     total = max(
         1, sum(p.numel() for n, p in model.named_parameters() if not n.startswith(head_prefix))

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneterm.config import RunConfig, loads, to_toml
+from tuneterm.config import RunConfig, loads, model_label, to_toml
 from tuneterm.proc import ProcessIdentity, is_alive
 from tuneterm.store.events import EventReader, check_events
 from tuneterm.store.files import atomic_write_text, make_dir
@@ -184,7 +184,7 @@ class RunStore:
     ) -> RunInfo:
         make_dir(self.root)
         for _ in range(10):
-            run_id = new_run_id(cfg.model.name)
+            run_id = new_run_id(model_label(cfg))
             path = self.root / run_id
             try:
                 path.mkdir(mode=0o755)
@@ -198,7 +198,7 @@ class RunStore:
             id=run_id,
             name=name or cfg.run.name or run_id.split("-", 2)[2].rsplit("-", 1)[0],
             task=cfg.run.task,
-            model=cfg.model.name,
+            model=model_label(cfg),
             dataset=cfg.data.dataset,
             epochs=cfg.train.epochs,
             host=socket.gethostname(),

@@ -98,7 +98,15 @@ class RunHistory:
     )
     val: Series = field(
         default_factory=lambda: Series(
-            "step", "epoch", "t", "val_loss", "val_acc", "val_top5", "val_map", "val_map50"
+            "step",
+            "epoch",
+            "t",
+            "val_loss",
+            "val_acc",
+            "val_top5",
+            "val_map",
+            "val_map50",
+            "val_f1",
         )
     )
     sys: dict[str, Any] = field(default_factory=dict)
@@ -143,6 +151,7 @@ class RunHistory:
                     val_top5=ev.get("val_top5", math.nan),
                     val_map=ev.get("val_map", math.nan),
                     val_map50=ev.get("val_map50", math.nan),
+                    val_f1=ev.get("val_f1", math.nan),  # text runs: macro-F1
                 )
             elif kind == "resume":
                 step = float(ev.get("step", 0))
@@ -168,6 +177,10 @@ class RunHistory:
                 self._log(t, "debug", f"checkpoint {ev.get('which', '')} at step {ev.get('step')}")
         if changed:
             self.version += 1
+
+    def has(self, series: Series, name: str) -> bool:
+        """Does the column hold any value (e.g. val_f1, which only text runs report)?"""
+        return bool(len(series) and not np.isnan(series.np(name)).all())
 
     def _log(self, t: float, level: str, msg: str) -> None:
         self.logs.append(LogLine(t, level, msg))

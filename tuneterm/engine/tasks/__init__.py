@@ -21,6 +21,7 @@ from types import ModuleType
 TASKS: dict[str, str] = {
     "classify": "classify",
     "detect": "detect",
+    "text-classify": "text",
 }
 
 

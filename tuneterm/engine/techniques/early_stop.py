@@ -35,7 +35,7 @@ class EarlyStop(Technique):
 
     def epoch_end(self, tr: Trainer, val: dict[str, Any]) -> bool:
         e = self.cfg.early_stop
-        value = float(val["acc"] if e.metric == "val_acc" else val["loss"])
+        value = float(val[e.metric.removeprefix("val_")])  # acc, loss, or f1 (text runs)
         if self.improved(value):
             self.best, self.bad_epochs = value, 0
             return False

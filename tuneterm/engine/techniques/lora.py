@@ -20,7 +20,11 @@ ADAPTER_KEY = "lora_"
 
 
 def targets(model: nn.Module, head_name: str) -> list[str]:
-    """Names of the Linear and Conv2d layers outside the head."""
+    """Names of the Linear and Conv2d layers outside the head, or the ones a model names
+    (`lora_targets()`, e.g. text models: the attention projections)."""
+    own = getattr(model, "lora_targets", None)
+    if callable(own):
+        return list(own())
     return [
         n
         for n, m in model.named_modules()

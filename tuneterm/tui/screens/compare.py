@@ -228,6 +228,10 @@ class CompareScreen(Screen[None]):
             acc.lines.append(
                 Line(h.x_of(h.val, app.x_axis, spe), h.val.np(metric), name, colour, points=True)
             )
+            if h.has(h.val, "val_f1"):  # text runs: their macro-F1 as well
+                acc.lines.append(
+                    Line(h.x_of(h.val, app.x_axis, spe), h.val.np("val_f1"), f"{name} F1", colour)
+                )
         self.query_one("#cmp-loss", CurvePlot).show(loss)
         self.query_one("#cmp-acc", CurvePlot).show(acc)
         table = self.query_one("#cmp-metrics", DataTable)

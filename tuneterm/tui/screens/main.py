@@ -317,6 +317,10 @@ class MainScreen(Screen[None]):
                     Line(x, history.val.np("val_acc"), "val acc", "green", points=True),
                     Line(x, history.val.np("val_top5"), "val top-5", "yellow", points=True),
                 ]
+                if history.has(history.val, "val_f1"):  # text runs: macro-F1 instead of top-5
+                    chart.lines[1] = Line(
+                        x, history.val.np("val_f1"), "val F1", "cyan", points=True
+                    )
         self.query_one("#plot-acc", CurvePlot).show(chart)
 
     def _draw_speed(self, info: RunInfo | None, history: RunHistory | None) -> None:

@@ -129,7 +129,9 @@ def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
     best_epoch = test.get("epoch", final.get("best_epoch"))
     head = Text()
     head.append(f"{split}: ", style="bold")
-    head.append(f"acc {number(acc)}   loss {number(loss)}   top-5 {number(top5)}")
+    f1 = test.get("f1", final.get(f"{split}_f1"))  # text runs: macro-F1 instead of top-5
+    last = f"macro-F1 {number(f1)}" if f1 is not None else f"top-5 {number(top5)}"
+    head.append(f"acc {number(acc)}   loss {number(loss)}   {last}")
     if test.get("n"):
         head.append(f"   n = {test['n']}")
     if best_epoch is not None:

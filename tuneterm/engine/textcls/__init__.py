@@ -1,0 +1,1 @@
+"""Text classification (run.task = "text-classify"): data, Hugging Face models, the loop."""

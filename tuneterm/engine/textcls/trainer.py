@@ -1,0 +1,285 @@
+"""The text-classification loop: the image Trainer's shape (hot path in one screen, one host
+sync per log interval, resumable mid-epoch, best/last checkpoints as plain dicts), with token
+batches and macro-F1."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from tuneterm.config import RunConfig
+from tuneterm.engine import checkpoint
+from tuneterm.engine.data import batch_indices
+from tuneterm.engine.loop import RunContext, State, pick_device, pick_precision
+from tuneterm.engine.models import count_params
+from tuneterm.engine.optim import make_optimizer, make_scheduler
+from tuneterm.engine.techniques import Techniques
+from tuneterm.engine.textcls.data import TextData, TextSplit, batches
+from tuneterm.engine.textcls.models import TextClassifier
+
+METRIC_KEY = {"val_acc": "acc", "val_loss": "loss", "val_f1": "f1"}
+
+
+def scores(conf: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and a per-class report (precision, recall, F1, support) from a
+    confusion matrix (rows: true class, columns: predicted)."""
+    tp = np.diag(conf).astype(np.float64)
+    support = conf.sum(1)
+    predicted = conf.sum(0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = support > 0  # macro-F1 over the classes the split holds
+    return {
+        "acc": float(tp.sum() / max(1, conf.sum())),
+        "f1": float(f1[present].mean()) if present.any() else 0.0,
+        "report": {
+            c: {
+                "precision": round(float(precision[i]), 4),
+                "recall": round(float(recall[i]), 4),
+                "f1": round(float(f1[i]), 4),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+    }
+
+
+class TextTrainer:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        model: TextClassifier,
+        tokenizer: Any,
+        data: TextData,
+        ctx: RunContext,
+        teacher: torch.nn.Module | None = None,
+    ) -> None:
+        t = cfg.train
+        self.cfg, self.ctx, self.data = cfg, ctx, data
+        self.device = pick_device(t.device)
+        self.amp_dtype = pick_precision(t.precision, self.device)
+        self.head_name = model.head_name
+        self.model: TextClassifier = model.to(self.device)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.length = cfg.text.max_length if cfg.text.padding == "max_length" else None
+        self.steps_per_epoch = max(1, len(batch_indices(len(data.train), t.batch_size, None)))
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.state = State()
+        self.tech = Techniques(cfg)
+        distill = self.tech.get("distill")
+        if distill is not None:  # a text teacher, loaded by the task (the technique's own
+            distill.teacher = teacher  # type: ignore[attr-defined]  # loader is for images)
+        self.tech.setup(self)  # type: ignore[arg-type]  # freezing, adapters, teacher
+        self.model.to(self.device)
+        self.opt = make_optimizer(
+            self.model,
+            t,
+            self.device,
+            self.head_name,
+            include_frozen=cfg.freeze.strategy == "gradual",
+            extra=self.tech.param_groups(self),  # type: ignore[arg-type]
+        )
+        self.accum = t.grad_accum
+        self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        self.params = count_params(self.model)
+        self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+
+    def count_params(self) -> dict[str, Any]:
+        return count_params(self.model)
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _batches(self, split: TextSplit, size: int, **kw: Any) -> Any:
+        return batches(split, size, self.pad_id, self.length, **kw)
+
+    # -- the hot path ---------------------------------------------------------------------
+    def train_epoch(self) -> bool:
+        """One epoch from `state.batch` on. Returns False if a stop was requested."""
+        st, t, tech = self.state, self.cfg.train, self.tech
+        self.model.train()
+        tech.epoch_start(self)  # type: ignore[arg-type]  # gradual unfreezing
+        loss_sum = torch.zeros((), device=self.device)
+        n_loss, seen, tick = 0, 0, time.perf_counter()
+        it = self._batches(
+            self.data.train, t.batch_size, shuffle_seed=t.seed, epoch=st.epoch, start_batch=st.batch
+        )
+        for xb, yb in it:
+            x, y = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(x)
+                ce = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+                loss = tech.loss(self, x, y, logits, ce)  # type: ignore[arg-type]
+            self.scaler.scale(loss / self.accum).backward()
+            if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
+                if t.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.opt.zero_grad(set_to_none=True)
+                self.sched.step()
+            loss_sum += loss.detach()
+            n_loss, seen = n_loss + 1, seen + len(y)
+            st.step, st.batch = st.step + 1, st.batch + 1
+            if st.step % t.log_every == 0:  # the only host sync: once per log interval
+                now = time.perf_counter()
+                self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9))
+                loss_sum.zero_()
+                n_loss, seen, tick = 0, 0, now
+            if self.ctx.stop_requested() and st.batch % self.accum == 0:
+                return False  # on an optimizer-step boundary
+        if n_loss:
+            now = time.perf_counter()
+            self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9))
+        return True
+
+    def _log_train(self, loss: float, per_s: float) -> None:
+        st = self.state
+        fields: dict[str, Any] = {
+            "step": st.step,
+            "epoch": st.epoch + 1,
+            "loss": loss,
+            "lr": self.opt.param_groups[-1]["lr"],
+            "img_s": round(per_s, 1),  # examples per second (the throughput field of every task)
+        }
+        if self.device.type == "cuda":
+            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
+        self.ctx.emit("train", **fields)
+        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: TextSplit) -> dict[str, Any]:
+        self.model.eval()
+        k = len(self.data.classes)
+        conf = torch.zeros(k, k, dtype=torch.long, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        for xb, yb in self._batches(split, self.cfg.train.batch_size * 2):
+            x, y = xb.to(self.device), yb.to(self.device)
+            with self._autocast():
+                logits = self.model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            conf += torch.bincount(y * k + logits.argmax(1), minlength=k * k).view(k, k)
+        conf_np = conf.cpu().numpy()
+        n = int(conf_np.sum())
+        out = scores(conf_np, self.data.classes)
+        out.update(loss=loss_sum.item() / max(n, 1), n=n, confusion=conf_np.tolist())
+        return out
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _model_state(self) -> dict[str, Any]:
+        weights = self.model.state_dict()
+        lora = self.cfg.lora.enabled
+        if lora:  # adapters and everything outside the base model (the head); the base is shared
+            base = self.model.base_name + "."
+            weights = {k: v for k, v in weights.items() if "lora_" in k or not k.startswith(base)}
+        return {
+            "model": weights,
+            "task": self.cfg.run.task,
+            "classes": self.data.classes,
+            "num_classes": len(self.data.classes),
+            "text": self.cfg.text.model_dump(),
+            "pretrained": self.cfg.model.weights != "none",
+            "partial": lora,
+            **({"lora": self.cfg.lora.model_dump()} if lora else {}),
+        }
+
+    def save_last(self) -> None:
+        st = self.state
+        checkpoint.save(
+            self.ctx.ckpt_dir / "last.pt",
+            {
+                **self._model_state(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": st.epoch,
+                "batch": st.batch,
+                "step": st.step,
+                "best": st.best,
+                "rng": checkpoint.rng_state(),
+                "techniques": self.tech.state_dict(),
+            },
+        )
+
+    def restore(self, path: Path) -> None:
+        ck = checkpoint.load(path)
+        self.model.load_state_dict(ck["model"], strict=not ck.get("partial"))
+        self.tech.load_state_dict(ck.get("techniques", {}))
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        checkpoint.set_rng_state(ck["rng"])
+        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped"."""
+        cfg, st = self.cfg, self.state
+        metric = cfg.train.metric
+        sign = -1.0 if metric == "val_loss" else 1.0
+        while st.epoch < cfg.train.epochs:
+            if not self.train_epoch():
+                self.save_last()
+                self.ctx.emit(
+                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
+                )
+                return "stopped"
+            val = self.evaluate(self.data.val)
+            st.epoch, st.batch = st.epoch + 1, 0
+            stop = self.tech.epoch_end(self, val)  # type: ignore[arg-type]  # early stopping
+            self.ctx.emit(
+                "val",
+                epoch=st.epoch,
+                step=st.step,
+                val_loss=val["loss"],
+                val_acc=val["acc"],
+                val_f1=val["f1"],
+            )
+            value = val[METRIC_KEY[metric]]
+            if not st.best or sign * value > sign * st.best["value"]:
+                st.best = {
+                    "metric": metric,
+                    "value": value,
+                    "epoch": st.epoch,
+                    "step": st.step,
+                    "val_acc": val["acc"],
+                    "val_loss": val["loss"],
+                    "val_f1": val["f1"],
+                }
+                checkpoint.save(
+                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
+                )
+            self.save_last()
+            self.ctx.emit(
+                "checkpoint",
+                which="epoch",
+                step=st.step,
+                epoch=st.epoch,
+                best=st.best["epoch"] == st.epoch,
+            )
+            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
+            if stop:
+                break
+        return "completed"
+
+    def test(self) -> dict[str, Any]:
+        """Evaluate the best checkpoint on the test split (val if there is no test split)."""
+        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
+        self.model.load_state_dict(best["model"], strict=not best.get("partial"))
+        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        res = self.evaluate(split)
+        per_class = {c: r["recall"] for c, r in res["report"].items()}  # per-class accuracy
+        return {"split": name, "epoch": best["best"]["epoch"], "per_class": per_class, **res}
