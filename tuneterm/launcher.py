@@ -14,8 +14,16 @@ import threading
 import time
 from pathlib import Path
 
-from tuneterm.config import ConfigError, RunConfig
-from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.proc import (
+    ProcessIdentity,
+    is_alive,
+    is_torchrun,
+    kill_tree,
+    send_signal,
+    signal_workers,
+    wait_gone,
+)
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
@@ -37,9 +45,43 @@ class RunStateError(RuntimeError):
 
 def validate(cfg: RunConfig, store: RunStore) -> None:
     """Every check that can be made before anything is created (imports torchvision)."""
+    from tuneterm import torchrun
     from tuneterm.engine import tasks
 
     tasks.get(cfg.run.task).validate(cfg, store)
+    torchrun.check(cfg)
+    _check_devices(cfg)
+
+
+def _check_devices(cfg: RunConfig) -> None:
+    """train.gpus on this machine: no more than its CUDA devices; without CUDA, CPU processes
+    (gloo), where SyncBatchNorm cannot run."""
+    t = cfg.train
+    if t.gpus <= 1:
+        return
+    import torch
+
+    cuda = torch.cuda.is_available() and t.device != "cpu"
+    if cuda and t.gpus > torch.cuda.device_count():
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "train.gpus",
+                    t.gpus,
+                    f"this machine has {torch.cuda.device_count()} CUDA device(s) visible",
+                )
+            ]
+        )
+    if not cuda and t.sync_bn:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "train.sync_bn",
+                    True,
+                    "SyncBatchNorm needs CUDA; this run's processes use the CPU (gloo)",
+                )
+            ]
+        )
 
 
 def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False) -> RunInfo:
@@ -59,11 +101,17 @@ def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
+    from tuneterm import torchrun
+
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cfg = store.config(run_id)
+    if torchrun.distributed(cfg):  # the torchrun agent, then one engine per rank
+        cmd = torchrun.torchrun_cmd(cfg, run_dir, resume, python=ENGINE_CMD[0])
+        env.update(torchrun.SHUTDOWN_TIMEOUT_ENV)
     before = _meta_pid(run_dir)
     # Temp files of atomic writes that a kill -9 interrupted (meta.json, checkpoints: these can
     # be gigabytes). No engine of this run is alive now, so none of them is being written.
@@ -72,6 +120,10 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
     log_fd = os.open(run_dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     os.fchmod(log_fd, FILE_MODE)  # not world-writable, whatever the umask
     with open(log_fd, "ab") as log:
+        if cmd[:3] == [ENGINE_CMD[0], "-m", "torch.distributed.run"]:
+            # Other nodes of a multi-node run start their share with this same line.
+            log.write(("launch: " + " ".join(cmd) + "\n").encode())
+            log.flush()
         popen = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -149,7 +201,13 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
     ident = _identity(info)
-    if not send_signal(ident, signal.SIGKILL if force else signal.SIGTERM):
+    if force:
+        sent = kill_tree(ident)
+    elif is_torchrun(ident):
+        sent = signal_workers(ident, signal.SIGTERM)
+    else:
+        sent = send_signal(ident, signal.SIGTERM)
+    if not sent:
         raise RunStateError(f"run {run_id}: its process is no longer running")
     if wait > 0:
         wait_gone(ident, wait)

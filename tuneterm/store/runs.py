@@ -72,6 +72,12 @@ def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
     """The status a reader should show: a dead process without a final status is `crashed`."""
     if meta.status not in ACTIVE:
         return meta.status, meta.error
+    if meta.status == "submitted" and meta.pid <= 0:
+        return "submitted", ""  # waits in a batch queue (tuneterm slurm) for as long as it takes
+    if meta.pid > 0 and meta.host and meta.host != socket.gethostname():
+        # A process on another machine (a cluster node) cannot be checked from here: trust the
+        # status its engine wrote (a node that died mid-run keeps reading as running).
+        return meta.status, ""
     if meta.pid <= 0:
         # The launcher wrote `created`; the engine has not yet recorded its pid.
         age = (now or time.time()) - meta.created
