@@ -27,6 +27,7 @@ from tuneterm.proc import (
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.torchrun import SlurmJob
 
 HANDSHAKE_TIMEOUT = 60.0
 # The engine command; the run folder (and `--resume`) are appended. Tests swap in an
@@ -43,14 +44,17 @@ class RunStateError(RuntimeError):
     """The action does not fit the run's status (e.g. stopping a finished run)."""
 
 
-def validate(cfg: RunConfig, store: RunStore) -> None:
-    """Every check that can be made before anything is created (imports torchvision)."""
+def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
+    """Every check that can be made before anything is created (imports torchvision).
+    `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
+    rendezvous settings are not checked."""
     from tuneterm import torchrun
     from tuneterm.engine import tasks
 
     tasks.get(cfg.run.task).validate(cfg, store)
-    torchrun.check(cfg)
-    _check_devices(cfg)
+    if here:
+        torchrun.check(cfg)
+        _check_devices(cfg)
 
 
 def _check_devices(cfg: RunConfig) -> None:
@@ -98,6 +102,21 @@ def start(store: RunStore, cfg: RunConfig, name: str = "", checked: bool = False
         store.remove_half_made(info.id)
         raise
     return store.info(info.id)
+
+
+def prepare_slurm(
+    store: RunStore, cfg: RunConfig, job: SlurmJob, name: str = "", out: Path | None = None
+) -> tuple[RunInfo, Path]:
+    """Validate, create the run folder (status `submitted`) and write its sbatch script
+    (default: RUN_DIR/slurm.sbatch). The run folder must be on a filesystem every node mounts."""
+    from tuneterm import torchrun
+
+    validate(cfg, store, here=False)
+    info = store.create(cfg, name, status="submitted")
+    script = out or info.path / "slurm.sbatch"
+    script.write_text(torchrun.sbatch_script(info.path, job, python=ENGINE_CMD[0]))
+    script.chmod(0o755)
+    return info, script
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
@@ -226,9 +245,14 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
             f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
         )
     try:
-        store.config(run_id)
+        cfg = store.config(run_id)
     except ConfigError as exc:
         raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
+    if cfg.dist.nnodes > 1 and (info.path / "slurm.sbatch").is_file():
+        raise RunStateError(
+            f"run {run_id} runs on {cfg.dist.nnodes} nodes: resume it through its batch job, "
+            f"`sbatch {info.path / 'slurm.sbatch'}` (the script resumes from last.pt)"
+        )
     _wait_shut_down(info)
     _spawn(store, run_id, resume=True)
     return store.info(run_id)

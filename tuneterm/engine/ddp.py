@@ -144,6 +144,17 @@ class Dist:
         dist.all_gather_object(out, obj, group=self.ctrl)
         return out
 
+    def broadcast_buffers(self, module: Any) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank. Each rank's last
+        forward updated its own; evaluating rank 0's, the one checkpointed, on every shard
+        makes the reduced metrics those of the saved model."""
+        if not self.on:
+            return
+        import torch.distributed as dist
+
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
     def barrier(self) -> None:
         if self.on:
             import torch.distributed as dist

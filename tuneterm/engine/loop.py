@@ -256,6 +256,7 @@ class Trainer:
     ) -> dict[str, Any]:
         net = model if model is not None else self.model
         net.eval()
+        self.dist.broadcast_buffers(net)
         k = len(self.data.classes)
         conf = torch.zeros(k, k, dtype=torch.long, device=self.device)
         loss_sum = torch.zeros((), device=self.device)

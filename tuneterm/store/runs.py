@@ -169,7 +169,7 @@ class RunStore:
         return [r for r in runs if status is None or r.status == status]
 
     # -- creating and changing ---------------------------------------------------------------
-    def create(self, cfg: RunConfig, name: str = "") -> RunInfo:
+    def create(self, cfg: RunConfig, name: str = "", status: str = "created") -> RunInfo:
         make_dir(self.root)
         for _ in range(10):
             run_id = new_run_id(cfg.model.name)
@@ -184,6 +184,7 @@ class RunStore:
         atomic_write_text(path / "config.toml", to_toml(cfg))
         meta = RunMeta(
             id=run_id,
+            status=status,
             name=name or cfg.run.name or run_id.split("-", 2)[2].rsplit("-", 1)[0],
             task=cfg.run.task,
             model=cfg.model.name,
