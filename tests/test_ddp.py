@@ -68,15 +68,15 @@ def test_launch_checks_this_machines_devices(
 
     store = RunStore(runs_dir)
     # No CUDA here: CPU processes, where SyncBatchNorm cannot run.
-    with pytest.raises(ConfigError, match="train.sync_bn = true: SyncBatchNorm needs CUDA"):
+    with pytest.raises(ConfigError, match=r"train\.sync_bn = true: SyncBatchNorm needs CUDA"):
         launcher.validate(loads(TINY, ["train.gpus=2", "train.sync_bn=true"]), store)
     # A GPU machine is the edge this one lacks: its device count, faked.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(ConfigError, match="train.gpus = 4: this machine has 2 CUDA device"):
+    with pytest.raises(ConfigError, match=r"train\.gpus = 4: this machine has 2 CUDA device"):
         launcher.validate(loads(TINY, ["train.gpus=4"]), store)
     launcher.validate(loads(TINY, ["train.gpus=2", "train.sync_bn=true"]), store)
-    with pytest.raises(ConfigError, match="dist.rdzv_endpoint"):
+    with pytest.raises(ConfigError, match=r"dist\.rdzv_endpoint"):
         launcher.validate(loads(TINY, ["dist.nnodes=2"]), store)
     launcher.validate(loads(TINY, ["dist.nnodes=2"]), store, here=False)  # a batch job
     assert store.ids() == []
@@ -96,10 +96,15 @@ def test_stop_resume_completes_over_two_cpu_processes(
     assert "torch.distributed.run" in " ".join(agent.cmdline())
     workers = [d["pid"] for d in meta.devices]
     assert sorted(c.pid for c in agent.children()) == sorted(workers)
-    stopped = cli.json("stop", run_id)
-    assert stopped["status"] == "stopped", stopped
+    # Only rank 1 is asked to stop: the ranks must still agree on one step (else DDP would
+    # deadlock), rank 0 must checkpoint it, and the agent must then exit by itself.
+    os.kill(workers[1], signal.SIGTERM)
+    wait_for(lambda: not _engines(run_dir), timeout=60)  # agent and both ranks are gone
+    stopped = store.info(run_id)
+    assert stopped.status == "stopped" and stopped.meta is not None, stopped
     assert (run_dir / "checkpoints" / "last.pt").is_file()
-    wait_for(lambda: not _engines(run_dir), timeout=30)  # agent and both ranks are gone
+    last = [e for e in _events(store, run_id) if e["kind"] == "checkpoint"][-1]
+    assert last["which"] == "last" and last["step"] == stopped.meta.step
     done = json.loads(cli("resume", run_id, "--json", check=0).stdout)
     assert done["status"] == "completed" and done["meta"]["resumes"] == 1
     events = _events(store, run_id)
@@ -143,6 +148,54 @@ def _check_best_against_single_process(store: RunStore, run_id: str) -> None:
     assert n == len(data.val)
     assert best["best"]["val_acc"] == pytest.approx(correct / n, abs=1e-9)
     assert best["best"]["val_loss"] == pytest.approx(loss / n, rel=1e-4)
+
+
+AGENT = """
+import signal, subprocess, sys, time
+child = ("import signal, sys, time; "
+         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(60)")
+ranks = [subprocess.Popen([sys.executable, "-c", child, "tuneterm.engine", sys.argv[2]],
+                          start_new_session=True) for _ in range(2)]
+print(" ".join(str(r.pid) for r in ranks), flush=True)
+signal.signal(signal.SIGTERM, lambda *a: None)  # torchrun's agent would forward it: ignore here
+while any(r.poll() is None for r in ranks):
+    time.sleep(0.05)
+"""
+
+
+def _fake_torchrun(store: RunStore) -> tuple[str, psutil.Process, list[psutil.Process]]:
+    """A process shaped like a torchrun agent (its command line names torch.distributed.run,
+    the engine marker and the run) with two rank processes in sessions of their own."""
+    import subprocess
+
+    run_id = store.create(loads(TINY)).id
+    cmd = [sys.executable, "-c", AGENT, "torch.distributed.run", str(store.run_dir(run_id))]
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert popen.stdout is not None
+    ranks = [psutil.Process(int(p)) for p in popen.stdout.readline().split()]
+    agent = psutil.Process(popen.pid)
+    meta_path = store.meta_path(run_id)
+    from tuneterm.store.meta import load_meta, save_meta
+
+    meta = load_meta(meta_path)
+    meta.status, meta.pid, meta.pid_start = "running", agent.pid, agent.create_time()
+    save_meta(meta_path, meta)
+    return run_id, agent, ranks
+
+
+def test_stop_signals_the_ranks_and_kill_takes_the_whole_tree(runs_dir: Path) -> None:
+    from tuneterm import launcher
+
+    store = RunStore(runs_dir)
+    run_id, agent, ranks = _fake_torchrun(store)
+    launcher.stop(store, run_id)  # SIGTERM to each rank, not to the agent
+    psutil.wait_procs(ranks, timeout=10)
+    assert not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks)
+    agent.wait(10)  # it ends once its ranks have
+    run_id, agent, ranks = _fake_torchrun(store)
+    launcher.kill(store, run_id)  # agent and ranks, though the ranks have their own sessions
+    _, alive = psutil.wait_procs([agent, *ranks], timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_kill9_of_a_rank_ends_the_run(cli: Cli, ddp_config: Path, runs_dir: Path) -> None:
