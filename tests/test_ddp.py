@@ -276,3 +276,29 @@ def test_slurm_script_and_torchrun_command_line(
     assert sbatch_script(run_dir, SlurmJob(2, 4, "gpu", "01:00:00"), python=sys.executable) == (
         script
     )
+
+
+def test_tui_system_pane_lists_every_rank(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from tuneterm.store.meta import RunLabel, RunMeta
+    from tuneterm.store.runs import RunInfo
+    from tuneterm.tui.widgets.panes import system_view
+
+    meta = RunMeta(
+        id="20261124-000000-resnet18-abcd",
+        status="completed",
+        device="2 x cuda (NVIDIA H100)",
+        world_size=2,
+        devices=[
+            {"rank": 0, "host": "n1", "device": "cuda:0 (NVIDIA H100)", "pid": 11},
+            {"rank": 1, "host": "n2", "device": "cuda:0 (NVIDIA H100)", "pid": 12},
+        ],
+    )
+    info = RunInfo(meta.id, tmp_path, "completed", meta, RunLabel())
+    console = Console(width=100, record=True)
+    console.print(system_view(info, None, [], "NVML unavailable: no driver"))
+    text = console.export_text()
+    assert "world size 2" in text
+    assert "rank 0: cuda:0 (NVIDIA H100) on n1" in text
+    assert "rank 1: cuda:0 (NVIDIA H100) on n2" in text

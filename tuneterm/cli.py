@@ -48,6 +48,7 @@ def _status_style(status: str) -> str:
         "completed": "green",
         "running": "cyan",
         "starting": "cyan",
+        "submitted": "cyan",
         "created": "cyan",
         "stopping": "yellow",
         "stopped": "yellow",
