@@ -302,3 +302,19 @@ def test_tui_system_pane_lists_every_rank(tmp_path: Path) -> None:
     assert "world size 2" in text
     assert "rank 0: cuda:0 (NVIDIA H100) on n1" in text
     assert "rank 1: cuda:0 (NVIDIA H100) on n2" in text
+
+
+def test_a_run_on_another_host_goes_by_its_heartbeat() -> None:
+    import time
+
+    from tuneterm.store.meta import RunMeta
+    from tuneterm.store.runs import REMOTE_SILENCE, derive_status
+
+    now = time.time()
+    meta = RunMeta(id="20261124-000000-resnet18-abcd", status="running", pid=4242, host="n7")
+    meta.updated = now - 5  # its engine wrote meta.json 5 s ago: trusted, not pid-checked
+    assert derive_status(meta, now) == ("running", "")
+    meta.updated = now - REMOTE_SILENCE - 1
+    status, reason = derive_status(meta, now)
+    assert status == "crashed" and reason.startswith("no word from n7 for")
+    assert derive_status(RunMeta(id=meta.id, status="submitted"), now + 86400)[0] == "submitted"

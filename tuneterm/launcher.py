@@ -30,6 +30,7 @@ from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.torchrun import SlurmJob
 
 HANDSHAKE_TIMEOUT = 60.0
+MULTI_NODE_TIMEOUT = 900.0  # torchrun's rendezvous waits up to 600 s for the other nodes
 # The engine command; the run folder (and `--resume`) are appended. Tests swap in an
 # engine-like process through this (never through the environment).
 ENGINE_CMD = [sys.executable, "-m", "tuneterm.engine"]
@@ -128,7 +129,8 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cfg = store.config(run_id)
-    if torchrun.distributed(cfg):  # the torchrun agent, then one engine per rank
+    distributed = torchrun.distributed(cfg)
+    if distributed:  # the torchrun agent, then one engine per rank
         cmd = torchrun.torchrun_cmd(cfg, run_dir, resume, python=ENGINE_CMD[0])
         env.update(torchrun.SHUTDOWN_TIMEOUT_ENV)
     before = _meta_pid(run_dir)
@@ -139,7 +141,7 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
     log_fd = os.open(run_dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     os.fchmod(log_fd, FILE_MODE)  # not world-writable, whatever the umask
     with open(log_fd, "ab") as log:
-        if cmd[:3] == [ENGINE_CMD[0], "-m", "torch.distributed.run"]:
+        if distributed:
             # Other nodes of a multi-node run start their share with this same line.
             log.write(("launch: " + " ".join(cmd) + "\n").encode())
             log.flush()
@@ -155,6 +157,9 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
     # Reap the child when it ends, so a long-lived TUI or test process keeps no zombies.
     threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
     try:
+        if cfg.dist.nnodes > 1:
+            # Rank 0 may be on another node, and the rendezvous waits for every node.
+            return _handshake(popen, run_dir, before, MULTI_NODE_TIMEOUT, any_pid=True)
         return _handshake(popen, run_dir, before)
     except BaseException:
         # Ctrl-C or a failed start: never leave an engine nobody knows about.
@@ -163,11 +168,17 @@ def _spawn(store: RunStore, run_id: str, resume: bool) -> int:
         raise
 
 
-def _handshake(popen: subprocess.Popen[bytes], run_dir: Path, before: int) -> int:
-    deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+def _handshake(
+    popen: subprocess.Popen[bytes],
+    run_dir: Path,
+    before: int,
+    timeout: float = HANDSHAKE_TIMEOUT,
+    any_pid: bool = False,
+) -> int:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = _meta_pid(run_dir)
-        if pid == popen.pid and pid != before:
+        if pid != before and (pid == popen.pid or (any_pid and pid > 0)):
             return pid
         if popen.poll() is not None and _meta_pid(run_dir) != popen.pid:
             message = f"engine exited with code {popen.returncode} before starting"
@@ -175,7 +186,7 @@ def _handshake(popen: subprocess.Popen[bytes], run_dir: Path, before: int) -> in
             raise LaunchError(message + ":\n" + _tail(run_dir / "engine.log"))
         time.sleep(0.02)
     raise LaunchError(
-        f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log")
+        f"engine did not start within {timeout:.0f} s:\n" + _tail(run_dir / "engine.log")
     )
 
 

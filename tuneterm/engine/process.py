@@ -130,6 +130,9 @@ class EngineProcess:
                 with self._final_lock:
                     if not self._done.is_set():
                         self.emit("sys", **sample)
+                        # A heartbeat in meta.json: readers on other hosts (a cluster's login
+                        # node) cannot check the pid, so they go by its `updated` time.
+                        self.progress()
             except psutil.Error:
                 continue
 
