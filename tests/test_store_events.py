@@ -14,6 +14,7 @@ import pytest
 
 from tuneterm.store.events import (
     LOCK_FILE,
+    MAX_PENDING,
     Cursor,
     EventReader,
     EventWriter,
@@ -313,3 +314,15 @@ def test_kill_9_loses_at_most_the_last_half_second_and_store_stays_usable(
         assert after[-1]["kind"] == "status"
         assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
         assert (d / LOCK_FILE).exists()
+
+
+def test_a_producer_faster_than_the_flusher_is_held_to_a_bounded_queue(tmp_path: Path) -> None:
+    # No background flusher at all: emit() itself must write once MAX_PENDING events wait, so
+    # memory stays bounded however fast the loop emits (bench/engine_rss.py measures the RSS).
+    w = EventWriter(tmp_path / "events", background=False, fsync=False)
+    for i in range(2 * MAX_PENDING + 5):
+        w.emit("train", step=i)
+        assert len(w._pending) < MAX_PENDING
+    assert [e["step"] for e in read_all(tmp_path / "events")] == list(range(2 * MAX_PENDING))
+    w.close()
+    assert len(read_all(tmp_path / "events")) == 2 * MAX_PENDING + 5

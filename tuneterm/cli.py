@@ -193,7 +193,7 @@ def _print_outcome(console: Any, info: RunInfo) -> None:
             f"  best {m.best.get('metric')} {m.best.get('value', 0):.4f}"
             f" at epoch {m.best.get('epoch')}"
         )
-    for key in ("test_acc", "test_top5", "test_loss", "val_acc"):
+    for key in ("test_acc", "test_top5", "test_loss", "val_acc", "test_map", "test_map50"):
         if key in m.final:
             console.print(f"  {key} {m.final[key]:.4f}")
     if m.error or info.reason:
@@ -272,6 +272,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         "total_steps",
         "last_loss",
         "throughput",
+        "data_wait",
+        "gpu_mem_peak",
         "best",
         "final",
         "params",
@@ -428,6 +430,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tuneterm.predict import PredictInput, predict
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    inputs = PredictInput(
+        images=[Path(p) for p in args.images], top_k=args.top_k, score_threshold=args.threshold
+    )
+    text = json.dumps(predict(store, run_id, inputs), indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from tuneterm.export import export_model
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
+    if args.json:
+        _out({"path": str(done.path), "format": done.format, "metadata": done.metadata})
+    else:
+        print(
+            f"wrote {done.path} ({done.format}, {done.metadata['task']}, "
+            f"{len(done.metadata['classes'])} classes)"
+        )
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tuneterm.engine.registry import classification_models
 
@@ -564,6 +599,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
     add("models", cmd_models, "list the torchvision classification models")
+    p = add(
+        "predict",
+        cmd_predict,
+        "predict with a run's best checkpoint: top-k classes, or boxes; JSON",
+        json_flag=False,
+    )
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="classify: classes per image (default 5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="detect: drop boxes scoring below this (default: the run's detect.score_threshold)",
+    )
+    p.add_argument("--out", help="file to write (default: stdout)")
+    p = add(
+        "export-model",
+        cmd_export_model,
+        "write a run's best checkpoint as TorchScript or ONNX, with classes and preprocessing",
+    )
+    p.add_argument("run")
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.add_argument("--out", help="file to write (default: RUN_DIR/model.pt or model.onnx)")
     p = add("lr-find", cmd_lr_find, "LR range test: plot loss against lr for a config")
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")

@@ -60,7 +60,9 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("", description="Display name; empty means derived from the model")
-    task: str = Field("classify", description='What the run learns: "classify"')
+    task: str = Field(
+        "classify", description='What the run learns: "classify" or "detect" (object detection)'
+    )
     tags: list[str] = Field(default_factory=list, description="Free-form labels for filtering")
     notes: str = Field("", description="Free text kept with the run")
 
@@ -93,7 +95,14 @@ class DataSection(_Section):
         description='"digits" (embedded, no download), "shapes" (generated), or "folder" '
         "(ImageFolder at data.root)",
     )
-    root: str = Field("", description="For dataset = folder: a folder with train/ [val/ test/]")
+    root: str = Field(
+        "",
+        description="For dataset = folder: a folder with train/ [val/ test/]; coco: the image "
+        "folder; voc: the folder holding Annotations/ and JPEGImages/",
+    )
+    annotations: str = Field(
+        "", description="For dataset = coco: the COCO instances JSON file (detect runs)"
+    )
     classes: list[str] = Field(
         default_factory=list, description="Only these classes (names); empty means all"
     )
@@ -130,6 +139,12 @@ class DataSection(_Section):
     workers: int = Field(
         -1, ge=-1, le=64, description="DataLoader workers; -1 = sized to the machine"
     )
+    cache_gb: float = Field(
+        4.0,
+        ge=0.0,
+        description="Decode every image once into RAM when the set fits in this many GiB; "
+        "0 = always stream from disk",
+    )
 
     @field_validator("root")
     @classmethod
@@ -153,8 +168,10 @@ class TrainSection(_Section):
     device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
     threads: int = Field(0, ge=0, le=512, description="CPU threads for torch; 0 = all cores")
     log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
-    metric: Literal["val_acc", "val_loss"] = Field(
-        "val_acc", description="Which val metric picks the best checkpoint"
+    metric: Literal["val_acc", "val_loss", "val_map", "val_map50"] = Field(
+        "val_acc",
+        description="Which val metric picks the best checkpoint; detect runs: val_map or "
+        "val_map50 (val_acc, the default, means val_map there)",
     )
     head_lr: float = Field(0.0, ge=0.0, le=10.0, description="lr of the new head; 0 = train.lr")
     layer_decay: float = Field(
@@ -276,6 +293,57 @@ class DistSection(_Section):
     )
 
 
+class SpeedSection(_Section):
+    channels_last: bool = Field(True, description="Convnets in channels_last memory on CUDA")
+    cudnn_benchmark: bool = Field(
+        True, description="cuDNN autotuner picks the fastest kernels (CUDA, fixed input sizes)"
+    )
+    tf32: bool = Field(True, description="TF32 matmuls and convolutions on Ampere+ GPUs")
+    fused_optimizer: bool = Field(
+        True, description="Fused optimizer kernels on CUDA (the foreach kernels elsewhere)"
+    )
+    pin_memory: bool = Field(True, description="Pinned host batches, non-blocking copies (CUDA)")
+    persistent_workers: bool = Field(
+        True, description="Keep DataLoader workers alive across epochs (streamed folders)"
+    )
+    prefetch: int = Field(4, ge=1, le=64, description="Batches each DataLoader worker prefetches")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile the training model: off or a compile mode"
+    )
+
+
+class DetectSection(_Section):
+    trainable_backbone_layers: int = Field(
+        -1,
+        ge=-1,
+        le=6,
+        description="Backbone stages trained, from the top; -1 = the model's default",
+    )
+    min_size: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="Images are resized so the short side is this; 0 = model default",
+    )
+    max_size: int = Field(
+        0, ge=0, le=8192, description="... and the long side at most this; 0 = model default"
+    )
+    canvas: int = Field(128, ge=32, le=1024, description="Embedded data: canvas size in pixels")
+    images: int = Field(600, ge=10, le=100_000, description="Embedded data: canvases generated")
+    max_objects: int = Field(
+        3, ge=1, le=20, description="Embedded data: at most this many per canvas"
+    )
+    empty_images: Literal["error", "keep"] = Field(
+        "error",
+        description='Images without annotations: "error" (refuse the data) or "keep" '
+        "(train on them as negatives)",
+    )
+    score_threshold: float = Field(
+        0.3, ge=0.0, le=1.0, description="predict: drop boxes scoring below this"
+    )
+    detections: int = Field(100, ge=1, le=1000, description="At most this many boxes per image")
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -290,12 +358,14 @@ class RunConfig(_Section):
     ema: EmaSection = Field(default_factory=EmaSection)  # type: ignore[arg-type]
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
     dist: DistSection = Field(default_factory=DistSection)  # type: ignore[arg-type]
+    speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
+    detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
 
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "run.task": ("classify",),  # tuneterm.engine.tasks.TASKS
-    "data.dataset": ("digits", "shapes", "folder"),
+    "run.task": ("classify", "detect"),  # tuneterm.engine.tasks.TASKS
+    "data.dataset": ("digits", "shapes", "folder", "coco", "voc", "shapes-boxes", "digits-boxes"),
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
@@ -393,6 +463,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
         )
     issues += _technique_issues(cfg)
     issues += _dist_issues(cfg)
+    issues += _task_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
     return cfg
@@ -431,6 +502,12 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
     t = cfg.train
     issues = []
     if t.gpus > 1 or cfg.dist.nnodes > 1:
+        if cfg.run.task != "classify":  # only tasks/classify.py trains through DDP so far
+            issues.append(
+                ConfigIssue(
+                    "train.gpus", t.gpus, f'run.task = "{cfg.run.task}" trains in one process'
+                )
+            )
         if t.device.startswith("cuda:"):
             issues.append(
                 ConfigIssue(
@@ -455,6 +532,57 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
                     "its domain classifier is outside the DDP model; not with train.gpus > 1",
                 )
             )
+    return issues
+
+
+# Data sets each task kind reads (the rest of CHOICES["data.dataset"] belongs to classify).
+DETECT_DATASETS = ("coco", "voc", "shapes-boxes", "digits-boxes")
+
+
+def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """Data sets and metrics that belong to one task kind."""
+    issues = []
+    detect = cfg.run.task == "detect"
+    if detect and cfg.data.dataset not in DETECT_DATASETS:
+        issues.append(
+            ConfigIssue(
+                "data.dataset",
+                cfg.data.dataset,
+                f"not a detection data set; detect runs read {', '.join(DETECT_DATASETS)}",
+            )
+        )
+    if not detect and cfg.data.dataset in DETECT_DATASETS:
+        issues.append(
+            ConfigIssue(
+                "data.dataset", cfg.data.dataset, 'a detection data set; set run.task = "detect"'
+            )
+        )
+    if detect and cfg.train.metric == "val_loss":
+        issues.append(
+            ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")
+        )
+    if not detect and cfg.train.metric in ("val_map", "val_map50"):
+        issues.append(
+            ConfigIssue(
+                "train.metric",
+                cfg.train.metric,
+                'mAP is for detect runs; classify runs pick by "val_acc" or "val_loss"',
+            )
+        )
+    if cfg.data.dataset in ("coco", "voc"):
+        root = Path(cfg.data.root).expanduser()
+        if not cfg.data.root:
+            issues.append(
+                ConfigIssue("data.root", "", f"required when data.dataset = {cfg.data.dataset}")
+            )
+        elif not root.is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+    if cfg.data.dataset == "coco":
+        ann = cfg.data.annotations
+        if not ann:
+            issues.append(ConfigIssue("data.annotations", "", "required when data.dataset = coco"))
+        elif not Path(ann).expanduser().is_file():
+            issues.append(ConfigIssue("data.annotations", ann, "no such file"))
     return issues
 
 

@@ -43,7 +43,9 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                     if kind == "train":
                         stats[rid]["loss"] = e["loss"]
                     elif kind == "val":
-                        stats[rid]["val_acc"] = e["val_acc"]
+                        for key in ("val_acc", "val_map", "val_map50"):  # classify / detect
+                            if key in e:
+                                stats[rid][key] = e[key]
                     elif quiet:
                         continue
                     elif kind == "log" and len(run_ids) == 1:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ class Split:
     images: torch.Tensor | None = None
     files: list[Path] | None = None
     shift: str = "none"  # applied on decode to streamed files (cached images are shifted once)
+    loader: Any = field(default=None, repr=False, compare=False)  # a persistent DataLoader
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -368,7 +370,7 @@ def build(cfg_data: object, seed: int) -> DataBundle:
             "data: the validation split is empty; raise data.val_fraction or add a val/ folder"
         )
     budget = sum(len(s) for s in (train, val, test)) * 3 * size * size
-    if budget <= CACHE_BYTES:
+    if budget <= getattr(d, "cache_gb", CACHE_BYTES / 2**30) * 2**30:
         train, val, test = (_cache(s, size, workers) for s in (train, val, test))
     if d.shift != "none":
         for split in (train, val, test):
@@ -444,10 +446,15 @@ def batches(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     workers: int = 0,
     pin: bool = False,
+    prefetch: int = 4,
+    persistent: bool = False,
     shard: tuple[int, int] = (0, 1),
     drop_single: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """uint8 image batches and int64 labels, in the epoch's order, from `start_batch` on.
+
+    In-RAM splits are sliced in this process; streamed ones go through a DataLoader with
+    `workers` processes, kept alive across epochs when `persistent`.
 
     `shard = (rank, world)` gives one rank of a distributed run its share (engine/ddp.py):
     shuffled (training) orders are padded so every rank runs the same number of steps;
@@ -468,13 +475,53 @@ def batches(
                 x = torch.stack([transform(img) for img in x])
             yield (x.pin_memory() if pin else x), split.labels[idx]
         return
-    ds = _FileDataset(split, size, transform)
-    loader = torch.utils.data.DataLoader(
-        ds,
-        batch_sampler=[b.tolist() for b in plan],
+    if persistent and workers > 0:
+        # One loader per split, kept on it: its worker processes live across epochs, and each
+        # epoch only swaps the batch plan (read when the loader's iterator resets).
+        key = (size, id(transform), workers, pin, prefetch)
+        if split.loader is None or split.loader[0] != key:
+            sampler = _Plan()
+            split.loader = (
+                key,
+                sampler,
+                _make_loader(split, size, transform, sampler, workers, pin, prefetch, True),
+            )
+        _, sampler, loader = split.loader
+        sampler.plan = [b.tolist() for b in plan]
+        yield from loader
+        return
+    sampler = _Plan([b.tolist() for b in plan])
+    yield from _make_loader(split, size, transform, sampler, workers, pin, prefetch, False)
+
+
+class _Plan:
+    """A batch sampler whose batches can be replaced between epochs."""
+
+    def __init__(self, plan: list[list[int]] | None = None) -> None:
+        self.plan = plan or []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+
+def _make_loader(
+    split: Split,
+    size: int,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None,
+    sampler: _Plan,
+    workers: int,
+    pin: bool,
+    prefetch: int,
+    persistent: bool,
+) -> torch.utils.data.DataLoader[Any]:
+    return torch.utils.data.DataLoader(
+        _FileDataset(split, size, transform),
+        batch_sampler=sampler,
         num_workers=workers,
         pin_memory=pin,
-        persistent_workers=False,
-        prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=persistent,
+        prefetch_factor=prefetch if workers > 0 else None,
     )
-    yield from loader

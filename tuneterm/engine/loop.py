@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import torch
 from torch.nn import functional as F
 
-from tuneterm.config import RunConfig
+from tuneterm.config import DataSection, RunConfig
 from tuneterm.engine import checkpoint
 from tuneterm.engine.data import DataBundle, Split, batch_indices, batches, default_workers
 from tuneterm.engine.ddp import Dist, Rank, StopVote, shard
@@ -19,6 +19,7 @@ from tuneterm.engine.models import Built, count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
 from tuneterm.engine.techniques.augment import transform_for
+from tuneterm.store.meta import INPUT_BOUND
 
 
 class RunContext(Protocol):
@@ -37,6 +38,26 @@ class State:
     batch: int = 0  # batches done in the current epoch
     step: int = 0
     best: dict[str, Any] = field(default_factory=dict)
+
+
+def input_hint(
+    wait_frac: float, streak: int, d: DataSection, streamed: bool, workers: int
+) -> tuple[int, str | None]:
+    """(the new streak of input-bound log intervals, a message on the third in a row)."""
+    streak = streak + 1 if wait_frac >= INPUT_BOUND else 0
+    if streak != 3:
+        return streak, None
+    hints = []
+    if streamed:
+        hints.append(f"raise data.workers (now {workers})")
+        hints.append(f"raise data.cache_gb (now {d.cache_gb}) to decode images once into RAM")
+    if d.augment != "none":
+        hints.append(f'a lighter data.augment than "{d.augment}"')
+    if not hints:
+        hints.append("a larger train.batch_size")
+    return streak, (
+        f"input-bound: {wait_frac:.0%} of step time waiting for data; try " + ", ".join(hints)
+    )
 
 
 def pick_device(name: str, rank: Rank | None = None) -> torch.device:
@@ -102,10 +123,15 @@ class Trainer:
             lora.backbone_init = str(init) if init else ""  # type: ignore[attr-defined]
         self.tech.setup(self)  # freezing, adapters, teacher, EMA copy: before the optimizer
         self.model.to(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        sp = cfg.speed
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = sp.cudnn_benchmark
+            torch.backends.cuda.matmul.allow_tf32 = sp.tf32
+            torch.backends.cudnn.allow_tf32 = sp.tf32
+        convnet = any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
+        self.channels_last = cuda and sp.channels_last and convnet
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = make_optimizer(
             self.model,
@@ -114,6 +140,7 @@ class Trainer:
             self.head_name,
             include_frozen=cfg.freeze.strategy == "gradual",
             extra=self.tech.param_groups(self),
+            fused=sp.fused_optimizer,
         )
         self.accum = t.grad_accum
         self.opt_steps = -(-self.steps_per_epoch // self.accum) * t.epochs
@@ -121,9 +148,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.transform = transform_for(cfg.data.augment, cfg.data.image_size)
         self.workers = default_workers() if cfg.data.workers < 0 else cfg.data.workers
-        self.pin = self.device.type == "cuda"
-        self.params = self.count_params()
-        self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+        self.pin = cuda and sp.pin_memory
         self.net: torch.nn.Module = self.model
         if self.dist.on:
             from torch.nn.parallel import DistributedDataParallel
@@ -131,6 +156,14 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.vote = StopVote(self.dist)
+        # The training forward: compiled when asked (the module itself stays uncompiled, so
+        # checkpoints keep plain parameter names and evaluation needs no recompilation).
+        self.forward: Any = self.net
+        if sp.compile != "off":
+            self.forward = torch.compile(self.net, mode=sp.compile)
+        self._input_bound = 0  # consecutive log intervals that mostly waited for data
+        self.params = self.count_params()
+        self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
 
     def count_params(self) -> dict[str, Any]:
         return count_params(self.model)
@@ -144,7 +177,7 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
         x = (x.float() - self.mean) / self.std
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
@@ -172,6 +205,8 @@ class Trainer:
             transform=self.transform,
             workers=self.workers,
             pin=self.pin,
+            prefetch=self.cfg.speed.prefetch,
+            persistent=self.cfg.speed.persistent_workers,
             shard=self.shard,
         )
         while True:
@@ -184,7 +219,7 @@ class Trainer:
             boundary = (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch
             with self._sync(boundary):
                 with self._autocast():
-                    logits = self.net(x)
+                    logits = self.forward(x)
                     loss = tech.loss(self, x, y, logits, self.criterion(logits, y))
                 self.scaler.scale(loss / self.accum).backward()
             if boundary:
@@ -244,10 +279,29 @@ class Trainer:
             "img_s": round(img_s, 1),
             "data_wait": round(wait_frac, 3),
         }
+        peak: dict[str, Any] = {}
         if self.device.type == "cuda":
             fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
+            peak["gpu_mem_peak"] = fields["gpu_mem_peak"]
         self.ctx.emit("train", **fields)
-        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+        self.ctx.progress(
+            step=st.step,
+            epoch=st.epoch,
+            last_loss=loss,
+            throughput=fields["img_s"],
+            data_wait=fields["data_wait"],
+            **peak,
+        )
+        self._check_input(wait_frac)
+
+    def _check_input(self, wait_frac: float) -> None:
+        """Say once per streak, in the run's log, that the run waits on its input."""
+        streamed = self.data.train.images is None
+        self._input_bound, msg = input_hint(
+            wait_frac, self._input_bound, self.cfg.data, streamed, self.workers
+        )
+        if msg:
+            self.ctx.emit("log", level="warning", msg=msg)
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()

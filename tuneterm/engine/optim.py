@@ -47,19 +47,20 @@ def param_groups(
     ]
 
 
-def _fast_kwargs(device: torch.device) -> dict[str, Any]:
-    # Fused kernels on CUDA; the default foreach implementation elsewhere.
-    return {"fused": True} if device.type == "cuda" else {}
+def _fast_kwargs(device: torch.device, fused: bool) -> dict[str, Any]:
+    # Fused kernels on CUDA (speed.fused_optimizer); otherwise torch's default, which is the
+    # foreach (multi-tensor) implementation on CUDA.
+    return {"fused": True} if fused and device.type == "cuda" else {}
 
 
 OPTIMIZERS: dict[
-    str, Callable[[list[dict[str, object]], TrainSection, torch.device], torch.optim.Optimizer]
+    str, Callable[[list[dict[str, object]], TrainSection, dict[str, Any]], torch.optim.Optimizer]
 ] = {
-    "sgd": lambda g, t, d: torch.optim.SGD(
-        g, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0, **_fast_kwargs(d)
+    "sgd": lambda g, t, k: torch.optim.SGD(
+        g, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0, **k
     ),
-    "adam": lambda g, t, d: torch.optim.Adam(g, lr=t.lr, **_fast_kwargs(d)),
-    "adamw": lambda g, t, d: torch.optim.AdamW(g, lr=t.lr, **_fast_kwargs(d)),
+    "adam": lambda g, t, k: torch.optim.Adam(g, lr=t.lr, **k),
+    "adamw": lambda g, t, k: torch.optim.AdamW(g, lr=t.lr, **k),
 }
 
 
@@ -70,9 +71,10 @@ def make_optimizer(
     head_name: str = "",
     include_frozen: bool = False,
     extra: list[dict[str, Any]] | None = None,
+    fused: bool = True,
 ) -> torch.optim.Optimizer:
     groups = param_groups(model, t, head_name, include_frozen) + list(extra or [])
-    return OPTIMIZERS[t.optimizer](groups, t, device)
+    return OPTIMIZERS[t.optimizer](groups, t, _fast_kwargs(device, fused))
 
 
 def _multiplier(kind: str, total: int, warmup: int) -> Callable[[int], float]:

@@ -35,6 +35,7 @@ from tinydb.storages import Storage
 from tuneterm.store.files import atomic_write_bytes, make_dir
 from tuneterm.store.meta import UnreadableRun
 
+MAX_PENDING = 10_000  # unflushed events in memory before emit() flushes in the caller's thread
 SEGMENT_EVENTS = 2000
 LOCK_FILE = ".writer.lock"  # flock'ed by the one live writer; the kernel drops it on kill -9
 # Seconds between flushes, on a fixed schedule: emit-to-visible is at most this plus one flush,
@@ -171,6 +172,11 @@ class EventWriter:
             self.seq += 1
             self.emitted += 1
             self._pending.append(event)
+            flood = len(self._pending) >= MAX_PENDING
+        if flood:
+            # Back-pressure: a producer faster than the background flusher writes in its own
+            # thread, so the queue in memory (and the engine's RSS) stays bounded.
+            self.flush()
         return event
 
     def flush(self) -> int:

@@ -27,6 +27,9 @@ STATUSES = ACTIVE + FINAL + DERIVED
 STARTUP_GRACE = 60.0  # seconds a `created` run may wait for its engine to come up
 
 
+INPUT_BOUND = 0.3  # a run waiting on data for this fraction of its step time is input-bound
+
+
 class RunMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -54,6 +57,8 @@ class RunMeta(BaseModel):
     total_steps: int = 0
     last_loss: float | None = None
     throughput: float | None = None
+    data_wait: float | None = None  # fraction of step time spent waiting for data, last interval
+    gpu_mem_peak: int = 0  # bytes: peak memory allocated on the run's GPU
     best: dict[str, Any] = Field(default_factory=dict)
     final: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, int | float] = Field(default_factory=dict)

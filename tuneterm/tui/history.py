@@ -97,7 +97,9 @@ class RunHistory:
         )
     )
     val: Series = field(
-        default_factory=lambda: Series("step", "epoch", "t", "val_loss", "val_acc", "val_top5")
+        default_factory=lambda: Series(
+            "step", "epoch", "t", "val_loss", "val_acc", "val_top5", "val_map", "val_map50"
+        )
     )
     sys: dict[str, Any] = field(default_factory=dict)
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
@@ -139,6 +141,8 @@ class RunHistory:
                     val_loss=ev.get("val_loss", math.nan),
                     val_acc=ev.get("val_acc", math.nan),
                     val_top5=ev.get("val_top5", math.nan),
+                    val_map=ev.get("val_map", math.nan),
+                    val_map50=ev.get("val_map50", math.nan),
                 )
             elif kind == "resume":
                 step = float(ev.get("step", 0))

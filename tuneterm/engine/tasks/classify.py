@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import RunConfig
+from tuneterm.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
 
 if TYPE_CHECKING:
@@ -111,3 +113,38 @@ def _train(engine: EngineProcess, cfg: RunConfig, resume: bool, dist: Dist) -> i
         engine.meta.techniques = trainer.tech.summary()
     engine.set_status(outcome)
     return 0
+
+
+def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
+    """Top-k classes with softmax probabilities for each image."""
+    import torch
+
+    from tuneterm.engine import checkpoint
+    from tuneterm.engine.data import decode
+    from tuneterm.engine.models import from_checkpoint
+
+    if not inputs.images:
+        raise PredictError("classify runs predict on images: give one or more image files")
+    ck = checkpoint.load(best)
+    classes: list[str] = list(ck["classes"])
+    size = int(ck["image_size"])
+    mean = torch.tensor(ck["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(ck["std"]).view(1, 3, 1, 1)
+    model = from_checkpoint(best).eval()
+    k = min(inputs.top_k, len(classes))
+    out = []
+    with torch.no_grad():
+        for path in inputs.images:
+            x = (decode(path, size)[None].float() / 255 - mean) / std
+            probs = model(x).float().softmax(1)[0]
+            top = probs.topk(k)
+            out.append(
+                {
+                    "image": str(path),
+                    "top_k": [
+                        {"class": classes[i], "index": i, "score": round(p, 6)}
+                        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                    ],
+                }
+            )
+    return out

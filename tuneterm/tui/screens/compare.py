@@ -56,7 +56,14 @@ def _best_last(values: np.ndarray, higher: bool) -> tuple[float, float]:
     return (float(ok.max()) if higher else float(ok.min())), float(ok[-1])
 
 
+def is_detect(info: RunInfo) -> bool:
+    return info.meta is not None and info.meta.task == "detect"
+
+
 def metric_rows(infos: list[RunInfo], histories: dict[str, RunHistory]) -> list[list[str]]:
+    """One row per run; with a detect run among them, two more columns: val mAP (best /
+    last) and test mAP@.5."""
+    detect = any(is_detect(i) for i in infos)
     rows = []
     for info in infos:
         h = histories.get(info.id) or RunHistory()
@@ -80,6 +87,15 @@ def metric_rows(infos: list[RunInfo], histories: dict[str, RunHistory]) -> list[
                 number(test) if test is not None else "",
             ]
         )
+        if detect:
+            map_best, map_last = _best_last(h.val.np("val_map"), True)
+            if meta and meta.best and math.isnan(map_best):
+                map_best = float(meta.best.get("val_map", math.nan))
+            test_map = h.test.get("map50", final.get("test_map50", final.get("val_map50")))
+            rows[-1] += [
+                f"{number(map_best)} / {number(map_last)}" if is_detect(info) else "",
+                number(test_map) if test_map is not None else "",
+            ]
     return rows
 
 
@@ -121,6 +137,9 @@ class CompareScreen(Screen[None]):
         metrics = self.query_one("#cmp-metrics", DataTable)
         for label in ("run", "status", "epoch", "val acc", "val loss", "loss", "test acc"):
             metrics.add_column(label)
+        if any(is_detect(i) for i in self.infos):
+            metrics.add_column("val mAP")
+            metrics.add_column("test mAP@.5")
         self.read(with_configs=True)
         self.set_interval(2.0, self.read)
         self.redraw()
@@ -183,7 +202,11 @@ class CompareScreen(Screen[None]):
         legend.append(f"   {app.chart_status()}", style="dim")
         self.query_one("#legend", Static).update(legend)
         loss = Chart(title="train loss", xlabel=X_LABELS[app.x_axis], log_y=app.log_y)
-        acc = Chart(title="val acc", xlabel=X_LABELS[app.x_axis], empty="no val epoch yet")
+        kinds = {is_detect(i) for i in self.infos}
+        title = {frozenset([True]): "val mAP", frozenset([False]): "val acc"}.get(
+            frozenset(kinds), "val acc / mAP"
+        )
+        acc = Chart(title=title, xlabel=X_LABELS[app.x_axis], empty="no val epoch yet")
         for info in self.infos:
             h = app.histories.get(info.id)
             if h is None:
@@ -201,8 +224,9 @@ class CompareScreen(Screen[None]):
                     app.smoothing_weight,
                 )
             )
+            metric = "val_map" if is_detect(info) else "val_acc"
             acc.lines.append(
-                Line(h.x_of(h.val, app.x_axis, spe), h.val.np("val_acc"), name, colour, points=True)
+                Line(h.x_of(h.val, app.x_axis, spe), h.val.np(metric), name, colour, points=True)
             )
         self.query_one("#cmp-loss", CurvePlot).show(loss)
         self.query_one("#cmp-acc", CurvePlot).show(acc)

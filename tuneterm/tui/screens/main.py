@@ -305,10 +305,16 @@ class MainScreen(Screen[None]):
         chart = Chart(xlabel=X_LABELS[app.x_axis], empty=self._empty(info, "no val epoch yet"))
         if history is not None:
             x = history.x_of(history.val, app.x_axis, self._steps_per_epoch(info))
-            chart.lines = [
-                Line(x, history.val.np("val_acc"), "val acc", "green", points=True),
-                Line(x, history.val.np("val_top5"), "val top-5", "yellow", points=True),
-            ]
+            if info is not None and info.meta is not None and info.meta.task == "detect":
+                chart.lines = [
+                    Line(x, history.val.np("val_map"), "val mAP", "green", points=True),
+                    Line(x, history.val.np("val_map50"), "val mAP@.5", "yellow", points=True),
+                ]
+            else:
+                chart.lines = [
+                    Line(x, history.val.np("val_acc"), "val acc", "green", points=True),
+                    Line(x, history.val.np("val_top5"), "val top-5", "yellow", points=True),
+                ]
         self.query_one("#plot-acc", CurvePlot).show(chart)
 
     def _draw_speed(self, info: RunInfo | None, history: RunHistory | None) -> None:

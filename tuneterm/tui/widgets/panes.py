@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tuneterm.monitor import GpuSample
 from tuneterm.store import RunInfo
+from tuneterm.store.meta import INPUT_BOUND
 from tuneterm.tui.history import RunHistory
 from tuneterm.tui.rows import number
 
@@ -117,8 +118,12 @@ def speed_summary(history: RunHistory | None) -> Text:
     text.append(f"{number(float(img_s[-1]))} img/s", style="bold")
     text.append(f"  (mean {number(float(img_s[~(img_s != img_s)].mean()))})   ")
     text.append(f"data wait {last_wait * 100:.0f}%")
-    if last_wait == last_wait and last_wait > 0.3:
-        text.append("  the loader is the bottleneck: raise data.workers", style="yellow")
+    if last_wait == last_wait and last_wait >= INPUT_BOUND:
+        text.append(
+            f"\ninput-bound: {last_wait:.0%} of step time waiting for data: raise data.workers, "
+            "keep images in RAM (data.cache_gb) or use a lighter data.augment",
+            style="bold yellow",
+        )
     peak = mem[~(mem != mem)]
     if len(peak):
         text.append(f"   GPU mem peak {size(float(peak.max()))}")
@@ -133,6 +138,8 @@ def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
             return Text("The test split is evaluated when the run completes.", style="dim")
         return Text("No test results: the run did not complete.", style="dim")
     split = test.get("split", "test")
+    if "map" in test or f"{split}_map" in final:
+        return _detect_test_view(split, test, final)
     acc = test.get("acc", final.get(f"{split}_acc"))
     loss = test.get("loss", final.get(f"{split}_loss"))
     top5 = test.get("top5", final.get(f"{split}_top5"))
@@ -169,3 +176,27 @@ def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
         parts.append(Text("confusion", style="bold"))
         parts.append(table)
     return Group(*parts)
+
+
+def _detect_test_view(split: str, test: dict[str, Any], final: dict[str, Any]) -> RenderableType:
+    """mAP@[.5:.95], mAP@.5, mAP@.75 and AP per class (worst first)."""
+    head = Text()
+    head.append(f"{split}: ", style="bold")
+    figures = [(k, test.get(k, final.get(f"{split}_{k}"))) for k in ("map", "map50", "map75")]
+    head.append("   ".join(f"{k} {number(v)}" for k, v in figures))
+    if test.get("n"):
+        head.append(f"   n = {test['n']}")
+    best_epoch = test.get("epoch", final.get("best_epoch"))
+    if best_epoch is not None:
+        head.append(f"   (best checkpoint: epoch {best_epoch})", style="dim")
+    per_class: dict[str, float] = dict(test.get("per_class") or final.get("per_class") or {})
+    if not per_class:
+        return head
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("class")
+    table.add_column("AP", justify="right")
+    table.add_column("", min_width=10)
+    for name, value in sorted(per_class.items(), key=lambda kv: kv[1]):
+        style = "red" if value < 0.3 else ("yellow" if value < 0.6 else "green")
+        table.add_row(name, f"{value:.3f}", Text("█" * round(float(value) * 20), style=style))
+    return Group(head, Text("AP per class, IoU .5:.95 (worst first)", style="bold"), table)

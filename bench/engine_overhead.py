@@ -1,0 +1,169 @@
+"""tuneterm's engine against a bare PyTorch loop on the same fine-tune (issue 6, part 1).
+
+    python bench/engine_overhead.py                    # resnet18, digits 32 px, 3 rounds
+    python bench/engine_overhead.py --rounds 5 --epochs 3 --size 48
+    python bench/engine_overhead.py --device cuda      # on a GPU machine
+
+Each round runs the same fine-tune twice, in alternating order, each in a fresh process:
+
+- **engine**: `tuneterm.launcher.start` on a real run folder: the detached engine with its
+  event queue, per-epoch checkpoints (last.pt and best.pt), meta.json updates and the system
+  sampler all on. Its time is read from its own events: from the `running` status to the last
+  epoch's `checkpoint` event (so it includes every epoch's validation and checkpoint writes).
+- **bare**: a minimal hand-written loop (below, ~30 lines): same data tensors, model, head,
+  optimizer, schedule, batch size, epochs and per-epoch validation; no events, no
+  checkpoints, no sampling. Timed from its first batch to the end of its last validation.
+
+It prints both throughputs per round and the ratio engine / bare (goal: >= 0.97). These are
+ratios measured in the same run, alternating, so machine noise hits both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tuneterm import launcher
+from tuneterm.config import RunConfig
+from tuneterm.store.events import read_all
+from tuneterm.store.runs import RunStore
+
+BARE = r"""
+import json, sys, time, math
+import torch, torchvision
+from torch.nn import functional as F
+from tuneterm.config import RunConfig
+from tuneterm.engine.data import build, epoch_order
+
+cfg = RunConfig.model_validate(json.loads(sys.argv[1]))
+t = cfg.train
+if t.threads:
+    torch.set_num_threads(t.threads)
+torch.manual_seed(t.seed)
+data = build(cfg.data, t.seed)
+device = torch.device("cuda" if t.device == "cuda" else "cpu")
+model = getattr(torchvision.models, cfg.model.name)(weights=None)
+model.fc = torch.nn.Linear(model.fc.in_features, len(data.classes))
+model.to(device)
+opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+n = len(data.train)
+steps = (n // t.batch_size + (n % t.batch_size > 1)) * t.epochs
+cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1)))
+sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1) * 255
+std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1) * 255
+x_train, y_train = data.train.images, data.train.labels
+x_val, y_val = data.val.images, data.val.labels
+start = time.perf_counter()
+for epoch in range(t.epochs):
+    model.train()
+    for idx in epoch_order(n, t.seed, epoch).split(t.batch_size):
+        if len(idx) < 2:
+            continue
+        x = (x_train[idx].to(device).float() - mean) / std
+        loss = F.cross_entropy(model(x), y_train[idx].to(device))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y_val), t.batch_size * 2):
+            x = (x_val[i : i + t.batch_size * 2].to(device).float() - mean) / std
+            correct += (model(x).argmax(1).cpu() == y_val[i : i + t.batch_size * 2]).sum().item()
+    acc = correct / len(y_val)
+    print(f"epoch {epoch + 1} loss {loss.item():.4f} val_acc {acc:.4f}", file=sys.stderr)
+elapsed = time.perf_counter() - start
+print(json.dumps({"seconds": elapsed, "images": n * t.epochs}))
+"""
+
+
+def config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "model": {"name": args.model, "weights": "none"},
+            "data": {"dataset": "digits", "image_size": args.size},
+            "train": {
+                "epochs": args.epochs,
+                "batch_size": args.batch,
+                "lr": 1e-3,
+                "device": args.device,
+                "threads": args.threads,
+            },
+        }
+    )
+
+
+def run_engine(cfg: RunConfig, root: Path) -> dict[str, float]:
+    store = RunStore(root)
+    info = launcher.start(store, cfg)
+    while store.info(info.id).meta.status not in ("completed", "failed", "stopped"):  # type: ignore[union-attr]
+        time.sleep(0.5)
+    events = read_all(store.run_dir(info.id) / "events")
+    status = store.info(info.id).meta.status  # type: ignore[union-attr]
+    if status != "completed":
+        raise SystemExit(f"engine run {info.id} ended {status}: see {store.run_dir(info.id)}")
+    running = next(e["t"] for e in events if e["kind"] == "status" and e["status"] == "running")
+    last_ckpt = max(e["t"] for e in events if e["kind"] == "checkpoint" and e["which"] == "epoch")
+    n = next(e["train"] for e in events if e["kind"] == "data")
+    return {"seconds": last_ckpt - running, "images": n * cfg.train.epochs}
+
+
+def run_bare(cfg: RunConfig) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, json.dumps(cfg.model_dump())],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    os.environ.setdefault("TUNETERM_OFFLINE", "1")
+    cfg = config(args)
+    ratios, eng_rates, bare_rates = [], [], []
+    print(f"{'round':>5} {'order':>12} {'engine img/s':>13} {'bare img/s':>11} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            order = ("engine", "bare") if r % 2 == 0 else ("bare", "engine")
+            got = {}
+            for side in order:
+                got[side] = run_engine(cfg, Path(tmp)) if side == "engine" else run_bare(cfg)
+            e = got["engine"]["images"] / got["engine"]["seconds"]
+            b = got["bare"]["images"] / got["bare"]["seconds"]
+            eng_rates.append(e)
+            bare_rates.append(b)
+            ratios.append(e / b)
+            print(f"{r + 1:>5} {'/'.join(order):>12} {e:>13.1f} {b:>11.1f} {e / b:>6.3f}")
+    print(
+        f"\nmedian ratio engine/bare: {statistics.median(ratios):.3f} (goal >= 0.97); "
+        f"median img/s engine {statistics.median(eng_rates):.1f}, bare "
+        f"{statistics.median(bare_rates):.1f}\n{args.model} {args.size}px batch {args.batch}, "
+        f"{args.epochs} epochs, device {args.device}, threads {args.threads or 'all'}; "
+        f"{datetime.now(UTC):%Y-%m-%d}, {platform.node()}, {os.cpu_count()} cpus"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

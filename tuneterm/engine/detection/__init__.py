@@ -1,0 +1,1 @@
+"""Object detection: data with boxes, torchvision detectors, the detection loop."""

@@ -1,0 +1,294 @@
+"""The detection loop: train with the model's own losses, score mAP each epoch.
+
+It mirrors the classification Trainer (engine/loop.py): the same events ("train", "val",
+"checkpoint"), one host sync per log interval, checkpoints as one plain dict (`last.pt` to
+resume mid-epoch, `best.pt` by the chosen val mAP), and a stop on an optimizer-step boundary.
+mAP is torchmetrics' MeanAveragePrecision on the COCO evaluator (faster-coco-eval).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from tuneterm.config import RunConfig
+from tuneterm.engine import checkpoint
+from tuneterm.engine.data import default_workers
+from tuneterm.engine.detection.data import (
+    DetData,
+    DetSplit,
+    Target,
+    batch_count,
+    batches,
+    make_transform,
+)
+from tuneterm.engine.loop import RunContext, State, pick_device, pick_precision
+from tuneterm.engine.models import count_params
+from tuneterm.engine.optim import make_optimizer, make_scheduler
+
+MAP_BACKEND: Literal["faster_coco_eval"] = "faster_coco_eval"
+
+
+def best_metric(cfg: RunConfig) -> str:
+    """val_map or val_map50; train.metric's classification default (val_acc) means val_map."""
+    return cfg.train.metric if cfg.train.metric in ("val_map", "val_map50") else "val_map"
+
+
+class DetTrainer:
+    def __init__(self, cfg: RunConfig, model: torch.nn.Module, data: DetData, ctx: RunContext):
+        t = cfg.train
+        self.cfg, self.ctx, self.data = cfg, ctx, data
+        self.device = pick_device(t.device)
+        self.amp_dtype = pick_precision(t.precision, self.device)
+        self.model = model.to(self.device)
+        self.steps_per_epoch = max(1, batch_count(len(data.train), t.batch_size))
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.state = State()
+        self.accum = t.grad_accum
+        self.opt = make_optimizer(self.model, t, self.device)
+        self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        self.transform = make_transform(cfg.data.augment)
+        in_ram = data.train.images is not None
+        self.workers = (
+            0 if in_ram else (default_workers() if cfg.data.workers < 0 else cfg.data.workers)
+        )
+        self.params = count_params(self.model)
+        self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+        self.metric = best_metric(cfg)
+
+    def _to_device(
+        self, xs: list[torch.Tensor], ts: list[Target]
+    ) -> tuple[list[torch.Tensor], list[Target]]:
+        dev = self.device
+        images = [x.to(dev, non_blocking=True).float().div_(255) for x in xs]
+        targets = [{k: v.to(dev, non_blocking=True) for k, v in t.items()} for t in ts]
+        return images, targets
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- the hot path ---------------------------------------------------------------------
+    def train_epoch(self) -> bool:
+        """One epoch from `state.batch` on. Returns False if a stop was requested."""
+        st, t = self.state, self.cfg.train
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n_loss, seen, waited = 0, 0, 0.0
+        tick = time.perf_counter()
+        it = batches(
+            self.data.train,
+            t.batch_size,
+            shuffle_seed=t.seed,
+            epoch=st.epoch,
+            start_batch=st.batch,
+            transform=self.transform,
+            workers=self.workers,
+        )
+        while True:
+            t0 = time.perf_counter()
+            batch = next(it, None)
+            waited += time.perf_counter() - t0
+            if batch is None:
+                break
+            images, targets = self._to_device(*batch)
+            with self._autocast():
+                losses = self.model(images, targets)  # the model's own loss terms
+                loss = sum(losses.values())
+            self.scaler.scale(loss / self.accum).backward()
+            if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
+                if t.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.opt.zero_grad(set_to_none=True)
+                self.sched.step()
+            loss_sum += loss.detach()
+            n_loss += 1
+            seen += len(images)
+            st.step += 1
+            st.batch += 1
+            if st.step % t.log_every == 0:  # the only host sync: once per log interval
+                now = time.perf_counter()
+                self._log_train(
+                    (loss_sum / n_loss).item(), seen / (now - tick), waited / (now - tick)
+                )
+                loss_sum.zero_()
+                n_loss, seen, waited, tick = 0, 0, 0.0, now
+            if self.ctx.stop_requested() and st.batch % self.accum == 0:
+                return False
+        if n_loss:
+            span = max(time.perf_counter() - tick, 1e-9)
+            self._log_train((loss_sum / n_loss).item(), seen / span, waited / span)
+        return True
+
+    def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
+        st = self.state
+        fields: dict[str, Any] = {
+            "step": st.step,
+            "epoch": st.epoch + 1,
+            "loss": loss,
+            "lr": self.opt.param_groups[0]["lr"],
+            "img_s": round(img_s, 2),
+            "data_wait": round(wait_frac, 3),
+        }
+        if self.device.type == "cuda":
+            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
+        self.ctx.emit("train", **fields)
+        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: DetSplit, full: bool = False) -> dict[str, Any]:
+        return evaluate(
+            self.model, split, self.data.classes, self.cfg.train.batch_size, self.device, full
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _model_state(self) -> dict[str, Any]:
+        tr: Any = self.model.transform
+        return {
+            "model": self.model.state_dict(),
+            "task": "detect",
+            "model_name": self.cfg.model.name,
+            "num_classes": len(self.data.classes),
+            "classes": self.data.classes,
+            "min_size": int(tr.min_size[0]),
+            "max_size": int(tr.max_size),
+            "detections": self.cfg.detect.detections,
+            "mean": [float(v) for v in tr.image_mean],
+            "std": [float(v) for v in tr.image_std],
+        }
+
+    def save_last(self) -> None:
+        st = self.state
+        checkpoint.save(
+            self.ctx.ckpt_dir / "last.pt",
+            {
+                **self._model_state(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": st.epoch,
+                "batch": st.batch,
+                "step": st.step,
+                "best": st.best,
+                "rng": checkpoint.rng_state(),
+            },
+        )
+
+    def restore(self, path: Path) -> None:
+        ck = checkpoint.load(path)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        checkpoint.set_rng_state(ck["rng"])
+        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped"."""
+        cfg, st = self.cfg, self.state
+        while st.epoch < cfg.train.epochs:
+            if not self.train_epoch():
+                self.save_last()
+                self.ctx.emit(
+                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
+                )
+                return "stopped"
+            val = self.evaluate(self.data.val)
+            st.epoch, st.batch = st.epoch + 1, 0
+            self.ctx.emit(
+                "val",
+                epoch=st.epoch,
+                step=st.step,
+                val_map=val["map"],
+                val_map50=val["map50"],
+                val_map75=val["map75"],
+            )
+            value = val["map"] if self.metric == "val_map" else val["map50"]
+            if not st.best or value > st.best["value"]:
+                st.best = {
+                    "metric": self.metric,
+                    "value": value,
+                    "epoch": st.epoch,
+                    "step": st.step,
+                    "val_map": val["map"],
+                    "val_map50": val["map50"],
+                }
+                checkpoint.save(
+                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
+                )
+            self.save_last()
+            self.ctx.emit(
+                "checkpoint",
+                which="epoch",
+                step=st.step,
+                epoch=st.epoch,
+                best=st.best["epoch"] == st.epoch,
+            )
+            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
+        return "completed"
+
+    def test(self) -> dict[str, Any]:
+        """Score the best checkpoint on the test split (val if there is no test split)."""
+        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
+        self.model.load_state_dict(best["model"])
+        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        res = self.evaluate(split, full=True)
+        return {"split": name, **res, "epoch": best["best"]["epoch"]}
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    split: DetSplit,
+    classes: list[str],
+    batch_size: int,
+    device: torch.device,
+    full: bool = False,
+) -> dict[str, Any]:
+    """COCO mAP@[.5:.95], mAP@.5 and mAP@.75 of `model` on `split`; with `full`, AP per class
+    (classes with no box in the split and no prediction are left out)."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    model.eval()
+    metric = MeanAveragePrecision(iou_type="bbox", backend=MAP_BACKEND, class_metrics=full)
+    n = 0
+    for xs, ts in batches(split, batch_size):
+        images = [x.to(device).float().div_(255) for x in xs]
+        preds = model(images)
+        metric.update(
+            [{k: v.cpu() for k, v in p.items()} for p in preds],
+            [{k: v.cpu() for k, v in t.items()} for t in ts],
+        )
+        n += len(images)
+    r = metric.compute()
+    out: dict[str, Any] = {
+        "map": _score(r["map"]),
+        "map50": _score(r["map_50"]),
+        "map75": _score(r["map_75"]),
+        "n": n,
+    }
+    if full:
+        per: dict[str, float] = {}
+        ids = r["classes"].flatten().tolist()
+        aps = r["map_per_class"].flatten().tolist()
+        for cid, ap in zip(ids, aps, strict=True):
+            if 1 <= cid <= len(classes) and ap >= 0:  # -1: no box of the class to score
+                per[classes[cid - 1]] = round(ap, 4)
+        out["per_class"] = per
+    return out
+
+
+def _score(v: torch.Tensor) -> float:
+    """torchmetrics reports -1 when there is nothing to score; that reads as 0 here."""
+    return max(0.0, round(float(v), 5))

@@ -1,0 +1,246 @@
+"""Object detection: a torchvision detector with a new box predictor (engine/detection/)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.predict import PredictError, PredictInput
+from tuneterm.store.runs import RunStore
+
+if TYPE_CHECKING:
+    from tuneterm.engine.process import EngineProcess
+
+# Sections of classification techniques: a detect run takes none of them.
+_CLASSIFY_ONLY = ("head", "freeze", "mix", "early_stop", "distill", "lora", "ema", "adapt")
+_CLASSIFY_DATA = ("relabel", "per_class", "exclude", "dedup", "shift", "image_size")
+
+
+def validate(cfg: RunConfig, store: RunStore | None) -> None:
+    """Model, weights, init checkpoint, and every annotation, before anything is created."""
+    from tuneterm.engine.detection import annotations
+    from tuneterm.engine.detection.data import AUGMENT, EMBEDDED_CLASSES
+    from tuneterm.engine.detection.models import DETECTORS
+    from tuneterm.engine.registry import (
+        WEIGHTS_HOST,
+        _reachable,
+        resolve_init,
+        resolve_weights,
+        weights_file,
+    )
+
+    issues: list[ConfigIssue] = []
+    name = cfg.model.name
+    if name not in DETECTORS:
+        close = difflib.get_close_matches(name, list(DETECTORS), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"detectors: {', '.join(DETECTORS)}"
+        issues.append(ConfigIssue("model.name", name, f"not a detection model; {hint}"))
+    elif not cfg.model.init:
+        try:
+            member = resolve_weights(name, cfg.model.weights)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+            member = None
+        if member is not None:
+            wf = weights_file(member)
+            if not wf.cached and not _reachable(WEIGHTS_HOST):
+                issues.append(ConfigIssue("model.weights", cfg.model.weights, wf.missing_message()))
+    issues += _init_issues(cfg, store, resolve_init)
+    if cfg.data.augment not in AUGMENT:
+        issues.append(
+            ConfigIssue(
+                "data.augment",
+                cfg.data.augment,
+                f"detect runs take {', '.join(AUGMENT)} (box-aware flips, colour, zoom-out)",
+            )
+        )
+    issues += _unused(cfg)
+    if cfg.data.dataset in EMBEDDED_CLASSES:
+        known = EMBEDDED_CLASSES[cfg.data.dataset]
+        unknown = [c for c in cfg.data.classes if c not in known]
+        if unknown:
+            issues.append(
+                ConfigIssue(
+                    "data.classes", cfg.data.classes, f"{unknown} not in {', '.join(known)}"
+                )
+            )
+    elif cfg.data.dataset in ("coco", "voc") and not issues:
+        read = annotations.read_coco if cfg.data.dataset == "coco" else annotations.read_voc
+        parsed = read(cfg.data, cfg.detect)
+        if parsed.issues:
+            field = "data.annotations" if cfg.data.dataset == "coco" else "data.root"
+            value = cfg.data.annotations if cfg.data.dataset == "coco" else cfg.data.root
+            n = len(parsed.issues)
+            issues.append(ConfigIssue(field, value, f"{n} problem(s):\n{parsed.message()}"))
+    if cfg.train.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            issues.append(
+                ConfigIssue(
+                    "train.device",
+                    cfg.train.device,
+                    'CUDA is not available here; use "auto" or "cpu"',
+                )
+            )
+    if issues:
+        raise ConfigError(issues)
+
+
+def _unused(cfg: RunConfig) -> list[ConfigIssue]:
+    """Keys a detect run would silently ignore: classification techniques and data options."""
+    given, default = cfg.model_dump(), RunConfig().model_dump()
+    keys = [(s, k) for s in _CLASSIFY_ONLY for k in given[s]]
+    keys += [("data", k) for k in _CLASSIFY_DATA]
+    return [
+        ConfigIssue(f"{s}.{k}", given[s][k], "not used by detect runs; remove it")
+        for s, k in keys
+        if given[s][k] != default[s][k]
+    ]
+
+
+def _init_issues(cfg: RunConfig, store: RunStore | None, resolve_init: Any) -> list[ConfigIssue]:
+    init = cfg.model.init
+    if not init:
+        return []
+    if init.startswith("run:") and store is None:
+        return [ConfigIssue("model.init", init, "needs a runs folder to look in")]
+    try:
+        path: Path = resolve_init(cfg, store)
+    except LookupError as exc:
+        return [ConfigIssue("model.init", init, str(exc))]
+    if not path.is_file():
+        return [ConfigIssue("model.init", init, f"no checkpoint {path}")]
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        return [ConfigIssue("model.init", init, f"cannot read {path}: {exc}")]
+    if not isinstance(ck, dict) or ck.get("task") != "detect":
+        return [ConfigIssue("model.init", init, "not a detect run's checkpoint")]
+    if ck.get("model_name") != cfg.model.name:
+        return [
+            ConfigIssue(
+                "model.init",
+                init,
+                f"a {ck.get('model_name')} checkpoint; model.name is {cfg.model.name}",
+            )
+        ]
+    return []
+
+
+def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
+    import torch
+
+    from tuneterm.engine.detection.data import build
+    from tuneterm.engine.detection.models import build_detector
+    from tuneterm.engine.detection.trainer import DetTrainer
+    from tuneterm.engine.registry import resolve_init
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    data = build(cfg.data, cfg.detect, cfg.train.seed)
+    engine.log(
+        f"data {cfg.data.dataset}: {len(data.classes)} classes, "
+        + ", ".join(f"{k} {v}" for k, v in data.counts.items())
+    )
+    engine.emit("data", **data.counts)
+    init = resolve_init(cfg, engine.store)
+    built = build_detector(cfg, len(data.classes), init)
+    trainer = DetTrainer(cfg, built.model, data, engine)
+    last = engine.ckpt_dir / "last.pt"
+    if resume:
+        if last.is_file():
+            trainer.restore(last)
+        st = trainer.state
+        engine.record_resume(st.step, st.epoch, st.batch, last.is_file())
+    p = trainer.params
+    engine.log(
+        f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
+        f"({p['trainable_pct']:.1f}%; backbone stages trained: {built.trainable_stages}) "
+        f"on {trainer.device}"
+    )
+    engine.record_start(
+        trainer.device,
+        extra_versions=_versions(),
+        params=p,
+        data=data.counts,
+        classes=data.classes,
+        total_steps=trainer.total_steps,
+        epochs=cfg.train.epochs,
+        step=trainer.state.step,
+        epoch=trainer.state.epoch,
+    )
+    if engine.stop_requested():
+        engine.set_status("stopped")
+        return 0
+    engine.set_status("running")
+    outcome = trainer.fit()
+    if outcome == "stopped":
+        engine.record_stopped(trainer.state.step)
+    if outcome == "completed":
+        result = trainer.test()
+        engine.emit("test", **result)
+        split = result["split"]
+        engine.meta.final = {
+            f"{split}_map": result["map"],
+            f"{split}_map50": result["map50"],
+            f"{split}_map75": result["map75"],
+            "per_class": result["per_class"],
+            "best_epoch": result["epoch"],
+        }
+    engine.set_status(outcome)
+    return 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        "torchmetrics": version("torchmetrics"),
+        "faster_coco_eval": version("faster-coco-eval"),
+    }
+
+
+def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
+    """Boxes (xyxy, pixels of the input image), labels and scores above the threshold."""
+    import torch
+
+    from tuneterm.engine.detection.data import read_image
+    from tuneterm.engine.detection.models import from_checkpoint
+
+    if not inputs.images:
+        raise PredictError("detect runs predict on images: give one or more image files")
+    model, meta = from_checkpoint(best)
+    classes: list[str] = list(meta["classes"])
+    threshold = inputs.score_threshold or 0.0
+    out = []
+    with torch.no_grad():
+        for path in inputs.images:
+            img = read_image(path)
+            det = model([img.float() / 255])[0]
+            keep = det["scores"] >= threshold
+            boxes, labels, scores = det["boxes"][keep], det["labels"][keep], det["scores"][keep]
+            out.append(
+                {
+                    "image": str(path),
+                    "width": int(img.shape[2]),
+                    "height": int(img.shape[1]),
+                    "detections": [
+                        {
+                            "box": [round(v, 2) for v in b],
+                            "label": classes[lb - 1],
+                            "class_id": lb,
+                            "score": round(s, 6),
+                        }
+                        for b, lb, s in zip(
+                            boxes.tolist(), labels.tolist(), scores.tolist(), strict=True
+                        )
+                    ],
+                }
+            )
+    return out

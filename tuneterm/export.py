@@ -1,0 +1,157 @@
+"""`tuneterm export-model`: a run's best checkpoint as one deployable file.
+
+- TorchScript (`torch.jit.script`): class names and preprocessing in the file's extra file
+  `tuneterm.json` (`torch.jit.load(path, _extra_files={"tuneterm.json": ""})`).
+- ONNX (`torch.onnx.export`, the TorchScript-based exporter, opset 17): the same JSON in the
+  model's `metadata_props` under the key `tuneterm`; runs with onnxruntime.
+
+What the file takes and returns (also written into its metadata as `input` and `outputs`):
+
+- classify: `image` float32 [N, 3, S, S], RGB in [0, 1], resized to S x S (`image_size`);
+  normalisation (`mean`, `std`) is inside the model. Output `probs` [N, K] (softmax).
+- detect: `image` float32 [3, H, W], RGB in [0, 1], any size; resizing and normalisation are
+  inside the model. Outputs `boxes` [n, 4] (xyxy, pixels of the input), `labels` [n] (1..K,
+  class `classes[label - 1]`), `scores` [n].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuneterm.predict import PredictError, best_checkpoint
+from tuneterm.store.runs import RunStore
+
+FORMATS = ("torchscript", "onnx")
+SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+METADATA_KEY = "tuneterm"  # ONNX metadata_props key; TorchScript extra file tuneterm.json
+OPSET = 17
+
+
+@dataclass
+class Exported:
+    path: Path
+    format: str
+    metadata: dict[str, Any]
+
+
+def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None) -> Exported:
+    if fmt not in FORMATS:
+        raise PredictError(f"--format = {fmt!r}: must be one of {', '.join(FORMATS)}")
+    task = store.config(run_id).run.task
+    best = best_checkpoint(store, run_id)
+    path = out or store.run_dir(run_id) / f"model{SUFFIX[fmt]}"
+    if path.is_dir():
+        raise PredictError(f"--out {path}: is a folder; give a file name")
+    module, example, meta = _wrap(task, best)
+    meta["run"] = run_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if fmt == "torchscript":
+            _torchscript(module, tmp, meta)
+        else:
+            _onnx(module, example, tmp, meta)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Exported(path, fmt, meta)
+
+
+def _wrap(task: str, best: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The module to export, an example input, and the metadata that goes with it."""
+    import torch
+
+    from tuneterm.engine import checkpoint
+    from tuneterm.engine.exportable import ClassifyExport, DetectExport
+
+    ck = checkpoint.load(best)
+    if task == "detect":
+        from tuneterm.engine.detection.models import from_checkpoint as det_model
+
+        model, info = det_model(best)
+        meta = {
+            "task": "detect",
+            "classes": list(info["classes"]),
+            "min_size": info["min_size"],
+            "max_size": info["max_size"],
+            "mean": info["mean"],
+            "std": info["std"],
+            "input": "image: float32 [3, H, W], RGB in [0, 1]; resized and normalised inside",
+            "outputs": "boxes [n, 4] xyxy pixels, labels [n] (1..K: classes[label - 1]), "
+            "scores [n]",
+        }
+        return DetectExport(model).eval(), torch.rand(3, info["min_size"], info["min_size"]), meta
+    if task == "classify":
+        from tuneterm.engine.models import from_checkpoint
+
+        size = int(ck["image_size"])
+        meta = {
+            "task": "classify",
+            "classes": list(ck["classes"]),
+            "image_size": size,
+            "mean": list(ck["mean"]),
+            "std": list(ck["std"]),
+            "input": f"image: float32 [N, 3, {size}, {size}], RGB in [0, 1]; normalised inside",
+            "outputs": "probs [N, K] softmax over classes",
+        }
+        module = ClassifyExport(from_checkpoint(best).eval(), ck["mean"], ck["std"]).eval()
+        return module, torch.rand(1, 3, size, size), meta
+    raise PredictError(f"{task} runs cannot be exported")
+
+
+def _torchscript(module: Any, path: Path, meta: dict[str, Any]) -> None:
+    import torch
+
+    scripted = torch.jit.script(module)
+    torch.jit.save(scripted, str(path), _extra_files={"tuneterm.json": json.dumps(meta)})
+
+
+def _onnx(module: Any, example: Any, path: Path, meta: dict[str, Any]) -> None:
+    import warnings
+
+    import onnx
+    import torch
+
+    detect = meta["task"] == "detect"
+    names = ["boxes", "labels", "scores"] if detect else ["probs"]
+    axes: dict[str, dict[int, str]] = (
+        {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
+        if detect
+        else {"image": {0: "batch"}, "probs": {0: "batch"}}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes=axes,
+        )
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.save(proto, str(path))
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The metadata an exported file carries (either format)."""
+    if path.suffix == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        for entry in proto.metadata_props:
+            if entry.key == METADATA_KEY:
+                return dict(json.loads(entry.value))
+        raise PredictError(f"{path}: no {METADATA_KEY} metadata")
+    import torch
+
+    extra = {"tuneterm.json": ""}
+    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return dict(json.loads(extra["tuneterm.json"]))

@@ -1,0 +1,63 @@
+"""`tuneterm predict`: a run's best checkpoint applied to new inputs, as JSON.
+
+Each task kind supplies its predictor: a `predict(best, inputs)` function in its module under
+`tuneterm.engine.tasks` (classify: top-k classes; detect: boxes, labels and scores). torch is
+imported by the predictor only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tuneterm.store.runs import RunStore
+
+
+class PredictError(ValueError):
+    """Inputs or a run that cannot be predicted with; the message names which."""
+
+
+@dataclass(frozen=True)
+class PredictInput:
+    images: list[Path] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    top_k: int = 5
+    score_threshold: float | None = None  # None: the run's detect.score_threshold
+
+
+def best_checkpoint(store: RunStore, run_id: str) -> Path:
+    best = store.checkpoint_dir(run_id) / "best.pt"
+    if not best.is_file():
+        status = store.info(run_id).status
+        raise PredictError(
+            f"run {run_id} ({status}) has no best checkpoint yet: it is written after the "
+            "first epoch's validation"
+        )
+    return best
+
+
+def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+    from tuneterm.engine import tasks
+
+    cfg = store.config(run_id)
+    task = cfg.run.task
+    if inputs.top_k < 1:
+        raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")
+    if inputs.score_threshold is not None and not 0.0 <= inputs.score_threshold <= 1.0:
+        raise PredictError(f"--threshold = {inputs.score_threshold}: must be in [0, 1]")
+    for path in inputs.images:
+        if not path.is_file():
+            raise PredictError(f"{path}: no such image file")
+    best = best_checkpoint(store, run_id)
+    predictor = getattr(tasks.get(task), "predict", None)
+    if predictor is None:
+        raise PredictError(f"run {run_id}: {task} runs have no predictor")
+    if inputs.score_threshold is None:
+        inputs = replace(inputs, score_threshold=cfg.detect.score_threshold)
+    return {
+        "run": run_id,
+        "task": task,
+        "checkpoint": str(best),
+        "predictions": predictor(best, inputs),
+    }
