@@ -48,6 +48,7 @@ def _status_style(status: str) -> str:
         "completed": "green",
         "running": "cyan",
         "starting": "cyan",
+        "submitted": "cyan",
         "created": "cyan",
         "stopping": "yellow",
         "stopped": "yellow",
@@ -73,15 +74,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 # -- run / resume / follow -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from tuneterm import launcher
-    from tuneterm.store.ids import check_name
 
     store = _store(args)
-    cfg = load(args.config, args.set)
-    if args.name:
-        try:
-            check_name(args.name)
-        except ValueError as exc:
-            raise ConfigError([ConfigIssue("--name", args.name, str(exc))]) from None
+    gpus = [f"train.gpus={args.gpus}"] if args.gpus is not None else []
+    cfg = load(args.config, [*args.set, *gpus])
+    _check_name(args.name)
     if args.queue:
         from tuneterm.cli_queue import enqueue_config
 
@@ -98,6 +95,64 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     return follow(store, info.id, args.json)
+
+
+def _check_name(name: str) -> None:
+    from tuneterm.store.ids import check_name
+
+    if name:
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise ConfigError([ConfigIssue("--name", name, str(exc))]) from None
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    """Create the run (status `submitted`) and write an sbatch script that runs its engine on
+    N nodes through srun + torchrun; `--submit` also hands it to sbatch."""
+    import shutil
+    import subprocess
+
+    from tuneterm import launcher, torchrun
+
+    store = _store(args)
+    sets = list(args.set)
+    if args.nodes is not None:
+        sets.append(f"dist.nnodes={args.nodes}")
+    if args.gpus_per_node is not None:
+        sets.append(f"train.gpus={args.gpus_per_node}")
+    cfg = load(args.config, sets)
+    _check_name(args.name)
+    if args.submit and shutil.which("sbatch") is None:
+        raise ConfigError([ConfigIssue("--submit", True, "sbatch is not on PATH")])
+    job = torchrun.SlurmJob(
+        nodes=cfg.dist.nnodes,
+        gpus_per_node=cfg.train.gpus,
+        partition=args.partition,
+        time=args.time,
+        port=args.port,
+        cpus_per_task=args.cpus_per_task,
+        account=args.account,
+    )
+    out = Path(args.out).resolve() if args.out else None
+    info, script = launcher.prepare_slurm(store, cfg, job, args.name or "", out)
+    job_id = ""
+    if args.submit:
+        done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"tuneterm: sbatch failed: {done.stderr.strip()}", file=sys.stderr)
+            return EXIT_FAILED
+        job_id = done.stdout.strip()
+    if args.json:
+        _out({"id": info.id, "path": str(info.path), "script": str(script), "job": job_id})
+    else:
+        print(info.id)
+        print(
+            f"wrote {script}; "
+            + (f"submitted job {job_id}" if job_id else f"submit: sbatch {script}"),
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -531,6 +586,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
     _queue_flags(p)
+    p.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="train.gpus: N processes (one per GPU) through torchrun + DDP",
+    )
+    p = add("slurm", cmd_slurm, "create a run and write an sbatch script for N nodes (torchrun)")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--name", default="", help="display name of the run")
+    p.add_argument("--nodes", type=int, help="nodes (sets dist.nnodes)")
+    p.add_argument("--gpus-per-node", type=int, help="GPUs per node (sets train.gpus)")
+    p.add_argument("--partition", default="", help="#SBATCH --partition")
+    p.add_argument("--time", default="", help="#SBATCH --time, e.g. 04:00:00")
+    p.add_argument("--account", default="", help="#SBATCH --account")
+    p.add_argument("--cpus-per-task", type=int, default=0, help="#SBATCH --cpus-per-task")
+    p.add_argument("--port", type=int, default=29500, help="rendezvous port on the first node")
+    p.add_argument("--out", help="script path (default: RUN_DIR/slurm.sbatch)")
+    p.add_argument("--submit", action="store_true", help="run sbatch on the script")
     p = add("ls", cmd_ls, "list runs")
     p.add_argument("--status", help="only runs with this status")
     p = add("show", cmd_show, "show one run")

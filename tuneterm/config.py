@@ -182,6 +182,16 @@ class TrainSection(_Section):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the loss")
     grad_accum: int = Field(1, ge=1, le=1024, description="Batches per optimizer step")
     grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this; 0 = off")
+    gpus: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Processes per node, one per GPU; > 1 launches through torchrun with "
+        "DistributedDataParallel (on a machine without CUDA: CPU processes with gloo)",
+    )
+    sync_bn: bool = Field(
+        False, description="With gpus > 1: SyncBatchNorm (batch statistics over every GPU; CUDA)"
+    )
 
     @field_validator("device")
     @classmethod
@@ -265,6 +275,26 @@ class AdaptSection(_Section):
     )
     target_root: str = Field("", description="Or a target folder (class folders or flat images)")
     weight: float = Field(1.0, ge=0.0, description="dann: weight of the domain loss")
+
+
+class DistSection(_Section):
+    """Multi-node rendezvous, passed through to torchrun (see tuneterm/engine/ddp.py)."""
+
+    nnodes: int = Field(1, ge=1, le=4096, description="Nodes; > 1 needs a rendezvous endpoint")
+    rdzv_backend: str = Field(
+        "c10d", description='torchrun --rdzv-backend: "c10d", "static", "etcd" or "etcd-v2"'
+    )
+    rdzv_endpoint: str = Field(
+        "", description="torchrun --rdzv-endpoint HOST:PORT (c10d); required when nnodes > 1"
+    )
+    rdzv_id: str = Field("", description="torchrun --rdzv-id; empty = the run id")
+    master_addr: str = Field(
+        "", description="static: torchrun --master-addr (the launching node is --node-rank 0)"
+    )
+    master_port: int = Field(0, ge=0, le=65535, description="static: --master-port; 0 = unset")
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="Process-group backend: auto = nccl on CUDA, gloo on CPU"
+    )
 
 
 class SpeedSection(_Section):
@@ -357,6 +387,7 @@ class RunConfig(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)  # type: ignore[arg-type]
     ema: EmaSection = Field(default_factory=EmaSection)  # type: ignore[arg-type]
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
+    dist: DistSection = Field(default_factory=DistSection)  # type: ignore[arg-type]
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
     detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
     text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
@@ -381,6 +412,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
+    "dist.rdzv_backend": ("c10d", "static", "etcd", "etcd-v2"),
 }
 
 
@@ -473,6 +505,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
             )
         )
     issues += _technique_issues(cfg)
+    issues += _dist_issues(cfg)
     issues += _task_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
@@ -504,6 +537,44 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
         issues.append(
             ConfigIssue("freeze.strategy", cfg.freeze.strategy, "cannot combine with lora")
         )
+    return issues
+
+
+def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """What DistributedDataParallel cannot do here; checked without torch."""
+    t = cfg.train
+    issues = []
+    if t.gpus > 1 or cfg.dist.nnodes > 1:
+        if cfg.run.task != "classify":  # only tasks/classify.py trains through DDP so far
+            issues.append(
+                ConfigIssue(
+                    "train.gpus", t.gpus, f'run.task = "{cfg.run.task}" trains in one process'
+                )
+            )
+        if t.device.startswith("cuda:"):
+            issues.append(
+                ConfigIssue(
+                    "train.device",
+                    t.device,
+                    'each process uses cuda:<local rank>; use "auto" or "cuda" with train.gpus > 1',
+                )
+            )
+        if cfg.freeze.strategy == "gradual":
+            issues.append(
+                ConfigIssue(
+                    "freeze.strategy",
+                    "gradual",
+                    "unfreezing changes what DDP synchronises; not with train.gpus > 1",
+                )
+            )
+        if cfg.adapt.method == "dann":
+            issues.append(
+                ConfigIssue(
+                    "adapt.method",
+                    "dann",
+                    "its domain classifier is outside the DDP model; not with train.gpus > 1",
+                )
+            )
     return issues
 
 

@@ -15,13 +15,23 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tuneterm.config import ConfigError, RunConfig
-from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.proc import (
+    ProcessIdentity,
+    is_alive,
+    is_torchrun,
+    kill_tree,
+    send_signal,
+    signal_workers,
+    wait_gone,
+)
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import QUEUED, UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.torchrun import SlurmJob
 
 HANDSHAKE_TIMEOUT = 60.0
+MULTI_NODE_TIMEOUT = 900.0  # torchrun's rendezvous waits up to 600 s for the other nodes
 # The engine command; the run folder (and `--resume`) are appended. Tests swap in an
 # engine-like process through this (never through the environment).
 ENGINE_CMD = [sys.executable, "-m", "tuneterm.engine"]
@@ -36,8 +46,11 @@ class RunStateError(RuntimeError):
     """The action does not fit the run's status (e.g. stopping a finished run)."""
 
 
-def validate(cfg: RunConfig, store: RunStore) -> None:
-    """Every check that can be made before anything is created (imports torchvision)."""
+def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
+    """Every check that can be made before anything is created (imports torchvision).
+    `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
+    rendezvous settings are not checked."""
+    from tuneterm import torchrun
     from tuneterm.config import missing_packages
     from tuneterm.engine import tasks
 
@@ -45,6 +58,40 @@ def validate(cfg: RunConfig, store: RunStore) -> None:
     if missing:
         raise ConfigError(missing)
     tasks.get(cfg.run.task).validate(cfg, store)
+    if here:
+        torchrun.check(cfg)
+        _check_devices(cfg)
+
+
+def _check_devices(cfg: RunConfig) -> None:
+    """train.gpus on this machine: no more than its CUDA devices; without CUDA, CPU processes
+    (gloo), where SyncBatchNorm cannot run."""
+    t = cfg.train
+    if t.gpus <= 1:
+        return
+    import torch
+
+    cuda = torch.cuda.is_available() and t.device != "cpu"
+    if cuda and t.gpus > torch.cuda.device_count():
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "train.gpus",
+                    t.gpus,
+                    f"this machine has {torch.cuda.device_count()} CUDA device(s) visible",
+                )
+            ]
+        )
+    if not cuda and t.sync_bn:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "train.sync_bn",
+                    True,
+                    "SyncBatchNorm needs CUDA; this run's processes use the CPU (gloo)",
+                )
+            ]
+        )
 
 
 def start(
@@ -78,12 +125,34 @@ def start_created(
     return store.info(run_id)
 
 
+def prepare_slurm(
+    store: RunStore, cfg: RunConfig, job: SlurmJob, name: str = "", out: Path | None = None
+) -> tuple[RunInfo, Path]:
+    """Validate, create the run folder (status `submitted`) and write its sbatch script
+    (default: RUN_DIR/slurm.sbatch). The run folder must be on a filesystem every node mounts."""
+    from tuneterm import torchrun
+
+    validate(cfg, store, here=False)
+    info = store.create(cfg, name, status="submitted")
+    script = out or info.path / "slurm.sbatch"
+    script.write_text(torchrun.sbatch_script(info.path, job, python=ENGINE_CMD[0]))
+    script.chmod(0o755)
+    return info, script
+
+
 def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
+    from tuneterm import torchrun
+
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
+    cfg = store.config(run_id)
+    distributed = torchrun.distributed(cfg)
+    if distributed:  # the torchrun agent, then one engine per rank
+        cmd = torchrun.torchrun_cmd(cfg, run_dir, resume, python=ENGINE_CMD[0])
+        env.update(torchrun.SHUTDOWN_TIMEOUT_ENV)
     before = _meta_pid(run_dir)
     # Temp files of atomic writes that a kill -9 interrupted (meta.json, checkpoints: these can
     # be gigabytes). No engine of this run is alive now, so none of them is being written.
@@ -92,6 +161,10 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
     log_fd = os.open(run_dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     os.fchmod(log_fd, FILE_MODE)  # not world-writable, whatever the umask
     with open(log_fd, "ab") as log:
+        if distributed:
+            # Other nodes of a multi-node run start their share with this same line.
+            log.write(("launch: " + " ".join(cmd) + "\n").encode())
+            log.flush()
         popen = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -104,6 +177,9 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
     # Reap the child when it ends, so a long-lived TUI or test process keeps no zombies.
     threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
     try:
+        if cfg.dist.nnodes > 1:
+            # Rank 0 may be on another node, and the rendezvous waits for every node.
+            return _handshake(popen, run_dir, before, MULTI_NODE_TIMEOUT, any_pid=True)
         return _handshake(popen, run_dir, before)
     except BaseException:
         # Ctrl-C or a failed start: never leave an engine nobody knows about.
@@ -112,11 +188,17 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
         raise
 
 
-def _handshake(popen: subprocess.Popen[bytes], run_dir: Path, before: int) -> int:
-    deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+def _handshake(
+    popen: subprocess.Popen[bytes],
+    run_dir: Path,
+    before: int,
+    timeout: float = HANDSHAKE_TIMEOUT,
+    any_pid: bool = False,
+) -> int:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = _meta_pid(run_dir)
-        if pid == popen.pid and pid != before:
+        if pid != before and (pid == popen.pid or (any_pid and pid > 0)):
             return pid
         if popen.poll() is not None and _meta_pid(run_dir) != popen.pid:
             message = f"engine exited with code {popen.returncode} before starting"
@@ -124,7 +206,7 @@ def _handshake(popen: subprocess.Popen[bytes], run_dir: Path, before: int) -> in
             raise LaunchError(message + ":\n" + _tail(run_dir / "engine.log"))
         time.sleep(0.02)
     raise LaunchError(
-        f"engine did not start within {HANDSHAKE_TIMEOUT:.0f} s:\n" + _tail(run_dir / "engine.log")
+        f"engine did not start within {timeout:.0f} s:\n" + _tail(run_dir / "engine.log")
     )
 
 
@@ -174,7 +256,13 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
     ident = _identity(info)
-    if not send_signal(ident, signal.SIGKILL if force else signal.SIGTERM):
+    if force:
+        sent = kill_tree(ident)
+    elif is_torchrun(ident):
+        sent = signal_workers(ident, signal.SIGTERM)
+    else:
+        sent = send_signal(ident, signal.SIGTERM)
+    if not sent:
         raise RunStateError(f"run {run_id}: its process is no longer running")
     if wait > 0:
         wait_gone(ident, wait)
@@ -193,9 +281,14 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
             f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
         )
     try:
-        store.config(run_id)
+        cfg = store.config(run_id)
     except ConfigError as exc:
         raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
+    if cfg.dist.nnodes > 1 and (info.path / "slurm.sbatch").is_file():
+        raise RunStateError(
+            f"run {run_id} runs on {cfg.dist.nnodes} nodes: resume it through its batch job, "
+            f"`sbatch {info.path / 'slurm.sbatch'}` (the script resumes from last.pt)"
+        )
     _wait_shut_down(info)
     _spawn(store, run_id, resume=True)
     return store.info(run_id)

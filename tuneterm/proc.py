@@ -77,3 +77,60 @@ def wait_gone(ident: ProcessIdentity, timeout: float) -> bool:
     except (psutil.NoSuchProcess, psutil.ZombieProcess, ChildProcessError):
         pass
     return True
+
+
+def is_torchrun(ident: ProcessIdentity) -> bool:
+    """Whether the run's own process is a torchrun agent (a distributed run)."""
+    proc = _process(ident)
+    try:
+        return proc is not None and "torch.distributed.run" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def signal_workers(ident: ProcessIdentity, sig: signal.Signals) -> bool:
+    """Signal the engine ranks a verified torchrun agent started (its direct children that
+    carry the engine marker and this run's id), not the agent: the ranks agree on a step to
+    stop at, rank 0 checkpoints, and the agent then exits by itself. Signalling the agent
+    instead would make it give the ranks only a grace period before killing them."""
+    proc = _process(ident)
+    if proc is None:
+        return False
+    try:
+        workers = [
+            c
+            for c in proc.children()
+            if ENGINE_MARKER in (line := " ".join(c.cmdline())) and ident.run_id in line
+        ]
+    except psutil.Error:
+        workers = []
+    if not workers:  # still in rendezvous: the agent forwards the signal to what it starts
+        return send_signal(ident, sig)
+    for w in workers:
+        try:
+            w.send_signal(sig)
+        except psutil.Error:
+            continue
+    return True
+
+
+def kill_tree(ident: ProcessIdentity) -> bool:
+    """SIGKILL the run's own process and every process under it (torchrun's ranks run in
+    sessions of their own, so a process-group kill would miss them; data workers too)."""
+    proc = _process(ident)
+    if proc is None:
+        return False
+    try:
+        below = proc.children(recursive=True)
+    except psutil.Error:
+        below = []
+    try:
+        proc.kill()
+    except psutil.Error:
+        return False
+    for p in below:
+        try:
+            p.kill()
+        except psutil.Error:
+            continue
+    return True

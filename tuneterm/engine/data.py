@@ -422,11 +422,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def batch_indices(
-    n: int, batch_size: int, order: torch.Tensor | None, start_batch: int = 0
+    n: int,
+    batch_size: int,
+    order: torch.Tensor | None,
+    start_batch: int = 0,
+    drop_single: bool = True,
 ) -> list[torch.Tensor]:
     idx = order if order is not None else torch.arange(n)
     batches = list(idx.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if drop_single and len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()  # a batch of one breaks BatchNorm in train mode
     return batches[start_batch:]
 
@@ -444,13 +448,26 @@ def batches(
     pin: bool = False,
     prefetch: int = 4,
     persistent: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    drop_single: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """uint8 image batches and int64 labels, in the epoch's order, from `start_batch` on.
 
     In-RAM splits are sliced in this process; streamed ones go through a DataLoader with
-    `workers` processes, kept alive across epochs when `persistent`."""
+    `workers` processes, kept alive across epochs when `persistent`.
+
+    `shard = (rank, world)` gives one rank of a distributed run its share (engine/ddp.py):
+    shuffled (training) orders are padded so every rank runs the same number of steps;
+    unshuffled (evaluation) orders are not, so no image counts twice. `drop_single = False`
+    keeps a last batch of one image (evaluation in eval mode; BatchNorm in train mode needs 2)."""
     order = epoch_order(len(split), shuffle_seed, epoch) if shuffle_seed is not None else None
-    plan = batch_indices(len(split), batch_size, order, start_batch)
+    rank, world = shard
+    if world > 1:
+        from tuneterm.engine.ddp import shard as share
+
+        full = order if order is not None else torch.arange(len(split))
+        order = share(full, rank, world, pad=shuffle_seed is not None)
+    plan = batch_indices(len(split), batch_size, order, start_batch, drop_single)
     if split.images is not None:
         for idx in plan:
             x = split.images[idx]

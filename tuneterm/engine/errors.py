@@ -29,6 +29,14 @@ def describe(exc: BaseException, engine: Any) -> str:
             f"{engine.dir.parent}, then `tuneterm resume {engine.run_id}`; "
             "the previous checkpoint is intact"
         )
+    rank = getattr(engine, "rank", None)
+    if rank is not None and rank.distributed and _is_peer_loss(exc):
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return (
+            f"a rank of this distributed run (world size {rank.world}) failed or was killed, "
+            f"so rank 0's collective broke ({type(exc).__name__}: {first}); every rank's "
+            f"output is in engine.log; `tuneterm resume {engine.run_id}` continues from last.pt"
+        )
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return f"interrupted ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"
@@ -50,3 +58,18 @@ def _batch_size(engine: Any) -> int:
         return int(engine.store.config(engine.run_id).train.batch_size)
     except Exception:
         return 0
+
+
+def _is_peer_loss(exc: BaseException) -> bool:
+    """A collective that failed because another rank went away (gloo/NCCL/c10d errors)."""
+    try:
+        import torch.distributed as dist
+
+        if isinstance(exc, dist.DistError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        w in text for w in ("gloo", "nccl", "connection reset", "connection closed", "c10d")
+    )

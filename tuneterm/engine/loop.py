@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from tuneterm.config import DataSection, RunConfig
 from tuneterm.engine import checkpoint
 from tuneterm.engine.data import DataBundle, Split, batch_indices, batches, default_workers
+from tuneterm.engine.ddp import Dist, Rank, StopVote, shard
 from tuneterm.engine.models import Built, count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -59,9 +60,12 @@ def input_hint(
     )
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, rank: Rank | None = None) -> torch.device:
+    """The device of this process; in a distributed run on CUDA, cuda:<local rank>."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if rank is not None and rank.distributed and name == "cuda":
+        return torch.device("cuda", rank.local_rank)
     return torch.device(name)
 
 
@@ -84,16 +88,33 @@ class Trainer:
         data: DataBundle,
         ctx: RunContext,
         init: Path | None = None,
+        dist: Dist | None = None,
     ) -> None:
         t = cfg.train
         self.cfg, self.ctx, self.data = cfg, ctx, data
-        self.device = pick_device(t.device)
+        self.device = dist.device if dist is not None else pick_device(t.device)
+        # One process, or one rank of a distributed run (engine/ddp.py): `self.model` is the
+        # plain module (evaluated, checkpointed, averaged by EMA); `self.net` trains it, as
+        # DistributedDataParallel when there are several ranks.
+        self.dist = dist if dist is not None else Dist(Rank(), self.device)
+        self.shard = (self.dist.rank.rank, self.dist.rank.world)
         self.amp_dtype = pick_precision(t.precision, self.device)
         self.head_name = built.head_name
         self.model = built.model.to(self.device)
+        if t.sync_bn and self.dist.on:
+            if self.device.type == "cuda":
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            else:
+                ctx.emit(
+                    "log",
+                    level="warning",
+                    msg="train.sync_bn: SyncBatchNorm needs CUDA; "
+                    "each CPU process keeps its own BatchNorm statistics",
+                )
         self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
-        self.steps_per_epoch = max(1, len(batch_indices(len(data.train), t.batch_size, None)))
+        n_train = len(shard(torch.arange(len(data.train)), *self.shard))  # per rank
+        self.steps_per_epoch = max(1, len(batch_indices(n_train, t.batch_size, None)))
         self.total_steps = self.steps_per_epoch * t.epochs
         self.state = State()
         self.tech = Techniques(cfg)
@@ -128,11 +149,18 @@ class Trainer:
         self.transform = transform_for(cfg.data.augment, cfg.data.image_size)
         self.workers = default_workers() if cfg.data.workers < 0 else cfg.data.workers
         self.pin = cuda and sp.pin_memory
+        self.net: torch.nn.Module = self.model
+        if self.dist.on:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.vote = StopVote(self.dist)
         # The training forward: compiled when asked (the module itself stays uncompiled, so
         # checkpoints keep plain parameter names and evaluation needs no recompilation).
-        self.forward: Any = self.model
+        self.forward: Any = self.net
         if sp.compile != "off":
-            self.forward = torch.compile(self.model, mode=sp.compile)
+            self.forward = torch.compile(self.net, mode=sp.compile)
         self._input_bound = 0  # consecutive log intervals that mostly waited for data
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
@@ -162,7 +190,7 @@ class Trainer:
     def train_epoch(self) -> bool:
         """One epoch from `state.batch` on. Returns False if a stop was requested."""
         st, t, tech = self.state, self.cfg.train, self.tech
-        self.model.train()
+        self.net.train()
         tech.epoch_start(self)  # may freeze BatchNorm (eval) or unfreeze stages
         loss_sum = torch.zeros((), device=self.device)
         n_loss, seen, waited = 0, 0, 0.0
@@ -179,6 +207,7 @@ class Trainer:
             pin=self.pin,
             prefetch=self.cfg.speed.prefetch,
             persistent=self.cfg.speed.persistent_workers,
+            shard=self.shard,
         )
         while True:
             t0 = time.perf_counter()
@@ -187,11 +216,13 @@ class Trainer:
             if batch is None:
                 break
             x, y = tech.batch(*self._prep(*batch))
-            with self._autocast():
-                logits = self.forward(x)
-                loss = tech.loss(self, x, y, logits, self.criterion(logits, y))
-            self.scaler.scale(loss / self.accum).backward()
-            if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
+            boundary = (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch
+            with self._sync(boundary):
+                with self._autocast():
+                    logits = self.forward(x)
+                    loss = tech.loss(self, x, y, logits, self.criterion(logits, y))
+                self.scaler.scale(loss / self.accum).backward()
+            if boundary:
                 if t.grad_clip > 0:
                     self.scaler.unscale_(self.opt)
                     torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
@@ -207,20 +238,36 @@ class Trainer:
             st.batch += 1
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 now = time.perf_counter()
-                avg = (loss_sum / n_loss).item()
+                avg, seen = self._mean_loss(loss_sum, n_loss, seen)
                 self._log_train(avg, seen / (now - tick), waited / (now - tick))
                 loss_sum.zero_()
                 n_loss, seen, waited, tick = 0, 0, 0.0, now
-            if self.ctx.stop_requested() and st.batch % self.accum == 0:
+            # Every rank polls once per step and gets the same answer (engine/ddp.py).
+            stop = self.vote.poll(self.ctx.stop_requested())
+            if stop and st.batch % self.accum == 0:
                 return False  # on an optimizer-step boundary: no accumulated gradient is lost
         if n_loss:
             now = time.perf_counter()
-            self._log_train(
-                (loss_sum / n_loss).item(),
-                seen / max(now - tick, 1e-9),
-                waited / max(now - tick, 1e-9),
-            )
+            avg, seen = self._mean_loss(loss_sum, n_loss, seen)
+            self._log_train(avg, seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
+        self.vote.settle()  # before the evaluation's collectives; a stop then ends the next step
         return True
+
+    def _sync(self, boundary: bool) -> Any:
+        """DDP all-reduces gradients only on optimizer steps, not on accumulation steps."""
+        if isinstance(self.net, torch.nn.parallel.DistributedDataParallel) and not boundary:
+            return self.net.no_sync()
+        return nullcontext()
+
+    def _mean_loss(self, loss_sum: torch.Tensor, n: int, seen: int) -> tuple[float, int]:
+        """The interval's mean loss and images seen, over every rank."""
+        if not self.dist.on:
+            return (loss_sum / n).item(), seen
+        counts = torch.tensor([n, seen], dtype=torch.float32, device=loss_sum.device)
+        total = torch.cat([loss_sum.float().view(1), counts])
+        self.dist.all_reduce_sum(total)
+        loss, count, images = total.tolist()
+        return loss / count, int(images)
 
     def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
         st = self.state
@@ -263,6 +310,7 @@ class Trainer:
     ) -> dict[str, Any]:
         net = model if model is not None else self.model
         net.eval()
+        self.dist.broadcast_buffers(net)
         k = len(self.data.classes)
         conf = torch.zeros(k, k, dtype=torch.long, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
@@ -274,6 +322,8 @@ class Trainer:
             self.cfg.data.image_size,
             workers=self.workers,
             pin=self.pin,
+            shard=self.shard,
+            drop_single=False,
         ):
             x, y = self._prep(xb, yb)
             with self._autocast():
@@ -284,6 +334,11 @@ class Trainer:
             conf += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
             top5 += (logits.topk(min(5, k), 1).indices == y[:, None]).any(1).sum()
             n += len(y)
+        if self.dist.on:  # each rank saw its share of the split: sum the shares
+            counts = torch.stack([loss_sum, top5.float(), loss_sum.new_tensor(float(n))])
+            self.dist.all_reduce_sum(conf)
+            self.dist.all_reduce_sum(counts)
+            loss_sum, top5, n = counts[0], counts[1], int(counts[2].item())
         conf_cpu = conf.cpu()
         correct = conf_cpu.diag().sum().item()
         out: dict[str, Any] = {
@@ -317,7 +372,12 @@ class Trainer:
         }
 
     def save_last(self) -> None:
+        """Every rank calls this at the same point; rank 0 alone writes (with every rank's RNG
+        state, so a resumed run draws what it would have)."""
         st = self.state
+        rngs = self.dist.gather(checkpoint.rng_state())
+        if not self.dist.rank.main:
+            return
         checkpoint.save(
             self.ctx.ckpt_dir / "last.pt",
             {
@@ -329,7 +389,8 @@ class Trainer:
                 "batch": st.batch,
                 "step": st.step,
                 "best": st.best,
-                "rng": checkpoint.rng_state(),
+                "rng": rngs[0],
+                "rng_ranks": rngs,
                 "techniques": self.tech.state_dict(),
             },
         )
@@ -341,7 +402,9 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
-        checkpoint.set_rng_state(ck["rng"])
+        ranks = ck.get("rng_ranks") or []
+        r = self.dist.rank.rank
+        checkpoint.set_rng_state(ranks[r] if len(ranks) == self.dist.rank.world else ck["rng"])
         self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
 
     # -- the run ----------------------------------------------------------------------------
@@ -381,9 +444,10 @@ class Trainer:
                     "val_acc": val["acc"],
                     "val_loss": val["loss"],
                 }
-                checkpoint.save(
-                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(net), "best": st.best}
-                )
+                if self.dist.rank.main:
+                    checkpoint.save(
+                        self.ctx.ckpt_dir / "best.pt", {**self._model_state(net), "best": st.best}
+                    )
             self.save_last()
             self.ctx.emit(
                 "checkpoint",
@@ -395,6 +459,7 @@ class Trainer:
             self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
             if stop:
                 break
+        self.dist.barrier()  # best.pt is on disk before any rank tests it
         return "completed"
 
     def test(self) -> dict[str, Any]:

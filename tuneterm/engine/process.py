@@ -3,6 +3,11 @@
 It records its own pid and start time first (before importing torch), then owns the run's
 meta.json, event queue and checkpoints until it exits. SIGTERM asks for a graceful stop:
 the loop finishes its step, saves `last.pt`, and the status becomes `stopped`.
+
+Under torchrun (`train.gpus > 1`, see tuneterm/torchrun.py and engine/ddp.py) one engine runs
+per rank. Rank 0 is an `EngineProcess` that records the torchrun agent, its parent, as the
+run's process (the one the launcher started and verifies); every other rank is a
+`WorkerEngine`, which trains but writes none of the run's files.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Any
 
 import psutil
 
+from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
-from tuneterm.proc import ProcessIdentity
+from tuneterm.proc import ENGINE_MARKER, ProcessIdentity
 from tuneterm.store.events import EventWriter
 from tuneterm.store.meta import ACTIVE, RunMeta, load_meta, save_meta
 from tuneterm.store.runs import RunStore
@@ -34,8 +40,10 @@ META_EVERY = 1.0  # at most one progress write of meta.json per second
 class EngineProcess:
     """Implements the loop's RunContext over the run folder."""
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, rank: Rank | None = None) -> None:
         self.store, self.run_id = store, run_id
+        self.rank = rank or Rank()
+        self.gpu_indices: list[int] | None = None  # the GPUs the sampler reports; None = all
         self.dir = store.run_dir(run_id)
         self.ckpt_dir = self.dir / "checkpoints"
         self.meta_path = self.dir / "meta.json"
@@ -49,8 +57,10 @@ class EngineProcess:
         self._meta_lock = threading.Lock()
         self._final_lock = threading.Lock()  # no sampler event after the final status
         self._meta_saved = 0.0
-        me = ProcessIdentity.current(run_id)
+        me = _agent(run_id) if self.rank.distributed else None
+        me = me or ProcessIdentity.current(run_id)
         self.meta.pid, self.meta.pid_start = me.pid, me.start_time
+        self._root_pid = me.pid  # sampled with its children: every local rank and data worker
         self.meta.host = socket.gethostname()
         self.writer = EventWriter(self.dir / "events")
 
@@ -98,20 +108,31 @@ class EngineProcess:
         self._stop_signal = self._stop_signal or signal.Signals(signum).name
         self._stop.set()
 
+    def use_gpus(self, device: Any) -> None:
+        """A distributed run on CUDA samples the GPUs of this node's ranks."""
+        if self.rank.distributed and device.type == "cuda":
+            self.gpu_indices = local_gpus()
+
     def _sampler(self) -> None:
-        me = psutil.Process(os.getpid())
+        try:
+            me = psutil.Process(self._root_pid)
+        except psutil.Error:
+            me = psutil.Process(os.getpid())
         process_sample(me)  # prime cpu_percent
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         indices = [int(i) for i in visible.split(",") if i.strip().isdigit()] if visible else None
         while not self._done.wait(SAMPLE_EVERY):
             try:
                 sample: dict[str, Any] = {**process_sample(me), **system_sample()}
-                gpus = gpu_samples(indices)
+                gpus = gpu_samples(self.gpu_indices if self.gpu_indices is not None else indices)
                 if gpus:
                     sample["gpus"] = [g.to_dict() for g in gpus]
                 with self._final_lock:
                     if not self._done.is_set():
                         self.emit("sys", **sample)
+                        # A heartbeat in meta.json: readers on other hosts (a cluster's login
+                        # node) cannot check the pid, so they go by its `updated` time.
+                        self.progress()
             except psutil.Error:
                 continue
 
@@ -150,9 +171,14 @@ class EngineProcess:
 
     # -- shared by every task kind (engine/tasks/) ------------------------------------------
     def record_start(
-        self, device: Any, extra_versions: dict[str, str] | None = None, **fields: Any
+        self,
+        device: Any,
+        extra_versions: dict[str, str] | None = None,
+        ranks: list[dict[str, Any]] | None = None,
+        **fields: Any,
     ) -> None:
-        """Record versions, the device (with its GPU name) and the run's shape in meta.json."""
+        """Record versions, the device (with its GPU name) and the run's shape in meta.json;
+        for a distributed run, every rank's device and host (`ranks`, from ddp gather)."""
         import torch
         import torchvision
 
@@ -163,9 +189,11 @@ class EngineProcess:
             "cuda": torch.version.cuda or "",
             **(extra_versions or {}),
         }
-        name = str(device)
-        if device.type == "cuda":
-            name += f" ({torch.cuda.get_device_name(device)})"
+        name = device_name(device)
+        if ranks and len(ranks) > 1:  # e.g. "8 x cuda (NVIDIA H100)"; each rank in `devices`
+            gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+            name = f"{len(ranks)} x {device.type}{gpu}"
+            fields.update(world_size=len(ranks), devices=ranks)
         self.progress(force=True, versions=versions, device=name, **fields)
 
     def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
@@ -192,11 +220,91 @@ class EngineProcess:
         self.set_status("failed", error=message)
 
 
+def device_name(device: Any) -> str:
+    name = str(device)
+    if device.type == "cuda":
+        import torch
+
+        name += f" ({torch.cuda.get_device_name(device)})"
+    return name
+
+
+def _agent(run_id: str) -> ProcessIdentity | None:
+    """The torchrun agent that started this rank: the run's own process, if it is ours."""
+    try:
+        parent = psutil.Process(os.getppid())
+        cmdline = " ".join(parent.cmdline())
+        if "torch.distributed.run" in cmdline and ENGINE_MARKER in cmdline and run_id in cmdline:
+            return ProcessIdentity(parent.pid, parent.create_time(), run_id)
+    except psutil.Error:
+        pass
+    return None
+
+
+class WorkerEngine(EngineProcess):
+    """A rank other than 0: trains in step with rank 0, reads the run's config and
+    checkpoints, and writes none of the run's files (rank 0 is their one writer)."""
+
+    def __init__(self, store: RunStore, run_id: str, rank: Rank) -> None:
+        self.store, self.run_id, self.rank = store, run_id, rank
+        self.gpu_indices = None
+        self.dir = store.run_dir(run_id)
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.meta_path = self.dir / "meta.json"
+        self.meta = load_meta(self.meta_path)  # a private copy; never saved
+        self._stop = threading.Event()
+        self._stop_signal = ""
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        pass
+
+    def log(self, msg: str, level: str = "info") -> None:
+        if level != "info":
+            print(f"[rank {self.rank.rank}] [{level}] {msg}", flush=True)
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        pass
+
+    def set_status(self, status: str, **fields: Any) -> None:
+        pass
+
+    def record_start(
+        self,
+        device: Any,
+        extra_versions: dict[str, str] | None = None,
+        ranks: list[dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> None:
+        pass
+
+    def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
+        pass
+
+    def record_stopped(self, step: int) -> None:
+        pass
+
+    def run(self, resume: bool) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            return self._train(resume)
+        except BaseException:
+            print(f"[rank {self.rank.rank}] failed:", file=sys.stderr)
+            traceback.print_exc()
+            sys.stderr.flush()
+            return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tuneterm.engine")
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
-    engine = EngineProcess(RunStore(run_dir.parent), run_dir.name)
+    rank = Rank.from_env()
+    if rank.distributed:
+        die_with_parent()
+    cls = EngineProcess if rank.main else WorkerEngine
+    engine = cls(RunStore(run_dir.parent), run_dir.name, rank)
     return engine.run(args.resume)

@@ -18,7 +18,8 @@ from tuneterm.store.files import atomic_write_json, read_json
 FORMAT_VERSION = 1
 
 # Statuses written to meta.json by the launcher or engine.
-ACTIVE = ("created", "starting", "running", "stopping")
+# `submitted`: `tuneterm slurm` wrote the job script; the engine starts when the job does.
+ACTIVE = ("created", "submitted", "starting", "running", "stopping")
 # A queued run has a folder and a validated config but no engine yet (see tuneterm/runqueue.py).
 QUEUED = "queued"
 FINAL = ("completed", "failed", "stopped", "cancelled")
@@ -49,6 +50,8 @@ class RunMeta(BaseModel):
     pid_start: float = 0.0
     host: str = ""
     device: str = ""
+    world_size: int = 1  # processes of a distributed run (train.gpus x dist.nnodes)
+    devices: list[dict[str, Any]] = Field(default_factory=list)  # per rank: rank, host, device, pid
     versions: dict[str, str] = Field(default_factory=dict)
     epoch: int = 0
     epochs: int = 0

@@ -37,6 +37,7 @@ from tuneterm.store.meta import (
 )
 
 ENV_RUNS = "TUNETERM_RUNS"
+REMOTE_SILENCE = 120.0  # seconds without a meta.json update before a remote run reads crashed
 
 
 class RunNotFound(LookupError):
@@ -74,6 +75,15 @@ def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
     """The status a reader should show: a dead process without a final status is `crashed`."""
     if meta.status not in ACTIVE:
         return meta.status, meta.error
+    if meta.status == "submitted" and meta.pid <= 0:
+        return "submitted", ""  # waits in a batch queue (tuneterm slurm) for as long as it takes
+    if meta.pid > 0 and meta.host and meta.host != socket.gethostname():
+        # A process on another machine (a cluster node) cannot be checked from here: its
+        # engine refreshes meta.json every few seconds; silence means it is gone.
+        age = (now or time.time()) - meta.updated
+        if age > REMOTE_SILENCE:
+            return "crashed", f"no word from {meta.host} for {age:.0f} s (engine pid {meta.pid})"
+        return meta.status, ""
     if meta.pid <= 0:
         # The launcher wrote `created`; the engine has not yet recorded its pid.
         age = (now or time.time()) - (meta.dequeued or meta.created)

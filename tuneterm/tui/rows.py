@@ -13,6 +13,7 @@ from tuneterm.store import RunInfo
 STATUS_STYLE: dict[str, str] = {
     "created": "cyan",
     "starting": "cyan",
+    "submitted": "cyan",
     "running": "bold green",
     "stopping": "yellow",
     "completed": "blue",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from tuneterm.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
 
 if TYPE_CHECKING:
+    from tuneterm.engine.ddp import Dist
     from tuneterm.engine.process import EngineProcess
 
 
@@ -20,12 +22,26 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
 
 
 def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
+    from tuneterm.engine.ddp import Dist
+    from tuneterm.engine.loop import pick_device
+
+    device = pick_device(cfg.train.device, engine.rank)
+    dist = Dist(engine.rank, device, cfg.dist.backend)  # one process: nothing to set up
+    code = _train(engine, cfg, resume, dist)
+    dist.close()  # not on an exception: a dead peer can make the teardown hang
+    return code
+
+
+def _train(engine: EngineProcess, cfg: RunConfig, resume: bool, dist: Dist) -> int:
+    import socket
+
     import torch
 
     from tuneterm.engine import faults
     from tuneterm.engine.data import build
     from tuneterm.engine.loop import Trainer
     from tuneterm.engine.models import build_model
+    from tuneterm.engine.process import device_name
     from tuneterm.engine.registry import resolve_init
 
     if cfg.train.threads:
@@ -40,7 +56,18 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
     init = resolve_init(cfg, engine.store)
     built = build_model(cfg.model, len(data.classes), init, cfg.head)
     faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
-    trainer = Trainer(cfg, built, data, engine, init)
+    trainer = Trainer(cfg, built, data, engine, init, dist)
+    if dist.on:  # the same init on every rank (DDP broadcast rank 0's); then each its own draws
+        torch.manual_seed(cfg.train.seed + dist.rank.rank)
+    engine.use_gpus(trainer.device)
+    ranks = dist.gather(
+        {
+            "rank": dist.rank.rank,
+            "host": socket.gethostname(),
+            "device": device_name(trainer.device),
+            "pid": os.getpid(),
+        }
+    )
     last = engine.ckpt_dir / "last.pt"
     if resume:
         if last.is_file():
@@ -51,9 +78,11 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
     engine.log(
         f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
         f"({p['trainable_pct']:.1f}%) on {trainer.device}"
+        + (f", rank 0 of {dist.rank.world} (DDP, {cfg.dist.backend} backend)" if dist.on else "")
     )
     engine.record_start(
         trainer.device,
+        ranks=ranks,
         params=p,
         techniques=trainer.tech.summary(),
         data=data.counts,
@@ -63,7 +92,7 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
         step=trainer.state.step,
         epoch=trainer.state.epoch,
     )
-    if engine.stop_requested():
+    if dist.any(engine.stop_requested()):
         engine.set_status("stopped")
         return 0
     engine.set_status("running")

@@ -66,6 +66,7 @@ def system_view(
             parts.append(gpu_table(sys["gpus"]))
     else:
         parts.append(Text("NVML works but reports no GPUs.", style="yellow"))
+    parts += ranks_view(info)
     parts.append(Text(""))
     parts.append(Text("Run process (engine and its data workers)", style="bold"))
     if not sys:
@@ -88,6 +89,22 @@ def system_view(
             )
         )
     return Group(*parts)
+
+
+def ranks_view(info: RunInfo | None) -> list[RenderableType]:
+    """A distributed run's ranks: where each one trains (meta.json `devices`)."""
+    meta = info.meta if info else None
+    if meta is None or meta.world_size <= 1:
+        return []
+    hosts = {str(d.get("host", "")) for d in meta.devices}
+    out: list[RenderableType] = [
+        Text(""),
+        Text(f"Ranks: world size {meta.world_size} (DDP)", style="bold"),
+    ]
+    for d in meta.devices:
+        where = f" on {d.get('host')}" if len(hosts) > 1 else ""
+        out.append(Text(f"  rank {d.get('rank')}: {d.get('device')}{where}  pid {d.get('pid')}"))
+    return out
 
 
 def speed_summary(history: RunHistory | None) -> Text:
