@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,69 @@ class EngineProcess:
             name = f"{len(ranks)} x {device.type}{gpu}"
             fields.update(world_size=len(ranks), devices=ranks)
         self.progress(force=True, versions=versions, device=name, **fields)
+
+    def record_data(self, dataset: str, classes: list[str], counts: dict[str, int]) -> None:
+        self.log(
+            f"data {dataset}: {len(classes)} classes, "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+        self.emit("data", **counts)
+
+    def drive(
+        self,
+        trainer: Any,
+        resume: bool,
+        *,
+        model: str,
+        final: Callable[[dict[str, Any]], dict[str, Any]],
+        note: str = "",
+        stop_now: Callable[[bool], bool] = bool,
+        extra_versions: dict[str, str] | None = None,
+        **start_fields: Any,
+    ) -> int:
+        """Every task kind's body once its trainer is built: resume from `last.pt`, record the
+        start, train (`trainer.fit`), test the best checkpoint, and record the final metrics
+        (`final(test_result)`) and status. `stop_now` turns this process's stop request into
+        the decision every process of the run agrees on (DDP ranks)."""
+        last = self.ckpt_dir / "last.pt"
+        if resume:
+            if last.is_file():
+                trainer.restore(last)
+            st = trainer.state
+            self.record_resume(st.step, st.epoch, st.batch, last.is_file())
+        p = trainer.params
+        self.log(
+            f"model {model}: {p['trainable']:,} of {p['total']:,} parameters trainable "
+            f"({p['trainable_pct']:.1f}%{note}) on {trainer.device}"
+        )
+        tech = getattr(trainer, "tech", None)  # the technique registry, where the kind has one
+        if tech is not None:
+            start_fields["techniques"] = tech.summary()
+        self.record_start(
+            trainer.device,
+            extra_versions=extra_versions,
+            params=p,
+            total_steps=trainer.total_steps,
+            epochs=trainer.cfg.train.epochs,
+            step=trainer.state.step,
+            epoch=trainer.state.epoch,
+            **start_fields,
+        )
+        if stop_now(self.stop_requested()):
+            self.set_status("stopped")
+            return 0
+        self.set_status("running")
+        outcome = trainer.fit()
+        if outcome == "stopped":
+            self.record_stopped(trainer.state.step)
+        if outcome == "completed":
+            result = trainer.test()
+            self.emit("test", **result)
+            self.meta.final = final(result)
+            if tech is not None:
+                self.meta.techniques = tech.summary()
+        self.set_status(outcome)
+        return 0
 
     def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
         self.emit("resume", step=step, epoch=epoch, batch=batch, from_checkpoint=from_checkpoint)

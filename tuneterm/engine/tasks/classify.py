@@ -48,11 +48,7 @@ def _train(engine: EngineProcess, cfg: RunConfig, resume: bool, dist: Dist) -> i
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     data = build(cfg.data, cfg.train.seed)
-    engine.log(
-        f"data {cfg.data.dataset}: {len(data.classes)} classes, "
-        + ", ".join(f"{k} {v}" for k, v in data.counts.items())
-    )
-    engine.emit("data", **data.counts)
+    engine.record_data(cfg.data.dataset, data.classes, data.counts)
     init = resolve_init(cfg, engine.store)
     built = build_model(cfg.model, len(data.classes), init, cfg.head)
     faults.install_oom(built.model)  # test hook; does nothing unless TUNETERM_FAULT is set
@@ -68,51 +64,27 @@ def _train(engine: EngineProcess, cfg: RunConfig, resume: bool, dist: Dist) -> i
             "pid": os.getpid(),
         }
     )
-    last = engine.ckpt_dir / "last.pt"
-    if resume:
-        if last.is_file():
-            trainer.restore(last)
-        st = trainer.state
-        engine.record_resume(st.step, st.epoch, st.batch, last.is_file())
-    p = trainer.params
-    engine.log(
-        f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-        f"({p['trainable_pct']:.1f}%) on {trainer.device}"
-        + (f", rank 0 of {dist.rank.world} (DDP, {cfg.dist.backend} backend)" if dist.on else "")
-    )
-    engine.record_start(
-        trainer.device,
-        ranks=ranks,
-        params=p,
-        techniques=trainer.tech.summary(),
-        data=data.counts,
-        classes=data.classes,
-        total_steps=trainer.total_steps,
-        epochs=cfg.train.epochs,
-        step=trainer.state.step,
-        epoch=trainer.state.epoch,
-    )
-    if dist.any(engine.stop_requested()):
-        engine.set_status("stopped")
-        return 0
-    engine.set_status("running")
-    outcome = trainer.fit()
-    if outcome == "stopped":
-        engine.record_stopped(trainer.state.step)
-    if outcome == "completed":
-        result = trainer.test()
-        engine.emit("test", **result)
-        final = {f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")}
-        engine.meta.final = {
-            **final,
+    ddp = f", rank 0 of {dist.rank.world} (DDP, {cfg.dist.backend} backend)" if dist.on else ""
+
+    def final(result: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **{f"{result['split']}_{k}": result[k] for k in ("loss", "acc", "top5")},
             "per_class": result["per_class"],
             "confusion": result["confusion"],
             "best_epoch": result["epoch"],
             **trainer.tech.finish(trainer),  # e.g. target-domain accuracy
         }
-        engine.meta.techniques = trainer.tech.summary()
-    engine.set_status(outcome)
-    return 0
+
+    return engine.drive(
+        trainer,
+        resume,
+        model=cfg.model.name + ddp,
+        final=final,
+        stop_now=dist.any,
+        ranks=ranks,
+        data=data.counts,
+        classes=data.classes,
+    )
 
 
 def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:

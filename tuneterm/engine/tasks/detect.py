@@ -144,57 +144,31 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     data = build(cfg.data, cfg.detect, cfg.train.seed)
-    engine.log(
-        f"data {cfg.data.dataset}: {len(data.classes)} classes, "
-        + ", ".join(f"{k} {v}" for k, v in data.counts.items())
-    )
-    engine.emit("data", **data.counts)
+    engine.record_data(cfg.data.dataset, data.classes, data.counts)
     init = resolve_init(cfg, engine.store)
     built = build_detector(cfg, len(data.classes), init)
     trainer = DetTrainer(cfg, built.model, data, engine)
-    last = engine.ckpt_dir / "last.pt"
-    if resume:
-        if last.is_file():
-            trainer.restore(last)
-        st = trainer.state
-        engine.record_resume(st.step, st.epoch, st.batch, last.is_file())
-    p = trainer.params
-    engine.log(
-        f"model {cfg.model.name}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-        f"({p['trainable_pct']:.1f}%; backbone stages trained: {built.trainable_stages}) "
-        f"on {trainer.device}"
-    )
-    engine.record_start(
-        trainer.device,
-        extra_versions=_versions(),
-        params=p,
-        data=data.counts,
-        classes=data.classes,
-        total_steps=trainer.total_steps,
-        epochs=cfg.train.epochs,
-        step=trainer.state.step,
-        epoch=trainer.state.epoch,
-    )
-    if engine.stop_requested():
-        engine.set_status("stopped")
-        return 0
-    engine.set_status("running")
-    outcome = trainer.fit()
-    if outcome == "stopped":
-        engine.record_stopped(trainer.state.step)
-    if outcome == "completed":
-        result = trainer.test()
-        engine.emit("test", **result)
+
+    def final(result: dict[str, Any]) -> dict[str, Any]:
         split = result["split"]
-        engine.meta.final = {
+        return {
             f"{split}_map": result["map"],
             f"{split}_map50": result["map50"],
             f"{split}_map75": result["map75"],
             "per_class": result["per_class"],
             "best_epoch": result["epoch"],
         }
-    engine.set_status(outcome)
-    return 0
+
+    return engine.drive(
+        trainer,
+        resume,
+        model=cfg.model.name,
+        note=f"; backbone stages trained: {built.trainable_stages}",
+        final=final,
+        extra_versions=_versions(),
+        data=data.counts,
+        classes=data.classes,
+    )
 
 
 def _versions() -> dict[str, str]:

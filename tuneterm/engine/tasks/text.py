@@ -101,60 +101,32 @@ def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
     data = textdata.build(cfg.data, cfg.text, cfg.train.seed)
     for split in (data.train, data.val, data.test):
         textdata.tokenize(split, tokenizer, cfg.text)
-    engine.log(
-        f"data {cfg.data.dataset}: {len(data.classes)} classes, "
-        + ", ".join(f"{k} {v}" for k, v in data.counts.items())
-    )
-    engine.emit("data", **data.counts)
+    engine.record_data(cfg.data.dataset, data.classes, data.counts)
     model = build(source, len(data.classes), pretrained=cfg.model.weights != "none")
     teacher = (
         _load_teacher(cfg, engine.store, data.classes, tokenizer) if cfg.distill.teacher else None
     )
     trainer = TextTrainer(cfg, model, tokenizer, data, engine, teacher)
-    last = engine.ckpt_dir / "last.pt"
-    if resume:
-        if last.is_file():
-            trainer.restore(last)
-        st = trainer.state
-        engine.record_resume(st.step, st.epoch, st.batch, last.is_file())
-    p = trainer.params
-    engine.log(
-        f"model {cfg.text.model} ({source.ref}): {p['trainable']:,} of {p['total']:,} "
-        f"parameters trainable ({p['trainable_pct']:.1f}%) on {trainer.device}"
-    )
-    engine.record_start(
-        trainer.device,
-        extra_versions={"transformers": transformers.__version__},
-        params=p,
-        techniques=trainer.tech.summary(),
-        data=data.counts,
-        classes=data.classes,
-        total_steps=trainer.total_steps,
-        epochs=cfg.train.epochs,
-        step=trainer.state.step,
-        epoch=trainer.state.epoch,
-    )
-    if engine.stop_requested():
-        engine.set_status("stopped")
-        return 0
-    engine.set_status("running")
-    outcome = trainer.fit()
-    if outcome == "stopped":
-        engine.record_stopped(trainer.state.step)
-    if outcome == "completed":
-        result = trainer.test()
-        engine.emit("test", **result)
+
+    def final(result: dict[str, Any]) -> dict[str, Any]:
         split = result["split"]
-        engine.meta.final = {
+        return {
             **{f"{split}_{k}": result[k] for k in ("loss", "acc", "f1")},
             "per_class": result["per_class"],  # recall: what image runs call per-class acc
             "report": result["report"],
             "confusion": result["confusion"],
             "best_epoch": result["epoch"],
         }
-        engine.meta.techniques = trainer.tech.summary()
-    engine.set_status(outcome)
-    return 0
+
+    return engine.drive(
+        trainer,
+        resume,
+        model=f"{cfg.text.model} ({source.ref})",
+        final=final,
+        extra_versions={"transformers": transformers.__version__},
+        data=data.counts,
+        classes=data.classes,
+    )
 
 
 def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
