@@ -113,6 +113,22 @@ def check_input_size(model: str, size: int) -> ConfigIssue | None:
     return None
 
 
+def device_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """train.device names CUDA on a machine without it (every task kind checks this)."""
+    if cfg.train.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return [
+                ConfigIssue(
+                    "train.device",
+                    cfg.train.device,
+                    'CUDA is not available here; use "auto" or "cpu"',
+                )
+            ]
+    return []
+
+
 def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
     """Checks that need torchvision or the store; raises ConfigError naming each field."""
     issues: list[ConfigIssue] = []
@@ -151,17 +167,7 @@ def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
     from tuneterm.engine.datacheck import check as check_data
 
     issues.extend(check_data(cfg))
-    if cfg.train.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            issues.append(
-                ConfigIssue(
-                    "train.device",
-                    cfg.train.device,
-                    'CUDA is not available here; use "auto" or "cpu"',
-                )
-            )
+    issues.extend(device_issues(cfg))
     if issues:
         raise ConfigError(issues)
 

@@ -26,6 +26,7 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
     from tuneterm.engine.registry import (
         WEIGHTS_HOST,
         _reachable,
+        device_issues,
         resolve_init,
         resolve_weights,
         weights_file,
@@ -74,17 +75,7 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
             value = cfg.data.annotations if cfg.data.dataset == "coco" else cfg.data.root
             n = len(parsed.issues)
             issues.append(ConfigIssue(field, value, f"{n} problem(s):\n{parsed.message()}"))
-    if cfg.train.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            issues.append(
-                ConfigIssue(
-                    "train.device",
-                    cfg.train.device,
-                    'CUDA is not available here; use "auto" or "cpu"',
-                )
-            )
+    issues.extend(device_issues(cfg))
     if issues:
         raise ConfigError(issues)
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """The model's files can be found without a hang, the data reads, the teacher fits."""
     from tuneterm.engine.data import DataError
+    from tuneterm.engine.registry import device_issues
     from tuneterm.engine.textcls import data
     from tuneterm.engine.textcls.models import TextModelError, resolve
 
@@ -37,17 +38,7 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
             _teacher_checkpoint(cfg.distill.teacher, store)
         except (LookupError, ValueError) as exc:
             issues.append(ConfigIssue("distill.teacher", cfg.distill.teacher, str(exc)))
-    if cfg.train.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            issues.append(
-                ConfigIssue(
-                    "train.device",
-                    cfg.train.device,
-                    'CUDA is not available here; use "auto" or "cpu"',
-                )
-            )
+    issues.extend(device_issues(cfg))
     if issues:
         raise ConfigError(issues)
 
