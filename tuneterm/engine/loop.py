@@ -40,6 +40,29 @@ class State:
     best: dict[str, Any] = field(default_factory=dict)
 
 
+def training_state(tr: Any) -> dict[str, Any]:
+    """What every kind's `last.pt` holds besides the model: optimizer, schedule, scaler and
+    where the run is (`tr` is a trainer with `opt`, `sched`, `scaler` and `state`)."""
+    st = tr.state
+    return {
+        "optimizer": tr.opt.state_dict(),
+        "scheduler": tr.sched.state_dict(),
+        "scaler": tr.scaler.state_dict(),
+        "epoch": st.epoch,
+        "batch": st.batch,
+        "step": st.step,
+        "best": st.best,
+    }
+
+
+def restore_training(tr: Any, ck: dict[str, Any]) -> None:
+    """The inverse of `training_state` for a loaded `last.pt`."""
+    tr.opt.load_state_dict(ck["optimizer"])
+    tr.sched.load_state_dict(ck["scheduler"])
+    tr.scaler.load_state_dict(ck["scaler"])
+    tr.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
+
+
 def input_hint(
     wait_frac: float, streak: int, d: DataSection, streamed: bool, workers: int
 ) -> tuple[int, str | None]:
@@ -374,7 +397,6 @@ class Trainer:
     def save_last(self) -> None:
         """Every rank calls this at the same point; rank 0 alone writes (with every rank's RNG
         state, so a resumed run draws what it would have)."""
-        st = self.state
         rngs = self.dist.gather(checkpoint.rng_state())
         if not self.dist.rank.main:
             return
@@ -382,13 +404,7 @@ class Trainer:
             self.ctx.ckpt_dir / "last.pt",
             {
                 **self._model_state(),
-                "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "epoch": st.epoch,
-                "batch": st.batch,
-                "step": st.step,
-                "best": st.best,
+                **training_state(self),
                 "rng": rngs[0],
                 "rng_ranks": rngs,
                 "techniques": self.tech.state_dict(),
@@ -399,13 +415,10 @@ class Trainer:
         ck = checkpoint.load(path)
         self.model.load_state_dict(ck["model"], strict=not ck.get("partial"))
         self.tech.load_state_dict(ck.get("techniques", {}))
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.scaler.load_state_dict(ck["scaler"])
+        restore_training(self, ck)
         ranks = ck.get("rng_ranks") or []
         r = self.dist.rank.rank
         checkpoint.set_rng_state(ranks[r] if len(ranks) == self.dist.rank.world else ck["rng"])
-        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self) -> str:

@@ -26,7 +26,14 @@ from tuneterm.engine.detection.data import (
     batches,
     make_transform,
 )
-from tuneterm.engine.loop import RunContext, State, pick_device, pick_precision
+from tuneterm.engine.loop import (
+    RunContext,
+    State,
+    pick_device,
+    pick_precision,
+    restore_training,
+    training_state,
+)
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 
@@ -168,18 +175,11 @@ class DetTrainer:
         }
 
     def save_last(self) -> None:
-        st = self.state
         checkpoint.save(
             self.ctx.ckpt_dir / "last.pt",
             {
                 **self._model_state(),
-                "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "epoch": st.epoch,
-                "batch": st.batch,
-                "step": st.step,
-                "best": st.best,
+                **training_state(self),
                 "rng": checkpoint.rng_state(),
             },
         )
@@ -187,11 +187,8 @@ class DetTrainer:
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
         self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.scaler.load_state_dict(ck["scaler"])
+        restore_training(self, ck)
         checkpoint.set_rng_state(ck["rng"])
-        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self) -> str:

@@ -16,7 +16,14 @@ from torch.nn import functional as F
 from tuneterm.config import RunConfig
 from tuneterm.engine import checkpoint
 from tuneterm.engine.data import batch_indices
-from tuneterm.engine.loop import RunContext, State, pick_device, pick_precision
+from tuneterm.engine.loop import (
+    RunContext,
+    State,
+    pick_device,
+    pick_precision,
+    restore_training,
+    training_state,
+)
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -197,18 +204,11 @@ class TextTrainer:
         }
 
     def save_last(self) -> None:
-        st = self.state
         checkpoint.save(
             self.ctx.ckpt_dir / "last.pt",
             {
                 **self._model_state(),
-                "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "epoch": st.epoch,
-                "batch": st.batch,
-                "step": st.step,
-                "best": st.best,
+                **training_state(self),
                 "rng": checkpoint.rng_state(),
                 "techniques": self.tech.state_dict(),
             },
@@ -218,11 +218,8 @@ class TextTrainer:
         ck = checkpoint.load(path)
         self.model.load_state_dict(ck["model"], strict=not ck.get("partial"))
         self.tech.load_state_dict(ck.get("techniques", {}))
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.scaler.load_state_dict(ck["scaler"])
+        restore_training(self, ck)
         checkpoint.set_rng_state(ck["rng"])
-        self.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self) -> str:
