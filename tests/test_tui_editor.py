@@ -85,6 +85,7 @@ async def test_form_writes_the_same_toml_and_follows_it(tmp_path: Path) -> None:
         epochs = editor.query_one("#form-train-epochs", Input)
         assert epochs.value == "5"
         epochs.focus()
+        await until(pilot, lambda: epochs.has_focus)  # keys must not land before the focus does
         await pilot.press("ctrl+u", "1", "2")
         await until(pilot, lambda: "epochs = 12" in area.text)
         assert "# Passes over the training data" in area.text  # comments kept
@@ -160,12 +161,14 @@ async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
         stages = editor.query_one("#form-freeze-stages", Input)
         assert stages.has_class("has-issue")
         stages.focus()
+        await until(pilot, lambda: stages.has_focus)
         await pilot.press("ctrl+u", "2")
         await until(pilot, lambda: not editor.issues)
         assert "stages = 2" in area.text and "✓ valid" in screen_text(app)
         editor.query_one("#form-ema-enabled", Select).value = "true"
         hidden = editor.query_one("#form-head-hidden", Input)
         hidden.focus()  # the form scrolls at 80x24 to show the focused field
+        await until(pilot, lambda: hidden.has_focus)
         await pilot.press("2", "5", "6", "comma", "space")
         await until(pilot, lambda: "hidden = [256]" in area.text)
         await pilot.pause(0.4)  # past the re-validation debounce: "256, " must stay as typed
