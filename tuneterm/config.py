@@ -300,7 +300,9 @@ class DistSection(_Section):
 class SpeedSection(_Section):
     channels_last: bool = Field(True, description="Convnets in channels_last memory on CUDA")
     cudnn_benchmark: bool = Field(
-        True, description="cuDNN autotuner picks the fastest kernels (CUDA, fixed input sizes)"
+        True,
+        description="cuDNN autotuner picks the fastest kernels (CUDA; not for detection, whose "
+        "batch shapes vary)",
     )
     tf32: bool = Field(True, description="TF32 matmuls and convolutions on Ampere+ GPUs")
     fused_optimizer: bool = Field(
@@ -313,6 +315,11 @@ class SpeedSection(_Section):
     prefetch: int = Field(4, ge=1, le=64, description="Batches each DataLoader worker prefetches")
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile the training model: off or a compile mode"
+    )
+    async_checkpoint: bool = Field(
+        True,
+        description="Write each epoch's checkpoints in a background thread while training goes "
+        "on (costs one host copy of the model and optimizer state)",
     )
 
 
@@ -598,6 +605,14 @@ def _detect_issues(cfg: RunConfig) -> list[ConfigIssue]:
         issues.append(
             ConfigIssue(
                 "data.dataset", cfg.data.dataset, 'a detection data set; set run.task = "detect"'
+            )
+        )
+    if detect and cfg.speed.compile != "off":
+        issues.append(
+            ConfigIssue(
+                "speed.compile",
+                cfg.speed.compile,
+                'detectors are not compiled (their batch shapes vary per batch); use "off"',
             )
         )
     if detect and cfg.train.metric == "val_loss":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,80 @@ def _disk_full(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def snapshot(obj: Any) -> Any:
+    """A copy of a checkpoint dict that training can no longer change: every tensor copied to
+    host memory (a clone on the CPU, a device-to-host copy on a GPU), containers rebuilt."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        return t.clone() if t.device.type == "cpu" else t.to("cpu")
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [snapshot(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(snapshot(v) for v in obj)
+    return obj  # numbers, strings, None, torch.Size: immutable
+
+
+Jobs = list[tuple[Path, dict[str, Any]]]
+
+
+class Writer:
+    """Writes checkpoint files while training goes on (`background`), or in place.
+
+    `write` snapshots the states (the only cost on the training thread: one copy of the
+    tensors, ~30 ms for resnet18 + AdamW's 128 MiB on a CPU core, against ~300 ms for the
+    write and fsync), then saves them in order in a thread and calls `done` once every file is
+    on disk; `done` is where the caller says so (the "checkpoint" event). At most one write is
+    in flight: the next `write` waits for the last, so memory holds one snapshot at most and
+    files land in order. An error in the thread (a full disk) is raised by the next `write`
+    or `wait`, so it fails the run the way a synchronous write would."""
+
+    def __init__(self, background: bool = True) -> None:
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(
+        self, files: Sequence[tuple[Path, dict[str, Any]]], done: Callable[[], None] | None = None
+    ) -> None:
+        self.wait()
+        if not self.background:
+            self._save(list(files), done)
+            return
+        jobs = [(path, snapshot(state)) for path, state in files]
+        self._thread = threading.Thread(
+            target=self._run, args=(jobs, done), name="checkpoint-writer", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, jobs: Jobs, done: Callable[[], None] | None) -> None:
+        try:
+            self._save(jobs, done)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    @staticmethod
+    def _save(jobs: Jobs, done: Callable[[], None] | None) -> None:
+        for path, state in jobs:
+            save(path, state)
+        if done is not None:
+            done()
+
+    def wait(self, quiet: bool = False) -> None:
+        """Until the write in flight is on disk; raises its error unless `quiet`."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        err, self._error = self._error, None
+        if err is not None and not quiet:
+            raise err
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -4,63 +4,22 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from tuneterm.config import DataSection, RunConfig
-from tuneterm.engine import checkpoint
+from tuneterm.config import DataSection, RunConfig, SpeedSection
+from tuneterm.engine import checkpoint, epochs
 from tuneterm.engine.data import DataBundle, Split, batch_indices, batches, default_workers
 from tuneterm.engine.ddp import Dist, Rank, StopVote, shard
+from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
 from tuneterm.engine.models import Built, count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
 from tuneterm.engine.techniques.augment import transform_for
 from tuneterm.store.meta import INPUT_BOUND
-
-
-class RunContext(Protocol):
-    """What the loop needs from the process around it (see engine/process.py)."""
-
-    ckpt_dir: Path
-
-    def emit(self, kind: str, /, **fields: Any) -> None: ...
-    def progress(self, force: bool = False, **fields: Any) -> None: ...
-    def stop_requested(self) -> bool: ...
-
-
-@dataclass
-class State:
-    epoch: int = 0  # completed epochs
-    batch: int = 0  # batches done in the current epoch
-    step: int = 0
-    best: dict[str, Any] = field(default_factory=dict)
-
-
-def training_state(tr: Any) -> dict[str, Any]:
-    """What every kind's `last.pt` holds besides the model: optimizer, schedule, scaler and
-    where the run is (`tr` is a trainer with `opt`, `sched`, `scaler` and `state`)."""
-    st = tr.state
-    return {
-        "optimizer": tr.opt.state_dict(),
-        "scheduler": tr.sched.state_dict(),
-        "scaler": tr.scaler.state_dict(),
-        "epoch": st.epoch,
-        "batch": st.batch,
-        "step": st.step,
-        "best": st.best,
-    }
-
-
-def restore_training(tr: Any, ck: dict[str, Any]) -> None:
-    """The inverse of `training_state` for a loaded `last.pt`."""
-    tr.opt.load_state_dict(ck["optimizer"])
-    tr.sched.load_state_dict(ck["scheduler"])
-    tr.scaler.load_state_dict(ck["scaler"])
-    tr.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
 
 
 def input_hint(
@@ -83,6 +42,38 @@ def input_hint(
     )
 
 
+def log_train(tr: Any, loss: float, per_s: float, wait_frac: float, lr: float) -> None:
+    """One log interval of any trainer (`tr`: state, device, ctx, cfg, workers, streamed,
+    input_streak): the "train" event, meta.json's progress, and the input-bound warning on the
+    third interval in a row that mostly waited for data."""
+    st = tr.state
+    fields: dict[str, Any] = {
+        "step": st.step,
+        "epoch": st.epoch + 1,
+        "loss": loss,
+        "lr": lr,
+        "img_s": round(per_s, 2 if per_s < 100 else 1),  # examples/s, whatever the task
+        "data_wait": round(wait_frac, 3),
+    }
+    peak: dict[str, Any] = {}
+    if tr.device.type == "cuda":
+        fields["gpu_mem_peak"] = peak["gpu_mem_peak"] = torch.cuda.max_memory_allocated(tr.device)
+    tr.ctx.emit("train", **fields)
+    tr.ctx.progress(
+        step=st.step,
+        epoch=st.epoch,
+        last_loss=loss,
+        throughput=fields["img_s"],
+        data_wait=fields["data_wait"],
+        **peak,
+    )
+    tr.input_streak, msg = input_hint(
+        wait_frac, tr.input_streak, tr.cfg.data, tr.streamed, tr.workers
+    )
+    if msg:
+        tr.ctx.emit("log", level="warning", msg=msg)
+
+
 def pick_device(name: str, rank: Rank | None = None) -> torch.device:
     """The device of this process; in a distributed run on CUDA, cuda:<local rank>."""
     if name == "auto":
@@ -101,6 +92,28 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     if name == "bf16":
         return torch.bfloat16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cuda_speed(
+    sp: SpeedSection,
+    device: torch.device,
+    model: torch.nn.Module | None,
+    fixed_shapes: bool = True,
+) -> bool:
+    """Apply [speed]'s CUDA switches for a model about to train on `device` (nothing on a CPU):
+    the cuDNN autotuner (only where batches keep one shape: it re-tunes on every new one), TF32,
+    and channels_last for a convnet `model` (None: leave the layout alone). Returns whether
+    inputs should be channels_last too."""
+    if device.type != "cuda":
+        return False
+    torch.backends.cudnn.benchmark = sp.cudnn_benchmark and fixed_shapes
+    torch.backends.cuda.matmul.allow_tf32 = sp.tf32
+    torch.backends.cudnn.allow_tf32 = sp.tf32
+    convnet = model is not None and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    if model is not None and sp.channels_last and convnet:
+        model.to(memory_format=torch.channels_last)
+        return True
+    return False
 
 
 class Trainer:
@@ -148,14 +161,7 @@ class Trainer:
         self.model.to(self.device)
         sp = cfg.speed
         cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = sp.cudnn_benchmark
-            torch.backends.cuda.matmul.allow_tf32 = sp.tf32
-            torch.backends.cudnn.allow_tf32 = sp.tf32
-        convnet = any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
-        self.channels_last = cuda and sp.channels_last and convnet
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = cuda_speed(sp, self.device, self.model)
         self.opt = make_optimizer(
             self.model,
             t,
@@ -184,7 +190,8 @@ class Trainer:
         self.forward: Any = self.net
         if sp.compile != "off":
             self.forward = torch.compile(self.net, mode=sp.compile)
-        self._input_bound = 0  # consecutive log intervals that mostly waited for data
+        self.input_streak = 0  # consecutive log intervals that mostly waited for data
+        self.streamed = data.train.images is None  # decoded per epoch, not held in RAM
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
 
@@ -262,7 +269,7 @@ class Trainer:
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 now = time.perf_counter()
                 avg, seen = self._mean_loss(loss_sum, n_loss, seen)
-                self._log_train(avg, seen / (now - tick), waited / (now - tick))
+                self._log(avg, seen / (now - tick), waited / (now - tick))
                 loss_sum.zero_()
                 n_loss, seen, waited, tick = 0, 0, 0.0, now
             # Every rank polls once per step and gets the same answer (engine/ddp.py).
@@ -272,7 +279,7 @@ class Trainer:
         if n_loss:
             now = time.perf_counter()
             avg, seen = self._mean_loss(loss_sum, n_loss, seen)
-            self._log_train(avg, seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
+            self._log(avg, seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
         self.vote.settle()  # before the evaluation's collectives; a stop then ends the next step
         return True
 
@@ -281,6 +288,9 @@ class Trainer:
         if isinstance(self.net, torch.nn.parallel.DistributedDataParallel) and not boundary:
             return self.net.no_sync()
         return nullcontext()
+
+    def _log(self, loss: float, per_s: float, wait_frac: float) -> None:
+        log_train(self, loss, per_s, wait_frac, self.opt.param_groups[0]["lr"])
 
     def _mean_loss(self, loss_sum: torch.Tensor, n: int, seen: int) -> tuple[float, int]:
         """The interval's mean loss and images seen, over every rank."""
@@ -291,40 +301,6 @@ class Trainer:
         self.dist.all_reduce_sum(total)
         loss, count, images = total.tolist()
         return loss / count, int(images)
-
-    def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
-        st = self.state
-        fields: dict[str, Any] = {
-            "step": st.step,
-            "epoch": st.epoch + 1,
-            "loss": loss,
-            "lr": self.opt.param_groups[0]["lr"],
-            "img_s": round(img_s, 1),
-            "data_wait": round(wait_frac, 3),
-        }
-        peak: dict[str, Any] = {}
-        if self.device.type == "cuda":
-            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
-            peak["gpu_mem_peak"] = fields["gpu_mem_peak"]
-        self.ctx.emit("train", **fields)
-        self.ctx.progress(
-            step=st.step,
-            epoch=st.epoch,
-            last_loss=loss,
-            throughput=fields["img_s"],
-            data_wait=fields["data_wait"],
-            **peak,
-        )
-        self._check_input(wait_frac)
-
-    def _check_input(self, wait_frac: float) -> None:
-        """Say once per streak, in the run's log, that the run waits on its input."""
-        streamed = self.data.train.images is None
-        self._input_bound, msg = input_hint(
-            wait_frac, self._input_bound, self.cfg.data, streamed, self.workers
-        )
-        if msg:
-            self.ctx.emit("log", level="warning", msg=msg)
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -379,7 +355,7 @@ class Trainer:
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]:
+    def model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]:
         net = net if net is not None else self.model
         return {
             "model": self.tech.checkpoint_weights(net.state_dict()),
@@ -394,22 +370,19 @@ class Trainer:
             "std": (self.std.flatten() / 255).tolist(),
         }
 
-    def save_last(self) -> None:
+    def last_state(self) -> dict[str, Any] | None:
         """Every rank calls this at the same point; rank 0 alone writes (with every rank's RNG
         state, so a resumed run draws what it would have)."""
         rngs = self.dist.gather(checkpoint.rng_state())
         if not self.dist.rank.main:
-            return
-        checkpoint.save(
-            self.ctx.ckpt_dir / "last.pt",
-            {
-                **self._model_state(),
-                **training_state(self),
-                "rng": rngs[0],
-                "rng_ranks": rngs,
-                "techniques": self.tech.state_dict(),
-            },
-        )
+            return None
+        return {
+            **self.model_state(),
+            **training_state(self),
+            "rng": rngs[0],
+            "rng_ranks": rngs,
+            "techniques": self.tech.state_dict(),
+        }
 
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
@@ -420,60 +393,34 @@ class Trainer:
         r = self.dist.rank.rank
         checkpoint.set_rng_state(ranks[r] if len(ranks) == self.dist.rank.world else ck["rng"])
 
-    # -- the run ----------------------------------------------------------------------------
+    # -- the run (engine/epochs.py) ----------------------------------------------------------
+    def validate(self) -> Scored:
+        net = self.tech.eval_model(self.model)  # the EMA model when it is kept
+        val = self.evaluate(self.data.val, model=net)
+        val["extra"] = {}
+        stop = self.tech.epoch_end(self, val)  # early stopping; EMA scores the other model
+        metric = self.cfg.train.metric
+        return Scored(
+            event={
+                "val_loss": val["loss"],
+                "val_acc": val["acc"],
+                "val_top5": val["top5"],
+                **val["extra"],
+            },
+            metric=metric,
+            value=val["acc"] if metric == "val_acc" else val["loss"],
+            best={"val_acc": val["acc"], "val_loss": val["loss"]},
+            higher=metric == "val_acc",
+            stop=stop,
+            net=net,
+        )
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
     def fit(self) -> str:
         """Train to the end or until stopped; returns "completed" or "stopped"."""
-        cfg, st = self.cfg, self.state
-        metric = cfg.train.metric
-        sign = 1.0 if metric == "val_acc" else -1.0
-        while st.epoch < cfg.train.epochs:
-            if not self.train_epoch():
-                self.save_last()
-                self.ctx.emit(
-                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
-                )
-                return "stopped"
-            net = self.tech.eval_model(self.model)  # the EMA model when it is kept
-            val = self.evaluate(self.data.val, model=net)
-            st.epoch, st.batch = st.epoch + 1, 0
-            value = val["acc"] if metric == "val_acc" else val["loss"]
-            val["extra"] = {}
-            stop = self.tech.epoch_end(self, val)
-            self.ctx.emit(
-                "val",
-                epoch=st.epoch,
-                step=st.step,
-                val_loss=val["loss"],
-                val_acc=val["acc"],
-                val_top5=val["top5"],
-                **val["extra"],
-            )
-            if not st.best or sign * value > sign * st.best["value"]:
-                st.best = {
-                    "metric": metric,
-                    "value": value,
-                    "epoch": st.epoch,
-                    "step": st.step,
-                    "val_acc": val["acc"],
-                    "val_loss": val["loss"],
-                }
-                if self.dist.rank.main:
-                    checkpoint.save(
-                        self.ctx.ckpt_dir / "best.pt", {**self._model_state(net), "best": st.best}
-                    )
-            self.save_last()
-            self.ctx.emit(
-                "checkpoint",
-                which="epoch",
-                step=st.step,
-                epoch=st.epoch,
-                best=st.best["epoch"] == st.epoch,
-            )
-            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
-            if stop:
-                break
-        self.dist.barrier()  # best.pt is on disk before any rank tests it
-        return "completed"
+        return epochs.fit(self)
 
     def test(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on the test split (val if there is no test split)."""

@@ -276,9 +276,11 @@ def batches(
     start_batch: int = 0,
     transform: Callable[[Any, Any], Any] | None = None,
     workers: int = 0,
+    pin: bool = False,
+    prefetch: int = 2,
 ) -> Iterator[tuple[list[torch.Tensor], list[Target]]]:
     """Lists of uint8 images and their targets; a seeded order per epoch, so a resumed run
-    starts at `start_batch` of the same order."""
+    starts at `start_batch` of the same order. `pin`: in page-locked memory (CUDA)."""
     order = list(range(len(split)))
     if shuffle_seed is not None:
         g = torch.Generator().manual_seed(shuffle_seed * 100_003 + epoch)
@@ -293,5 +295,7 @@ def batches(
         num_workers=workers,
         collate_fn=_collate,
         persistent_workers=False,
+        pin_memory=pin,
+        prefetch_factor=prefetch if workers > 0 else None,
     )
     yield from loader

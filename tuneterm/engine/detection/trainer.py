@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 
 from tuneterm.config import RunConfig
-from tuneterm.engine import checkpoint
+from tuneterm.engine import checkpoint, epochs
 from tuneterm.engine.data import default_workers
 from tuneterm.engine.detection.data import (
     DetData,
@@ -26,14 +26,8 @@ from tuneterm.engine.detection.data import (
     batches,
     make_transform,
 )
-from tuneterm.engine.loop import (
-    RunContext,
-    State,
-    pick_device,
-    pick_precision,
-    restore_training,
-    training_state,
-)
+from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
+from tuneterm.engine.loop import cuda_speed, log_train, pick_device, pick_precision
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 
@@ -52,18 +46,25 @@ class DetTrainer:
         self.device = pick_device(t.device)
         self.amp_dtype = pick_precision(t.precision, self.device)
         self.model = model.to(self.device)
+        # No autotuner: a detector's batches change shape. No channels_last: torchvision's
+        # detection transform batches images in the default layout.
+        cuda_speed(cfg.speed, self.device, None, fixed_shapes=False)
+        self.pin = self.device.type == "cuda" and cfg.speed.pin_memory
         self.steps_per_epoch = max(1, batch_count(len(data.train), t.batch_size))
         self.total_steps = self.steps_per_epoch * t.epochs
         self.state = State()
         self.accum = t.grad_accum
-        self.opt = make_optimizer(self.model, t, self.device)
+        self.opt = make_optimizer(self.model, t, self.device, fused=cfg.speed.fused_optimizer)
         self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.transform = make_transform(cfg.data.augment)
-        in_ram = data.train.images is not None
+        self.streamed = data.train.images is None
         self.workers = (
-            0 if in_ram else (default_workers() if cfg.data.workers < 0 else cfg.data.workers)
+            (default_workers() if cfg.data.workers < 0 else cfg.data.workers)
+            if self.streamed
+            else 0
         )
+        self.input_streak = 0
         self.params = count_params(self.model)
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
         self.metric = best_metric(cfg)
@@ -97,6 +98,8 @@ class DetTrainer:
             start_batch=st.batch,
             transform=self.transform,
             workers=self.workers,
+            pin=self.pin,
+            prefetch=self.cfg.speed.prefetch,
         )
         while True:
             t0 = time.perf_counter()
@@ -124,32 +127,18 @@ class DetTrainer:
             st.batch += 1
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 now = time.perf_counter()
-                self._log_train(
-                    (loss_sum / n_loss).item(), seen / (now - tick), waited / (now - tick)
-                )
+                self._log((loss_sum / n_loss).item(), seen / (now - tick), waited / (now - tick))
                 loss_sum.zero_()
                 n_loss, seen, waited, tick = 0, 0, 0.0, now
             if self.ctx.stop_requested() and st.batch % self.accum == 0:
                 return False
         if n_loss:
             span = max(time.perf_counter() - tick, 1e-9)
-            self._log_train((loss_sum / n_loss).item(), seen / span, waited / span)
+            self._log((loss_sum / n_loss).item(), seen / span, waited / span)
         return True
 
-    def _log_train(self, loss: float, img_s: float, wait_frac: float) -> None:
-        st = self.state
-        fields: dict[str, Any] = {
-            "step": st.step,
-            "epoch": st.epoch + 1,
-            "loss": loss,
-            "lr": self.opt.param_groups[0]["lr"],
-            "img_s": round(img_s, 2),
-            "data_wait": round(wait_frac, 3),
-        }
-        if self.device.type == "cuda":
-            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
-        self.ctx.emit("train", **fields)
-        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+    def _log(self, loss: float, per_s: float, wait_frac: float) -> None:
+        log_train(self, loss, per_s, wait_frac, self.opt.param_groups[0]["lr"])
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -159,7 +148,7 @@ class DetTrainer:
         )
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _model_state(self) -> dict[str, Any]:
+    def model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]:
         tr: Any = self.model.transform
         return {
             "model": self.model.state_dict(),
@@ -174,15 +163,8 @@ class DetTrainer:
             "std": [float(v) for v in tr.image_std],
         }
 
-    def save_last(self) -> None:
-        checkpoint.save(
-            self.ctx.ckpt_dir / "last.pt",
-            {
-                **self._model_state(),
-                **training_state(self),
-                "rng": checkpoint.rng_state(),
-            },
-        )
+    def last_state(self) -> dict[str, Any] | None:
+        return {**self.model_state(), **training_state(self), "rng": checkpoint.rng_state()}
 
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
@@ -190,50 +172,22 @@ class DetTrainer:
         restore_training(self, ck)
         checkpoint.set_rng_state(ck["rng"])
 
-    # -- the run ----------------------------------------------------------------------------
+    # -- the run (engine/epochs.py) ----------------------------------------------------------
+    def validate(self) -> Scored:
+        val = self.evaluate(self.data.val)
+        return Scored(
+            event={"val_map": val["map"], "val_map50": val["map50"], "val_map75": val["map75"]},
+            metric=self.metric,
+            value=val["map"] if self.metric == "val_map" else val["map50"],
+            best={"val_map": val["map"], "val_map50": val["map50"]},
+        )
+
+    def barrier(self) -> None:
+        pass  # one process
+
     def fit(self) -> str:
         """Train to the end or until stopped; returns "completed" or "stopped"."""
-        cfg, st = self.cfg, self.state
-        while st.epoch < cfg.train.epochs:
-            if not self.train_epoch():
-                self.save_last()
-                self.ctx.emit(
-                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
-                )
-                return "stopped"
-            val = self.evaluate(self.data.val)
-            st.epoch, st.batch = st.epoch + 1, 0
-            self.ctx.emit(
-                "val",
-                epoch=st.epoch,
-                step=st.step,
-                val_map=val["map"],
-                val_map50=val["map50"],
-                val_map75=val["map75"],
-            )
-            value = val["map"] if self.metric == "val_map" else val["map50"]
-            if not st.best or value > st.best["value"]:
-                st.best = {
-                    "metric": self.metric,
-                    "value": value,
-                    "epoch": st.epoch,
-                    "step": st.step,
-                    "val_map": val["map"],
-                    "val_map50": val["map50"],
-                }
-                checkpoint.save(
-                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
-                )
-            self.save_last()
-            self.ctx.emit(
-                "checkpoint",
-                which="epoch",
-                step=st.step,
-                epoch=st.epoch,
-                best=st.best["epoch"] == st.epoch,
-            )
-            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
-        return "completed"
+        return epochs.fit(self)
 
     def test(self) -> dict[str, Any]:
         """Score the best checkpoint on the test split (val if there is no test split)."""

@@ -14,16 +14,10 @@ import torch
 from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
-from tuneterm.engine import checkpoint
+from tuneterm.engine import checkpoint, epochs
 from tuneterm.engine.data import batch_indices
-from tuneterm.engine.loop import (
-    RunContext,
-    State,
-    pick_device,
-    pick_precision,
-    restore_training,
-    training_state,
-)
+from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
+from tuneterm.engine.loop import cuda_speed, log_train, pick_device, pick_precision
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -93,12 +87,21 @@ class TextTrainer:
             self.head_name,
             include_frozen=cfg.freeze.strategy == "gradual",
             extra=self.tech.param_groups(self),  # type: ignore[arg-type]
+            fused=cfg.speed.fused_optimizer,
         )
         self.accum = t.grad_accum
         self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.params = count_params(self.model)
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+        sp = cfg.speed
+        cuda_speed(sp, self.device, self.model, fixed_shapes=self.length is not None)
+        self.pin = self.device.type == "cuda" and sp.pin_memory
+        # The training forward, compiled when asked; the module stays plain for checkpoints.
+        self.forward: Any = self.model
+        if sp.compile != "off":
+            self.forward = torch.compile(self.model, mode=sp.compile)
+        self.streamed, self.workers, self.input_streak = False, 0, 0  # tokenized once, in RAM
 
     def count_params(self) -> dict[str, Any]:
         return count_params(self.model)
@@ -118,14 +121,19 @@ class TextTrainer:
         self.model.train()
         tech.epoch_start(self)  # type: ignore[arg-type]  # gradual unfreezing
         loss_sum = torch.zeros((), device=self.device)
-        n_loss, seen, tick = 0, 0, time.perf_counter()
+        n_loss, seen, waited, tick = 0, 0, 0.0, time.perf_counter()
         it = self._batches(
             self.data.train, t.batch_size, shuffle_seed=t.seed, epoch=st.epoch, start_batch=st.batch
         )
-        for xb, yb in it:
-            x, y = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(it, None)
+            waited += time.perf_counter() - t0
+            if batch is None:
+                break
+            x, y = self._to_device(*batch)
             with self._autocast():
-                logits = self.model(x)
+                logits = self.forward(x)
                 ce = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
                 loss = tech.loss(self, x, y, logits, ce)  # type: ignore[arg-type]
             self.scaler.scale(loss / self.accum).backward()
@@ -141,30 +149,24 @@ class TextTrainer:
             n_loss, seen = n_loss + 1, seen + len(y)
             st.step, st.batch = st.step + 1, st.batch + 1
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
-                now = time.perf_counter()
-                self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9))
+                span = max(time.perf_counter() - tick, 1e-9)
+                self._log((loss_sum / n_loss).item(), seen / span, waited / span)
                 loss_sum.zero_()
-                n_loss, seen, tick = 0, 0, now
+                n_loss, seen, waited, tick = 0, 0, 0.0, time.perf_counter()
             if self.ctx.stop_requested() and st.batch % self.accum == 0:
                 return False  # on an optimizer-step boundary
         if n_loss:
-            now = time.perf_counter()
-            self._log_train((loss_sum / n_loss).item(), seen / max(now - tick, 1e-9))
+            span = max(time.perf_counter() - tick, 1e-9)
+            self._log((loss_sum / n_loss).item(), seen / span, waited / span)
         return True
 
-    def _log_train(self, loss: float, per_s: float) -> None:
-        st = self.state
-        fields: dict[str, Any] = {
-            "step": st.step,
-            "epoch": st.epoch + 1,
-            "loss": loss,
-            "lr": self.opt.param_groups[-1]["lr"],
-            "img_s": round(per_s, 1),  # examples per second (the throughput field of every task)
-        }
-        if self.device.type == "cuda":
-            fields["gpu_mem_peak"] = torch.cuda.max_memory_allocated(self.device)
-        self.ctx.emit("train", **fields)
-        self.ctx.progress(step=st.step, epoch=st.epoch, last_loss=loss, throughput=fields["img_s"])
+    def _to_device(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pin:  # page-locked, so the copies below do not block the host
+            xb, yb = xb.pin_memory(), yb.pin_memory()
+        return xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+    def _log(self, loss: float, per_s: float, wait_frac: float) -> None:
+        log_train(self, loss, per_s, wait_frac, self.opt.param_groups[-1]["lr"])
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -186,7 +188,7 @@ class TextTrainer:
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _model_state(self) -> dict[str, Any]:
+    def model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]:
         weights = self.model.state_dict()
         lora = self.cfg.lora.enabled
         if lora:  # adapters and everything outside the base model (the head); the base is shared
@@ -203,16 +205,13 @@ class TextTrainer:
             **({"lora": self.cfg.lora.model_dump()} if lora else {}),
         }
 
-    def save_last(self) -> None:
-        checkpoint.save(
-            self.ctx.ckpt_dir / "last.pt",
-            {
-                **self._model_state(),
-                **training_state(self),
-                "rng": checkpoint.rng_state(),
-                "techniques": self.tech.state_dict(),
-            },
-        )
+    def last_state(self) -> dict[str, Any] | None:
+        return {
+            **self.model_state(),
+            **training_state(self),
+            "rng": checkpoint.rng_state(),
+            "techniques": self.tech.state_dict(),
+        }
 
     def restore(self, path: Path) -> None:
         ck = checkpoint.load(path)
@@ -221,56 +220,26 @@ class TextTrainer:
         restore_training(self, ck)
         checkpoint.set_rng_state(ck["rng"])
 
-    # -- the run ----------------------------------------------------------------------------
+    # -- the run (engine/epochs.py) ----------------------------------------------------------
+    def validate(self) -> Scored:
+        val = self.evaluate(self.data.val)
+        stop = self.tech.epoch_end(self, val)  # type: ignore[arg-type]  # early stopping
+        metric = self.cfg.train.metric
+        return Scored(
+            event={"val_loss": val["loss"], "val_acc": val["acc"], "val_f1": val["f1"]},
+            metric=metric,
+            value=val[METRIC_KEY[metric]],
+            best={"val_acc": val["acc"], "val_loss": val["loss"], "val_f1": val["f1"]},
+            higher=metric != "val_loss",
+            stop=stop,
+        )
+
+    def barrier(self) -> None:
+        pass  # one process
+
     def fit(self) -> str:
         """Train to the end or until stopped; returns "completed" or "stopped"."""
-        cfg, st = self.cfg, self.state
-        metric = cfg.train.metric
-        sign = -1.0 if metric == "val_loss" else 1.0
-        while st.epoch < cfg.train.epochs:
-            if not self.train_epoch():
-                self.save_last()
-                self.ctx.emit(
-                    "checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch
-                )
-                return "stopped"
-            val = self.evaluate(self.data.val)
-            st.epoch, st.batch = st.epoch + 1, 0
-            stop = self.tech.epoch_end(self, val)  # type: ignore[arg-type]  # early stopping
-            self.ctx.emit(
-                "val",
-                epoch=st.epoch,
-                step=st.step,
-                val_loss=val["loss"],
-                val_acc=val["acc"],
-                val_f1=val["f1"],
-            )
-            value = val[METRIC_KEY[metric]]
-            if not st.best or sign * value > sign * st.best["value"]:
-                st.best = {
-                    "metric": metric,
-                    "value": value,
-                    "epoch": st.epoch,
-                    "step": st.step,
-                    "val_acc": val["acc"],
-                    "val_loss": val["loss"],
-                    "val_f1": val["f1"],
-                }
-                checkpoint.save(
-                    self.ctx.ckpt_dir / "best.pt", {**self._model_state(), "best": st.best}
-                )
-            self.save_last()
-            self.ctx.emit(
-                "checkpoint",
-                which="epoch",
-                step=st.step,
-                epoch=st.epoch,
-                best=st.best["epoch"] == st.epoch,
-            )
-            self.ctx.progress(force=True, epoch=st.epoch, step=st.step, best=st.best)
-            if stop:
-                break
-        return "completed"
+        return epochs.fit(self)
 
     def test(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on the test split (val if there is no test split)."""

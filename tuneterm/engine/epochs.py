@@ -1,0 +1,158 @@
+"""The epoch loop every task kind shares: train an epoch, validate, keep the best, checkpoint.
+
+A trainer (classification: engine/loop.py, detection, text) brings its own hot path
+(`train_epoch`), its own validation (`validate`, which says what the val event reports and
+which number picks `best.pt`) and its own checkpoint contents; `fit` does the rest the same
+way for all of them:
+
+- events: "val" after each epoch; "checkpoint" once the epoch's files are on disk;
+- `best.pt` by the chosen metric, `last.pt` every epoch and on a stop (resumable mid-epoch);
+- checkpoint files are written by a background thread (`speed.async_checkpoint`, on by
+  default) while the next epoch trains; a stop, the end of training and any error wait for
+  the write in flight, so `test` and `resume` always find whole files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from tuneterm.config import RunConfig
+from tuneterm.engine import checkpoint
+
+
+class RunContext(Protocol):
+    """What the loop needs from the process around it (see engine/process.py)."""
+
+    ckpt_dir: Path
+
+    def emit(self, kind: str, /, **fields: Any) -> None: ...
+    def progress(self, force: bool = False, **fields: Any) -> None: ...
+    def stop_requested(self) -> bool: ...
+
+
+@dataclass
+class State:
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0
+    best: dict[str, Any] = field(default_factory=dict)
+
+
+def training_state(tr: Any) -> dict[str, Any]:
+    """What every kind's `last.pt` holds besides the model: optimizer, schedule, scaler and
+    where the run is (`tr` is a trainer with `opt`, `sched`, `scaler` and `state`)."""
+    st = tr.state
+    return {
+        "optimizer": tr.opt.state_dict(),
+        "scheduler": tr.sched.state_dict(),
+        "scaler": tr.scaler.state_dict(),
+        "epoch": st.epoch,
+        "batch": st.batch,
+        "step": st.step,
+        "best": st.best,
+    }
+
+
+def restore_training(tr: Any, ck: dict[str, Any]) -> None:
+    """The inverse of `training_state` for a loaded `last.pt`."""
+    tr.opt.load_state_dict(ck["optimizer"])
+    tr.sched.load_state_dict(ck["scheduler"])
+    tr.scaler.load_state_dict(ck["scaler"])
+    tr.state = State(ck["epoch"], ck["batch"], ck["step"], dict(ck["best"]))
+
+
+@dataclass
+class Scored:
+    """One validation pass as the task reports it."""
+
+    event: dict[str, Any]  # the "val" event's metric fields
+    metric: str  # the name of the number `best.pt` is picked by ...
+    value: float  # ... and its value
+    best: dict[str, Any]  # the metric fields kept with it in state.best
+    higher: bool = True  # whether a larger value is better
+    stop: bool = False  # early stopping asks to end the run here
+    net: torch.nn.Module | None = None  # the model that was scored (e.g. the EMA copy)
+
+
+class EpochTrainer(Protocol):
+    cfg: RunConfig
+    ctx: RunContext
+    state: State
+
+    def train_epoch(self) -> bool: ...
+    def validate(self) -> Scored: ...
+    def model_state(self, net: torch.nn.Module | None = None) -> dict[str, Any]: ...
+    # Called by every process of a run at the same point (it may gather from DDP ranks);
+    # None where the process writes no files (DDP ranks other than 0).
+    def last_state(self) -> dict[str, Any] | None: ...
+    def barrier(self) -> None: ...
+
+
+def improved(best: dict[str, Any], s: Scored) -> bool:
+    if not best:
+        return True
+    return s.value > best["value"] if s.higher else s.value < best["value"]
+
+
+def fit(tr: EpochTrainer) -> str:
+    """Train to the end or until stopped; returns "completed" or "stopped"."""
+    writer = checkpoint.Writer(background=tr.cfg.speed.async_checkpoint)
+    try:
+        outcome = _epochs(tr, writer)
+    except BaseException:
+        writer.wait(quiet=True)  # the first error is the one to report
+        raise
+    writer.wait()
+    tr.barrier()  # best.pt is on disk before any rank tests it
+    return outcome
+
+
+def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
+    st, ctx, ckpt = tr.state, tr.ctx, tr.ctx.ckpt_dir
+    while st.epoch < tr.cfg.train.epochs:
+        if not tr.train_epoch():
+            last = tr.last_state()
+            writer.write([(ckpt / "last.pt", last)] if last is not None else [])
+            writer.wait()
+            ctx.emit("checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch)
+            return "stopped"
+        st.epoch, st.batch = st.epoch + 1, 0
+        s = tr.validate()  # while the last epoch's files are still being written
+        writer.wait()  # events stay in order: the last epoch's "checkpoint" before this "val"
+        ctx.emit("val", epoch=st.epoch, step=st.step, **s.event)
+        new_best = improved(st.best, s)
+        if new_best:
+            st.best = {
+                "metric": s.metric,
+                "value": s.value,
+                "epoch": st.epoch,
+                "step": st.step,
+                **s.best,
+            }
+        last = tr.last_state()  # after st.best: last.pt carries it
+        files: list[tuple[Path, dict[str, Any]]] = []
+        if last is not None:
+            if new_best:
+                files.append((ckpt / "best.pt", {**tr.model_state(s.net), "best": st.best}))
+            files.append((ckpt / "last.pt", last))
+        writer.write(files, _announce(ctx, st))
+        if s.stop:
+            break
+    return "completed"
+
+
+def _announce(ctx: RunContext, st: State) -> Any:
+    """What `fit` says once an epoch's checkpoints are on disk (from the writer's thread)."""
+    event = {"which": "epoch", "step": st.step, "epoch": st.epoch}
+    best = dict(st.best)
+    event["best"] = best["epoch"] == st.epoch
+
+    def done() -> None:
+        ctx.emit("checkpoint", **event)
+        ctx.progress(force=True, epoch=event["epoch"], best=best)
+
+    return done
