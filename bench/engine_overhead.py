@@ -3,7 +3,7 @@
     python bench/engine_overhead.py                    # resnet18, digits 32 px, 3 rounds
     python bench/engine_overhead.py --rounds 5 --epochs 3 --size 48
     python bench/engine_overhead.py --device cuda      # on a GPU machine
-    python bench/engine_overhead.py --sync             # + the engine with synchronous checkpoints
+    python bench/engine_overhead.py --also on,off      # + the engine with each checkpoint mode
 
 Each round runs the same fine-tune twice, in alternating order, each in a fresh process:
 
@@ -140,23 +140,24 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--sync",
-        action="store_true",
-        help="also run the engine with speed.async_checkpoint = false (checkpoints written "
-        "on the training thread), to show what the background writer saves",
+        "--also",
+        default="",
+        help="comma-separated speed.async_checkpoint values (on, off) to also run the engine "
+        "with, beside the default (auto): what the background writer changes",
     )
     args = ap.parse_args()
     os.environ.setdefault("TUNETERM_OFFLINE", "1")
     cfg = config(args)
-    sides = ["engine", "bare"] + (["sync"] if args.sync else [])
+    extra = [m for m in args.also.split(",") if m]
+    sides = ["engine", "bare"] + [f"ckpt-{m}" for m in extra]
     cfgs = {"engine": cfg, "bare": cfg}
-    if args.sync:
-        cfgs["sync"] = cfg.model_copy(
-            update={"speed": cfg.speed.model_copy(update={"async_checkpoint": False})}
+    for m in extra:
+        cfgs[f"ckpt-{m}"] = cfg.model_copy(
+            update={"speed": cfg.speed.model_copy(update={"async_checkpoint": m})}
         )
     rates: dict[str, list[float]] = {side: [] for side in sides}
     head = f"{'round':>5} {'order':>18} " + " ".join(f"{s + ' img/s':>12}" for s in sides)
-    print(head + f" {'engine/bare':>11}" + (f" {'sync/bare':>9}" if args.sync else ""))
+    print(head + f" {'engine/bare':>11}" + "".join(f" {s + '/bare':>14}" for s in sides[2:]))
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             order = sides[r % len(sides) :] + sides[: r % len(sides)]  # rotate who goes first
@@ -173,8 +174,7 @@ def main() -> int:
                 f"{row[s]:>12.1f}" for s in sides
             )
             line += f" {row['engine'] / row['bare']:>11.3f}"
-            if args.sync:
-                line += f" {row['sync'] / row['bare']:>9.3f}"
+            line += "".join(f" {row[s] / row['bare']:>14.3f}" for s in sides[2:])
             print(line, flush=True)
     ratios = [e / b for e, b in zip(rates["engine"], rates["bare"], strict=True)]
     print(
@@ -182,10 +182,11 @@ def main() -> int:
         f"median img/s engine {statistics.median(rates['engine']):.1f}, bare "
         f"{statistics.median(rates['bare']):.1f}"
     )
-    if args.sync:
-        sync = [s / b for s, b in zip(rates["sync"], rates["bare"], strict=True)]
+    for side in sides[2:]:
+        rel = [s / b for s, b in zip(rates[side], rates["bare"], strict=True)]
         print(
-            f"median ratio engine with synchronous checkpoints/bare: {statistics.median(sync):.3f}"
+            f"median ratio engine with async_checkpoint={side[5:]}/bare: "
+            f"{statistics.median(rel):.3f}"
         )
     print(
         f"{args.model} {args.size}px batch {args.batch}, "

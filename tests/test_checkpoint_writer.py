@@ -103,7 +103,8 @@ def test_the_checkpoint_event_means_the_epochs_files_are_on_disk(
     tmp_path: Path, background: bool
 ) -> None:
     tr = make(
-        tmp_path, f"[train]\nepochs = 3\n[speed]\nasync_checkpoint = {str(background).lower()}"
+        tmp_path,
+        "[train]\nepochs = 3\n[speed]\nasync_checkpoint = " + ("true" if background else '"off"'),
     )
     ctx = _Checking(tmp_path)
     tr.ctx = ctx
@@ -115,3 +116,28 @@ def test_the_checkpoint_event_means_the_epochs_files_are_on_disk(
     assert kinds == ["val", "checkpoint"] * 3
     assert ctx.threads == ({"checkpoint-writer"} if background else {"MainThread"})
     assert tr.test()["n"] > 0  # fit returned with best.pt whole
+
+
+def test_auto_writes_in_the_background_on_a_gpu_or_with_a_core_to_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuneterm.engine.epochs import background_writes
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert background_writes("on", cpu) and not background_writes("off", gpu)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert not background_writes("auto", cpu)  # every core trains: write in place
+    assert background_writes("auto", gpu)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert background_writes("auto", cpu)
+
+
+def test_async_checkpoint_takes_on_off_auto_and_booleans_and_names_a_bad_value() -> None:
+    from tuneterm.config import ConfigError, loads
+
+    for text, want in (("true", "on"), ("false", "off"), ('"on"', "on"), ('"auto"', "auto")):
+        assert loads(f"[speed]\nasync_checkpoint = {text}\n").speed.async_checkpoint == want
+    with pytest.raises(ConfigError) as err:
+        loads('[speed]\nasync_checkpoint = "sometimes"\n')
+    assert 'speed.async_checkpoint = "sometimes"' in str(err.value)

@@ -25,7 +25,7 @@ def test_speed_section_defaults_and_errors_name_the_field() -> None:
     with pytest.raises(ConfigError) as err:
         loads("[data]\ncache_gb = -1\n")
     assert "data.cache_gb = -1" in str(err.value)
-    assert cfg.speed.async_checkpoint
+    assert cfg.speed.async_checkpoint == "auto"
     with pytest.raises(ConfigError) as err:  # detectors' batch shapes vary: not compiled
         loads(
             '[run]\ntask = "detect"\n[data]\ndataset = "shapes-boxes"\n'

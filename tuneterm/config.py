@@ -316,11 +316,17 @@ class SpeedSection(_Section):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile the training model: off or a compile mode"
     )
-    async_checkpoint: bool = Field(
-        True,
+    async_checkpoint: Literal["auto", "on", "off"] = Field(
+        "auto",
         description="Write each epoch's checkpoints in a background thread while training goes "
-        "on (costs one host copy of the model and optimizer state)",
+        "on (one host copy of the model and optimizer state); auto: on a GPU, or where a CPU "
+        "core is left over from training's threads",
     )
+
+    @field_validator("async_checkpoint", mode="before")
+    @classmethod
+    def _on_off(cls, v: Any) -> Any:
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class DetectSection(_Section):

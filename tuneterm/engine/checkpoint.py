@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -29,7 +30,7 @@ def save(path: Path, state: dict[str, Any]) -> None:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh, _without_crc32():
             torch.save(state, faults.disk(fh))
             fh.flush()
             os.fsync(fh.fileno())
@@ -40,6 +41,18 @@ def save(path: Path, state: dict[str, Any]) -> None:
         if _disk_full(exc):  # torch's zip writer may wrap the OSError in a RuntimeError
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
+
+
+def _without_crc32() -> contextlib.AbstractContextManager[Any]:
+    """torch.save without a CRC-32 of every tensor's bytes: half the CPU time of a write
+    (measured: 0.05 s instead of 0.10 s for resnet18 + AdamW); torch.load does not check it,
+    and a torn file is already ruled out by the temp file + fsync + rename."""
+    try:
+        from torch.utils.serialization import config
+    except ImportError:  # torch < 2.5
+        return contextlib.nullcontext()
+    patch: Any = getattr(config, "patch")  # noqa: B009  # added by torch's config module
+    return patch({"save.compute_crc32": False})
 
 
 def _disk_full(exc: BaseException | None) -> bool:
