@@ -104,7 +104,8 @@ def test_the_checkpoint_event_means_the_epochs_files_are_on_disk(
 ) -> None:
     tr = make(
         tmp_path,
-        "[train]\nepochs = 3\n[speed]\nasync_checkpoint = " + ("true" if background else '"off"'),
+        "[train]\nepochs = 3\n[speed]\ncheckpoint_budget = 0\nasync_checkpoint = "
+        + ("true" if background else '"off"'),
     )
     ctx = _Checking(tmp_path)
     tr.ctx = ctx
@@ -141,3 +142,43 @@ def test_async_checkpoint_takes_on_off_auto_and_booleans_and_names_a_bad_value()
     with pytest.raises(ConfigError) as err:
         loads('[speed]\nasync_checkpoint = "sometimes"\n')
     assert 'speed.async_checkpoint = "sometimes"' in str(err.value)
+
+
+class _StopAt(Ctx):
+    def __init__(self, tmp: Path, tr_steps: int) -> None:
+        super().__init__(tmp)
+        self.at = tr_steps
+        self.trainer: Any = None
+
+    def stop_requested(self) -> bool:
+        return self.trainer is not None and self.trainer.state.step >= self.at
+
+
+def _written(ctx: Ctx) -> list[int]:
+    return [f["epoch"] for k, f in ctx.events if k == "checkpoint" and f["which"] == "epoch"]
+
+
+def test_short_epochs_are_checkpointed_together_within_the_budget(tmp_path: Path) -> None:
+    tr = make(tmp_path, '[train]\nepochs = 4\n[speed]\nasync_checkpoint = "off"')
+    assert tr.cfg.speed.checkpoint_budget == 0.02  # the default
+    assert tr.fit() == "completed"
+    # Epoch 1 is written; epochs 2 and 3 train for far less than 50x that write's cost, so
+    # they wait; the last epoch always writes, with the best model kept in memory till then.
+    assert _written(tr.ctx) == [1, 4]  # type: ignore[arg-type]
+    best = checkpoint.load(tmp_path / "best.pt")
+    last = checkpoint.load(tmp_path / "last.pt")
+    assert best["best"] == tr.state.best == last["best"] and last["epoch"] == 4
+    scored = [f for k, f in tr.ctx.events if k == "val"]  # type: ignore[attr-defined]
+    assert best["best"]["value"] == max(f["val_acc"] for f in scored)
+
+
+def test_a_stop_writes_the_best_model_that_was_waiting(tmp_path: Path) -> None:
+    tr = make(tmp_path, '[train]\nepochs = 6\n[speed]\nasync_checkpoint = "off"')
+    steps = tr.steps_per_epoch
+    ctx = _StopAt(tmp_path, steps * 3 + 1)  # one step into epoch 4
+    ctx.trainer, tr.ctx = tr, ctx
+    assert tr.fit() == "stopped"
+    assert _written(ctx) == [1]
+    last = checkpoint.load(tmp_path / "last.pt")
+    assert last["epoch"] == 3 and last["batch"] == 1 and last["step"] == steps * 3 + 1
+    assert checkpoint.load(tmp_path / "best.pt")["best"] == last["best"] == tr.state.best

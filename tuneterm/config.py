@@ -323,6 +323,15 @@ class SpeedSection(_Section):
         "core is left over from training's threads",
     )
 
+    checkpoint_budget: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Most of the training time checkpoints may cost: epochs shorter than the "
+        "last write's cost / this are written together at a later epoch (the last epoch and a "
+        "stop always write); 0 = every epoch",
+    )
+
     @field_validator("async_checkpoint", mode="before")
     @classmethod
     def _on_off(cls, v: Any) -> Any:

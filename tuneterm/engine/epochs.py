@@ -15,6 +15,7 @@ way for all of them:
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -127,12 +128,35 @@ def fit(tr: EpochTrainer) -> str:
     return outcome
 
 
+class Cadence:
+    """When an epoch's checkpoints are written: keeps their cost within `budget` (a fraction)
+    of the training time. An epoch's files are written when the training time since the last
+    write is at least the last write's cost / budget (so at every epoch whenever an epoch
+    trains longer than that), and always at the last epoch and on a stop. budget 0: every
+    epoch. The cost is what the training thread paid: the whole write in place, the snapshot
+    (and any wait) in the background."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget, self.cost = budget, 0.0
+        self.since = time.perf_counter()
+
+    def due(self) -> bool:
+        return self.budget <= 0 or (time.perf_counter() - self.since) * self.budget >= self.cost
+
+    def paid(self, started: float) -> None:
+        now = time.perf_counter()
+        self.cost, self.since = now - started, now
+
+
 def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
     st, ctx, ckpt = tr.state, tr.ctx, tr.ctx.ckpt_dir
+    cadence = Cadence(tr.cfg.speed.checkpoint_budget)
+    pending: dict[str, Any] | None = None  # a best.pt not written yet (a snapshot)
     while st.epoch < tr.cfg.train.epochs:
         if not tr.train_epoch():
             last = tr.last_state()
-            writer.write([(ckpt / "last.pt", last)] if last is not None else [])
+            files = [] if last is None else [(ckpt / "last.pt", last)]
+            writer.write(([(ckpt / "best.pt", pending)] if pending else []) + files)
             writer.wait()
             ctx.emit("checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch)
             return "stopped"
@@ -149,20 +173,27 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
                 "step": st.step,
                 **s.best,
             }
-        last = tr.last_state()  # after st.best: last.pt carries it
-        files: list[tuple[Path, dict[str, Any]]] = []
-        if last is not None:
+        last = tr.last_state()  # every rank (it may gather); after st.best: last.pt has it
+        if last is None:  # a DDP rank that writes nothing
+            writer.write([], _announce(ctx, st))
+        elif cadence.due() or s.stop or st.epoch >= tr.cfg.train.epochs:
+            started = time.perf_counter()
             if new_best:
-                files.append((ckpt / "best.pt", {**tr.model_state(s.net), "best": st.best}))
-            files.append((ckpt / "last.pt", last))
-        writer.write(files, _announce(ctx, st))
+                pending = {**tr.model_state(s.net), "best": st.best}
+            files = [] if pending is None else [(ckpt / "best.pt", pending)]
+            writer.write([*files, (ckpt / "last.pt", last)], _announce(ctx, st))
+            pending = None
+            cadence.paid(started)
+        elif new_best:  # not written yet: kept in host memory for the next write
+            pending = checkpoint.snapshot({**tr.model_state(s.net), "best": st.best})
         if s.stop:
             break
     return "completed"
 
 
 def _announce(ctx: RunContext, st: State) -> Any:
-    """What `fit` says once an epoch's checkpoints are on disk (from the writer's thread)."""
+    """What `fit` says once an epoch's checkpoints are on disk (from the writer's thread):
+    `best` = best.pt now holds the best epoch so far."""
     event = {"which": "epoch", "step": st.step, "epoch": st.epoch}
     best = dict(st.best)
     event["best"] = best["epoch"] == st.epoch
