@@ -3,14 +3,17 @@
     python bench/engine_overhead.py                    # resnet18, digits 32 px, 3 rounds
     python bench/engine_overhead.py --rounds 5 --epochs 3 --size 48
     python bench/engine_overhead.py --device cuda      # on a GPU machine
-    python bench/engine_overhead.py --also on,off      # + the engine with each checkpoint mode
+    python bench/engine_overhead.py --variant every-epoch:checkpoint_budget=0   # + a variant
 
-Each round runs the same fine-tune twice, in alternating order, each in a fresh process:
+Each round runs the same fine-tune twice (or more, with variants), the order rotating, each
+in a fresh process:
 
 - **engine**: `tuneterm.launcher.start` on a real run folder: the detached engine with its
-  event queue, per-epoch checkpoints (last.pt and best.pt), meta.json updates and the system
-  sampler all on. Its time is read from its own events: from the `running` status to the last
-  epoch's `checkpoint` event (so it includes every epoch's validation and checkpoint writes).
+  event queue, checkpoints (last.pt and best.pt, at the default `speed.checkpoint_budget`,
+  always at the last epoch), meta.json updates and the system sampler all on. Its time is read
+  from its own events: from the `running` status to the last epoch's `checkpoint` event (so it
+  includes every epoch's validation and every checkpoint write). Each round also prints the
+  time from each written epoch's `val` event to its `checkpoint` event: the writes.
 - **bare**: a minimal hand-written loop (below, ~30 lines): same data tensors, model, head,
   optimizer, schedule, batch size, epochs and per-epoch validation; no events, no
   checkpoints, no sampling. Timed from its first batch to the end of its last validation.
@@ -138,6 +141,11 @@ def run_bare(cfg: RunConfig) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _settings(args: argparse.Namespace, name: str) -> list[str]:
+    spec = next(v for v in args.variant if v.partition(":")[0] == name)
+    return [kv for kv in spec.partition(":")[2].split(",") if kv]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet18")
@@ -148,21 +156,24 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--also",
-        default="",
-        help="comma-separated speed.async_checkpoint values (on, off) to also run the engine "
-        "with, beside the default (auto): what the background writer changes",
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also run the engine with these [speed] settings, e.g. "
+        '"every-epoch:checkpoint_budget=0" or "bg:async_checkpoint=on" (repeatable)',
     )
     args = ap.parse_args()
     os.environ.setdefault("TUNETERM_OFFLINE", "1")
     cfg = config(args)
-    extra = [m for m in args.also.split(",") if m]
-    sides = ["engine", "bare"] + [f"ckpt-{m}" for m in extra]
+    sides = ["engine", "bare"]
     cfgs = {"engine": cfg, "bare": cfg}
-    for m in extra:
-        cfgs[f"ckpt-{m}"] = cfg.model_copy(
-            update={"speed": cfg.speed.model_copy(update={"async_checkpoint": m})}
-        )
+    for spec in args.variant:
+        name, _, settings = spec.partition(":")
+        speed = cfg.speed.model_dump()
+        speed.update(kv.split("=", 1) for kv in settings.split(",") if kv)
+        cfgs[name] = cfg.model_copy(update={"speed": type(cfg.speed).model_validate(speed)})
+        sides.append(name)
     rates: dict[str, list[float]] = {side: [] for side in sides}
     head = f"{'round':>5} {'order':>18} " + " ".join(f"{s + ' img/s':>12}" for s in sides)
     print(head + f" {'engine/bare':>11}" + "".join(f" {s + '/bare':>14}" for s in sides[2:]))
@@ -201,7 +212,8 @@ def main() -> int:
         rel = [s / b for s, b in zip(rates[side], rates["bare"], strict=True)]
         best = max(rates[side]) / max(rates["bare"])
         print(
-            f"engine with async_checkpoint={side[5:]}/bare: median ratio "
+            f"engine {side} ({dict(kv.split('=', 1) for kv in _settings(args, side))})/bare: "
+            "median ratio "
             f"{statistics.median(rel):.3f}, best-of ratio {best:.3f}"
         )
     print(
