@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,24 @@ def input_hint(
     return streak, (
         f"input-bound: {wait_frac:.0%} of step time waiting for data; try " + ", ".join(hints)
     )
+
+
+class Timed:
+    """Batches, adding the time spent waiting for each one to `waited` (the data wait a log
+    interval reports; the loop resets it)."""
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._it, self.waited = batches, 0.0
+
+    def __iter__(self) -> Timed:
+        return self
+
+    def __next__(self) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self.waited += time.perf_counter() - t0
 
 
 def log_train(tr: Any, loss: float, per_s: float, wait_frac: float, lr: float) -> None:
@@ -223,28 +242,25 @@ class Trainer:
         self.net.train()
         tech.epoch_start(self)  # may freeze BatchNorm (eval) or unfreeze stages
         loss_sum = torch.zeros((), device=self.device)
-        n_loss, seen, waited = 0, 0, 0.0
+        n_loss, seen = 0, 0
         tick = time.perf_counter()
-        it = batches(
-            self.data.train,
-            t.batch_size,
-            self.cfg.data.image_size,
-            shuffle_seed=t.seed,
-            epoch=st.epoch,
-            start_batch=st.batch,
-            transform=self.transform,
-            workers=self.workers,
-            pin=self.pin,
-            prefetch=self.cfg.speed.prefetch,
-            persistent=self.cfg.speed.persistent_workers,
-            shard=self.shard,
+        it = Timed(
+            batches(
+                self.data.train,
+                t.batch_size,
+                self.cfg.data.image_size,
+                shuffle_seed=t.seed,
+                epoch=st.epoch,
+                start_batch=st.batch,
+                transform=self.transform,
+                workers=self.workers,
+                pin=self.pin,
+                prefetch=self.cfg.speed.prefetch,
+                persistent=self.cfg.speed.persistent_workers,
+                shard=self.shard,
+            )
         )
-        while True:
-            t0 = time.perf_counter()
-            batch = next(it, None)
-            waited += time.perf_counter() - t0
-            if batch is None:
-                break
+        for batch in it:
             x, y = tech.batch(*self._prep(*batch))
             boundary = (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch
             with self._sync(boundary):
@@ -269,9 +285,9 @@ class Trainer:
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 now = time.perf_counter()
                 avg, seen = self._mean_loss(loss_sum, n_loss, seen)
-                self._log(avg, seen / (now - tick), waited / (now - tick))
+                self._log(avg, seen / (now - tick), it.waited / (now - tick))
                 loss_sum.zero_()
-                n_loss, seen, waited, tick = 0, 0, 0.0, now
+                n_loss, seen, it.waited, tick = 0, 0, 0.0, now
             # Every rank polls once per step and gets the same answer (engine/ddp.py).
             stop = self.vote.poll(self.ctx.stop_requested())
             if stop and st.batch % self.accum == 0:
@@ -279,7 +295,7 @@ class Trainer:
         if n_loss:
             now = time.perf_counter()
             avg, seen = self._mean_loss(loss_sum, n_loss, seen)
-            self._log(avg, seen / max(now - tick, 1e-9), waited / max(now - tick, 1e-9))
+            self._log(avg, seen / max(now - tick, 1e-9), it.waited / max(now - tick, 1e-9))
         self.vote.settle()  # before the evaluation's collectives; a stop then ends the next step
         return True
 

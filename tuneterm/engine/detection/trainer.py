@@ -27,7 +27,7 @@ from tuneterm.engine.detection.data import (
     make_transform,
 )
 from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
-from tuneterm.engine.loop import cuda_speed, log_train, pick_device, pick_precision
+from tuneterm.engine.loop import Timed, cuda_speed, log_train, pick_device, pick_precision
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 
@@ -88,25 +88,22 @@ class DetTrainer:
         st, t = self.state, self.cfg.train
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
-        n_loss, seen, waited = 0, 0, 0.0
+        n_loss, seen = 0, 0
         tick = time.perf_counter()
-        it = batches(
-            self.data.train,
-            t.batch_size,
-            shuffle_seed=t.seed,
-            epoch=st.epoch,
-            start_batch=st.batch,
-            transform=self.transform,
-            workers=self.workers,
-            pin=self.pin,
-            prefetch=self.cfg.speed.prefetch,
+        it = Timed(
+            batches(
+                self.data.train,
+                t.batch_size,
+                shuffle_seed=t.seed,
+                epoch=st.epoch,
+                start_batch=st.batch,
+                transform=self.transform,
+                workers=self.workers,
+                pin=self.pin,
+                prefetch=self.cfg.speed.prefetch,
+            )
         )
-        while True:
-            t0 = time.perf_counter()
-            batch = next(it, None)
-            waited += time.perf_counter() - t0
-            if batch is None:
-                break
+        for batch in it:
             images, targets = self._to_device(*batch)
             with self._autocast():
                 losses = self.model(images, targets)  # the model's own loss terms
@@ -127,14 +124,14 @@ class DetTrainer:
             st.batch += 1
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 now = time.perf_counter()
-                self._log((loss_sum / n_loss).item(), seen / (now - tick), waited / (now - tick))
+                self._log((loss_sum / n_loss).item(), seen / (now - tick), it.waited / (now - tick))
                 loss_sum.zero_()
-                n_loss, seen, waited, tick = 0, 0, 0.0, now
+                n_loss, seen, it.waited, tick = 0, 0, 0.0, now
             if self.ctx.stop_requested() and st.batch % self.accum == 0:
                 return False
         if n_loss:
             span = max(time.perf_counter() - tick, 1e-9)
-            self._log((loss_sum / n_loss).item(), seen / span, waited / span)
+            self._log((loss_sum / n_loss).item(), seen / span, it.waited / span)
         return True
 
     def _log(self, loss: float, per_s: float, wait_frac: float) -> None:

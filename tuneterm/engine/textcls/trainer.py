@@ -17,7 +17,7 @@ from tuneterm.config import RunConfig
 from tuneterm.engine import checkpoint, epochs
 from tuneterm.engine.data import batch_indices
 from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
-from tuneterm.engine.loop import cuda_speed, log_train, pick_device, pick_precision
+from tuneterm.engine.loop import Timed, cuda_speed, log_train, pick_device, pick_precision
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -121,16 +121,17 @@ class TextTrainer:
         self.model.train()
         tech.epoch_start(self)  # type: ignore[arg-type]  # gradual unfreezing
         loss_sum = torch.zeros((), device=self.device)
-        n_loss, seen, waited, tick = 0, 0, 0.0, time.perf_counter()
-        it = self._batches(
-            self.data.train, t.batch_size, shuffle_seed=t.seed, epoch=st.epoch, start_batch=st.batch
+        n_loss, seen, tick = 0, 0, time.perf_counter()
+        it = Timed(
+            self._batches(
+                self.data.train,
+                t.batch_size,
+                shuffle_seed=t.seed,
+                epoch=st.epoch,
+                start_batch=st.batch,
+            )
         )
-        while True:
-            t0 = time.perf_counter()
-            batch = next(it, None)
-            waited += time.perf_counter() - t0
-            if batch is None:
-                break
+        for batch in it:
             x, y = self._to_device(*batch)
             with self._autocast():
                 logits = self.forward(x)
@@ -150,14 +151,14 @@ class TextTrainer:
             st.step, st.batch = st.step + 1, st.batch + 1
             if st.step % t.log_every == 0:  # the only host sync: once per log interval
                 span = max(time.perf_counter() - tick, 1e-9)
-                self._log((loss_sum / n_loss).item(), seen / span, waited / span)
+                self._log((loss_sum / n_loss).item(), seen / span, it.waited / span)
                 loss_sum.zero_()
-                n_loss, seen, waited, tick = 0, 0, 0.0, time.perf_counter()
+                n_loss, seen, tick = 0, 0, time.perf_counter()
             if self.ctx.stop_requested() and st.batch % self.accum == 0:
                 return False  # on an optimizer-step boundary
         if n_loss:
             span = max(time.perf_counter() - tick, 1e-9)
-            self._log((loss_sum / n_loss).item(), seen / span, waited / span)
+            self._log((loss_sum / n_loss).item(), seen / span, it.waited / span)
         return True
 
     def _to_device(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
