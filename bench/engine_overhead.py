@@ -141,11 +141,6 @@ def run_bare(cfg: RunConfig) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _settings(args: argparse.Namespace, name: str) -> list[str]:
-    spec = next(v for v in args.variant if v.partition(":")[0] == name)
-    return [kv for kv in spec.partition(":")[2].split(",") if kv]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="resnet18")
@@ -168,10 +163,13 @@ def main() -> int:
     cfg = config(args)
     sides = ["engine", "bare"]
     cfgs = {"engine": cfg, "bare": cfg}
+    settings: dict[str, dict[str, str]] = {}
     for spec in args.variant:
-        name, _, settings = spec.partition(":")
-        speed = cfg.speed.model_dump()
-        speed.update(kv.split("=", 1) for kv in settings.split(",") if kv)
+        name, _, pairs = spec.partition(":")
+        if not name or name in cfgs:
+            raise SystemExit(f"--variant {spec!r}: give it a new name (not engine or bare)")
+        settings[name] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
+        speed = {**cfg.speed.model_dump(), **settings[name]}
         cfgs[name] = cfg.model_copy(update={"speed": type(cfg.speed).model_validate(speed)})
         sides.append(name)
     rates: dict[str, list[float]] = {side: [] for side in sides}
@@ -212,7 +210,7 @@ def main() -> int:
         rel = [s / b for s, b in zip(rates[side], rates["bare"], strict=True)]
         best = max(rates[side]) / max(rates["bare"])
         print(
-            f"engine {side} ({dict(kv.split('=', 1) for kv in _settings(args, side))})/bare: "
+            f"engine {side} ({settings[side]})/bare: "
             "median ratio "
             f"{statistics.median(rel):.3f}, best-of ratio {best:.3f}"
         )

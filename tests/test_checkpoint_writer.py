@@ -182,3 +182,11 @@ def test_a_stop_writes_the_best_model_that_was_waiting(tmp_path: Path) -> None:
     last = checkpoint.load(tmp_path / "last.pt")
     assert last["epoch"] == 3 and last["batch"] == 1 and last["step"] == steps * 3 + 1
     assert checkpoint.load(tmp_path / "best.pt")["best"] == last["best"] == tr.state.best
+
+
+def test_a_snapshot_keeps_a_state_dicts_type_and_module_versions() -> None:
+    sd = torch.nn.Sequential(torch.nn.BatchNorm1d(3)).state_dict()
+    snap = checkpoint.snapshot(sd)
+    assert type(snap) is type(sd) and list(snap) == list(sd)
+    assert snap._metadata == sd._metadata  # type: ignore[attr-defined]
+    assert snap._metadata[""] is not sd._metadata[""]  # type: ignore[attr-defined]

@@ -236,3 +236,37 @@ def test_stop_at_a_step_and_resume_from_last(tmp_path: Path) -> None:
     assert [v["epoch"] for v in vals] == [1, 2] and all("val_f1" in v for v in vals)
     result = again.test()
     assert set(result["report"]) == set(data.classes) and result["split"] == "test"
+
+
+def test_data_wait_is_per_log_interval(tmp_path: Path) -> None:
+    """Each train event's data_wait is that interval's share of waiting (it was once summed
+    over the epoch, so it crept past 1.0 and raised a false input-bound warning)."""
+    import time
+
+    from tuneterm.engine.textcls import data as textdata
+    from tuneterm.engine.textcls.models import build, load_tokenizer, resolve
+    from tuneterm.engine.textcls.trainer import TextTrainer
+
+    sets = ["data.per_class=6", "data.val_fraction=0.04", "data.test_fraction=0.04"]
+    sets += ["train.epochs=1", "train.batch_size=4", "train.threads=1", "train.log_every=1"]
+    cfg = loads(TEXT, [*sets, "text.max_length=16", "lora.enabled=true"])
+    source = resolve("minilm")
+    tok = load_tokenizer(source)
+    data = textdata.build(cfg.data, cfg.text, 0)
+    for split in (data.train, data.val, data.test):
+        textdata.tokenize(split, tok, cfg.text)
+    ctx = _Ctx(tmp_path)
+    tr = TextTrainer(cfg, build(source, 4), tok, data, ctx)
+    plain = tr._batches
+
+    def slow(*args: Any, **kw: Any) -> Any:  # every batch takes 100 ms to arrive
+        for batch in plain(*args, **kw):
+            time.sleep(0.1)
+            yield batch
+
+    tr._batches = slow  # type: ignore[method-assign]
+    assert tr.train_epoch()
+    waits = [f["data_wait"] for k, f in ctx.events if k == "train"]
+    # Summed over the epoch, the 5th interval would report >= 5 x 0.1 s of waiting against
+    # one interval's span (0.1 s + a step of well under 0.4 s): more than 1.
+    assert len(waits) >= 5 and all(0.0 < w <= 1.0 for w in waits), waits

@@ -7,6 +7,7 @@ import errno
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,12 @@ def snapshot(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         t = obj.detach()
         return t.clone() if t.device.type == "cpu" else t.to("cpu")
-    if isinstance(obj, dict):
-        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, dict):  # an OrderedDict state_dict keeps its type and `_metadata`
+        out = type(obj)((k, snapshot(v)) for k, v in obj.items())
+        meta = getattr(obj, "_metadata", None)
+        if meta is not None:
+            out._metadata = snapshot(meta)  # type: ignore[attr-defined]
+        return out
     if isinstance(obj, list):
         return [snapshot(v) for v in obj]
     if type(obj) is tuple:
@@ -124,14 +129,17 @@ class Writer:
         if done is not None:
             done()
 
-    def wait(self, quiet: bool = False) -> None:
-        """Until the write in flight is on disk; raises its error unless `quiet`."""
+    def wait(self, quiet: bool = False) -> float:
+        """Until the write in flight is on disk; raises its error unless `quiet`. Returns the
+        seconds it blocked."""
+        started = time.perf_counter()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         err, self._error = self._error, None
         if err is not None and not quiet:
             raise err
+        return time.perf_counter() - started
 
     @property
     def busy(self) -> bool:

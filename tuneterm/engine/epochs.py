@@ -133,8 +133,8 @@ class Cadence:
     of the training time. An epoch's files are written when the training time since the last
     write is at least the last write's cost / budget (so at every epoch whenever an epoch
     trains longer than that), and always at the last epoch and on a stop. budget 0: every
-    epoch. The cost is what the training thread paid: the whole write in place, the snapshot
-    (and any wait) in the background."""
+    epoch. The cost is what the training thread paid: the whole write in place; in the
+    background, the snapshot plus the time it later waited for the write to finish."""
 
     def __init__(self, budget: float) -> None:
         self.budget, self.cost = budget, 0.0
@@ -161,9 +161,13 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
             ctx.emit("checkpoint", which="last", step=st.step, epoch=st.epoch, batch=st.batch)
             return "stopped"
         st.epoch, st.batch = st.epoch + 1, 0
-        s = tr.validate()  # while the last epoch's files are still being written
-        writer.wait()  # events stay in order: the last epoch's "checkpoint" before this "val"
+        # Validation runs while the last epoch's files are still being written (so an event it
+        # emits, e.g. "early_stop", may come before that epoch's "checkpoint"); the wait keeps
+        # "checkpoint" before this "val", and what it blocked counts as the write's cost.
+        s = tr.validate()
+        cadence.cost += writer.wait()
         ctx.emit("val", epoch=st.epoch, step=st.step, **s.event)
+        ctx.progress(epoch=st.epoch, step=st.step)  # meta.json's `best` follows the files
         new_best = improved(st.best, s)
         if new_best:
             st.best = {
@@ -175,7 +179,7 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
             }
         last = tr.last_state()  # every rank (it may gather); after st.best: last.pt has it
         if last is None:  # a DDP rank that writes nothing
-            writer.write([], _announce(ctx, st))
+            pass
         elif cadence.due() or s.stop or st.epoch >= tr.cfg.train.epochs:
             started = time.perf_counter()
             if new_best:
@@ -193,10 +197,16 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
 
 def _announce(ctx: RunContext, st: State) -> Any:
     """What `fit` says once an epoch's checkpoints are on disk (from the writer's thread):
-    `best` = best.pt now holds the best epoch so far."""
-    event = {"which": "epoch", "step": st.step, "epoch": st.epoch}
+    `best` = this epoch is the best so far; `best_epoch` = the epoch best.pt now holds (an
+    earlier one, written late, when the epochs between were not written)."""
     best = dict(st.best)
-    event["best"] = best["epoch"] == st.epoch
+    event = {
+        "which": "epoch",
+        "step": st.step,
+        "epoch": st.epoch,
+        "best": best["epoch"] == st.epoch,
+    }
+    event["best_epoch"] = best["epoch"]
 
     def done() -> None:
         ctx.emit("checkpoint", **event)

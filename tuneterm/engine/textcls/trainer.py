@@ -95,7 +95,7 @@ class TextTrainer:
         self.params = count_params(self.model)
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
         sp = cfg.speed
-        cuda_speed(sp, self.device, self.model, fixed_shapes=self.length is not None)
+        cuda_speed(sp, self.device, None, fixed_shapes=self.length is not None)
         self.pin = self.device.type == "cuda" and sp.pin_memory
         # The training forward, compiled when asked; the module stays plain for checkpoints.
         self.forward: Any = self.model
@@ -153,7 +153,7 @@ class TextTrainer:
                 span = max(time.perf_counter() - tick, 1e-9)
                 self._log((loss_sum / n_loss).item(), seen / span, it.waited / span)
                 loss_sum.zero_()
-                n_loss, seen, tick = 0, 0, time.perf_counter()
+                n_loss, seen, it.waited, tick = 0, 0, 0.0, time.perf_counter()
             if self.ctx.stop_requested() and st.batch % self.accum == 0:
                 return False  # on an optimizer-step boundary
         if n_loss:
