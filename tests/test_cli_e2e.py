@@ -53,7 +53,7 @@ def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path)
         str(tiny_config),
         "--detach",
         "--set",
-        "train.epochs=30",  # tiny epochs take ~0.2 s: long enough for the stop to land
+        "train.epochs=6",
         "--set",
         "train.log_every=1",
         check=0,
@@ -80,7 +80,7 @@ def test_kill9_reads_crashed_then_resume_completes(
 ) -> None:
     store = RunStore(runs_dir)
     run_id = cli(
-        "run", str(tiny_config), "--detach", "--set", "train.epochs=30", check=0
+        "run", str(tiny_config), "--detach", "--set", "train.epochs=6", check=0
     ).stdout.strip()
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in _events(store, run_id)))
     pid = store.info(run_id).meta.pid  # type: ignore[union-attr]
@@ -201,12 +201,15 @@ def test_ctrl_c_stops_following_not_the_run(tiny_config: Path, runs_dir: Path) -
             "run",
             str(tiny_config),
             "--set",
-            "train.epochs=30",  # long enough to outlive the SIGINT: tiny epochs take ~0.2 s
+            "train.epochs=6",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As in a terminal: a process started in the background by a non-interactive shell
+        # (a CI script's `&`) inherits SIGINT ignored, and Python then leaves it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     run_id = wait_for(lambda: store.ids())[0]
     wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)))
