@@ -207,19 +207,37 @@ class _Ctx:
         return bool(self.stop_at) and self.trainer.state.step >= self.stop_at
 
 
-def test_stop_at_a_step_and_resume_from_last(tmp_path: Path) -> None:
+def _lora_trainer_parts(sets: list[str]) -> tuple[Any, Any, Any, Any]:
+    """(config, model source, tokenizer, tokenized data) of a small LoRA text run."""
     from tuneterm.engine.textcls import data as textdata
-    from tuneterm.engine.textcls.models import build, load_tokenizer, resolve
-    from tuneterm.engine.textcls.trainer import TextTrainer
+    from tuneterm.engine.textcls.models import load_tokenizer, resolve
 
-    sets = ["data.per_class=4", "data.val_fraction=0.04", "data.test_fraction=0.04"]
-    sets += ["train.epochs=2", "train.batch_size=8", "train.threads=1", "train.metric=val_f1"]
-    cfg = loads(TEXT, [*sets, "text.max_length=16", "lora.enabled=true"])
+    cfg = loads(
+        TEXT,
+        [
+            *sets,
+            "data.val_fraction=0.04",
+            "data.test_fraction=0.04",
+            "train.threads=1",
+            "text.max_length=16",
+            "lora.enabled=true",
+        ],
+    )
     source = resolve("minilm")
     tok = load_tokenizer(source)
     data = textdata.build(cfg.data, cfg.text, 0)
     for split in (data.train, data.val, data.test):
         textdata.tokenize(split, tok, cfg.text)
+    return cfg, source, tok, data
+
+
+def test_stop_at_a_step_and_resume_from_last(tmp_path: Path) -> None:
+    from tuneterm.engine.textcls.models import build
+    from tuneterm.engine.textcls.trainer import TextTrainer
+
+    cfg, source, tok, data = _lora_trainer_parts(
+        ["data.per_class=4", "train.epochs=2", "train.batch_size=8", "train.metric=val_f1"]
+    )
 
     def trainer(ctx: _Ctx) -> Any:
         ctx.trainer = TextTrainer(cfg, build(source, 4), tok, data, ctx)
@@ -243,18 +261,12 @@ def test_data_wait_is_per_log_interval(tmp_path: Path) -> None:
     over the epoch, so it crept past 1.0 and raised a false input-bound warning)."""
     import time
 
-    from tuneterm.engine.textcls import data as textdata
-    from tuneterm.engine.textcls.models import build, load_tokenizer, resolve
+    from tuneterm.engine.textcls.models import build
     from tuneterm.engine.textcls.trainer import TextTrainer
 
-    sets = ["data.per_class=6", "data.val_fraction=0.04", "data.test_fraction=0.04"]
-    sets += ["train.epochs=1", "train.batch_size=4", "train.threads=1", "train.log_every=1"]
-    cfg = loads(TEXT, [*sets, "text.max_length=16", "lora.enabled=true"])
-    source = resolve("minilm")
-    tok = load_tokenizer(source)
-    data = textdata.build(cfg.data, cfg.text, 0)
-    for split in (data.train, data.val, data.test):
-        textdata.tokenize(split, tok, cfg.text)
+    cfg, source, tok, data = _lora_trainer_parts(
+        ["data.per_class=6", "train.epochs=1", "train.batch_size=4", "train.log_every=1"]
+    )
     ctx = _Ctx(tmp_path)
     tr = TextTrainer(cfg, build(source, 4), tok, data, ctx)
     plain = tr._batches
