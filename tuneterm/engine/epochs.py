@@ -95,6 +95,15 @@ class EpochTrainer(Protocol):
     def barrier(self) -> None: ...
 
 
+def load_best(tr: Any) -> tuple[dict[str, Any], Any, str]:
+    """For a trainer's `test`: best.pt loaded into `tr.model`, and the split to score it on
+    (the test split, or val when there is none) with its name."""
+    best = checkpoint.load(tr.ctx.ckpt_dir / "best.pt")
+    tr.model.load_state_dict(best["model"], strict=not best.get("partial"))
+    split, name = (tr.data.test, "test") if len(tr.data.test) else (tr.data.val, "val")
+    return best, split, name
+
+
 def improved(best: dict[str, Any], s: Scored) -> bool:
     if not best:
         return True

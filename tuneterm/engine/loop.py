@@ -61,6 +61,20 @@ class Timed:
             self.waited += time.perf_counter() - t0
 
 
+def optimizer_step(tr: Any) -> None:
+    """One optimizer step of any trainer (`tr`: cfg, opt, sched, scaler, trainable): unscale
+    and clip the gradients (train.grad_clip), step through the GradScaler, clear the
+    gradients, advance the schedule."""
+    clip = tr.cfg.train.grad_clip
+    if clip > 0:
+        tr.scaler.unscale_(tr.opt)
+        torch.nn.utils.clip_grad_norm_(tr.trainable, clip, foreach=True)
+    tr.scaler.step(tr.opt)
+    tr.scaler.update()
+    tr.opt.zero_grad(set_to_none=True)
+    tr.sched.step()
+
+
 def log_train(tr: Any, loss: float, per_s: float, wait_frac: float, lr: float) -> None:
     """One log interval of any trainer (`tr`: state, device, ctx, cfg, workers, streamed,
     input_streak): the "train" event, meta.json's progress, and the input-bound warning on the
@@ -269,13 +283,7 @@ class Trainer:
                     loss = tech.loss(self, x, y, logits, self.criterion(logits, y))
                 self.scaler.scale(loss / self.accum).backward()
             if boundary:
-                if t.grad_clip > 0:
-                    self.scaler.unscale_(self.opt)
-                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
-                self.scaler.step(self.opt)
-                self.scaler.update()
-                self.opt.zero_grad(set_to_none=True)
-                self.sched.step()
+                optimizer_step(self)
                 tech.step_end(self)  # e.g. the EMA update
             loss_sum += loss.detach()
             n_loss += 1
@@ -440,9 +448,7 @@ class Trainer:
 
     def test(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on the test split (val if there is no test split)."""
-        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
-        self.model.load_state_dict(best["model"], strict=not best.get("partial"))
-        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        best, split, name = epochs.load_best(self)
         res = self.evaluate(split, full=True)
         return {
             "split": name,

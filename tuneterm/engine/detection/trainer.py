@@ -27,7 +27,14 @@ from tuneterm.engine.detection.data import (
     make_transform,
 )
 from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
-from tuneterm.engine.loop import Timed, cuda_speed, log_train, pick_device, pick_precision
+from tuneterm.engine.loop import (
+    Timed,
+    cuda_speed,
+    log_train,
+    optimizer_step,
+    pick_device,
+    pick_precision,
+)
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 
@@ -110,13 +117,7 @@ class DetTrainer:
                 loss = sum(losses.values())
             self.scaler.scale(loss / self.accum).backward()
             if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
-                if t.grad_clip > 0:
-                    self.scaler.unscale_(self.opt)
-                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
-                self.scaler.step(self.opt)
-                self.scaler.update()
-                self.opt.zero_grad(set_to_none=True)
-                self.sched.step()
+                optimizer_step(self)
             loss_sum += loss.detach()
             n_loss += 1
             seen += len(images)
@@ -188,9 +189,7 @@ class DetTrainer:
 
     def test(self) -> dict[str, Any]:
         """Score the best checkpoint on the test split (val if there is no test split)."""
-        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
-        self.model.load_state_dict(best["model"])
-        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        best, split, name = epochs.load_best(self)
         res = self.evaluate(split, full=True)
         return {"split": name, **res, "epoch": best["best"]["epoch"]}
 

@@ -17,7 +17,14 @@ from tuneterm.config import RunConfig
 from tuneterm.engine import checkpoint, epochs
 from tuneterm.engine.data import batch_indices
 from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
-from tuneterm.engine.loop import Timed, cuda_speed, log_train, pick_device, pick_precision
+from tuneterm.engine.loop import (
+    Timed,
+    cuda_speed,
+    log_train,
+    optimizer_step,
+    pick_device,
+    pick_precision,
+)
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
@@ -139,13 +146,7 @@ class TextTrainer:
                 loss = tech.loss(self, x, y, logits, ce)  # type: ignore[arg-type]
             self.scaler.scale(loss / self.accum).backward()
             if (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch:
-                if t.grad_clip > 0:
-                    self.scaler.unscale_(self.opt)
-                    torch.nn.utils.clip_grad_norm_(self.trainable, t.grad_clip, foreach=True)
-                self.scaler.step(self.opt)
-                self.scaler.update()
-                self.opt.zero_grad(set_to_none=True)
-                self.sched.step()
+                optimizer_step(self)
             loss_sum += loss.detach()
             n_loss, seen = n_loss + 1, seen + len(y)
             st.step, st.batch = st.step + 1, st.batch + 1
@@ -244,9 +245,7 @@ class TextTrainer:
 
     def test(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on the test split (val if there is no test split)."""
-        best = checkpoint.load(self.ctx.ckpt_dir / "best.pt")
-        self.model.load_state_dict(best["model"], strict=not best.get("partial"))
-        split, name = (self.data.test, "test") if len(self.data.test) else (self.data.val, "val")
+        best, split, name = epochs.load_best(self)
         res = self.evaluate(split)
         per_class = {c: r["recall"] for c, r in res["report"].items()}  # per-class accuracy
         return {"split": name, "epoch": best["best"]["epoch"], "per_class": per_class, **res}
