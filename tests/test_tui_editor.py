@@ -26,6 +26,13 @@ async def open_editor(pilot: Any, key: str = "n") -> EditorScreen:
     await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
     await pilot.press(key)
     await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen), what="the editor")
+    # Keys go to the focused widget: wait until the editor holds the focus, or a key pressed
+    # next can land before it (seen under load in CI: ctrl+l went unanswered).
+    await until(
+        pilot,
+        lambda: pilot.app.focused is not None and pilot.app.focused.screen is pilot.app.screen,
+        what="the editor's focus",
+    )
     return pilot.app.screen
 
 
@@ -131,7 +138,7 @@ async def test_launch_errors_from_the_launcher_show_inline(
     async with app.run_test(size=(120, 40)) as pilot:
         editor = await open_editor(pilot)
         await pilot.press("ctrl+l")
-        await until(pilot, lambda: "did you mean resnet18" in screen_text(app))
+        await until(pilot, lambda: "did you mean resnet18" in screen_text(app), timeout=30)
         assert isinstance(app.screen, EditorScreen) and not editor.launching
 
 
