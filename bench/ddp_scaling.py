@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import loads
 from tuneterm.store.runs import RunStore
 

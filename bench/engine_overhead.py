@@ -8,7 +8,7 @@
 Each round runs the same fine-tune twice (or more, with variants), the order rotating, each
 in a fresh process:
 
-- **engine**: `tuneterm.launcher.start` on a real run folder: the detached engine with its
+- **engine**: `tuneterm.runs.launcher.start` on a real run folder: the detached engine with its
   event queue, checkpoints (last.pt and best.pt, at the default `speed.checkpoint_budget`,
   always at the last epoch), meta.json updates and the system sampler all on. Its time is read
   from its own events: from the `running` status to the last epoch's `checkpoint` event (so it
@@ -36,7 +36,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import RunConfig
 from tuneterm.store.events import read_all
 from tuneterm.store.runs import RunStore

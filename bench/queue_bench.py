@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tuneterm import runqueue, scheduler
+from tuneterm.runs import runqueue, scheduler
 from tuneterm.config import loads
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from fault_engine import CMD, KillLog, kill_chain, standin_step  # noqa: E402
 
-from tuneterm import launcher  # noqa: E402
+from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.config import loads  # noqa: E402
 from tuneterm.store.runs import RunStore  # noqa: E402
 

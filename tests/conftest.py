@@ -60,7 +60,7 @@ def _kill_engines_under(path: Path) -> None:
 
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if ("tuneterm.engine" in cmd or "tuneterm.scheduler" in cmd) and str(path) in cmd:
+        if ("tuneterm.engine" in cmd or "tuneterm.runs.scheduler" in cmd) and str(path) in cmd:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
 

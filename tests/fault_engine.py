@@ -11,7 +11,7 @@ stop, padded to `PAD` bytes so a kill often lands mid-write.
 Run it as `python tests/fault_engine.py tuneterm.engine RUN_DIR [--resume]`: the
 `tuneterm.engine` argument labels the process as an engine for the pid + start time + command
 line identity check, exactly as the real engine's command line does. Tests point
-`tuneterm.launcher.ENGINE_CMD` at it, so `launcher.start/resume/stop` drive it unchanged.
+`tuneterm.runs.launcher.ENGINE_CMD` at it, so `launcher.start/resume/stop` drive it unchanged.
 
 Env: `STANDIN_STEPS` (steps per epoch, default 20), `STANDIN_STEP_S` (seconds per step,
 default 0.01).
@@ -35,7 +35,7 @@ import psutil
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tuneterm import launcher  # noqa: E402
+from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.engine.process import EngineProcess  # noqa: E402
 from tuneterm.store.files import atomic_write_json  # noqa: E402
 from tuneterm.store.runs import RunStore  # noqa: E402

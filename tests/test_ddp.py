@@ -17,7 +17,7 @@ from tests.conftest import TINY, Cli, wait_for
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine.ddp import shard
 from tuneterm.store.runs import RunStore
-from tuneterm.torchrun import SlurmJob, sbatch_script, torchrun_cmd
+from tuneterm.runs.torchrun import SlurmJob, sbatch_script, torchrun_cmd
 
 # 60 training images (30 per rank, 2 steps of 16 per epoch); val and test 107 images each.
 DDP = TINY.replace("per_class = 40", "per_class = 20").replace("epochs = 4", "epochs = 3")
@@ -64,7 +64,7 @@ def test_config_rejects_what_ddp_cannot_do() -> None:
 def test_launch_checks_this_machines_devices(
     runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = RunStore(runs_dir)
     # No CUDA here: CPU processes, where SyncBatchNorm cannot run.
@@ -184,7 +184,7 @@ def _fake_torchrun(store: RunStore) -> tuple[str, psutil.Process, list[psutil.Pr
 
 
 def test_stop_signals_the_ranks_and_kill_takes_the_whole_tree(runs_dir: Path) -> None:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = RunStore(runs_dir)
     run_id, agent, ranks = _fake_torchrun(store)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tuneterm.config import ConfigError, from_dict
-from tuneterm.demo import PARITY, TARGET_PER_CLASS, configs
+from tuneterm.cli.demo import PARITY, TARGET_PER_CLASS, configs
 from tuneterm.engine.data import DataError, apply_shift, build
 
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import Cli, _kill_engines_under
 from test_tui_fake_store import new_app, pilot, screen_text, until
 
-from tuneterm.export import export_model
-from tuneterm.predict import PredictError, PredictInput, predict
+from tuneterm.runs.export import export_model
+from tuneterm.runs.predict import PredictError, PredictInput, predict
 from tuneterm.store import RunStore
 
 DETECT = """\
@@ -135,7 +135,7 @@ def test_export_torchscript_and_onnx_load_and_predict(det_run: tuple[Cli, str, P
     import torch
 
     from tuneterm.engine.detection.data import read_image
-    from tuneterm.export import read_metadata
+    from tuneterm.runs.export import read_metadata
 
     cli, run_id, root = det_run
     image = _image(root)
@@ -185,7 +185,7 @@ async def test_tui_shows_map_for_a_detect_run(
 
 
 def test_compare_includes_map(det_run: tuple[Cli, str, Path]) -> None:
-    from tuneterm import report
+    from tuneterm.runs import report
     from tuneterm.tui.history import RunHistory
     from tuneterm.tui.rows import number
     from tuneterm.tui.screens.compare import metric_rows

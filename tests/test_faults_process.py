@@ -21,7 +21,7 @@ import pytest
 from fault_engine import CMD, kill_chain, standin_step
 
 from tests.conftest import TINY, Cli
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import loads
 from tuneterm.store.runs import RunStore
 

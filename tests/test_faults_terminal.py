@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 
 LAUNCH_AND_OPEN = """
 import sys
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import loads
 from tuneterm.store.runs import RunStore
 from tuneterm.tui.app import run_app

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import Cli
 from PIL import Image
 
-from tuneterm.export import export_model, read_metadata
-from tuneterm.predict import PredictInput, predict
+from tuneterm.runs.export import export_model, read_metadata
+from tuneterm.runs.predict import PredictInput, predict
 from tuneterm.store import RunStore
 
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests.conftest import TINY, Cli, wait_for
-from tuneterm import launcher, runqueue
+from tuneterm.runs import launcher, runqueue
 from tuneterm.config import ConfigError, loads
 from tuneterm.store.meta import STARTUP_GRACE, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
@@ -207,6 +207,6 @@ def test_cli_run_queue_and_wrong_states(cli: Cli, tiny_config: Path, runs_dir: P
 
 def test_scheduler_module_runs_as_a_script() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "tuneterm.scheduler", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "tuneterm.runs.scheduler", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "runs_dir" in out.stdout

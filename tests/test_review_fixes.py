@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import RunConfig
 from tuneterm.engine.process import EngineProcess
 from tuneterm.store import files as store_files

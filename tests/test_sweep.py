@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY, Cli
-from tuneterm import sweep
+from tuneterm.runs import sweep
 from tuneterm.config import ConfigError, parse_toml
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
@@ -84,7 +84,7 @@ def test_cli_bad_grid_key_exits_2_and_creates_nothing(
 
 
 def test_group_table_sorts_by_metric_with_swept_keys(runs_dir: Path) -> None:
-    from tuneterm import runqueue
+    from tuneterm.runs import runqueue
     from tuneterm.config import loads
 
     store = RunStore(runs_dir)

@@ -40,7 +40,7 @@ def test_config_keeps_tasks_and_their_options_apart(tmp_path: Path) -> None:
 def test_missing_packages_are_named_before_launch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
     from tuneterm.store import RunStore
 
     store = RunStore(tmp_path / "runs")

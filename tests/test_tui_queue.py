@@ -9,7 +9,7 @@ from test_tui_fake_store import make_run, new_app, pilot, screen_text, until
 from textual.widgets import DataTable
 
 from tests.conftest import TINY
-from tuneterm import runqueue, sweep
+from tuneterm.runs import runqueue, sweep
 from tuneterm.config import loads
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.dialogs import ConfirmScreen

@@ -7,7 +7,7 @@ Each kind is one module here that provides two functions:
 - `train(engine, cfg, resume) -> int`: the engine's body for this kind: build data and model,
   train (fit), test, record the final metrics, set the final status; returns the exit code.
 - optionally `predict(best, inputs) -> list[dict]`: the best checkpoint's predictions for
-  `tuneterm predict` (inputs: a `tuneterm.predict.PredictInput`), one JSON-able dict per input.
+  `tuneterm predict` (inputs: a `tuneterm.runs.predict.PredictInput`), one JSON-able dict per input.
 
 Modules are imported only when their kind is used, so a vision run never imports transformers.
 """

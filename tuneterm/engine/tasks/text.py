@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import TEXT_TASK, ConfigError, ConfigIssue, RunConfig
-from tuneterm.predict import PredictError, PredictInput
+from tuneterm.runs.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """A sweep group side by side: every run of the group in one table, sorted by the chosen metric,
-with the swept keys as columns (tuneterm.sweep.group_table, as `tuneterm sweep-best` prints)."""
+with the swept keys as columns (tuneterm.runs.sweep.group_table, as `tuneterm sweep-best` prints)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tuneterm import sweep
+from tuneterm.runs import sweep
 from tuneterm.tui.rows import STATUS_STYLE, number
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
 
-from tuneterm import launcher
+from tuneterm.runs import launcher
 from tuneterm.config import ConfigError, template, to_toml
 from tuneterm.store import RunInfo
 from tuneterm.tui.history import X_LABELS, RunHistory
@@ -466,7 +466,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(QueueScreen())
 
     def action_sweep_group(self) -> None:
-        from tuneterm.sweep import group_of
+        from tuneterm.runs.sweep import group_of
         from tuneterm.tui.screens.group import GroupScreen
 
         info = self.selected_info

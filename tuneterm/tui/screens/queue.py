@@ -1,5 +1,5 @@
 """The run queue: queued runs in start order, live; move them, cancel them, start the
-scheduler. Every change goes through tuneterm.runqueue, as the CLI's `queue` commands do."""
+scheduler. Every change goes through tuneterm.runs.runqueue, as the CLI's `queue` commands do."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tuneterm import runqueue
+from tuneterm.runs import runqueue
 from tuneterm.store import RunInfo
 from tuneterm.tui.rows import STATUS_STYLE, duration
 

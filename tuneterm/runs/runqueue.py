@@ -36,7 +36,7 @@ from tuneterm.store.meta import ACTIVE, QUEUED, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore, number_queue
 
 QUEUE_DIR = ".queue"
-SCHEDULER_MARKER = "tuneterm.scheduler"
+SCHEDULER_MARKER = "tuneterm.runs.scheduler"
 SCHEDULER_CMD = [sys.executable, "-m", SCHEDULER_MARKER]
 CPU = "cpu"  # the slot key (and meta.gpus) of runs on a machine without GPUs
 START_TIMEOUT = 30.0
@@ -86,7 +86,7 @@ def enqueue(store: RunStore, cfg: RunConfig, name: str = "") -> RunInfo:
 
 def requeue(store: RunStore, run_id: str) -> RunInfo:
     """Put a stopped, crashed or failed run back on the queue; it resumes when it starts."""
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     info = store.info(run_id, events=True)
     if info.status not in launcher.RESUMABLE or info.meta is None:

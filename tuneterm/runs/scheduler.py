@@ -1,4 +1,4 @@
-"""The queue scheduler: `python -m tuneterm.scheduler RUNS_DIR` (start it with `tuneterm queue
+"""The queue scheduler: `python -m tuneterm.runs.scheduler RUNS_DIR` (start it with `tuneterm queue
 start`). It starts queued runs in order when their GPUs have a free slot.
 
 One scheduler per runs folder (an flock held for life). It keeps no state of its own: each
@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneterm import launcher, runqueue
+from tuneterm.runs import launcher, runqueue
 from tuneterm.config import ConfigError
 from tuneterm.proc import ProcessIdentity
 from tuneterm.store.files import FILE_MODE, atomic_write_json
@@ -102,7 +102,7 @@ def _settings_gpus(store: RunStore) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tuneterm.scheduler")
+    ap = argparse.ArgumentParser(prog="python -m tuneterm.runs.scheduler")
     ap.add_argument("runs_dir")
     args = ap.parse_args(argv)
     store = RunStore(Path(args.runs_dir))

@@ -28,7 +28,7 @@ from tuneterm.proc import (
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import QUEUED, UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
-from tuneterm.torchrun import SlurmJob
+from tuneterm.runs.torchrun import SlurmJob
 
 HANDSHAKE_TIMEOUT = 60.0
 MULTI_NODE_TIMEOUT = 900.0  # torchrun's rendezvous waits up to 600 s for the other nodes
@@ -50,7 +50,7 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     """Every check that can be made before anything is created (imports torchvision).
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
-    from tuneterm import torchrun
+    from tuneterm.runs import torchrun
     from tuneterm.config import missing_packages
     from tuneterm.engine import tasks
 
@@ -130,7 +130,7 @@ def prepare_slurm(
 ) -> tuple[RunInfo, Path]:
     """Validate, create the run folder (status `submitted`) and write its sbatch script
     (default: RUN_DIR/slurm.sbatch). The run folder must be on a filesystem every node mounts."""
-    from tuneterm import torchrun
+    from tuneterm.runs import torchrun
 
     validate(cfg, store, here=False)
     info = store.create(cfg, name, status="submitted")
@@ -141,7 +141,7 @@ def prepare_slurm(
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
-    from tuneterm import torchrun
+    from tuneterm.runs import torchrun
 
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
@@ -250,7 +250,7 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     """
     info = store.info(run_id)
     if info.status == QUEUED:
-        from tuneterm import runqueue
+        from tuneterm.runs import runqueue
 
         return runqueue.cancel(store, run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
@@ -297,7 +297,7 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
 def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
-        from tuneterm import runqueue
+        from tuneterm.runs import runqueue
 
         info = runqueue.cancel(store, run_id)
     if info.alive:

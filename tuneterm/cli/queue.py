@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tuneterm import report, runqueue, sweep
+from tuneterm.runs import report, runqueue, sweep
 from tuneterm.cli import EXIT_FAILED, EXIT_OK, _console, _out, _store
 from tuneterm.config import apply_overrides, load, parse_toml
 from tuneterm.store.runs import RunInfo, RunStore
@@ -40,7 +40,7 @@ def _say_scheduler(store: RunStore, started: bool | None = None) -> str:
 # -- run --queue / resume --queue ----------------------------------------------------------------
 def enqueue_config(args: argparse.Namespace, cfg: Any) -> int:
     """`tuneterm run CONFIG --queue`: validated now, started by the scheduler later."""
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     launcher.validate(cfg, store)
@@ -74,7 +74,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
     if action == "stop":
         state = runqueue.stop_scheduler(store, wait=args.wait)
         if state is None:
-            from tuneterm.launcher import RunStateError
+            from tuneterm.runs.launcher import RunStateError
 
             raise RunStateError(f"no queue scheduler runs for {store.root}")
         _out({"stopped": asdict(state)}) if args.json else print(f"stopped scheduler {state.pid}")
@@ -149,7 +149,7 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
 
 # -- sweep -----------------------------------------------------------------------------------------
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     load(args.config, args.set)  # the base config must be valid by itself
@@ -189,7 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(_say_scheduler(store, started), file=sys.stderr)
         print(f"best so far: tuneterm sweep-best {group}", file=sys.stderr)
     if args.wait:
-        from tuneterm.watch import watch
+        from tuneterm.runs.watch import watch
 
         watch(store, [i.id for i, _ in created], _console(), quiet=args.json)
         return _print_best(args, store, group, "")

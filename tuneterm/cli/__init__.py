@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuneterm import __version__, report
+from tuneterm import __version__
+from tuneterm.runs import report
 from tuneterm.config import ConfigError, ConfigIssue, load, template
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
@@ -73,14 +74,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 # -- run / resume / follow -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     gpus = [f"train.gpus={args.gpus}"] if args.gpus is not None else []
     cfg = load(args.config, [*args.set, *gpus])
     _check_name(args.name)
     if args.queue:
-        from tuneterm.cli_queue import enqueue_config
+        from tuneterm.cli.queue import enqueue_config
 
         return enqueue_config(args, cfg)
     info = launcher.start(store, cfg, name=args.name or "")
@@ -113,7 +114,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from tuneterm import launcher, torchrun
+    from tuneterm.runs import launcher, torchrun
 
     store = _store(args)
     sets = list(args.set)
@@ -156,12 +157,12 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     run_id = store.resolve(args.run)
     if args.queue:
-        from tuneterm.cli_queue import requeue_run
+        from tuneterm.cli.queue import requeue_run
 
         return requeue_run(args, store, run_id)
     info = launcher.resume(store, run_id)
@@ -173,7 +174,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def follow(store: RunStore, run_id: str, as_json: bool) -> int:
     """Show the run's progress until it ends. Ctrl-C stops following, never the run."""
-    from tuneterm.watch import watch
+    from tuneterm.runs.watch import watch
 
     console = _console()
     try:
@@ -363,7 +364,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 # -- actions ---------------------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     run_id = store.resolve(args.run)
@@ -377,7 +378,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from tuneterm import launcher
+    from tuneterm.runs import launcher
 
     store = _store(args)
     ids = [store.resolve(r) for r in args.runs]
@@ -459,7 +460,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tuneterm.predict import PredictInput, predict
+    from tuneterm.runs.predict import PredictInput, predict
 
     store = _store(args)
     run_id = store.resolve(args.run)
@@ -488,7 +489,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
-    from tuneterm.export import export_model
+    from tuneterm.runs.export import export_model
 
     store = _store(args)
     run_id = store.resolve(args.run)
@@ -548,7 +549,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tuneterm.demo import run_demo
+    from tuneterm.cli.demo import run_demo
 
     store = _store(args)
     code = run_demo(store, json_out=args.json)
@@ -703,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "fine-tune vs from-scratch on embedded digits, then open the TUI")
     p.add_argument("--headless", action="store_true", help="only print the comparison")
     add("tui", lambda a: _open_tui(a), "open the terminal UI", json_flag=False)
-    from tuneterm.cli_queue import add_commands
+    from tuneterm.cli.queue import add_commands
 
     add_commands(add)
     return ap
@@ -723,8 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return _open_tui(args)
     as_json = getattr(args, "json", False)
-    from tuneterm.launcher import LaunchError, RunStateError
-    from tuneterm.runqueue import QueueStateError, SchedulerError
+    from tuneterm.runs.launcher import LaunchError, RunStateError
+    from tuneterm.runs.runqueue import QueueStateError, SchedulerError
     from tuneterm.store.meta import UnreadableRun
 
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneterm.predict import PredictError, best_checkpoint
+from tuneterm.runs.predict import PredictError, best_checkpoint
 from tuneterm.store.runs import RunStore
 
 FORMATS = ("torchscript", "onnx")

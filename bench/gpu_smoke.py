@@ -1,0 +1,162 @@
+"""A CUDA smoke run of each task kind, with the TUI's system (NVML) pane read back.
+
+    python bench/gpu_smoke.py --out DIR [--kinds classify,detect,text-classify] [--text-model DIR]
+
+For each kind it launches a real `tuneterm run` on `train.device = "cuda"` (detached engine,
+event queue, checkpoints), waits for the end, and prints: the status, the device the engine
+recorded, img/s, peak GPU memory, the best metric, and the GPU samples of its `sys` events
+(NVML: utilisation, memory). Then it opens the TUI headless (Textual's test driver) over the
+runs folder, selects each run, shows the system pane (key 3) and writes the screen as text to
+DIR/tui-system-<kind>.txt, so the NVML pane can be read without a terminal. Skips cleanly
+without CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = {
+    "classify": """
+[model]
+name = "resnet18"
+weights = "none"
+[data]
+dataset = "digits"
+image_size = 32
+[train]
+epochs = 4
+batch_size = 64
+device = "{device}"
+""",
+    "detect": """
+[run]
+task = "detect"
+[model]
+name = "ssdlite320_mobilenet_v3_large"
+weights = "none"
+[data]
+dataset = "shapes-boxes"
+[detect]
+images = 300
+[train]
+epochs = 3
+batch_size = 16
+device = "{device}"
+""",
+    "text-classify": """
+[run]
+task = "text-classify"
+[model]
+weights = "none"
+[data]
+dataset = "topics"
+[text]
+model = "{text_model}"
+max_length = 32
+[train]
+epochs = 6
+batch_size = 32
+lr = 3e-4
+device = "{device}"
+metric = "val_f1"
+""",
+}
+
+
+def tuneterm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tuneterm", *args], capture_output=True, text=True, check=False
+    )
+
+
+async def read_system_panes(runs: Path, ids: dict[str, str], out: Path) -> None:
+    from test_tui_fake_store import screen_text  # tests/ helper: the screen as plain text
+
+    from tuneterm.store import RunStore
+    from tuneterm.tui.app import TuneTermApp
+    from tuneterm.tui.widgets.runtable import RunTable
+
+    app = TuneTermApp(RunStore(runs), gpu_interval=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(50):
+            await pilot.pause(0.1)
+            tables = app.screen.query(RunTable)
+            if tables and tables.first().row_count == len(ids):
+                break
+        table = app.screen.query_one(RunTable)
+        for kind, run_id in ids.items():
+            row = [table.infos[i].id for i in table.order].index(run_id)
+            table.move_cursor(row=row)
+            await pilot.press("3")
+            await pilot.pause(2.5)  # the NVML sampler runs every second in a worker
+            text = screen_text(app)
+            (out / f"tui-system-{kind}.txt").write_text(text)
+            print(f"--- TUI system pane, {kind} run {run_id} (120x40) ---")
+            print("\n".join(line.rstrip() for line in text.splitlines()[:40]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("gpu-smoke-out"))
+    ap.add_argument("--kinds", default="classify,detect,text-classify")
+    ap.add_argument("--text-model", default="minilm")
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/tuneterm-gpu-smoke"))
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script's code paths")
+    args = ap.parse_args()
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_smoke: no CUDA device here: skipped")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    os.environ["TUNETERM_RUNS"] = str(args.runs)
+    os.environ.setdefault("TUNETERM_OFFLINE", "1")
+    ids: dict[str, str] = {}
+    for kind in args.kinds.split(","):
+        cfg = args.runs / f"{kind}.toml"
+        cfg.write_text(CONFIGS[kind].format(text_model=args.text_model, device=args.device))
+        t0 = time.time()
+        got = tuneterm("run", str(cfg), "--name", f"smoke-{kind}", "--json")
+        wall = time.time() - t0
+        try:
+            res = json.loads(got.stdout[got.stdout.index("{") :])
+        except ValueError:
+            print(f"{kind}: no JSON (exit {got.returncode})\n{got.stdout[-2000:]}{got.stderr[-2000:]}")
+            continue
+        if "id" not in res:
+            print(f"{kind}: {res}")
+            continue
+        ids[kind] = res["id"]
+        ev = tuneterm("events", res["id"], "--json", "--kind", "sys", "--kind", "train")
+        lines = [json.loads(x) for x in ev.stdout.splitlines() if x.strip()]
+        gpus = [g for e in lines if e["kind"] == "sys" for g in e.get("gpus", [])]
+        trains = [e for e in lines if e["kind"] == "train"]
+        util = max((g.get("util") or 0 for g in gpus), default=None)
+        mem = max((g.get("mem_used") or 0 for g in gpus), default=None)
+        print(
+            f"{kind}: status {res['status']} in {wall:.1f} s; device {res.get('device')}; "
+            f"img/s {res.get('throughput')}; best {res.get('best')}; final "
+            f"{ {k: v for k, v in (res.get('final') or {}).items() if not isinstance(v, dict | list)} }; "
+            f"gpu_mem_peak {max((e.get('gpu_mem_peak') or 0 for e in trains), default=0) / 2**20:.0f} MiB; "
+            f"NVML samples {len(gpus)}, max util {util}%, max mem_used "
+            f"{(mem or 0) / 2**20:.0f} MiB; {gpus[-1] if gpus else 'no GPU in sys events'}"
+        )
+        (args.out / f"run-{kind}.json").write_text(got.stdout)
+        if res["status"] != "completed":
+            log = args.runs / res["id"] / "engine.log"
+            print(log.read_text()[-3000:] if log.exists() else "(no engine.log)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    asyncio.run(read_system_panes(args.runs, ids, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Run lifecycle: launch, stop, kill, resume, the queue, sweeps, and one view of a run."""
