@@ -10,48 +10,15 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem with one field: `field = value: reason`."""
-
-    field: str
-    value: Any
-    reason: str
-
-    def __str__(self) -> str:
-        if self.value is _MISSING:
-            return f"{self.field}: {self.reason}"
-        return f"{self.field} = {_show(self.value)}: {self.reason}"
-
-
-class ConfigError(ValueError):
-    """A run config that cannot be launched; carries every issue found."""
-
-    def __init__(self, issues: Iterable[ConfigIssue], source: str = "") -> None:
-        self.issues = list(issues)
-        self.source = source
-        where = f"{source}: " if source else ""
-        lines = [f"{where}{issue}" for issue in self.issues]
-        super().__init__("\n".join(lines) if lines else f"{where}invalid config")
-
-
-_MISSING: Any = object()
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
+from tuneterm.config.errors import MISSING as _MISSING
+from tuneterm.config.errors import ConfigError as ConfigError  # re-exported
+from tuneterm.config.errors import ConfigIssue as ConfigIssue
 
 
 class _Section(BaseModel):
@@ -169,11 +136,11 @@ class TrainSection(_Section):
     device: str = Field("auto", description='"auto", "cpu", "cuda" or "cuda:N"')
     threads: int = Field(0, ge=0, le=512, description="CPU threads for torch; 0 = all cores")
     log_every: int = Field(10, ge=1, description="Emit train loss and lr every N steps")
-    metric: Literal["val_acc", "val_loss", "val_map", "val_map50", "val_f1"] = Field(
+    metric: str = Field(
         "val_acc",
-        description="Which val metric picks the best checkpoint; detect runs: val_map or "
-        "val_map50 (val_acc, the default, means val_map there); text runs may use val_f1 "
-        "(macro-F1)",
+        description="Which val metric picks the best checkpoint: val_acc or val_loss; detect "
+        "runs: val_map or val_map50 (val_acc, the default, means val_map there); text runs "
+        "may use val_f1 (macro-F1)",
     )
     head_lr: float = Field(0.0, ge=0.0, le=10.0, description="lr of the new head; 0 = train.lr")
     layer_decay: float = Field(
@@ -235,9 +202,7 @@ class MixSection(_Section):
 
 class EarlyStopSection(_Section):
     enabled: bool = Field(False, description="Stop when the metric stops improving")
-    metric: Literal["val_acc", "val_loss", "val_f1"] = Field(
-        "val_loss", description="Metric to watch (val_f1: text runs)"
-    )
+    metric: str = Field("val_loss", description="Metric to watch (val_f1: text runs)")
     mode: Literal["min", "max"] = Field("min", description="min or max: which way is better")
     patience: int = Field(3, ge=1, description="Epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as better")
@@ -416,21 +381,10 @@ class RunConfig(_Section):
 
 
 TEXT_TASK = "text-classify"
-TEXT_DATASETS = ("topics", "csv", "jsonl", "textfolder")
 
 # Choices that are registries: checked here so a typo is caught without importing torch.
+# run.task and data.dataset come from the task registry (tuneterm/tasks/), see `choices`.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "run.task": ("classify", "detect", "text-classify"),  # tuneterm.engine.tasks.TASKS
-    "data.dataset": (
-        "digits",
-        "shapes",
-        "folder",
-        "coco",
-        "voc",
-        "shapes-boxes",
-        "digits-boxes",
-        *TEXT_DATASETS,
-    ),
     "data.augment": ("none", "light", "randaugment", "trivialaugment", "autoaugment"),
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.scheduler": ("none", "cosine", "step", "onecycle"),
@@ -509,7 +463,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
         raise ConfigError(_issues_from(exc), source) from None
     issues = [
         issue
-        for field, allowed in CHOICES.items()
+        for field, allowed in choices().items()
         if (issue := check_choice(field, _get(cfg.model_dump(), field), allowed, "choice"))
     ]
     if cfg.data.dataset == "folder":
@@ -528,10 +482,64 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
         )
     issues += _technique_issues(cfg)
     issues += _dist_issues(cfg)
-    issues += _task_issues(cfg)
+    if not issues:  # the kind's checks need a known run.task and data.dataset
+        issues += _task_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
     return cfg
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """Every choice list a config is checked against, the registries' included."""
+    from tuneterm import tasks
+
+    return {"run.task": tasks.names(), "data.dataset": tasks.all_datasets(), **CHOICES}
+
+
+def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """What the kinds say of this config: its data set belongs to its kind, its metrics are
+    ones its kind reports, and every kind's own checks (tuneterm/tasks/)."""
+    from tuneterm import tasks
+
+    spec = tasks.get(cfg.run.task)
+    issues = []
+    ds = cfg.data.dataset
+    if ds not in spec.datasets:
+        owners = tasks.kind_of_dataset(ds)
+        if owners and cfg.run.task == "classify":
+            owner = tasks.get(owners[0])
+            reason = f'a {owner.noun} data set; set run.task = "{owner.name}"'
+        else:
+            reason = (
+                f"not a {spec.noun} data set; for run.task = {spec.name} use "
+                f"{', '.join(spec.datasets)}"
+            )
+        issues.append(ConfigIssue("data.dataset", ds, reason))
+    for spec_ in (tasks.get(n) for n in tasks.names()):
+        for check in spec_.checks:
+            issues += check(cfg)
+    reported = {m.name for m in spec.val_reported}
+    m = cfg.train.metric
+    if (
+        m != "val_acc"
+        and m not in spec.select
+        and not any(i.field == "train.metric" for i in issues)
+    ):
+        issues.append(
+            ConfigIssue("train.metric", m, f"{spec.name} runs pick by {', '.join(spec.select)}")
+        )
+    es = cfg.early_stop.metric
+    if (
+        cfg.early_stop.enabled
+        and es not in reported
+        and not any(i.field == "early_stop.metric" for i in issues)
+    ):
+        issues.append(
+            ConfigIssue(
+                "early_stop.metric", es, f"{spec.name} runs report {', '.join(sorted(reported))}"
+            )
+        )
+    return issues
 
 
 def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
@@ -567,7 +575,7 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
     t = cfg.train
     issues = []
     if t.gpus > 1 or cfg.dist.nnodes > 1:
-        if cfg.run.task != "classify":  # only tasks/classify.py trains through DDP so far
+        if not _spec(cfg).multi_gpu:
             issues.append(
                 ConfigIssue(
                     "train.gpus", t.gpus, f'run.task = "{cfg.run.task}" trains in one process'
@@ -600,157 +608,25 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
     return issues
 
 
-# Data sets each task kind reads (the rest of CHOICES["data.dataset"] belongs to classify).
-DETECT_DATASETS = ("coco", "voc", "shapes-boxes", "digits-boxes")
+def _spec(cfg: RunConfig) -> Any:
+    from tuneterm import tasks
 
-
-def _detect_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """Data sets and metrics that belong to detection (or must not be used elsewhere)."""
-    issues = []
-    detect = cfg.run.task == "detect"
-    if detect and cfg.data.dataset not in DETECT_DATASETS:
-        issues.append(
-            ConfigIssue(
-                "data.dataset",
-                cfg.data.dataset,
-                f"not a detection data set; detect runs read {', '.join(DETECT_DATASETS)}",
-            )
-        )
-    if not detect and cfg.data.dataset in DETECT_DATASETS:
-        issues.append(
-            ConfigIssue(
-                "data.dataset", cfg.data.dataset, 'a detection data set; set run.task = "detect"'
-            )
-        )
-    if detect and cfg.speed.compile != "off":
-        issues.append(
-            ConfigIssue(
-                "speed.compile",
-                cfg.speed.compile,
-                'detectors are not compiled (their batch shapes vary per batch); use "off"',
-            )
-        )
-    if detect and cfg.train.metric == "val_loss":
-        issues.append(
-            ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")
-        )
-    if not detect and cfg.train.metric in ("val_map", "val_map50"):
-        issues.append(
-            ConfigIssue(
-                "train.metric",
-                cfg.train.metric,
-                'mAP is for detect runs; classify runs pick by "val_acc" or "val_loss"',
-            )
-        )
-    if cfg.data.dataset in ("coco", "voc"):
-        root = Path(cfg.data.root).expanduser()
-        if not cfg.data.root:
-            issues.append(
-                ConfigIssue("data.root", "", f"required when data.dataset = {cfg.data.dataset}")
-            )
-        elif not root.is_dir():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
-    if cfg.data.dataset == "coco":
-        ann = cfg.data.annotations
-        if not ann:
-            issues.append(ConfigIssue("data.annotations", "", "required when data.dataset = coco"))
-        elif not Path(ann).expanduser().is_file():
-            issues.append(ConfigIssue("data.annotations", ann, "no such file"))
-    return issues
-
-
-def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """Options that belong to one task kind."""
-    return _detect_issues(cfg) + _text_issues(cfg)
-
-
-def _text_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """Options that only make sense for text runs (or must not be used elsewhere)."""
-    text = cfg.run.task == TEXT_TASK
-    ds = cfg.data.dataset
-    if not text:
-        issues = [
-            ConfigIssue(field, "val_f1", f'only for run.task = "{TEXT_TASK}"; use val_acc')
-            for field, v in (
-                ("train.metric", cfg.train.metric),
-                ("early_stop.metric", cfg.early_stop.metric),
-            )
-            if v == "val_f1"
-        ]
-        if ds in TEXT_DATASETS:
-            issues.append(
-                ConfigIssue("data.dataset", ds, f'a text data set; set run.task = "{TEXT_TASK}"')
-            )
-        return issues
-    issues = []
-    if cfg.model.weights not in ("DEFAULT", "none"):
-        issues.append(
-            ConfigIssue(
-                "model.weights",
-                cfg.model.weights,
-                f'for run.task = {TEXT_TASK}: "DEFAULT" (text.model\'s weights) or "none"',
-            )
-        )
-    if ds not in TEXT_DATASETS:
-        issues.append(
-            ConfigIssue(
-                "data.dataset",
-                ds,
-                f"not a text data set; for run.task = {TEXT_TASK} use {', '.join(TEXT_DATASETS)}",
-            )
-        )
-    elif ds != "topics":
-        root = Path(cfg.data.root).expanduser()
-        want_dir = ds == "textfolder"
-        if not cfg.data.root:
-            what = "a folder" if want_dir else f"a .{ds} file"
-            issues.append(
-                ConfigIssue("data.root", "", f"required when data.dataset = {ds} ({what})")
-            )
-        elif want_dir and not root.is_dir():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
-        elif not want_dir and not root.is_file():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such file"))
-    # Image-only options: refuse rather than silently ignore them.
-    unsupported = {
-        "data.shift": (cfg.data.shift, "none"),
-        "data.augment": (cfg.data.augment, "none"),
-        "data.dedup": (cfg.data.dedup, False),
-        "data.relabel": (cfg.data.relabel, {}),
-        "model.init": (cfg.model.init, ""),
-        "model.dropout": (cfg.model.dropout, 0.0),
-        "head.kind": (cfg.head.kind, "linear"),
-        "mix.mixup": (cfg.mix.mixup, 0.0),
-        "mix.cutmix": (cfg.mix.cutmix, 0.0),
-        "ema.enabled": (cfg.ema.enabled, False),
-        "adapt.method": (cfg.adapt.method, "none"),
-    }
-    for field, (value, default) in unsupported.items():
-        if value != default:
-            issues.append(ConfigIssue(field, value, f"not supported for run.task = {TEXT_TASK}"))
-    t = cfg.distill.teacher
-    if t and not t.startswith("run:"):
-        issues.append(
-            ConfigIssue(
-                "distill.teacher",
-                t,
-                f'for run.task = {TEXT_TASK}, must be "run:<id>" of a text-classify run',
-            )
-        )
-    return issues
+    return tasks.get(cfg.run.task)
 
 
 def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
     """Optional dependencies the config needs and this machine lacks (the install extras).
     Checked at launch, not when a config is read: a run made elsewhere stays readable."""
     issues = []
-    missing = [p for p in ("transformers", "tokenizers") if not installed(p)]
-    if cfg.run.task == TEXT_TASK and missing:
+    spec = _spec(cfg)
+    missing = [p for p in spec.extras if not installed(p)]
+    if missing:
         issues.append(
             ConfigIssue(
                 "run.task",
-                TEXT_TASK,
-                f"needs {' and '.join(missing)}, not installed here: pip install 'tuneterm[text]'",
+                spec.name,
+                f"needs {' and '.join(missing)}, not installed here: "
+                f"pip install 'tuneterm[{spec.extra_name}]'",
             )
         )
     if cfg.lora.enabled and not installed("peft"):
@@ -774,9 +650,9 @@ def installed(package: str) -> bool:
 
 def model_label(cfg: RunConfig) -> str:
     """What the run trains, for its id and listings: model.name, or text.model's last part."""
-    if cfg.run.task == TEXT_TASK:
-        return cfg.text.model.rstrip("/").rsplit("/", 1)[-1] or cfg.text.model
-    return cfg.model.name
+    field = _spec(cfg).model_field
+    name = str(_get(cfg.model_dump(), field))
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
 
 
 def parse_toml(text: str, source: str = "") -> dict[str, Any]:

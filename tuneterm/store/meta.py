@@ -63,6 +63,10 @@ class RunMeta(BaseModel):
     gpu_mem_peak: int = 0  # bytes: peak memory allocated on the run's GPU
     best: dict[str, Any] = Field(default_factory=dict)
     final: dict[str, Any] = Field(default_factory=dict)
+    # The run's metric spec (tuneterm.tasks.TaskSpec.metric_spec): which metrics it reports,
+    # their labels and formats, which way each is better, and which one picks best.pt. Written
+    # when the run is created, so readers render any kind of run from data alone.
+    metrics: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, int | float] = Field(default_factory=dict)
     techniques: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, int] = Field(default_factory=dict)
@@ -78,6 +82,12 @@ class RunMeta(BaseModel):
     dequeued: float | None = None
     queued_from: str = ""
     gpus: str = ""
+
+    def metric_spec(self) -> Any:
+        """This run's `tuneterm.tasks.MetricSpec` (from its kind's spec for older runs)."""
+        from tuneterm import tasks
+
+        return tasks.metric_spec_of(self.task, self.metrics, str(self.best.get("metric", "")))
 
 
 class RunLabel(BaseModel):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneterm import tasks
 from tuneterm.config import RunConfig, loads, model_label, to_toml
 from tuneterm.proc import ProcessIdentity, is_alive
 from tuneterm.store.events import EventReader, check_events
@@ -215,6 +216,7 @@ class RunStore:
             parent=cfg.model.init.removeprefix("run:") if cfg.model.init.startswith("run:") else "",
             status=status,
             queue_pos=queue_pos,
+            metrics=tasks.get(cfg.run.task).metric_spec(cfg.train.metric),
         )
         save_meta(path / "meta.json", meta)
         if cfg.run.tags or cfg.run.notes:

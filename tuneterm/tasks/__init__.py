@@ -1,0 +1,102 @@
+"""The task kinds (`run.task`): a registry of torch-free `TaskSpec`s.
+
+Built-in kinds are registered here; a plug-in registers its own with `register(spec)` from a
+module named in `TUNETERM_PLUGINS` (comma-separated module names, imported by every tuneterm
+process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point group. Adding a
+kind means a spec (here or in a plug-in) plus the engine module it names, and nothing else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+
+__all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
+
+_REGISTRY: dict[str, TaskSpec] = {}
+_plugins_loaded = False
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    """Add (or replace) a kind. Returns the spec, so a module can keep it as a constant."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for name in filter(
+        None, (m.strip() for m in os.environ.get("TUNETERM_PLUGINS", "").split(","))
+    ):
+        importlib.import_module(name)
+    if os.environ.get("TUNETERM_ENTRY_POINTS", "1") != "0":
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="tuneterm.tasks"):
+            ep.load()
+
+
+def names() -> tuple[str, ...]:
+    _load_plugins()
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> TaskSpec:
+    """The spec of a kind; KeyError naming the known kinds (and a close match) otherwise."""
+    _load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise KeyError(f"unknown task {name!r}; {hint}known: {', '.join(_REGISTRY)}") from None
+
+
+def find(name: str) -> TaskSpec | None:
+    _load_plugins()
+    return _REGISTRY.get(name)
+
+
+def all_datasets() -> tuple[str, ...]:
+    """Every data set some kind reads, in registration order, each once."""
+    out: dict[str, None] = {}
+    for spec in (get(n) for n in names()):
+        out.update(dict.fromkeys(spec.datasets))
+    return tuple(out)
+
+
+def kind_of_dataset(dataset: str) -> list[str]:
+    return [n for n in names() if dataset in get(n).datasets]
+
+
+def metric_spec_of(
+    task: str, metrics: Mapping[str, Any] | None, configured: str = ""
+) -> MetricSpec:
+    """A run's metric spec: from its meta.json when the engine wrote one, else from its kind's
+    registered spec (runs made before meta.json carried it), else a guess from the name."""
+    if metrics:
+        return MetricSpec.from_dict(metrics)
+    spec = find(task)
+    if spec is None:
+        return MetricSpec(
+            task, configured or "val_acc", guess_metric(configured or "val_acc").higher, (), ()
+        )
+    return MetricSpec.from_dict(spec.metric_spec(configured or spec.select[0]))
+
+
+def _builtin() -> None:
+    from tuneterm.tasks import classify, detect, text
+
+    for spec in (classify.SPEC, detect.SPEC, text.SPEC):
+        register(spec)
+
+
+_builtin()

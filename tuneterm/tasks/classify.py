@@ -1,0 +1,24 @@
+"""Image classification: a classifier with a new head (engine/kinds/classify)."""
+
+from __future__ import annotations
+
+from tuneterm.tasks.spec import Metric, TaskSpec
+
+SPEC = TaskSpec(
+    name="classify",
+    noun="classification",
+    summary="image classification: torchvision classifiers with a new head",
+    engine="tuneterm.engine.tasks.classify",
+    datasets=("digits", "shapes", "folder"),
+    val_metrics=(
+        Metric("val_acc", "acc"),
+        Metric("val_top5", "top-5", min_classes=5),
+    ),
+    test_metrics=(
+        Metric("test_acc", "acc"),
+        Metric("test_top5", "top-5", min_classes=5),
+        Metric("test_loss", "loss", higher=False, pane="loss"),
+    ),
+    select=("val_acc", "val_loss"),
+    multi_gpu=True,
+)

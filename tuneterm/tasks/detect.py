@@ -1,0 +1,78 @@
+"""Object detection: a torchvision detector with a new box predictor (engine/kinds/detect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuneterm.config.errors import ConfigIssue
+from tuneterm.tasks.spec import Metric, TaskSpec
+
+if TYPE_CHECKING:
+    from tuneterm.config import RunConfig
+
+NAME = "detect"
+DATASETS = ("coco", "voc", "shapes-boxes", "digits-boxes")
+
+
+def check(cfg: RunConfig) -> list[ConfigIssue]:
+    """Detection's own options, and its data sets and metrics refused elsewhere."""
+    issues = []
+    detect = cfg.run.task == NAME
+    if not detect and cfg.train.metric in ("val_map", "val_map50"):
+        issues.append(
+            ConfigIssue(
+                "train.metric",
+                cfg.train.metric,
+                f'mAP is for detect runs; {cfg.run.task} runs pick by "val_acc" or "val_loss"',
+            )
+        )
+    if detect and cfg.speed.compile != "off":
+        issues.append(
+            ConfigIssue(
+                "speed.compile",
+                cfg.speed.compile,
+                'detectors are not compiled (their batch shapes vary per batch); use "off"',
+            )
+        )
+    if detect and cfg.train.metric == "val_loss":
+        issues.append(
+            ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")
+        )
+    if cfg.data.dataset in ("coco", "voc"):
+        root = Path(cfg.data.root).expanduser()
+        if not cfg.data.root:
+            issues.append(
+                ConfigIssue("data.root", "", f"required when data.dataset = {cfg.data.dataset}")
+            )
+        elif not root.is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+    if cfg.data.dataset == "coco":
+        ann = cfg.data.annotations
+        if not ann:
+            issues.append(ConfigIssue("data.annotations", "", "required when data.dataset = coco"))
+        elif not Path(ann).expanduser().is_file():
+            issues.append(ConfigIssue("data.annotations", ann, "no such file"))
+    return issues
+
+
+SPEC = TaskSpec(
+    name=NAME,
+    noun="detection",
+    summary="object detection: torchvision detectors with a new box predictor",
+    engine="tuneterm.engine.tasks.detect",
+    datasets=DATASETS,
+    val_metrics=(
+        Metric("val_map", "mAP"),
+        Metric("val_map50", "mAP@.5"),
+        Metric("val_map75", "mAP@.75", pane=""),
+    ),
+    loss=None,
+    test_metrics=(
+        Metric("test_map", "mAP"),
+        Metric("test_map50", "mAP@.5"),
+        Metric("test_map75", "mAP@.75"),
+    ),
+    select=("val_map", "val_map50"),
+    checks=(check,),
+)

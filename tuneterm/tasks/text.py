@@ -1,0 +1,99 @@
+"""Text classification: a Hugging Face sequence classifier (engine/kinds/text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneterm.config.errors import ConfigIssue
+from tuneterm.tasks.spec import Metric, TaskSpec
+
+if TYPE_CHECKING:
+    from tuneterm.config import RunConfig
+
+NAME = "text-classify"
+DATASETS = ("topics", "csv", "jsonl", "textfolder")
+
+
+def _image_only(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Image-only options, with their defaults: refused rather than silently ignored."""
+    return {
+        "data.shift": (cfg.data.shift, "none"),
+        "data.augment": (cfg.data.augment, "none"),
+        "data.dedup": (cfg.data.dedup, False),
+        "data.relabel": (cfg.data.relabel, {}),
+        "model.init": (cfg.model.init, ""),
+        "model.dropout": (cfg.model.dropout, 0.0),
+        "head.kind": (cfg.head.kind, "linear"),
+        "mix.mixup": (cfg.mix.mixup, 0.0),
+        "mix.cutmix": (cfg.mix.cutmix, 0.0),
+        "ema.enabled": (cfg.ema.enabled, False),
+        "adapt.method": (cfg.adapt.method, "none"),
+    }
+
+
+def check(cfg: RunConfig) -> list[ConfigIssue]:
+    """Options that only make sense for text runs (or must not be used elsewhere)."""
+    if cfg.run.task != NAME:
+        return [
+            ConfigIssue(field, "val_f1", f'only for run.task = "{NAME}"; use val_acc')
+            for field, v in (
+                ("train.metric", cfg.train.metric),
+                ("early_stop.metric", cfg.early_stop.metric),
+            )
+            if v == "val_f1"
+        ]
+    issues = []
+    ds = cfg.data.dataset
+    if cfg.model.weights not in ("DEFAULT", "none"):
+        issues.append(
+            ConfigIssue(
+                "model.weights",
+                cfg.model.weights,
+                f'for run.task = {NAME}: "DEFAULT" (text.model\'s weights) or "none"',
+            )
+        )
+    if ds in DATASETS and ds != "topics":
+        root = Path(cfg.data.root).expanduser()
+        want_dir = ds == "textfolder"
+        if not cfg.data.root:
+            what = "a folder" if want_dir else f"a .{ds} file"
+            issues.append(
+                ConfigIssue("data.root", "", f"required when data.dataset = {ds} ({what})")
+            )
+        elif want_dir and not root.is_dir():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+        elif not want_dir and not root.is_file():
+            issues.append(ConfigIssue("data.root", cfg.data.root, "no such file"))
+    for field, (value, default) in _image_only(cfg).items():
+        if value != default:
+            issues.append(ConfigIssue(field, value, f"not supported for run.task = {NAME}"))
+    t = cfg.distill.teacher
+    if t and not t.startswith("run:"):
+        issues.append(
+            ConfigIssue(
+                "distill.teacher", t, f'for run.task = {NAME}, must be "run:<id>" of a {NAME} run'
+            )
+        )
+    return issues
+
+
+SPEC = TaskSpec(
+    name=NAME,
+    noun="text",
+    summary="text classification: Hugging Face sequence classifiers",
+    engine="tuneterm.engine.tasks.text",
+    datasets=DATASETS,
+    val_metrics=(Metric("val_acc", "acc"), Metric("val_f1", "F1")),
+    test_metrics=(
+        Metric("test_acc", "acc"),
+        Metric("test_f1", "F1"),
+        Metric("test_loss", "loss", higher=False, pane="loss"),
+    ),
+    select=("val_acc", "val_loss", "val_f1"),
+    model_field="text.model",
+    inputs="texts",
+    checks=(check,),
+    extras=("transformers", "tokenizers"),
+    extra_name="text",
+)
