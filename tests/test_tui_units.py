@@ -15,7 +15,7 @@ from tuneterm.tui.history import RunHistory, curve, downsample, ema
 from tuneterm.tui.rows import bar, cells, matches, parse_filter, sort_runs
 from tuneterm.tui.screens.compare import config_diff
 from tuneterm.tui.screens.editor import field_line
-from tuneterm.tui.settings import load_settings, save_theme
+from tuneterm.tui.settings import BUILTIN_THEMES_DIR, load_settings, save_theme
 from tuneterm.tui.themes import load_theme, load_themes
 from tuneterm.tui.widgets.tomlarea import toml_highlights
 
@@ -120,7 +120,7 @@ def test_settings_keymap_and_theme(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_themes_load_builtin_and_report_bad(tmp_path: Path) -> None:
-    themes, problems = load_themes(ROOT / "themes")
+    themes, problems = load_themes(BUILTIN_THEMES_DIR)
     names = {t.name for t in themes}
     assert {"tuneterm-dark", "tuneterm-light"} <= names and not problems
     assert any(not t.dark for t in themes)
@@ -129,6 +129,22 @@ def test_themes_load_builtin_and_report_bad(tmp_path: Path) -> None:
     themes, problems = load_themes(tmp_path)
     assert [t.name for t in themes] == ["mine"] and "primary is required" in problems[0]
     assert load_theme(tmp_path / "mine.toml").primary == "#ff0000"
+
+
+def test_stylesheet_and_themes_ship_inside_the_package() -> None:
+    import tomllib
+
+    from tuneterm.tui.app import TuneTermApp
+
+    package = ROOT / "tuneterm"
+    here = Path(sys.modules[TuneTermApp.__module__].__file__ or "").parent
+    css = here / str(TuneTermApp.CSS_PATH)
+    assert css.is_file() and package in css.parents
+    assert BUILTIN_THEMES_DIR.is_dir() and package in BUILTIN_THEMES_DIR.parents
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "data-files" not in setuptools
+    for pattern in setuptools["package-data"]["tuneterm"]:
+        assert list(package.glob(pattern)), f"package-data lists {pattern}, which matches no file"
 
 
 def test_toml_highlights_and_field_lines() -> None:

@@ -15,8 +15,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
 
-from tuneterm.runs import launcher
 from tuneterm.config import ConfigError, template, to_toml
+from tuneterm.runs import launcher
 from tuneterm.store import RunInfo
 from tuneterm.tui.history import X_LABELS, RunHistory
 from tuneterm.tui.messages import (
