@@ -191,6 +191,26 @@ async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
 
 
 @pilot
+async def test_j_and_k_move_in_the_run_list_as_the_arrows_do(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 3)
+    app = new_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = await ready(pilot, 3)
+        first = t.selected_id
+        await pilot.press("j")
+        assert t.cursor_row == 1 and app.selected == t.order[1]
+        await pilot.press("j", "j")  # stops at the last run
+        assert t.cursor_row == 2
+        await pilot.press("k")
+        assert t.cursor_row == 1
+        await pilot.press("up")
+        assert t.cursor_row == 0 and app.selected == first
+        await pilot.press("down")
+        assert t.cursor_row == 1
+        assert isinstance(app.screen, MainScreen)  # k moved; it opened no kill dialog
+
+
+@pilot
 async def test_rename_tags_notes(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 1)
     run_id = store.list()[0].id
@@ -235,7 +255,7 @@ async def test_stop_kill_resume_refused_for_wrong_status(tmp_path: Path) -> None
     app = new_app(store)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, 1)
-        for key in ("s", "k", "r"):
+        for key in ("s", "K", "r"):
             await pilot.press(key)
             assert isinstance(app.screen, MainScreen)  # no dialog, a warning instead
         messages = " ".join(str(n.message) for n in app._notifications)
@@ -260,7 +280,7 @@ async def test_stop_and_kill_signal_the_engine(tmp_path: Path) -> None:
             await pilot.press("y")
             await until(pilot, lambda: procs[a.id].poll() is not None, what="SIGTERM")
             select(app, "b")
-            await pilot.press("k", "enter")
+            await pilot.press("K", "enter")
             await until(pilot, lambda: procs[b.id].poll() is not None, what="SIGKILL")
             assert store.info(b.id).status == "crashed"  # killed: no final status written
             await until(pilot, lambda: "0 active" in screen_text(app))

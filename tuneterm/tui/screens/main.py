@@ -52,7 +52,7 @@ class MainScreen(Screen[None]):
         Binding("n", "new_run", "New", id="run.new"),
         Binding("e", "clone_run", "Clone", id="run.clone"),
         Binding("s", "stop", "Stop", id="run.stop"),
-        Binding("k", "kill", "Kill", id="run.kill", show=False),
+        Binding("K", "kill", "Kill", id="run.kill", show=False),  # k moves up, as in k9s
         Binding("r", "resume", "Resume", id="run.resume"),
         Binding("d,delete", "delete", "Delete", id="run.delete", show=False),
         Binding("R", "rename", "Rename", id="run.rename", show=False),
