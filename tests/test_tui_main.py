@@ -142,7 +142,8 @@ async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> Non
         assert "x: epoch" in screen_text(app)
         await pilot.press("2")
         acc = app.screen.query_one("#plot-acc", CurvePlot)
-        assert [line.label for line in acc.chart.lines] == ["val acc", "val top-5"]
+        # 3 classes: top-5 is always 1, so it is not drawn (test_top5_needs_more_than_5_classes)
+        assert [line.label for line in acc.chart.lines] == ["val acc"]
         await pilot.press("3")
         await until(pilot, lambda: "NVML unavailable" in screen_text(app))
         assert "No GPU figures" in screen_text(app) and "RSS" in screen_text(app)
@@ -156,6 +157,66 @@ async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> Non
         await until(pilot, lambda: "per class" in screen_text(app))
         text = screen_text(app)
         assert "acc 0.9" in text and "confusion" in text
+
+
+@pilot
+async def test_top5_needs_more_than_5_classes(tmp_path: Path, no_nvml: None) -> None:
+    store = RunStore(tmp_path / "runs")
+    make_run(store, "three", classes=["a", "b", "c"])
+    make_run(store, "ten", classes=[str(i) for i in range(10)])
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 2)
+        acc = app.screen.query_one("#plot-acc", CurvePlot)
+        await pilot.press("2")
+        for name, want in (("ten", ["val acc", "val top-5"]), ("three", ["val acc"])):
+            select(app, name)
+
+            def drawn(want: list[str] = want) -> bool:
+                h = app.histories.get(app.selected or "")
+                lines = acc.chart.lines
+                return h is not None and len(h.val) == 3 and [ln.label for ln in lines] == want
+
+            await until(pilot, drawn, what=f"{want} for {name}")
+            assert len(acc.chart.lines[0].y) == 3
+        await pilot.press("7")
+        await until(pilot, lambda: "per class" in screen_text(app))
+        assert "acc 0.9000" in screen_text(app) and "top-5" not in screen_text(app)
+        select(app, "ten")
+        await until(pilot, lambda: "top-5 1.0000" in screen_text(app), what="top-5 of ten")
+
+
+@pilot
+async def test_a_metric_only_the_run_declares_draws_its_curve(
+    tmp_path: Path, no_nvml: None
+) -> None:
+    """A kind no front end knows (digit regression): its meta.json says what it measures."""
+    store = RunStore(tmp_path / "runs")
+    mae = {"name": "val_mae", "label": "MAE", "higher": False, "fmt": ".3f"}
+    loss = {"name": "val_loss", "label": "loss", "higher": False, "pane": "loss"}
+    test = {**mae, "name": "test_mae"}
+    metrics = {"task": "digit-regress", "best": "val_mae", "higher": False,
+               "val": [mae, loss], "test": [test]}  # fmt: skip
+    info = make_run(store, "reg", events=False, task="digit-regress", metrics=metrics,
+                    classes=[], final={"test_mae": 0.25})  # fmt: skip
+    maes = [1.5, 0.9, 0.4]
+    with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
+        for epoch, mae in enumerate(maes, start=1):
+            w.emit("train", step=epoch * 10, epoch=epoch, loss=mae, lr=0.1, img_s=5, data_wait=0)
+            w.emit("val", step=epoch * 10, epoch=epoch, val_mae=mae, val_loss=mae * 2)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 1)
+        plot = app.screen.query_one("#plot-loss", CurvePlot)
+        await until(pilot, lambda: len(plot.chart.lines) == 2, what="train and val loss")
+        assert plot.chart.lines[1].y.tolist() == [3.0, 1.8, 0.8]
+        await pilot.press("2")
+        acc = app.screen.query_one("#plot-acc", CurvePlot)
+        await until(pilot, lambda: bool(acc.chart.lines), what="the MAE curve")
+        assert [line.label for line in acc.chart.lines] == ["val MAE"]
+        assert acc.chart.lines[0].y.tolist() == maes
+        await pilot.press("7")
+        await until(pilot, lambda: "MAE 0.250" in screen_text(app), what="test MAE")
 
 
 @pilot
