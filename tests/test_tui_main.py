@@ -3,6 +3,7 @@ against a real store whose runs were made through the store API."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,6 +218,57 @@ async def test_a_metric_only_the_run_declares_draws_its_curve(
         assert acc.chart.lines[0].y.tolist() == maes
         await pilot.press("7")
         await until(pilot, lambda: "MAE 0.250" in screen_text(app), what="test MAE")
+
+
+NO_TORCH_DRIVER = """
+import asyncio, sys
+from pathlib import Path
+from test_tui_fake_store import new_app, screen_text, until
+from tuneterm.store import RunStore
+from tuneterm.tui.widgets.runtable import RunTable
+
+async def main() -> None:
+    app = new_app(RunStore(Path(sys.argv[1])))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = lambda: app.screen.query_one(RunTable)
+        await until(pilot, lambda: table().row_count == int(sys.argv[2]), timeout=30)
+        for row in range(table().row_count):
+            table().move_cursor(row=row)
+            for key in "12345676":  # the config pane last: its pipeline is read by a worker
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            await until(pilot, lambda: "training pipeline" in screen_text(app), timeout=30)
+        table().move_cursor(row=0)
+        await pilot.press("space", "space", "space", "c")  # compare three runs
+        await until(pilot, lambda: "compare" in screen_text(app), timeout=30)
+        await pilot.press("2", "1", "escape", "Q")  # and the queue
+        await pilot.pause(0.5)
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
+    print("LOADED", loaded)
+
+asyncio.run(main())
+"""
+
+
+def test_no_pane_imports_torch(tmp_path: Path) -> None:
+    """Every pane of every kind of run, compare and the queue, in a fresh interpreter: neither
+    torch nor torchvision is ever imported (not even by a worker)."""
+    from tuneterm.config import loads
+
+    store = make_store(tmp_path / "runs", 2)
+    store.create(loads('[run]\nname = "aug"\n[data]\naugment = "randaugment"\n[mix]\nmixup = 0.2'))
+    store.create(loads('[run]\ntask = "text-classify"\nname = "txt"\n[data]\ndataset = "topics"'))
+    det = '[run]\ntask = "detect"\nname = "det"\n[data]\ndataset = "shapes-boxes"\n'
+    store.create(loads(det + '[train]\nmetric = "val_map"'))
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
+           "TUNETERM_CONFIG_DIR": str(tmp_path / "settings")}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_DRIVER, str(store.root), "5"],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED []" in out.stdout, out.stdout[-2000:]
 
 
 @pilot

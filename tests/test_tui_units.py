@@ -178,3 +178,50 @@ def test_only_tui_imports_textual() -> None:
         if "import textual" in text or "from textual" in text:
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_pipeline_names_the_transforms_the_engine_builds() -> None:
+    """The config pane describes each augmentation preset without torch; the engine builds
+    it with torchvision: the two name the same transforms, in the same order."""
+    from tuneterm.config import CHOICES
+    from tuneterm.engine.techniques.augment import PRESETS as BUILT
+    from tuneterm.tui.pipeline import PRESETS, describe
+
+    assert set(PRESETS) == set(CHOICES["data.augment"]) == set(BUILT)
+    for name, steps in PRESETS.items():
+        assert [s.split("(")[0] for s in steps(16)] == [type(t).__name__ for t in BUILT[name](16)]
+    text = describe('[data]\nimage_size = 16\naugment = "light"\n[mix]\ncutmix = 1.0')
+    assert "RandomCrop(size=16, padding=2)" in text and "CutMix(alpha=1.0)" in text
+    text = describe('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"')
+    assert "tokenise with minilm" in text and "uint8" not in text
+    assert describe("[train]\nlr = -1").startswith("cannot resolve the pipeline")
+
+
+def test_compare_rows_follow_the_spec_and_each_direction(tmp_path: Path) -> None:
+    from tuneterm.store import RunStore
+    from tuneterm.tui.screens.compare import chart_title, metric_columns, metric_rows, table_header
+
+    store = RunStore(tmp_path)
+    mae = {"name": "val_mae", "label": "MAE", "higher": False, "fmt": ".3f"}
+    score = {"name": "val_score", "label": "score", "fmt": ".2f"}
+    spec = {"task": "digit-regress", "best": "val_mae", "higher": False,
+            "val": [mae, score], "test": []}  # fmt: skip
+    reg = make_run(store, "reg", events=False, task="digit-regress", metrics=spec, classes=[])
+    cls = make_run(store, "cls")  # 3 classes: no top-5 column
+    h = RunHistory()
+    h.add({"kind": "val", "step": s, "epoch": s, "val_mae": m, "val_score": sc}
+          for s, m, sc in ((1, 0.5, 0.2), (2, 0.3, 0.6), (3, 0.4, 0.5)))  # fmt: skip
+    ch = RunHistory()
+    ch.add(store.events(cls.id).poll())
+    columns = metric_columns([reg, cls])
+    header = table_header(columns)
+    assert header == ["run", "status", "epoch", "val MAE", "val score", "val acc", "val loss",
+                      "loss", "test acc"]  # fmt: skip
+    rows = metric_rows([reg, cls], {reg.id: h, cls.id: ch}, columns)
+    cells = [dict(zip(header, row, strict=True)) for row in rows]
+    assert cells[0]["val MAE"] == "0.300 / 0.400"  # lower is better
+    assert cells[0]["val score"] == "0.60 / 0.50"  # higher is better
+    assert cells[0]["val acc"] == "" and cells[1]["val MAE"] == ""
+    assert cells[1]["val loss"] == "0.3333 / 0.3333"  # val loss 1/e: best is the lowest
+    assert cells[1]["test acc"] == "0.9000"
+    assert chart_title([reg, cls]) == "val MAE / acc"
