@@ -207,21 +207,24 @@ def test_compare_rows_follow_the_spec_and_each_direction(tmp_path: Path) -> None
     spec = {"task": "digit-regress", "best": "val_mae", "higher": False,
             "val": [mae, score], "test": []}  # fmt: skip
     reg = make_run(store, "reg", events=False, task="digit-regress", metrics=spec, classes=[])
-    cls = make_run(store, "cls")  # 3 classes: no top-5 column
+    cls = make_run(store, "cls")  # 3 classes: no top-5
+    ten = make_run(store, "ten", classes=[str(i) for i in range(10)])
     h = RunHistory()
     h.add({"kind": "val", "step": s, "epoch": s, "val_mae": m, "val_score": sc}
           for s, m, sc in ((1, 0.5, 0.2), (2, 0.3, 0.6), (3, 0.4, 0.5)))  # fmt: skip
     ch = RunHistory()
     ch.add(store.events(cls.id).poll())
-    columns = metric_columns([reg, cls])
+    columns = metric_columns([reg, cls, ten])
     header = table_header(columns)
-    assert header == ["run", "status", "epoch", "val MAE", "val score", "val acc", "val loss",
-                      "loss", "test acc"]  # fmt: skip
-    rows = metric_rows([reg, cls], {reg.id: h, cls.id: ch}, columns)
+    assert header == ["run", "status", "epoch", "val MAE", "val score", "val acc", "val top-5",
+                      "val loss", "loss", "test acc", "test top-5"]  # fmt: skip
+    rows = metric_rows([reg, cls, ten], {reg.id: h, cls.id: ch, ten.id: ch}, columns)
     cells = [dict(zip(header, row, strict=True)) for row in rows]
     assert cells[0]["val MAE"] == "0.300 / 0.400"  # lower is better
     assert cells[0]["val score"] == "0.60 / 0.50"  # higher is better
     assert cells[0]["val acc"] == "" and cells[1]["val MAE"] == ""
     assert cells[1]["val loss"] == "0.3333 / 0.3333"  # val loss 1/e: best is the lowest
     assert cells[1]["test acc"] == "0.9000"
+    assert cells[1]["val top-5"] == cells[1]["test top-5"] == ""  # 3 classes: always 1
+    assert cells[2]["val top-5"] == "1.0000 / 1.0000" and cells[2]["test top-5"] == "1.0000"
     assert chart_title([reg, cls]) == "val MAE / acc"

@@ -75,7 +75,8 @@ def metric_columns(infos: list[RunInfo]) -> list[Column]:
         for m in spec.test:
             if m.pane == "acc" and m.shown_for(classes):
                 test.setdefault(m.name, Column(m, test=True))
-    return [*val.values(), *test.values()]
+    ordered = sorted(val.values(), key=lambda c: c.metric.pane != "acc")  # accuracy, then loss
+    return [*ordered, *test.values()]
 
 
 def _best_at_meta(info: RunInfo, metric: Metric) -> float:
@@ -87,8 +88,9 @@ def _best_at_meta(info: RunInfo, metric: Metric) -> float:
 
 def _cell(info: RunInfo, h: RunHistory, col: Column) -> str:
     m = col.metric
-    if not any(x.name == m.name for x in (*spec_of(info).val, *spec_of(info).test)):
-        return ""  # a metric of another kind of run
+    spec, classes = spec_of(info), classes_of(info)
+    if not any(x.name == m.name and x.shown_for(classes) for x in (*spec.val, *spec.test)):
+        return ""  # a metric of another kind of run, or top-5 of a run with 5 classes or fewer
     if col.test:
         final = info.meta.final if info.meta else {}
         value = test_value(m, h.test, final) if h.test or final else None
