@@ -202,9 +202,9 @@ async def test_a_metric_only_the_run_declares_draws_its_curve(
                     classes=[], final={"test_mae": 0.25})  # fmt: skip
     maes = [1.5, 0.9, 0.4]
     with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
-        for epoch, mae in enumerate(maes, start=1):
-            w.emit("train", step=epoch * 10, epoch=epoch, loss=mae, lr=0.1, img_s=5, data_wait=0)
-            w.emit("val", step=epoch * 10, epoch=epoch, val_mae=mae, val_loss=mae * 2)
+        for epoch, value in enumerate(maes, start=1):
+            w.emit("train", step=epoch * 10, epoch=epoch, loss=value, lr=0.1, img_s=5, data_wait=0)
+            w.emit("val", step=epoch * 10, epoch=epoch, val_mae=value, val_loss=value * 2)
     app = new_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, 1)

@@ -179,10 +179,6 @@ class RunHistory:
             self.val.add_column(name)
         self.val.append(step=ev.get("step", 0), epoch=ev.get("epoch", 0), t=t, **metrics)
 
-    def has(self, series: Series, name: str) -> bool:
-        """Does the column hold any value (e.g. val_f1, which only text runs report)?"""
-        return bool(len(series) and not np.isnan(series.np(name)).all())
-
     def _log(self, t: float, level: str, msg: str) -> None:
         self.logs.append(LogLine(t, level, msg))
         self.log_total += 1
