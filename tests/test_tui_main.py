@@ -187,17 +187,26 @@ async def test_top5_needs_more_than_5_classes(tmp_path: Path, no_nvml: None) -> 
         await until(pilot, lambda: "top-5 1.0000" in screen_text(app), what="top-5 of ten")
 
 
+@pytest.mark.parametrize("declared_by", ["meta.json", "registry"])
 @pilot
 async def test_a_metric_only_the_run_declares_draws_its_curve(
-    tmp_path: Path, no_nvml: None
+    tmp_path: Path, no_nvml: None, monkeypatch: pytest.MonkeyPatch, declared_by: str
 ) -> None:
-    """A kind no front end knows (digit regression): its meta.json says what it measures."""
+    """A kind no front end knows (digit regression): its meta.json says what it measures, or
+    (a run from before meta.json carried it) the kind's spec, registered only here."""
+    from tuneterm import tasks
+    from tuneterm.tasks import Metric, TaskSpec
+
+    mae = Metric("val_mae", "MAE", higher=False, fmt=".3f")
+    kind = TaskSpec(name="digit-regress", noun="regression", summary="digits as numbers",
+                    engine="tests.no_such_engine", datasets=("digits",), val_metrics=(mae,),
+                    test_metrics=(Metric("test_mae", "MAE", higher=False, fmt=".3f"),),
+                    select=("val_mae",))  # fmt: skip
     store = RunStore(tmp_path / "runs")
-    mae = {"name": "val_mae", "label": "MAE", "higher": False, "fmt": ".3f"}
-    loss = {"name": "val_loss", "label": "loss", "higher": False, "pane": "loss"}
-    test = {**mae, "name": "test_mae"}
-    metrics = {"task": "digit-regress", "best": "val_mae", "higher": False,
-               "val": [mae, loss], "test": [test]}  # fmt: skip
+    metrics = kind.metric_spec("val_mae")
+    if declared_by == "registry":
+        monkeypatch.setitem(tasks._REGISTRY, kind.name, kind)
+        metrics = {}
     info = make_run(store, "reg", events=False, task="digit-regress", metrics=metrics,
                     classes=[], final={"test_mae": 0.25})  # fmt: skip
     maes = [1.5, 0.9, 0.4]
