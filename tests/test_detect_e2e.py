@@ -180,15 +180,14 @@ async def test_tui_shows_map_for_a_detect_run(
         assert [line.label for line in acc.chart.lines] == ["val mAP", "val mAP@.5"]
         assert len(acc.chart.lines[0].y) == 2
         await pilot.press("7")
-        await until(pilot, lambda: "map50" in screen_text(app), what="test mAP")
+        await until(pilot, lambda: "mAP@.5" in screen_text(app), what="test mAP")
         assert "AP per class" in screen_text(app)
 
 
 def test_compare_includes_map(det_run: tuple[Cli, str, Path]) -> None:
     from tuneterm.runs import report
     from tuneterm.tui.history import RunHistory
-    from tuneterm.tui.rows import number
-    from tuneterm.tui.screens.compare import metric_rows
+    from tuneterm.tui.screens.compare import metric_columns, metric_rows, table_header
 
     cli, run_id, _ = det_run
     store = RunStore(cli.runs)
@@ -196,11 +195,15 @@ def test_compare_includes_map(det_run: tuple[Cli, str, Path]) -> None:
     assert info.meta is not None
     history = RunHistory()
     history.add(store.events(run_id))
-    (row,) = metric_rows([info], {run_id: history})
-    assert len(row) == 9  # the classify columns, then val mAP (best / last) and test mAP@.5
+    columns = metric_columns([info])
+    (row,) = metric_rows([info], {run_id: history}, columns)
+    cell = dict(zip(table_header(columns), row, strict=True))  # columns from the metric spec
+    assert "val acc" not in cell and "test acc" not in cell
+    val_map = info.meta.metric_spec().metric("val_map")
     maps = history.val.np("val_map")
-    assert row[7] == f"{number(float(maps.max()))} / {number(float(maps[-1]))}"
-    assert row[8] == number(info.meta.final["test_map50"])
+    assert cell["val mAP"] == f"{val_map.format(maps.max())} / {val_map.format(maps[-1])}"
+    test_map50 = info.meta.metric_spec().metric("test_map50")
+    assert cell["test mAP@.5"] == test_map50.format(info.meta.final["test_map50"])
     data = report.compare(store, [info, info])
     assert data["metrics"]["final.test_map50"][run_id] == info.meta.final["test_map50"]
     assert data["metrics"]["best.val_map"][run_id] == info.meta.best["val_map"]

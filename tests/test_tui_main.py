@@ -3,6 +3,7 @@ against a real store whose runs were made through the store API."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,7 +143,8 @@ async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> Non
         assert "x: epoch" in screen_text(app)
         await pilot.press("2")
         acc = app.screen.query_one("#plot-acc", CurvePlot)
-        assert [line.label for line in acc.chart.lines] == ["val acc", "val top-5"]
+        # 3 classes: top-5 is always 1, so it is not drawn (test_top5_needs_more_than_5_classes)
+        assert [line.label for line in acc.chart.lines] == ["val acc"]
         await pilot.press("3")
         await until(pilot, lambda: "NVML unavailable" in screen_text(app))
         assert "No GPU figures" in screen_text(app) and "RSS" in screen_text(app)
@@ -156,6 +158,126 @@ async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> Non
         await until(pilot, lambda: "per class" in screen_text(app))
         text = screen_text(app)
         assert "acc 0.9" in text and "confusion" in text
+
+
+@pilot
+async def test_top5_needs_more_than_5_classes(tmp_path: Path, no_nvml: None) -> None:
+    store = RunStore(tmp_path / "runs")
+    make_run(store, "three", classes=["a", "b", "c"])
+    make_run(store, "ten", classes=[str(i) for i in range(10)])
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 2)
+        acc = app.screen.query_one("#plot-acc", CurvePlot)
+        await pilot.press("2")
+        for name, want in (("ten", ["val acc", "val top-5"]), ("three", ["val acc"])):
+            select(app, name)
+
+            def drawn(want: list[str] = want) -> bool:
+                h = app.histories.get(app.selected or "")
+                lines = acc.chart.lines
+                return h is not None and len(h.val) == 3 and [ln.label for ln in lines] == want
+
+            await until(pilot, drawn, what=f"{want} for {name}")
+            assert len(acc.chart.lines[0].y) == 3
+        await pilot.press("7")
+        await until(pilot, lambda: "per class" in screen_text(app))
+        assert "acc 0.9000" in screen_text(app) and "top-5" not in screen_text(app)
+        select(app, "ten")
+        await until(pilot, lambda: "top-5 1.0000" in screen_text(app), what="top-5 of ten")
+
+
+@pytest.mark.parametrize("declared_by", ["meta.json", "registry"])
+@pilot
+async def test_a_metric_only_the_run_declares_draws_its_curve(
+    tmp_path: Path, no_nvml: None, monkeypatch: pytest.MonkeyPatch, declared_by: str
+) -> None:
+    """A kind no front end knows (digit regression): its meta.json says what it measures, or
+    (a run from before meta.json carried it) the kind's spec, registered only here."""
+    from tuneterm import tasks
+    from tuneterm.tasks import Metric, TaskSpec
+
+    mae = Metric("val_mae", "MAE", higher=False, fmt=".3f")
+    kind = TaskSpec(name="digit-regress", noun="regression", summary="digits as numbers",
+                    engine="tests.no_such_engine", datasets=("digits",), val_metrics=(mae,),
+                    test_metrics=(Metric("test_mae", "MAE", higher=False, fmt=".3f"),),
+                    select=("val_mae",))  # fmt: skip
+    store = RunStore(tmp_path / "runs")
+    metrics = kind.metric_spec("val_mae")
+    if declared_by == "registry":
+        monkeypatch.setitem(tasks._REGISTRY, kind.name, kind)
+        metrics = {}
+    info = make_run(store, "reg", events=False, task="digit-regress", metrics=metrics,
+                    classes=[], final={"test_mae": 0.25})  # fmt: skip
+    maes = [1.5, 0.9, 0.4]
+    with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
+        for epoch, value in enumerate(maes, start=1):
+            w.emit("train", step=epoch * 10, epoch=epoch, loss=value, lr=0.1, img_s=5, data_wait=0)
+            w.emit("val", step=epoch * 10, epoch=epoch, val_mae=value, val_loss=value * 2)
+    app = new_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, 1)
+        plot = app.screen.query_one("#plot-loss", CurvePlot)
+        await until(pilot, lambda: len(plot.chart.lines) == 2, what="train and val loss")
+        assert plot.chart.lines[1].y.tolist() == [3.0, 1.8, 0.8]
+        await pilot.press("2")
+        acc = app.screen.query_one("#plot-acc", CurvePlot)
+        await until(pilot, lambda: bool(acc.chart.lines), what="the MAE curve")
+        assert [line.label for line in acc.chart.lines] == ["val MAE"]
+        assert acc.chart.lines[0].y.tolist() == maes
+        await pilot.press("7")
+        await until(pilot, lambda: "MAE 0.250" in screen_text(app), what="test MAE")
+
+
+NO_TORCH_DRIVER = """
+import asyncio, sys
+from pathlib import Path
+from test_tui_fake_store import new_app, screen_text, until
+from tuneterm.store import RunStore
+from tuneterm.tui.widgets.runtable import RunTable
+
+async def main() -> None:
+    app = new_app(RunStore(Path(sys.argv[1])))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = lambda: app.screen.query_one(RunTable)
+        await until(pilot, lambda: table().row_count == int(sys.argv[2]), timeout=30)
+        for row in range(table().row_count):
+            table().move_cursor(row=row)
+            for key in "12345676":  # the config pane last: its pipeline is read by a worker
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            await until(pilot, lambda: "training pipeline" in screen_text(app), timeout=30)
+        table().move_cursor(row=0)
+        await pilot.press("space", "space", "space", "c")  # compare three runs
+        await until(pilot, lambda: "compare" in screen_text(app), timeout=30)
+        await pilot.press("2", "1", "escape", "Q")  # and the queue
+        await pilot.pause(0.5)
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
+    print("LOADED", loaded)
+
+asyncio.run(main())
+"""
+
+
+def test_no_pane_imports_torch(tmp_path: Path) -> None:
+    """Every pane of every kind of run, compare and the queue, in a fresh interpreter: neither
+    torch nor torchvision is ever imported (not even by a worker)."""
+    from tuneterm.config import loads
+
+    store = make_store(tmp_path / "runs", 2)
+    store.create(loads('[run]\nname = "aug"\n[data]\naugment = "randaugment"\n[mix]\nmixup = 0.2'))
+    store.create(loads('[run]\ntask = "text-classify"\nname = "txt"\n[data]\ndataset = "topics"'))
+    det = '[run]\ntask = "detect"\nname = "det"\n[data]\ndataset = "shapes-boxes"\n'
+    store.create(loads(det + '[train]\nmetric = "val_map"'))
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
+           "TUNETERM_CONFIG_DIR": str(tmp_path / "settings")}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_DRIVER, str(store.root), "5"],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED []" in out.stdout, out.stdout[-2000:]
 
 
 @pilot
@@ -188,6 +310,26 @@ async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
             w.emit("resume", step=3, epoch=0, batch=3, from_checkpoint=True)
             w.emit("train", step=4, epoch=1, loss=0.2, lr=0.1, img_s=1, data_wait=0)
             await until(pilot, lambda: plot.chart.lines[0].x.tolist() == [1, 2, 3, 4])
+
+
+@pilot
+async def test_j_and_k_move_in_the_run_list_as_the_arrows_do(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "runs", 3)
+    app = new_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = await ready(pilot, 3)
+        first = t.selected_id
+        await pilot.press("j")
+        assert t.cursor_row == 1 and app.selected == t.order[1]
+        await pilot.press("j", "j")  # stops at the last run
+        assert t.cursor_row == 2
+        await pilot.press("k")
+        assert t.cursor_row == 1
+        await pilot.press("up")
+        assert t.cursor_row == 0 and app.selected == first
+        await pilot.press("down")
+        assert t.cursor_row == 1
+        assert isinstance(app.screen, MainScreen)  # k moved; it opened no kill dialog
 
 
 @pilot
@@ -235,7 +377,7 @@ async def test_stop_kill_resume_refused_for_wrong_status(tmp_path: Path) -> None
     app = new_app(store)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, 1)
-        for key in ("s", "k", "r"):
+        for key in ("s", "K", "r"):
             await pilot.press(key)
             assert isinstance(app.screen, MainScreen)  # no dialog, a warning instead
         messages = " ".join(str(n.message) for n in app._notifications)
@@ -260,7 +402,7 @@ async def test_stop_and_kill_signal_the_engine(tmp_path: Path) -> None:
             await pilot.press("y")
             await until(pilot, lambda: procs[a.id].poll() is not None, what="SIGTERM")
             select(app, "b")
-            await pilot.press("k", "enter")
+            await pilot.press("K", "enter")
             await until(pilot, lambda: procs[b.id].poll() is not None, what="SIGKILL")
             assert store.info(b.id).status == "crashed"  # killed: no final status written
             await until(pilot, lambda: "0 active" in screen_text(app))

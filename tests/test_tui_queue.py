@@ -9,8 +9,8 @@ from test_tui_fake_store import make_run, new_app, pilot, screen_text, until
 from textual.widgets import DataTable
 
 from tests.conftest import TINY
-from tuneterm.runs import runqueue, sweep
 from tuneterm.config import loads
+from tuneterm.runs import runqueue, sweep
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.dialogs import ConfirmScreen
 from tuneterm.tui.screens.group import GroupScreen
@@ -118,6 +118,7 @@ async def test_group_screen_sorts_a_sweep_by_metric(tmp_path: Path) -> None:
         await pilot.press("m")  # val_loss: lower is better, same order here
         await until(pilot, lambda: "val_loss" in [str(c.label) for c in table.columns.values()])
         assert _rows(table) == ["g-0.01", "g-0.001", "g-0.1"]
+        assert "lower is better" in screen_text(app)  # the run's metric spec says so
         await pilot.press("m")  # test_acc: every run has 0.9; ties keep id order
         await until(pilot, lambda: "test_acc" in [str(c.label) for c in table.columns.values()])
         await pilot.press("down", "enter")

@@ -15,7 +15,7 @@ from tuneterm.tui.history import RunHistory, curve, downsample, ema
 from tuneterm.tui.rows import bar, cells, matches, parse_filter, sort_runs
 from tuneterm.tui.screens.compare import config_diff
 from tuneterm.tui.screens.editor import field_line
-from tuneterm.tui.settings import load_settings, save_theme
+from tuneterm.tui.settings import BUILTIN_THEMES_DIR, load_settings, save_theme
 from tuneterm.tui.themes import load_theme, load_themes
 from tuneterm.tui.widgets.tomlarea import toml_highlights
 
@@ -120,7 +120,7 @@ def test_settings_keymap_and_theme(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_themes_load_builtin_and_report_bad(tmp_path: Path) -> None:
-    themes, problems = load_themes(ROOT / "themes")
+    themes, problems = load_themes(BUILTIN_THEMES_DIR)
     names = {t.name for t in themes}
     assert {"tuneterm-dark", "tuneterm-light"} <= names and not problems
     assert any(not t.dark for t in themes)
@@ -129,6 +129,22 @@ def test_themes_load_builtin_and_report_bad(tmp_path: Path) -> None:
     themes, problems = load_themes(tmp_path)
     assert [t.name for t in themes] == ["mine"] and "primary is required" in problems[0]
     assert load_theme(tmp_path / "mine.toml").primary == "#ff0000"
+
+
+def test_stylesheet_and_themes_ship_inside_the_package() -> None:
+    import tomllib
+
+    from tuneterm.tui.app import TuneTermApp
+
+    package = ROOT / "tuneterm"
+    here = Path(sys.modules[TuneTermApp.__module__].__file__ or "").parent
+    css = here / str(TuneTermApp.CSS_PATH)
+    assert css.is_file() and package in css.parents
+    assert BUILTIN_THEMES_DIR.is_dir() and package in BUILTIN_THEMES_DIR.parents
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "data-files" not in setuptools
+    for pattern in setuptools["package-data"]["tuneterm"]:
+        assert list(package.glob(pattern)), f"package-data lists {pattern}, which matches no file"
 
 
 def test_toml_highlights_and_field_lines() -> None:
@@ -162,3 +178,53 @@ def test_only_tui_imports_textual() -> None:
         if "import textual" in text or "from textual" in text:
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_pipeline_names_the_transforms_the_engine_builds() -> None:
+    """The config pane describes each augmentation preset without torch; the engine builds
+    it with torchvision: the two name the same transforms, in the same order."""
+    from tuneterm.config import CHOICES
+    from tuneterm.engine.techniques.augment import PRESETS as BUILT
+    from tuneterm.tui.pipeline import PRESETS, describe
+
+    assert set(PRESETS) == set(CHOICES["data.augment"]) == set(BUILT)
+    for name, steps in PRESETS.items():
+        assert [s.split("(")[0] for s in steps(16)] == [type(t).__name__ for t in BUILT[name](16)]
+    text = describe('[data]\nimage_size = 16\naugment = "light"\n[mix]\ncutmix = 1.0')
+    assert "RandomCrop(size=16, padding=2)" in text and "CutMix(alpha=1.0)" in text
+    text = describe('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"')
+    assert "tokenise with minilm" in text and "uint8" not in text
+    assert describe("[train]\nlr = -1").startswith("cannot resolve the pipeline")
+
+
+def test_compare_rows_follow_the_spec_and_each_direction(tmp_path: Path) -> None:
+    from tuneterm.store import RunStore
+    from tuneterm.tui.screens.compare import chart_title, metric_columns, metric_rows, table_header
+
+    store = RunStore(tmp_path)
+    mae = {"name": "val_mae", "label": "MAE", "higher": False, "fmt": ".3f"}
+    score = {"name": "val_score", "label": "score", "fmt": ".2f"}
+    spec = {"task": "digit-regress", "best": "val_mae", "higher": False,
+            "val": [mae, score], "test": []}  # fmt: skip
+    reg = make_run(store, "reg", events=False, task="digit-regress", metrics=spec, classes=[])
+    cls = make_run(store, "cls")  # 3 classes: no top-5
+    ten = make_run(store, "ten", classes=[str(i) for i in range(10)])
+    h = RunHistory()
+    h.add({"kind": "val", "step": s, "epoch": s, "val_mae": m, "val_score": sc}
+          for s, m, sc in ((1, 0.5, 0.2), (2, 0.3, 0.6), (3, 0.4, 0.5)))  # fmt: skip
+    ch = RunHistory()
+    ch.add(store.events(cls.id).poll())
+    columns = metric_columns([reg, cls, ten])
+    header = table_header(columns)
+    assert header == ["run", "status", "epoch", "val MAE", "val score", "val acc", "val top-5",
+                      "val loss", "loss", "test acc", "test top-5"]  # fmt: skip
+    rows = metric_rows([reg, cls, ten], {reg.id: h, cls.id: ch, ten.id: ch}, columns)
+    cells = [dict(zip(header, row, strict=True)) for row in rows]
+    assert cells[0]["val MAE"] == "0.300 / 0.400"  # lower is better
+    assert cells[0]["val score"] == "0.60 / 0.50"  # higher is better
+    assert cells[0]["val acc"] == "" and cells[1]["val MAE"] == ""
+    assert cells[1]["val loss"] == "0.3333 / 0.3333"  # val loss 1/e: best is the lowest
+    assert cells[1]["test acc"] == "0.9000"
+    assert cells[1]["val top-5"] == cells[1]["test top-5"] == ""  # 3 classes: always 1
+    assert cells[2]["val top-5"] == "1.0000 / 1.0000" and cells[2]["test top-5"] == "1.0000"
+    assert chart_title([reg, cls]) == "val MAE / acc"

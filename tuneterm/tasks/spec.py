@@ -37,6 +37,10 @@ class Metric:
             return "-"
         return format(value, self.fmt)
 
+    def shown_for(self, classes: int) -> bool:
+        """Is it worth showing for a run with `classes` classes (0: not known yet)?"""
+        return not classes or classes > self.min_classes
+
     def better(self, a: float, b: float) -> bool:
         """Is `a` better than `b`?"""
         return a > b if self.higher else a < b
@@ -162,4 +166,4 @@ class MetricSpec:
 
     def plotted(self, pane: str, classes: int = 0) -> list[Metric]:
         """The val metrics drawn in a TUI pane ("acc" or "loss") for a run with `classes`."""
-        return [m for m in self.val if m.pane == pane and (not classes or classes > m.min_classes)]
+        return [m for m in self.val if m.pane == pane and m.shown_for(classes)]

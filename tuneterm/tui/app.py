@@ -33,13 +33,7 @@ DEFAULT_THEME = "tuneterm-dark"
 
 
 class TuneTermApp(App[int]):
-    # themes/ sits beside the package in a source checkout; without it the widgets' own CSS
-    # still lays the screens out.
-    CSS_PATH = (
-        str(BUILTIN_THEMES_DIR / "tuneterm.tcss")
-        if (BUILTIN_THEMES_DIR / "tuneterm.tcss").is_file()
-        else None
-    )
+    CSS_PATH = "tuneterm.tcss"  # beside this module, inside the package
     TITLE = "tuneterm"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -18,6 +18,7 @@ import numpy as np
 XAxis = Literal["step", "epoch", "time"]
 X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
 LOG_LINES = 500
+_NOT_METRICS = frozenset({"kind", "seq", "t", "step", "epoch"})  # val event fields, not metrics
 
 
 class Series:
@@ -63,7 +64,18 @@ class Series:
         self.n += k
 
     def np(self, name: str) -> np.ndarray:
-        return self.cols[name][: self.n]
+        """The filled part of a column; all NaN for a column never seen (a metric this run
+        does not report)."""
+        col = self.cols.get(name)
+        return np.full(self.n, math.nan) if col is None else col[: self.n]
+
+    def add_column(self, name: str) -> None:
+        """A new column, NaN for the rows before it (a field first seen mid-run)."""
+        if name not in self.cols:
+            col = np.empty(len(self.cols[self.names[0]]))
+            col[: self.n] = math.nan
+            self.cols[name] = col
+            self.names = (*self.names, name)
 
     def truncate_after(self, name: str, limit: float) -> None:
         """Drop the rows whose `name` column is > limit (a resumed run replays those steps)."""
@@ -96,19 +108,8 @@ class RunHistory:
             "step", "epoch", "t", "loss", "lr", "img_s", "data_wait", "gpu_mem"
         )
     )
-    val: Series = field(
-        default_factory=lambda: Series(
-            "step",
-            "epoch",
-            "t",
-            "val_loss",
-            "val_acc",
-            "val_top5",
-            "val_map",
-            "val_map50",
-            "val_f1",
-        )
-    )
+    # step, epoch, t, then every numeric field the run's val events carry, whatever its kind
+    val: Series = field(default_factory=lambda: Series("step", "epoch", "t"))
     sys: dict[str, Any] = field(default_factory=dict)
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     test: dict[str, Any] = field(default_factory=dict)
@@ -142,17 +143,7 @@ class RunHistory:
                     gpu_mem=ev.get("gpu_mem_peak", math.nan),
                 )
             elif kind == "val":
-                self.val.append(
-                    step=ev.get("step", 0),
-                    epoch=ev.get("epoch", 0),
-                    t=t,
-                    val_loss=ev.get("val_loss", math.nan),
-                    val_acc=ev.get("val_acc", math.nan),
-                    val_top5=ev.get("val_top5", math.nan),
-                    val_map=ev.get("val_map", math.nan),
-                    val_map50=ev.get("val_map50", math.nan),
-                    val_f1=ev.get("val_f1", math.nan),  # text runs: macro-F1
-                )
+                self._add_val(ev, t)
             elif kind == "resume":
                 step = float(ev.get("step", 0))
                 self.train.truncate_after("step", step)
@@ -178,9 +169,15 @@ class RunHistory:
         if changed:
             self.version += 1
 
-    def has(self, series: Series, name: str) -> bool:
-        """Does the column hold any value (e.g. val_f1, which only text runs report)?"""
-        return bool(len(series) and not np.isnan(series.np(name)).all())
+    def _add_val(self, ev: Mapping[str, Any], t: float) -> None:
+        metrics = {
+            k: float(v)
+            for k, v in ev.items()
+            if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        for name in metrics:
+            self.val.add_column(name)
+        self.val.append(step=ev.get("step", 0), epoch=ev.get("epoch", 0), t=t, **metrics)
 
     def _log(self, t: float, level: str, msg: str) -> None:
         self.logs.append(LogLine(t, level, msg))

@@ -55,14 +55,6 @@ class RunTextRead(Message):
 
 
 @dataclass
-class PipelineDescribed(Message):
-    """The resolved training transform pipeline of one run, as text."""
-
-    run_id: str
-    text: str
-
-
-@dataclass
 class ActionDone(Message):
     """A run action (stop, kill, resume, delete, label) ended; `error` is '' on success."""
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config import ConfigError, flatten, loads
+from tuneterm.config import ConfigError, flatten
 from tuneterm.store import EventReader, RunInfo, RunStore
 from tuneterm.store.meta import ACTIVE, UnreadableRun
 from tuneterm.store.runs import number_queue
+from tuneterm.tui.pipeline import describe as describe_pipeline
 
 
 def _mtime(path: Path) -> int:
@@ -75,11 +76,13 @@ class ConfigCache:
 
 @dataclass
 class RunText:
-    """The text panes of one run, read in one go: config TOML and the engine log tail."""
+    """The text panes of one run, read in one go: config TOML, the training pipeline it
+    resolves to, and the engine log tail."""
 
     run_id: str
     config: str
     log_tail: str
+    pipeline: str = ""
 
 
 def read_text(store: RunStore, run_id: str, lines: int = 40) -> RunText:
@@ -94,20 +97,7 @@ def read_text(store: RunStore, run_id: str, lines: int = 40) -> RunText:
             tail = fh.read().decode("utf-8", "replace").splitlines()[-lines:]
     except OSError:
         tail = []
-    return RunText(run_id, config, "\n".join(tail))
-
-
-def describe_pipeline(config_text: str) -> str:
-    """The resolved training transform pipeline of a run config, one step a line.
-
-    Imports torchvision (the presets are built to be described): call it from a worker."""
-    try:
-        cfg = loads(config_text, source="config.toml")
-    except ConfigError as exc:
-        return f"cannot resolve the pipeline: {exc}"
-    from tuneterm.engine.techniques.augment import describe
-
-    return describe(cfg)
+    return RunText(run_id, config, "\n".join(tail), describe_pipeline(config))
 
 
 class EventPoller:

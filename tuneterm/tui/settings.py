@@ -9,7 +9,6 @@ $TUNETERM_CONFIG_DIR or ~/.config/tuneterm/
 from __future__ import annotations
 
 import os
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,17 +19,9 @@ import tomlkit
 ENV_CONFIG_DIR = "TUNETERM_CONFIG_DIR"
 
 
-# The app's own stylesheet and theme files; kept at the top of the source tree.
-def _builtin_themes() -> Path:
-    """`themes/` beside the package (a source checkout or editable install), else the copy a
-    wheel installs under `<prefix>/share/tuneterm/themes`."""
-    beside = Path(__file__).resolve().parents[2] / "themes"
-    if (beside / "tuneterm.tcss").is_file():
-        return beside
-    return Path(sys.prefix) / "share" / "tuneterm" / "themes"
-
-
-BUILTIN_THEMES_DIR = _builtin_themes()
+# The built-in theme files ship inside the package (pyproject's package-data), like the
+# stylesheet beside app.py.
+BUILTIN_THEMES_DIR = Path(__file__).resolve().parent / "builtin_themes"
 
 
 def config_dir() -> Path:

@@ -1,4 +1,5 @@
-"""Theme files: `name.toml` with Textual theme colours, built-in (themes/) and the user's."""
+"""Theme files: `name.toml` with Textual theme colours, built-in (builtin_themes/) or the
+user's."""
 
 from __future__ import annotations
 

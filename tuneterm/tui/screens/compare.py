@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,8 +19,10 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuneterm.config import ConfigError, flatten
 from tuneterm.store import RunInfo
+from tuneterm.tasks import Metric
 from tuneterm.tui.history import X_LABELS, RunHistory
 from tuneterm.tui.messages import HistoryChanged
+from tuneterm.tui.metrics import best_last, classes_of, plotted, spec_of, test_value
 from tuneterm.tui.rows import STATUS_STYLE, number
 from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 
@@ -49,54 +50,94 @@ def config_diff(configs: dict[str, dict[str, Any]]) -> list[tuple[str, list[Any]
     return out
 
 
-def _best_last(values: np.ndarray, higher: bool) -> tuple[float, float]:
-    ok = values[~np.isnan(values)] if len(values) else values
-    if not len(ok):
-        return math.nan, math.nan
-    return (float(ok.max()) if higher else float(ok.min())), float(ok[-1])
+@dataclass(frozen=True)
+class Column:
+    """A metrics table column: a val metric's best / last, or a final test figure."""
+
+    metric: Metric
+    test: bool
+
+    @property
+    def label(self) -> str:
+        return f"{'test' if self.test else 'val'} {self.metric.label}"
 
 
-def is_detect(info: RunInfo) -> bool:
-    return info.meta is not None and info.meta.task == "detect"
+def metric_columns(infos: list[RunInfo]) -> list[Column]:
+    """What the runs report, each metric once in the order first met: val metrics drawn in a
+    pane (best / last, each in its own direction), then test figures of the accuracy pane."""
+    val: dict[str, Column] = {}
+    test: dict[str, Column] = {}
+    for info in infos:
+        spec, classes = spec_of(info), classes_of(info)
+        for m in spec.val:
+            if m.pane and m.shown_for(classes):
+                val.setdefault(m.name, Column(m, test=False))
+        for m in spec.test:
+            if m.pane == "acc" and m.shown_for(classes):
+                test.setdefault(m.name, Column(m, test=True))
+    ordered = sorted(val.values(), key=lambda c: c.metric.pane != "acc")  # accuracy, then loss
+    return [*ordered, *test.values()]
 
 
-def metric_rows(infos: list[RunInfo], histories: dict[str, RunHistory]) -> list[list[str]]:
-    """One row per run; with a detect run among them, two more columns: val mAP (best /
-    last) and test mAP@.5."""
-    detect = any(is_detect(i) for i in infos)
+def _best_at_meta(info: RunInfo, metric: Metric) -> float:
+    """The best value meta.json holds (for a run whose events are not read yet)."""
+    best = info.meta.best if info.meta else {}
+    value = best.get(metric.name, best.get("value") if best.get("metric") == metric.name else None)
+    return math.nan if value is None else float(value)
+
+
+def _cell(info: RunInfo, h: RunHistory, col: Column) -> str:
+    m = col.metric
+    spec, classes = spec_of(info), classes_of(info)
+    if not any(x.name == m.name and x.shown_for(classes) for x in (*spec.val, *spec.test)):
+        return ""  # a metric of another kind of run, or top-5 of a run with 5 classes or fewer
+    if col.test:
+        final = info.meta.final if info.meta else {}
+        value = test_value(m, h.test, final) if h.test or final else None
+        return m.format(value) if value is not None else ""
+    best, last = best_last(h.val.np(m.name), m)
+    if math.isnan(best):
+        best = _best_at_meta(info, m)
+    return f"{m.format(best)} / {m.format(last)}"
+
+
+def table_header(columns: list[Column]) -> list[str]:
+    """The metrics table's header, cell for cell as `metric_rows` fills it."""
+    vals = [c.label for c in columns if not c.test]
+    tests = [c.label for c in columns if c.test]
+    return ["run", "status", "epoch", *vals, "loss", *tests]
+
+
+def metric_rows(
+    infos: list[RunInfo], histories: dict[str, RunHistory], columns: list[Column] | None = None
+) -> list[list[str]]:
+    """One row per run: name, status, epoch, then a cell per column (`metric_columns` of the
+    runs unless given), train loss before the test figures."""
+    columns = metric_columns(infos) if columns is None else columns
+    n_val = sum(1 for c in columns if not c.test)
     rows = []
     for info in infos:
         h = histories.get(info.id) or RunHistory()
-        acc_best, acc_last = _best_last(h.val.np("val_acc"), True)
-        vl_best, vl_last = _best_last(h.val.np("val_loss"), False)
         loss = h.train.np("loss")
         meta = info.meta
-        if meta and meta.best and math.isnan(acc_best):  # no events read yet: fall back on meta
-            acc_best = float(meta.best.get("val_acc", math.nan))
-            vl_best = float(meta.best.get("val_loss", math.nan))
-        final = meta.final if meta else {}
-        test = h.test.get("acc", final.get("test_acc")) if h.test or final else None
+        cells = [_cell(info, h, c) for c in columns]
         rows.append(
             [
                 info.name or info.id,
                 info.status,
                 f"{meta.epoch}/{meta.epochs}" if meta and meta.epochs else "",
-                f"{number(acc_best)} / {number(acc_last)}",
-                f"{number(vl_best)} / {number(vl_last)}",
+                *cells[:n_val],
                 number(float(loss[-1])) if len(loss) else "",
-                number(test) if test is not None else "",
+                *cells[n_val:],
             ]
         )
-        if detect:
-            map_best, map_last = _best_last(h.val.np("val_map"), True)
-            if meta and meta.best and math.isnan(map_best):
-                map_best = float(meta.best.get("val_map", math.nan))
-            test_map = h.test.get("map50", final.get("test_map50", final.get("val_map50")))
-            rows[-1] += [
-                f"{number(map_best)} / {number(map_last)}" if is_detect(info) else "",
-                number(test_map) if test_map is not None else "",
-            ]
     return rows
+
+
+def chart_title(infos: list[RunInfo]) -> str:
+    """The accuracy chart's title: each run's main val metric, once."""
+    labels = dict.fromkeys(m[0].label for i in infos if (m := plotted(i, "acc")))
+    return "val " + " / ".join(labels) if labels else "val"
 
 
 class CompareScreen(Screen[None]):
@@ -116,6 +157,7 @@ class CompareScreen(Screen[None]):
         self.infos = infos
         self.ids = [i.id for i in infos]
         self.configs: dict[str, dict[str, Any]] = {}
+        self.columns: list[Column] = metric_columns(infos)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="legend")
@@ -134,15 +176,16 @@ class CompareScreen(Screen[None]):
         for run_id in self.ids:
             if run_id not in self.app.marked:
                 self.app.toggle_mark(run_id)  # a colour of its own, kept while marked
-        metrics = self.query_one("#cmp-metrics", DataTable)
-        for label in ("run", "status", "epoch", "val acc", "val loss", "loss", "test acc"):
-            metrics.add_column(label)
-        if any(is_detect(i) for i in self.infos):
-            metrics.add_column("val mAP")
-            metrics.add_column("test mAP@.5")
+        self._add_columns()
         self.read(with_configs=True)
         self.set_interval(2.0, self.read)
         self.redraw()
+
+    def _add_columns(self) -> None:
+        metrics = self.query_one("#cmp-metrics", DataTable)
+        metrics.clear(columns=True)
+        for label in table_header(self.columns):
+            metrics.add_column(label)
 
     def on_unmount(self) -> None:
         self.app.compared = []
@@ -169,6 +212,10 @@ class CompareScreen(Screen[None]):
     @on(CompareRead)
     def compare_read(self, message: CompareRead) -> None:
         self.infos = message.infos
+        columns = metric_columns(self.infos)
+        if columns != self.columns:  # a run's meta.json now says what it measures
+            self.columns = columns
+            self._add_columns()
         if message.configs is not None:
             self.configs = message.configs
             self._fill_diff()
@@ -202,10 +249,7 @@ class CompareScreen(Screen[None]):
         legend.append(f"   {app.chart_status()}", style="dim")
         self.query_one("#legend", Static).update(legend)
         loss = Chart(title="train loss", xlabel=X_LABELS[app.x_axis], log_y=app.log_y)
-        kinds = {is_detect(i) for i in self.infos}
-        title = {frozenset([True]): "val mAP", frozenset([False]): "val acc"}.get(
-            frozenset(kinds), "val acc / mAP"
-        )
+        title = chart_title(self.infos)
         acc = Chart(title=title, xlabel=X_LABELS[app.x_axis], empty="no val epoch yet")
         for info in self.infos:
             h = app.histories.get(info.id)
@@ -224,19 +268,15 @@ class CompareScreen(Screen[None]):
                     app.smoothing_weight,
                 )
             )
-            metric = "val_map" if is_detect(info) else "val_acc"
-            acc.lines.append(
-                Line(h.x_of(h.val, app.x_axis, spe), h.val.np(metric), name, colour, points=True)
-            )
-            if h.has(h.val, "val_f1"):  # text runs: their macro-F1 as well
-                acc.lines.append(
-                    Line(h.x_of(h.val, app.x_axis, spe), h.val.np("val_f1"), f"{name} F1", colour)
-                )
+            x = h.x_of(h.val, app.x_axis, spe)
+            for k, metric in enumerate(plotted(info, "acc")):  # the main one with points
+                label = name if k == 0 else f"{name} {metric.label}"
+                acc.lines.append(Line(x, h.val.np(metric.name), label, colour, points=k == 0))
         self.query_one("#cmp-loss", CurvePlot).show(loss)
         self.query_one("#cmp-acc", CurvePlot).show(acc)
         table = self.query_one("#cmp-metrics", DataTable)
-        rows = metric_rows(self.infos, app.histories)
-        if table.row_count != len(rows):
+        rows = metric_rows(self.infos, app.histories, self.columns)
+        if table.row_count != len(rows) or len(table.columns) != len(rows[0] if rows else []):
             table.clear()
             for info, row in zip(self.infos, rows, strict=True):
                 table.add_row(Text(row[0], style=app.colour(info.id)), *row[1:], key=info.id)

@@ -18,8 +18,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
-from tuneterm.runs import launcher
 from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, loads, template
+from tuneterm.runs import launcher
 from tuneterm.tui.messages import LaunchDone
 from tuneterm.tui.widgets.tomlarea import TomlArea
 

@@ -1,5 +1,6 @@
-"""A sweep group side by side: every run of the group in one table, sorted by the chosen metric,
-with the swept keys as columns (tuneterm.runs.sweep.group_table, as `tuneterm sweep-best` prints)."""
+"""A sweep group side by side: every run of the group in one table, sorted by the chosen
+metric, with the swept keys as columns (tuneterm.runs.sweep.group_table, as `tuneterm
+sweep-best` prints)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tuneterm.runs import sweep
+from tuneterm.store import RunInfo
+from tuneterm.tasks.spec import Metric, guess_metric
+from tuneterm.tui.metrics import classes_of, spec_of
 from tuneterm.tui.rows import STATUS_STYLE, number
 
 if TYPE_CHECKING:
@@ -31,6 +35,17 @@ class GroupRead(Message):
         return isinstance(message, GroupRead)
 
 
+def group_metrics(infos: list[RunInfo]) -> list[Metric]:
+    """Every metric the group's runs report (their metric specs), each once, in spec order."""
+    out: dict[str, Metric] = {}
+    for info in infos:
+        spec, classes = spec_of(info), classes_of(info)
+        for m in (*spec.val, *spec.test):
+            if m.shown_for(classes):
+                out.setdefault(m.name, m)
+    return list(out.values())
+
+
 class GroupScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,G", "close", "Back", id="group.close"),
@@ -44,6 +59,7 @@ class GroupScreen(Screen[None]):
         super().__init__()
         self.group, self.metric = group, metric
         self.table: sweep.GroupTable | None = None
+        self.metrics: list[Metric] = []  # what `m` cycles through: the group's metric specs
         self._shape: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -74,7 +90,9 @@ class GroupScreen(Screen[None]):
             return
         self.table = t = message.table
         self.metric = t.metric
-        arrow = "↑ higher is better" if sweep.higher_is_better(t.metric) else "↓ lower is better"
+        self.metrics = group_metrics([row.info for row in t.rows])
+        metric = next((m for m in self.metrics if m.name == t.metric), guess_metric(t.metric))
+        arrow = "↑ higher is better" if metric.higher else "↓ lower is better"
         head.append(f"{len(t.rows)} runs, sorted by {t.metric} ({arrow}; m: next metric)")
         if t.best is not None:
             head.append(f"   best {t.best.info.name or t.best.info.id} {number(t.best.value)}",
@@ -104,7 +122,7 @@ class GroupScreen(Screen[None]):
         self.dismiss(None)
 
     def action_next_metric(self) -> None:
-        metrics = sweep.METRICS
+        metrics = [m.name for m in self.metrics] or list(sweep.METRICS)
         at = metrics.index(self.metric) if self.metric in metrics else -1
         self.metric = metrics[(at + 1) % len(metrics)]
         self.read()

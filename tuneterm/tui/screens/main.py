@@ -12,22 +12,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
 
-from tuneterm.runs import launcher
 from tuneterm.config import ConfigError, template, to_toml
 from tuneterm.store import RunInfo
 from tuneterm.tui.history import X_LABELS, RunHistory
-from tuneterm.tui.messages import (
-    ActionDone,
-    HistoryChanged,
-    PipelineDescribed,
-    RunsScanned,
-    RunTextRead,
-)
-from tuneterm.tui.reading import RunText, describe_pipeline, read_text
+from tuneterm.tui.messages import HistoryChanged, RunsScanned, RunTextRead
+from tuneterm.tui.metrics import colour, plotted, throughput_unit
+from tuneterm.tui.reading import RunText, read_text
 from tuneterm.tui.rows import SORT_KEYS, matches, needs_config, parse_filter, sort_runs
+from tuneterm.tui.screens.runactions import RunActions
 from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 from tuneterm.tui.widgets.panes import speed_summary, system_view, test_view
 from tuneterm.tui.widgets.runtable import RunTable
@@ -47,12 +41,12 @@ PANES: tuple[tuple[str, str], ...] = (
 LOG_LEVEL_STYLE = {"error": "red", "trace": "red", "warning": "yellow", "status": "cyan"}
 
 
-class MainScreen(Screen[None]):
+class MainScreen(RunActions):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_run", "New", id="run.new"),
         Binding("e", "clone_run", "Clone", id="run.clone"),
         Binding("s", "stop", "Stop", id="run.stop"),
-        Binding("k", "kill", "Kill", id="run.kill", show=False),
+        Binding("K", "kill", "Kill", id="run.kill", show=False),  # k moves up, as in k9s
         Binding("r", "resume", "Resume", id="run.resume"),
         Binding("d,delete", "delete", "Delete", id="run.delete", show=False),
         Binding("R", "rename", "Rename", id="run.rename", show=False),
@@ -81,7 +75,6 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.runs: list[RunInfo] = []
         self.configs: dict[str, dict[str, Any]] = {}
-        self.pipelines: dict[str, str] = {}  # run id -> resolved transform pipeline
         self.filter_text = ""
         self.sort_key = "created"
         self.descending = True
@@ -213,23 +206,13 @@ class MainScreen(Screen[None]):
     @on(RunTextRead)
     def run_text_read(self, message: RunTextRead) -> None:
         self.texts[message.text.run_id] = message.text
-        if message.text.run_id not in self.pipelines:
-            self.describe(message.text.run_id, message.text.config)
         if message.text.run_id == self.app.selected:
             self._drawn.pop("config", None)
             self._drawn.pop("log", None)
             self.refresh_detail()
 
-    @work(thread=True, exclusive=True, group="pipeline", exit_on_error=False)
-    def describe(self, run_id: str, config_text: str) -> None:
-        """The resolved transform pipeline; a worker, since it imports torchvision."""
-        self.post_message(PipelineDescribed(run_id, describe_pipeline(config_text)))
-
-    @on(PipelineDescribed)
-    def pipeline_described(self, message: PipelineDescribed) -> None:
-        self.pipelines[message.run_id] = message.text
-        if message.run_id == self.app.selected:
-            self.refresh_detail()
+    def rescan(self) -> None:
+        self.scan()
 
     @property
     def selected_info(self) -> RunInfo | None:
@@ -267,7 +250,7 @@ class MainScreen(Screen[None]):
         if pane in ("loss", "acc", "speed"):
             key = (*key[:2], self.app.chart_status())
         elif pane == "config":
-            key = (run_id, int(run_id in self.texts) + int(run_id in self.pipelines), "")
+            key = (run_id, int(run_id in self.texts), "")
         elif pane == "test":
             key = (*key[:2], info.status if info else "")
         if pane not in ("system", "log") and self._drawn.get(pane) == key:
@@ -292,13 +275,11 @@ class MainScreen(Screen[None]):
                     "cyan",
                     app.smoothing_weight,
                 ),
-                Line(
-                    history.x_of(history.val, app.x_axis, spe),
-                    history.val.np("val_loss"),
-                    "val loss",
-                    "magenta",
-                    points=True,
-                ),
+            ]
+            x = history.x_of(history.val, app.x_axis, spe)
+            chart.lines += [
+                Line(x, history.val.np(m.name), f"val {m.label}", colour("loss", i), points=True)
+                for i, m in enumerate(plotted(info, "loss"))
             ]
         self.query_one("#plot-loss", CurvePlot).show(chart)
 
@@ -307,30 +288,21 @@ class MainScreen(Screen[None]):
         chart = Chart(xlabel=X_LABELS[app.x_axis], empty=self._empty(info, "no val epoch yet"))
         if history is not None:
             x = history.x_of(history.val, app.x_axis, self._steps_per_epoch(info))
-            if info is not None and info.meta is not None and info.meta.task == "detect":
-                chart.lines = [
-                    Line(x, history.val.np("val_map"), "val mAP", "green", points=True),
-                    Line(x, history.val.np("val_map50"), "val mAP@.5", "yellow", points=True),
-                ]
-            else:
-                chart.lines = [
-                    Line(x, history.val.np("val_acc"), "val acc", "green", points=True),
-                    Line(x, history.val.np("val_top5"), "val top-5", "yellow", points=True),
-                ]
-                if history.has(history.val, "val_f1"):  # text runs: macro-F1 instead of top-5
-                    chart.lines[1] = Line(
-                        x, history.val.np("val_f1"), "val F1", "cyan", points=True
-                    )
+            chart.lines = [
+                Line(x, history.val.np(m.name), f"val {m.label}", colour("acc", i), points=True)
+                for i, m in enumerate(plotted(info, "acc"))
+            ]
         self.query_one("#plot-acc", CurvePlot).show(chart)
 
     def _draw_speed(self, info: RunInfo | None, history: RunHistory | None) -> None:
         app = self.app
-        self.query_one("#speed-summary", Static).update(speed_summary(history))
-        speed = Chart(title="img/s", xlabel=X_LABELS[app.x_axis], empty=self._empty(info))
+        unit = throughput_unit(info)
+        self.query_one("#speed-summary", Static).update(speed_summary(history, unit))
+        speed = Chart(title=unit, xlabel=X_LABELS[app.x_axis], empty=self._empty(info))
         wait = Chart(title="data wait %", xlabel=X_LABELS[app.x_axis], empty="")
         if history is not None:
             x = history.x_of(history.train, app.x_axis, self._steps_per_epoch(info))
-            speed.lines = [Line(x, history.train.np("img_s"), "img/s", "cyan")]
+            speed.lines = [Line(x, history.train.np("img_s"), unit, "cyan")]
             wait.lines = [Line(x, history.train.np("data_wait") * 100, "data wait %", "yellow")]
         self.query_one("#plot-speed", CurvePlot).show(speed)
         self.query_one("#plot-wait", CurvePlot).show(wait)
@@ -351,12 +323,8 @@ class MainScreen(Screen[None]):
         config = Syntax(text.config, "toml", theme="ansi_dark", background_color="default")
         pipeline = Text()
         pipeline.append("# training pipeline (resolved)\n", style="bold")
-        described = self.pipelines.get(text.run_id)
-        if described is None:
-            pipeline.append("#   resolving…\n", style="dim")
-        else:
-            for line in described.splitlines():
-                pipeline.append(f"#   {line}\n", style="dim")
+        for line in text.pipeline.splitlines():
+            pipeline.append(f"#   {line}\n", style="dim")
         pipeline.append("\n")
         view.update(Group(pipeline, config))
 
@@ -511,137 +479,3 @@ class MainScreen(Screen[None]):
         from tuneterm.tui.screens.editor import EditorScreen
 
         self.app.push_screen(EditorScreen(text, f"Clone of {run_id}"))
-
-    def _need_run(self) -> RunInfo | None:
-        info = self.selected_info
-        if info is None:
-            self.notify("No run selected.", severity="warning")
-        return info
-
-    def action_stop(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        if info.status == "queued":  # no engine yet: stopping it takes it off the queue
-            self._confirm(f"Cancel {info.name}?", "It leaves the queue as cancelled.", "stop",
-                          info.id)  # fmt: skip
-            return
-        if not info.alive:
-            self.notify(f"{info.name} is {info.status}: nothing to stop.", severity="warning")
-            return
-        self._confirm(
-            f"Stop {info.name}?",
-            "The run finishes its step, saves last.pt and ends as stopped (resume with r).",
-            "stop",
-            info.id,
-        )
-
-    def action_kill(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        if not info.alive:
-            self.notify(f"{info.name} is {info.status}: nothing to kill.", severity="warning")
-            return
-        self._confirm(
-            f"Kill {info.name}?",
-            "SIGKILL: the engine ends at once without saving; "
-            "work since the last checkpoint is lost.",
-            "kill",
-            info.id,
-        )
-
-    def action_delete(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        if info.alive:
-            self.notify(
-                f"{info.name} is {info.status}: stop it before deleting.", severity="warning"
-            )
-            return
-        self._confirm(
-            f"Delete {info.name}?",
-            f"Removes {info.path} with its checkpoints and events. This cannot be undone.",
-            "delete",
-            info.id,
-        )
-
-    def action_resume(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        if info.status not in launcher.RESUMABLE:
-            self.notify(
-                f"{info.name} is {info.status}; only {', '.join(launcher.RESUMABLE)} runs resume.",
-                severity="warning",
-            )
-            return
-        self.notify(f"resuming {info.name}…", timeout=2)
-        self.run_action_worker("resume", info.id)
-
-    def _confirm(self, question: str, detail: str, action: str, run_id: str) -> None:
-        from tuneterm.tui.screens.dialogs import ConfirmScreen
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_action_worker(action, run_id)
-
-        self.app.push_screen(ConfirmScreen(question, detail), answered)
-
-    def action_rename(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        self._prompt(f"Rename {info.id}", info.name, "name", info.id)
-
-    def action_tags(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        hint = "tags separated by commas or spaces · enter: save · esc: cancel"
-        self._prompt(f"Tags of {info.name}", ", ".join(info.label.tags), "tags", info.id, hint)
-
-    def action_notes(self) -> None:
-        if (info := self._need_run()) is None:
-            return
-        self._prompt(f"Notes on {info.name}", info.label.notes, "notes", info.id)
-
-    def _prompt(self, title: str, value: str, what: str, run_id: str, hint: str = "") -> None:
-        from tuneterm.tui.screens.dialogs import PromptScreen
-
-        def answered(text: str | None) -> None:
-            if text is not None:
-                self.run_action_worker(what, run_id, text)
-
-        self.app.push_screen(PromptScreen(title, value, hint), answered)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def run_action_worker(self, action: str, run_id: str, text: str = "") -> None:
-        store = self.app.store
-        error = ""
-        try:
-            if action == "stop":
-                launcher.stop(store, run_id)
-            elif action == "kill":
-                launcher.kill(store, run_id)
-            elif action == "resume":
-                launcher.resume(store, run_id)
-            elif action == "delete":
-                launcher.delete(store, run_id)
-            elif action == "name":
-                store.set_label(run_id, name=text.strip())
-            elif action == "tags":
-                store.set_label(run_id, tags=text.replace(",", " ").split())
-            elif action == "notes":
-                store.set_label(run_id, notes=text)
-        except Exception as exc:  # every failure is shown; none may end the app
-            error = str(exc) or type(exc).__name__
-        self.post_message(ActionDone(action, run_id, error))
-
-    @on(ActionDone)
-    def action_done(self, message: ActionDone) -> None:
-        if message.error:
-            self.notify(message.error, title=f"{message.action} failed", severity="error")
-        else:
-            done = {"stop": "stop requested", "kill": "killed", "resume": "resumed",
-                    "delete": "deleted", "name": "renamed", "tags": "tags saved",
-                    "notes": "notes saved"}  # fmt: skip
-            self.notify(f"{message.run_id}: {done.get(message.action, message.action)}", timeout=3)
-        if message.action == "delete" and not message.error:
-            self.app.forget_run(message.run_id)
-        self.scan()

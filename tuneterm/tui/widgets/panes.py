@@ -15,6 +15,7 @@ from tuneterm.monitor import GpuSample
 from tuneterm.store import RunInfo
 from tuneterm.store.meta import INPUT_BOUND
 from tuneterm.tui.history import RunHistory
+from tuneterm.tui.metrics import test_metrics, test_value
 from tuneterm.tui.rows import number
 
 
@@ -107,7 +108,8 @@ def ranks_view(info: RunInfo | None) -> list[RenderableType]:
     return out
 
 
-def speed_summary(history: RunHistory | None) -> Text:
+def speed_summary(history: RunHistory | None, unit: str = "img/s") -> Text:
+    """Throughput (in the run's `unit`), data wait and peak GPU memory, from the train events."""
     if history is None or not len(history.train):
         return Text("no training steps yet", style="dim")
     img_s = history.train.np("img_s")
@@ -115,7 +117,7 @@ def speed_summary(history: RunHistory | None) -> Text:
     mem = history.train.np("gpu_mem")
     last_wait = float(wait[-1]) if len(wait) else math.nan
     text = Text()
-    text.append(f"{number(float(img_s[-1]))} img/s", style="bold")
+    text.append(f"{number(float(img_s[-1]))} {unit}", style="bold")
     text.append(f"  (mean {number(float(img_s[~(img_s != img_s)].mean()))})   ")
     text.append(f"data wait {last_wait * 100:.0f}%")
     if last_wait == last_wait and last_wait >= INPUT_BOUND:
@@ -131,40 +133,36 @@ def speed_summary(history: RunHistory | None) -> Text:
 
 
 def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableType:
+    """The final test figures the run's metric spec lists, per class (worst first), confusion."""
     final: dict[str, Any] = dict(info.meta.final) if info and info.meta else {}
     test = history.test if history and history.test else {}
     if not final and not test:
         if info is not None and info.alive:
             return Text("The test split is evaluated when the run completes.", style="dim")
         return Text("No test results: the run did not complete.", style="dim")
-    split = test.get("split", "test")
-    if "map" in test or f"{split}_map" in final:
-        return _detect_test_view(split, test, final)
-    acc = test.get("acc", final.get(f"{split}_acc"))
-    loss = test.get("loss", final.get(f"{split}_loss"))
-    top5 = test.get("top5", final.get(f"{split}_top5"))
-    best_epoch = test.get("epoch", final.get("best_epoch"))
+    shown = test_metrics(info)
+    figures = [(m, test_value(m, test, final)) for m in shown]
     head = Text()
-    head.append(f"{split}: ", style="bold")
-    f1 = test.get("f1", final.get(f"{split}_f1"))  # text runs: macro-F1 instead of top-5
-    last = f"macro-F1 {number(f1)}" if f1 is not None else f"top-5 {number(top5)}"
-    head.append(f"acc {number(acc)}   loss {number(loss)}   {last}")
+    head.append(f"{test.get('split', 'test')}: ", style="bold")
+    head.append("   ".join(f"{m.label} {m.format(v)}" for m, v in figures if v is not None))
     if test.get("n"):
         head.append(f"   n = {test['n']}")
+    best_epoch = test.get("epoch", final.get("best_epoch"))
     if best_epoch is not None:
         head.append(f"   (best checkpoint: epoch {best_epoch})", style="dim")
     per_class: dict[str, float] = dict(test.get("per_class") or final.get("per_class") or {})
     parts: list[RenderableType] = [head]
     if per_class:
+        what = shown[0].label if shown else "value"  # the kind's main figure: acc, mAP
         table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
         table.add_column("class")
-        table.add_column("acc", justify="right")
+        table.add_column(what, justify="right")
         table.add_column("", min_width=10)
         for name, value in sorted(per_class.items(), key=lambda kv: kv[1]):
             filled = round(float(value) * 20)
             style = "red" if value < 0.5 else ("yellow" if value < 0.8 else "green")
             table.add_row(name, f"{value:.3f}", Text("█" * filled, style=style))
-        parts.append(Text("per class (worst first)", style="bold"))
+        parts.append(Text(f"{what} per class (worst first)", style="bold"))
         parts.append(table)
     confusion = test.get("confusion") or final.get("confusion")
     classes = list(per_class)
@@ -178,27 +176,3 @@ def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
         parts.append(Text("confusion", style="bold"))
         parts.append(table)
     return Group(*parts)
-
-
-def _detect_test_view(split: str, test: dict[str, Any], final: dict[str, Any]) -> RenderableType:
-    """mAP@[.5:.95], mAP@.5, mAP@.75 and AP per class (worst first)."""
-    head = Text()
-    head.append(f"{split}: ", style="bold")
-    figures = [(k, test.get(k, final.get(f"{split}_{k}"))) for k in ("map", "map50", "map75")]
-    head.append("   ".join(f"{k} {number(v)}" for k, v in figures))
-    if test.get("n"):
-        head.append(f"   n = {test['n']}")
-    best_epoch = test.get("epoch", final.get("best_epoch"))
-    if best_epoch is not None:
-        head.append(f"   (best checkpoint: epoch {best_epoch})", style="dim")
-    per_class: dict[str, float] = dict(test.get("per_class") or final.get("per_class") or {})
-    if not per_class:
-        return head
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("class")
-    table.add_column("AP", justify="right")
-    table.add_column("", min_width=10)
-    for name, value in sorted(per_class.items(), key=lambda kv: kv[1]):
-        style = "red" if value < 0.3 else ("yellow" if value < 0.6 else "green")
-        table.add_row(name, f"{value:.3f}", Text("█" * round(float(value) * 20), style=style))
-    return Group(head, Text("AP per class, IoU .5:.95 (worst first)", style="bold"), table)
