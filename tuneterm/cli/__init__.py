@@ -508,9 +508,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     """What `model.name` (classify, detect) or `text.model` (text-classify) accepts."""
     about: dict[str, str]
     if args.task == "detect":
-        from tuneterm.engine.detection.models import DETECTORS
+        from tuneterm.tasks.detect import MODELS
 
-        about = dict(DETECTORS)
+        about = dict(MODELS)
     elif args.task == "text-classify":
         from tuneterm.engine.textcls.models import PACKAGED
 
