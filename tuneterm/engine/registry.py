@@ -68,16 +68,6 @@ def weights_file(member: Any) -> WeightsFile:
     return WeightsFile(w.label, w.url, catalog.weights_path(w))
 
 
-def check_input_size(model: str, size: int) -> ConfigIssue | None:
-    """Can classifier `model` take `size` x `size` images? (Asked of torch once, then cached.)"""
-    problem = catalog.input_size_problem(model, size)
-    if problem is None:
-        return None
-    return ConfigIssue(
-        "data.image_size", size, f"{model} cannot take {size}x{size} images ({problem})"
-    )
-
-
 def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
     """Every check of a classify run before it is created; raises ConfigError naming each
     field. No torch import (the catalog is cached per library version)."""
