@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneterm.config import catalog
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.config.errors import ConfigError, ConfigIssue
 from tuneterm.config.schema import RunConfig
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def checkpoint_problem(path: Path) -> str | None:
     except Exception as exc:  # a damaged zip or pickle: zipfile and pickletools raise many types
         return f"a damaged checkpoint ({type(exc).__name__}: {str(exc)[:120]})"
     first = next((op for op in ops if op not in ("PROTO", "FRAME")), "")
-    if first not in ("EMPTY_DICT", "GLOBAL", "STACK_GLOBAL", "MARK"):
+    if first not in ("EMPTY_DICT", "GLOBAL", "STACK_GLOBAL"):  # a dict or an OrderedDict
         return "not a checkpoint: it holds no dict of weights"
     return None
 
@@ -140,6 +140,13 @@ def _best_of(ref: str, field: str, cfg: RunConfig, store: RunStore | None) -> li
     best = store.checkpoint_dir(run_id) / "best.pt"
     if not best.is_file():
         return [ConfigIssue(field, value, f"run {run_id} has no {best.name}")]
+    try:
+        kind = store.config(run_id).run.task
+    except (ConfigError, OSError):  # its config no longer reads: the engine will say more
+        return []
+    if kind != cfg.run.task:
+        reason = f"run {run_id} is a {kind} run; this is a {cfg.run.task} run"
+        return [ConfigIssue(field, value, reason)]
     return []
 
 
