@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm import __version__
-from tuneterm.runs import report
 from tuneterm.config import ConfigError, ConfigIssue, load, template
+from tuneterm.runs import report
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
