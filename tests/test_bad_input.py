@@ -256,6 +256,33 @@ def test_cuda_device_on_a_machine_without_cuda_is_refused(
     assert store.ids() == [other]
 
 
+def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
+    tmp_path: Path,
+    bystander: tuple[RunStore, str, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuneterm.config import loads
+
+    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
+    store, other, _ = bystander
+    text = store.create(loads('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"\n'))
+    (store.checkpoint_dir(text.id) / "best.pt").parent.mkdir(parents=True, exist_ok=True)
+    (store.checkpoint_dir(text.id) / "best.pt").write_bytes(b"not read by this check")
+    config = tmp_path / "c.toml"
+    config.write_text(TINY)
+    for ref, message in (
+        (other, f"run {other} has no best.pt"),
+        (text.id, f"run {text.id} is a text-classify run; this is a classify run"),
+    ):
+        sets = ["--set", f"distill.teacher=run:{ref}"]
+        code = main(["--runs-dir", str(store.root), "run", str(config), *sets])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f'distill.teacher = "run:{ref}": {message}' in err, err
+    assert sorted(store.ids()) == sorted([other, text.id])
+
+
 def test_a_real_checkpoint_is_accepted_as_model_init(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
