@@ -111,6 +111,7 @@ class Case:
     toml: str | None = None  # the config text (default TINY)
     data: Callable[[Path], None] | None = None  # builds data.root (dataset = folder)
     args: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # written under tmp_path; {tmp} in sets
 
 
 FOLDER = ["--set", "data.dataset=folder", "--set", "data.classes=[]", "--set", "data.per_class=0"]
@@ -132,6 +133,41 @@ CASES = [
     Case("unknown-dataset", 'data.dataset = "digitz": unknown choice', ["data.dataset=digitz"]),
     Case("missing-root", "no such folder", ["data.dataset=folder", "data.root=/no/such/dir"]),
     Case("missing-init", "no such checkpoint file", ["model.init=/no/such/file.pt"]),
+    Case(
+        "init-text-file",
+        'model.init = "{tmp}/notes.pt": not a checkpoint',
+        ["model.init={tmp}/notes.pt"],
+        files={"notes.pt": b"these are notes, not weights\n"},
+    ),
+    Case(
+        "init-garbage",
+        'model.init = "{tmp}/junk.pt": not a checkpoint',
+        ["model.init={tmp}/junk.pt"],
+        files={"junk.pt": bytes(range(256)) * 4},
+    ),
+    Case(
+        "init-zip-not-torch",
+        'model.init = "{tmp}/a.zip": a zip file but not a checkpoint',
+        ["model.init={tmp}/a.zip"],
+        files={"a.zip": b"PK\x05\x06" + bytes(18)},  # an empty zip archive
+    ),
+    Case(
+        "teacher-unknown-run",
+        "distill.teacher = \"run:nosuch\": run = 'nosuch': no such run",
+        ["distill.teacher=run:nosuch"],
+    ),
+    Case(
+        "teacher-unknown-torchvision-model",
+        'distill.teacher = "torchvision:resnet19": unknown model; did you mean '
+        "torchvision:resnet18?",
+        ["distill.teacher=torchvision:resnet19"],
+    ),
+    Case(
+        "teacher-garbage-file",
+        'distill.teacher = "{tmp}/t.pt": not a checkpoint',
+        ["distill.teacher={tmp}/t.pt"],
+        files={"t.pt": b"\x00" * 64},
+    ),
     Case("missing-config-file", "cannot read", args=["MISSING"]),
     Case("bad-override", "--set", ["lr"]),
     Case("unknown-class", "['7x'] not in the data set", ['data.classes=["0","7x"]']),
@@ -181,7 +217,9 @@ def test_bad_input_is_refused_before_anything_is_created(
     store, other, before = bystander
     config = tmp_path / "c.toml"
     config.write_text(case.toml if case.toml is not None else TINY)
-    sets = [a for s in case.sets for a in ("--set", s)]
+    for name, content in case.files.items():
+        (tmp_path / name).write_bytes(content)
+    sets = [a for s in case.sets for a in ("--set", s.replace("{tmp}", str(tmp_path)))]
     if case.data is not None:
         root = tmp_path / "data"
         root.mkdir()
@@ -191,12 +229,77 @@ def test_bad_input_is_refused_before_anything_is_created(
     code = main(["--runs-dir", str(store.root), "run", path, *sets, "--json"])
     out = capsys.readouterr()
     assert code == 2, (code, out.err)
-    assert case.message in out.err, out.err
+    assert case.message.replace("{tmp}", str(tmp_path)) in out.err, out.err
     assert json.loads(out.out)["exit_code"] == 2  # --json: the error as JSON on stdout
     assert store.ids() == [other], "a run folder was created"
     assert sorted(p.name for p in store.root.iterdir()) == [other], "something was left behind"
     assert _digest(store.run_dir(other)) == before
     assert store.info(other).status == "completed"
+
+
+def test_cuda_device_on_a_machine_without_cuda_is_refused(
+    tmp_path: Path,
+    bystander: tuple[RunStore, str, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No device is visible to torch under an empty device mask, GPU or not."""
+    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    store, other, _ = bystander
+    config = tmp_path / "c.toml"
+    config.write_text(TINY)
+    code = main(["--runs-dir", str(store.root), "run", str(config), "--set", "train.device=cuda"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert 'train.device = "cuda": CUDA is not available here' in err, err
+    assert store.ids() == [other]
+
+
+def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
+    tmp_path: Path,
+    bystander: tuple[RunStore, str, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuneterm.config import loads
+
+    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
+    store, other, _ = bystander
+    text = store.create(loads('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"\n'))
+    (store.checkpoint_dir(text.id) / "best.pt").parent.mkdir(parents=True, exist_ok=True)
+    (store.checkpoint_dir(text.id) / "best.pt").write_bytes(b"not read by this check")
+    config = tmp_path / "c.toml"
+    config.write_text(TINY)
+    for ref, message in (
+        (other, f"run {other} has no best.pt"),
+        (text.id, f"run {text.id} is a text-classify run; this is a classify run"),
+    ):
+        sets = ["--set", f"distill.teacher=run:{ref}"]
+        code = main(["--runs-dir", str(store.root), "run", str(config), *sets])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f'distill.teacher = "run:{ref}": {message}' in err, err
+    assert sorted(store.ids()) == sorted([other, text.id])
+
+
+def test_a_real_checkpoint_is_accepted_as_model_init(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What torch.save writes passes the torch-free checkpoint check; the rest does not."""
+    import torch
+
+    from tuneterm.config.launch import checkpoint_problem
+
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "classes": ["a", "b"]}, good)
+    assert checkpoint_problem(good) is None
+    listed = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], listed)
+    assert "no dict of weights" in str(checkpoint_problem(listed))
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:200])
+    assert checkpoint_problem(cut) is not None
 
 
 def test_large_folders_are_checked_on_a_sample_and_say_so(

@@ -50,7 +50,13 @@ def test_engine_imports_neither_textual_nor_cli() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["tuneterm.cli", "tuneterm.store", "tuneterm.runs.launcher", "tuneterm.runs.report", "tuneterm.tui.app"],
+    [
+        "tuneterm.cli",
+        "tuneterm.store",
+        "tuneterm.runs.launcher",
+        "tuneterm.runs.report",
+        "tuneterm.tui.app",
+    ],
 )
 def test_startup_modules_do_not_import_torch(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules, 'torchvision' in sys.modules)"
@@ -95,3 +101,29 @@ def test_task_kinds_registry_matches_config_choices() -> None:
     for name in tasks.TASKS:
         module = tasks.get(name)
         assert callable(module.validate) and callable(module.train)
+
+
+def test_run_detach_of_a_classify_config_does_not_import_torch(
+    runs_dir: Path, tiny_config: Path
+) -> None:
+    """Launch checks read the model catalog: once it is cached (the first launch after an
+    install builds it), `run --detach` imports no torch in the CLI process; the engine does."""
+    import os
+
+    warm = "from tuneterm.config import catalog; catalog.input_size_problem('resnet18', 16)"
+    subprocess.run([sys.executable, "-c", warm], check=True)
+    code = (
+        "import sys; from tuneterm.cli import main; "
+        "c = main(['--runs-dir', sys.argv[1], 'run', sys.argv[2], '--detach']); "
+        "print('TORCH', 'torch' in sys.modules, 'torchvision' in sys.modules, c)"
+    )
+    env = {**os.environ, "TUNETERM_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(runs_dir), str(tiny_config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "TORCH False False 0" in out.stdout, (out.stdout, out.stderr)
+    assert len([p for p in runs_dir.iterdir() if p.is_dir()]) == 1

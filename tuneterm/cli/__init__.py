@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm import __version__
-from tuneterm.runs import report
 from tuneterm.config import ConfigError, ConfigIssue, load, template
+from tuneterm.runs import report
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -508,9 +508,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     """What `model.name` (classify, detect) or `text.model` (text-classify) accepts."""
     about: dict[str, str]
     if args.task == "detect":
-        from tuneterm.engine.detection.models import DETECTORS
+        from tuneterm.tasks.detect import MODELS
 
-        about = dict(DETECTORS)
+        about = dict(MODELS)
     elif args.task == "text-classify":
         from tuneterm.engine.textcls.models import PACKAGED
 

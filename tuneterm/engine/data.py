@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from tuneterm.tasks.classify import SHAPES  # the embedded set's class names, one place
+
 CACHE_BYTES = 4 << 30
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -86,9 +88,6 @@ def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         torch.from_numpy(d.target.astype(np.int64)),
         [str(i) for i in range(10)],
     )
-
-
-SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
 
 
 def load_shapes(

@@ -183,10 +183,9 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
     if cfg.data.dataset == "folder":
         classes = _check_folder(cfg, issues)
     else:
-        from tuneterm.engine.data import SHAPES
+        from tuneterm.tasks.classify import EMBEDDED  # torch-free: no engine.data here
 
-        embedded = {"digits": [str(i) for i in range(10)], "shapes": list(SHAPES)}
-        classes = embedded.get(cfg.data.dataset, [])
+        classes = list(EMBEDDED.get(cfg.data.dataset, ()))
     if classes and not issues:
         _check_names(cfg, classes, issues)
     return issues

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from tuneterm.tasks.spec import Metric, TaskSpec
 
+# The classes of the embedded data sets, in label order (the engine generates them; the launch
+# checks of data.classes and data.relabel read them without torch).
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
+EMBEDDED: dict[str, tuple[str, ...]] = {
+    "digits": tuple(str(i) for i in range(10)),
+    "shapes": SHAPES,
+}
+
 SPEC = TaskSpec(
     name="classify",
     noun="classification",

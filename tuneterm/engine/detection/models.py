@@ -18,18 +18,9 @@ from torch import nn
 from tuneterm.config import RunConfig
 from tuneterm.engine.models import ModelError, _download_weights
 from tuneterm.engine.registry import resolve_weights
+from tuneterm.tasks.detect import MODELS as DETECT_MODELS
 
-# model.name -> what it is; every entry is a torchvision.models.detection builder
-DETECTORS: dict[str, str] = {
-    "fasterrcnn_mobilenet_v3_large_320_fpn": "Faster R-CNN, MobileNetV3 + FPN, 320 px",
-    "fasterrcnn_mobilenet_v3_large_fpn": "Faster R-CNN, MobileNetV3 + FPN, 800 px",
-    "fasterrcnn_resnet50_fpn": "Faster R-CNN, ResNet-50 + FPN",
-    "fasterrcnn_resnet50_fpn_v2": "Faster R-CNN v2, ResNet-50 + FPN",
-    "retinanet_resnet50_fpn": "RetinaNet, ResNet-50 + FPN",
-    "retinanet_resnet50_fpn_v2": "RetinaNet v2, ResNet-50 + FPN",
-    "fcos_resnet50_fpn": "FCOS, ResNet-50 + FPN",
-    "ssdlite320_mobilenet_v3_large": "SSDlite, MobileNetV3, 320 px",
-}
+DETECTORS = DETECT_MODELS  # the supported detectors: tuneterm/tasks/detect.py
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,34 +19,14 @@ _CLASSIFY_DATA = ("relabel", "per_class", "exclude", "dedup", "shift", "image_si
 
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """Model, weights, init checkpoint, and every annotation, before anything is created."""
+    from tuneterm.config import launch
     from tuneterm.engine.detection import annotations
     from tuneterm.engine.detection.data import AUGMENT, EMBEDDED_CLASSES
-    from tuneterm.engine.detection.models import DETECTORS
-    from tuneterm.engine.registry import (
-        WEIGHTS_HOST,
-        _reachable,
-        device_issues,
-        resolve_init,
-        resolve_weights,
-        weights_file,
-    )
+    from tuneterm.engine.registry import device_issues, resolve_init
+    from tuneterm.tasks.detect import MODELS
 
-    issues: list[ConfigIssue] = []
-    name = cfg.model.name
-    if name not in DETECTORS:
-        close = difflib.get_close_matches(name, list(DETECTORS), n=1)
-        hint = f"did you mean {close[0]}?" if close else f"detectors: {', '.join(DETECTORS)}"
-        issues.append(ConfigIssue("model.name", name, f"not a detection model; {hint}"))
-    elif not cfg.model.init:
-        try:
-            member = resolve_weights(name, cfg.model.weights)
-        except ConfigError as exc:
-            issues.extend(exc.issues)
-            member = None
-        if member is not None:
-            wf = weights_file(member)
-            if not wf.cached and not _reachable(WEIGHTS_HOST):
-                issues.append(ConfigIssue("model.weights", cfg.model.weights, wf.missing_message()))
+    listing = f"detectors: {', '.join(MODELS)}"
+    issues = launch.model_issues(cfg, MODELS, "not a detection model", listing)
     issues += _init_issues(cfg, store, resolve_init)
     if cfg.data.augment not in AUGMENT:
         issues.append(
