@@ -13,8 +13,8 @@ from tuneterm.config import ConfigError, loads
 from tuneterm.engine import checkpoint
 from tuneterm.engine.kinds.classify.data import DataBundle, Split, build, dedup
 from tuneterm.engine.kinds.classify.models import build_model, from_checkpoint
-from tuneterm.engine.models import stages
 from tuneterm.engine.kinds.classify.task import trainer
+from tuneterm.engine.models import stages
 from tuneterm.engine.trainer import Trainer
 
 BASE = """
