@@ -3,7 +3,7 @@
 Every split is decoded once into a uint8 tensor in RAM (N, 3, S, S) when it fits under
 `CACHE_BYTES`: small fine-tuning sets then cost no decoding after the first pass. Larger
 folders stream through a DataLoader with workers. Batches stay uint8 until they reach the
-device, where they are normalised (see loop.py).
+device, where they are normalised (see task.py).
 """
 
 from __future__ import annotations
