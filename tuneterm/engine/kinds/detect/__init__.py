@@ -1,7 +1,7 @@
 """Object detection: a torchvision detector with a new box predictor (the kind's engine module)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it would bind the name `annotations` in this
+# package, hiding its `annotations` submodule from `from ... import annotations` below.
 import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,7 +123,7 @@ def _init_issues(cfg: RunConfig, store: RunStore | None, resolve_init: Any) -> l
     return []
 
 
-def build(cfg: RunConfig, setup: Setup) -> Task:
+def build(cfg: RunConfig, setup: "Setup") -> "Task":
     """The data, the detector with its new box predictor, and the task object."""
     from tuneterm.engine.kinds.detect import task
 
