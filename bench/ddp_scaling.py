@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tuneterm.runs import launcher
 from tuneterm.config import loads
+from tuneterm.runs import launcher
 from tuneterm.store.runs import RunStore
 
 CONFIG = """

@@ -36,8 +36,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tuneterm.runs import launcher
 from tuneterm.config import RunConfig
+from tuneterm.runs import launcher
 from tuneterm.store.events import read_all
 from tuneterm.store.runs import RunStore
 
@@ -46,7 +46,8 @@ import json, sys, time, math
 import torch, torchvision
 from torch.nn import functional as F
 from tuneterm.config import RunConfig
-from tuneterm.engine.data import build, epoch_order
+from tuneterm.engine.data import epoch_order
+from tuneterm.engine.kinds.classify.data import build
 
 cfg = RunConfig.model_validate(json.loads(sys.argv[1]))
 t = cfg.train

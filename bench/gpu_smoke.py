@@ -129,7 +129,8 @@ def main() -> int:
         try:
             res = json.loads(got.stdout[got.stdout.index("{") :])
         except ValueError:
-            print(f"{kind}: no JSON (exit {got.returncode})\n{got.stdout[-2000:]}{got.stderr[-2000:]}")
+            tail = got.stdout[-2000:] + got.stderr[-2000:]
+            print(f"{kind}: no JSON (exit {got.returncode})\n{tail}")
             continue
         if "id" not in res:
             print(f"{kind}: {res}")
@@ -140,12 +141,15 @@ def main() -> int:
         gpus = [g for e in lines if e["kind"] == "sys" for g in e.get("gpus", [])]
         trains = [e for e in lines if e["kind"] == "train"]
         util = max((g.get("util") or 0 for g in gpus), default=None)
+        final = {
+            k: v for k, v in (res.get("final") or {}).items() if not isinstance(v, dict | list)
+        }
+        peak = max((e.get("gpu_mem_peak") or 0 for e in trains), default=0) / 2**20
         mem = max((g.get("mem_used") or 0 for g in gpus), default=None)
         print(
             f"{kind}: status {res['status']} in {wall:.1f} s; device {res.get('device')}; "
             f"img/s {res.get('throughput')}; best {res.get('best')}; final "
-            f"{ {k: v for k, v in (res.get('final') or {}).items() if not isinstance(v, dict | list)} }; "
-            f"gpu_mem_peak {max((e.get('gpu_mem_peak') or 0 for e in trains), default=0) / 2**20:.0f} MiB; "
+            f"{final}; gpu_mem_peak {peak:.0f} MiB; "
             f"NVML samples {len(gpus)}, max util {util}%, max mem_used "
             f"{(mem or 0) / 2**20:.0f} MiB; {gpus[-1] if gpus else 'no GPU in sys events'}"
         )

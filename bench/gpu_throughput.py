@@ -11,7 +11,7 @@ For each model it reports img/s:
   compute limit: AMP, channels_last for convnets, fused AdamW);
 - **bare**: a hand-written loop over an in-memory uint8 data set in pinned host memory, copied
   non-blocking and normalised on the device: what a careful user writes by hand;
-- **tuneterm**: the engine's own `Trainer` (engine/loop.py) with its config defaults for the
+- **tuneterm**: the engine's own `Trainer` (engine/trainer.py) with its config defaults for the
   device, events written to a real event queue, over the same in-memory data set.
 
 and the ratios tuneterm / compute (goal >= 0.9) and tuneterm / bare (goal >= 1.0). Timings
@@ -33,9 +33,9 @@ import torch
 from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.data import DataBundle, Split
-from tuneterm.engine.loop import Trainer
-from tuneterm.engine.models import build_model
+from tuneterm.engine.kinds.classify.data import DataBundle, Split
+from tuneterm.engine.kinds.classify.models import build_model
+from tuneterm.engine.kinds.classify.task import trainer as Trainer
 from tuneterm.store.events import EventWriter
 
 

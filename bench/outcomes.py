@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from tuneterm.config import RunConfig, from_dict
-from tuneterm.engine.data import build
-from tuneterm.engine.loop import Trainer
-from tuneterm.engine.models import build_model
+from tuneterm.engine.kinds.classify.data import build
+from tuneterm.engine.kinds.classify.models import build_model
+from tuneterm.engine.kinds.classify.task import trainer as Trainer
 
 Row = tuple[str, str, float, str, float, str]
 SHIFT_LABELS = {"invert": "inverted", "contrast": "low contrast", "rot90": "rot90"}

@@ -77,9 +77,9 @@ def untrained_head_map50(runs: Path, run_id: str, cfg_text: str) -> float:
     import torch
 
     from tuneterm.config import loads
-    from tuneterm.engine.detection.data import build
-    from tuneterm.engine.detection.models import build_detector
-    from tuneterm.engine.detection.trainer import evaluate
+    from tuneterm.engine.kinds.detect.data import build
+    from tuneterm.engine.kinds.detect.models import build_detector
+    from tuneterm.engine.kinds.detect.task import evaluate
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from tuneterm.config import RunConfig, from_dict
-from tuneterm.engine.textcls import data as textdata
-from tuneterm.engine.textcls.models import build, load_tokenizer, resolve_for
-from tuneterm.engine.textcls.trainer import TextTrainer
+from tuneterm.engine.kinds.text import data as textdata
+from tuneterm.engine.kinds.text.models import build, load_tokenizer, resolve_for
+from tuneterm.engine.kinds.text.task import trainer as TextTrainer
 
 
 class Ctx:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tuneterm.runs import runqueue, scheduler
 from tuneterm.config import loads
+from tuneterm.runs import runqueue, scheduler
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from fault_engine import CMD, KillLog, kill_chain, standin_step  # noqa: E402
 
-from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.config import loads  # noqa: E402
+from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.store.runs import RunStore  # noqa: E402
 
 STANDIN = '[model]\nweights = "none"\n[train]\nepochs = 6\nlog_every = 2\n'

@@ -35,8 +35,8 @@ import psutil
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.engine.process import EngineProcess  # noqa: E402
+from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.store.files import atomic_write_json  # noqa: E402
 from tuneterm.store.runs import RunStore  # noqa: E402
 

@@ -95,7 +95,7 @@ def test_task_kinds_registry_matches_config_choices() -> None:
     # run.task is checked without torch from config.CHOICES; the engine dispatches through
     # tuneterm.engine.tasks.TASKS: both must name the same kinds, and each module must load.
     from tuneterm.config import CHOICES
-    from tuneterm.engine import tasks
+    from tuneterm.engine import kinds as tasks
 
     assert set(tasks.TASKS) == set(CHOICES["run.task"])
     for name in tasks.TASKS:

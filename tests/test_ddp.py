@@ -16,8 +16,8 @@ import torch
 from tests.conftest import TINY, Cli, wait_for
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine.ddp import shard
-from tuneterm.store.runs import RunStore
 from tuneterm.runs.torchrun import SlurmJob, sbatch_script, torchrun_cmd
+from tuneterm.store.runs import RunStore
 
 # 60 training images (30 per rank, 2 steps of 16 per epoch); val and test 107 images each.
 DDP = TINY.replace("per_class = 40", "per_class = 20").replace("epochs = 4", "epochs = 3")
@@ -127,8 +127,8 @@ def _check_best_against_single_process(store: RunStore, run_id: str) -> None:
     from torch.nn import functional as F
 
     from tuneterm.engine import checkpoint
-    from tuneterm.engine.data import batches, build
-    from tuneterm.engine.models import build_model
+    from tuneterm.engine.kinds.classify.data import batches, build
+    from tuneterm.engine.kinds.classify.models import build_model
 
     cfg = store.config(run_id)
     data = build(cfg.data, cfg.train.seed)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tuneterm.config import ConfigError, from_dict
 from tuneterm.cli.demo import PARITY, TARGET_PER_CLASS, configs
-from tuneterm.engine.data import DataError, apply_shift, build
+from tuneterm.config import ConfigError, from_dict
+from tuneterm.engine.data import DataError
+from tuneterm.engine.kinds.classify.data import apply_shift, build
 
 
 def test_demo_configs_validate_and_share_the_test_split() -> None:

@@ -12,7 +12,7 @@ from conftest import Cli
 from PIL import Image
 
 from tuneterm.config import ConfigError, DataSection, DetectSection, loads
-from tuneterm.engine.detection.annotations import read_coco, read_voc
+from tuneterm.engine.kinds.detect.annotations import read_coco, read_voc
 
 
 def _images(folder: Path, names: list[str], size: tuple[int, int] = (40, 30)) -> None:
@@ -134,7 +134,7 @@ def test_embedded_canvases_and_boxes_move_with_the_image() -> None:
     import torch
     from torchvision.transforms import v2
 
-    from tuneterm.engine.detection.data import _Images, build, generate, make_transform
+    from tuneterm.engine.kinds.detect.data import _Images, build, generate, make_transform
 
     split = generate("shapes-boxes", ["ring", "bar"], DetectSection(canvas=64, images=20), 3)
     assert split.images is not None and split.images[0].shape == (3, 64, 64)
@@ -198,9 +198,9 @@ class _StopAfter:
 def test_stop_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
     import torch
 
-    from tuneterm.engine.detection.data import build
-    from tuneterm.engine.detection.models import build_detector
-    from tuneterm.engine.detection.trainer import DetTrainer
+    from tuneterm.engine.kinds.detect.data import build
+    from tuneterm.engine.kinds.detect.models import build_detector
+    from tuneterm.engine.kinds.detect.task import trainer as DetTrainer
 
     cfg = loads(
         '[run]\ntask = "detect"\n[model]\nname = "ssdlite320_mobilenet_v3_large"\n'
@@ -230,7 +230,7 @@ def test_stop_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
 
 
 def test_detect_refuses_what_it_would_ignore() -> None:
-    from tuneterm.engine.tasks.detect import validate
+    from tuneterm.engine.kinds.detect import validate
 
     cfg = loads(
         '[run]\ntask = "detect"\n[model]\nname = "ssdlite320_mobilenet_v3_large"\n'
@@ -254,7 +254,7 @@ def test_detect_refuses_what_it_would_ignore() -> None:
 def test_coco_weights_offline_name_the_file_to_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuneterm.engine.tasks.detect import validate
+    from tuneterm.engine.kinds.detect import validate
 
     monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))

@@ -64,7 +64,7 @@ def _image(root: Path) -> Path:
     from PIL import Image
 
     from tuneterm.config import DetectSection
-    from tuneterm.engine.detection.data import generate
+    from tuneterm.engine.kinds.detect.data import generate
 
     split = generate("shapes-boxes", ["circle", "square"], DetectSection(canvas=64, images=10), 7)
     assert split.images is not None
@@ -97,8 +97,8 @@ def test_detect_run_completes_with_map_events(det_run: tuple[Cli, str, Path]) ->
 def _in_process(run_dir: Path, image: Path) -> dict[str, Any]:
     import torch
 
-    from tuneterm.engine.detection.data import read_image
-    from tuneterm.engine.detection.models import from_checkpoint
+    from tuneterm.engine.kinds.detect.data import read_image
+    from tuneterm.engine.kinds.detect.models import from_checkpoint
 
     model, _ = from_checkpoint(run_dir / "checkpoints" / "best.pt")
     with torch.no_grad():
@@ -134,7 +134,7 @@ def test_export_torchscript_and_onnx_load_and_predict(det_run: tuple[Cli, str, P
     import onnxruntime as ort
     import torch
 
-    from tuneterm.engine.detection.data import read_image
+    from tuneterm.engine.kinds.detect.data import read_image
     from tuneterm.runs.export import read_metadata
 
     cli, run_id, root = det_run

@@ -21,8 +21,8 @@ import pytest
 from fault_engine import CMD, kill_chain, standin_step
 
 from tests.conftest import TINY, Cli
-from tuneterm.runs import launcher
 from tuneterm.config import loads
+from tuneterm.runs import launcher
 from tuneterm.store.runs import RunStore
 
 SEED = int(os.environ.get("TUNETERM_FAULT_SEED", "8"))

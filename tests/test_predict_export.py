@@ -18,8 +18,8 @@ def test_classify_predict_top_k_and_export(tmp_path: Path, tiny_config: Path, cl
     import onnxruntime as ort
     import torch
 
-    from tuneterm.engine.data import decode
-    from tuneterm.engine.models import from_checkpoint
+    from tuneterm.engine.kinds.classify.data import decode
+    from tuneterm.engine.kinds.classify.models import from_checkpoint
 
     run = cli.json("run", str(tiny_config), "--set", "train.epochs=1")
     assert run["status"] == "completed"

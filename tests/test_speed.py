@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from tuneterm.config import ConfigError, RunConfig, loads
-from tuneterm.engine.data import Split, batches
-from tuneterm.engine.loop import input_hint
+from tuneterm.engine.kinds.classify.data import Split, batches
+from tuneterm.engine.trainer import input_hint
 from tuneterm.tui.history import RunHistory
 from tuneterm.tui.widgets.panes import speed_summary
 

@@ -11,9 +11,11 @@ from torch import nn
 
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine import checkpoint
-from tuneterm.engine.data import DataBundle, Split, build, dedup
-from tuneterm.engine.loop import Trainer
-from tuneterm.engine.models import build_model, from_checkpoint, stages
+from tuneterm.engine.kinds.classify.data import DataBundle, Split, build, dedup
+from tuneterm.engine.kinds.classify.models import build_model, from_checkpoint
+from tuneterm.engine.kinds.classify.task import trainer
+from tuneterm.engine.models import stages
+from tuneterm.engine.trainer import Trainer
 
 BASE = """
 [model]
@@ -71,7 +73,7 @@ def make(tmp_path: Path, extra: str = "", init: Path | None = None) -> Trainer:
     torch.manual_seed(0)
     data = _DATA[key]
     built = build_model(cfg.model, len(data.classes), init, cfg.head)
-    return Trainer(cfg, built, data, Ctx(tmp_path), init)
+    return trainer(cfg, built, data, Ctx(tmp_path), init)
 
 
 def frozen_names(tr: Trainer) -> set[str]:
@@ -194,7 +196,7 @@ def test_label_smoothing_changes_the_loss(tmp_path: Path) -> None:
     tr = make(tmp_path, "[train]\nlabel_smoothing = 0.2")
     logits = torch.tensor([[10.0, 0.0, 0.0]])
     y = torch.tensor([0])
-    assert tr.criterion(logits, y) > nn.functional.cross_entropy(logits, y) + 0.5
+    assert tr.task.criterion(logits, y) > nn.functional.cross_entropy(logits, y) + 0.5
 
 
 def test_early_stopping(tmp_path: Path) -> None:
@@ -349,7 +351,7 @@ def test_adabn_reestimates_batchnorm_on_the_target(tmp_path: Path) -> None:
 
 
 def test_contrast_shift_moves_first_layer_statistics() -> None:
-    from tuneterm.engine.data import apply_shift
+    from tuneterm.engine.kinds.classify.data import apply_shift
 
     x = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 1, 1, 3).expand(1, 3, 1, 3)
     assert apply_shift(x, "contrast")[0, 0, 0].tolist() == [140, 183, 225]

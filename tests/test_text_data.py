@@ -60,7 +60,7 @@ def test_missing_packages_are_named_before_launch(
 
 
 def _build(tmp_path: Path, dataset: str, root: Path, **text: Any) -> Any:
-    from tuneterm.engine.textcls.data import build
+    from tuneterm.engine.kinds.text.data import build
 
     d = DataSection.model_validate({"dataset": dataset, "root": str(root)})
     return build(d, TextSection.model_validate(text), seed=0)
@@ -101,7 +101,7 @@ def test_readers_name_file_line_and_column(tmp_path: Path) -> None:
 
 
 def test_generated_topics_are_deterministic_and_split_stratified() -> None:
-    from tuneterm.engine.textcls.data import build, topics
+    from tuneterm.engine.kinds.text.data import build, topics
 
     assert [e.text for e in topics()[:50]] == [e.text for e in topics()[:50]]
     d = DataSection.model_validate({"dataset": "topics", "per_class": 10})
@@ -116,7 +116,7 @@ def test_scores_match_sklearn() -> None:
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from tuneterm.engine.textcls.trainer import scores
+    from tuneterm.engine.kinds.text.task import scores
 
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
@@ -130,8 +130,8 @@ def test_scores_match_sklearn() -> None:
 
 def test_truncation_off_rejects_long_texts(tmp_path: Path) -> None:
     from tuneterm.engine.data import DataError
-    from tuneterm.engine.textcls.data import tokenize
-    from tuneterm.engine.textcls.models import load_tokenizer, resolve
+    from tuneterm.engine.kinds.text.data import tokenize
+    from tuneterm.engine.kinds.text.models import load_tokenizer, resolve
 
     tok = load_tokenizer(resolve("minilm"))
     f = tmp_path / "t.csv"
@@ -150,10 +150,10 @@ def test_minilm_stages_lora_targets_and_freezing() -> None:
     import torch
 
     from tuneterm.config import TrainSection
+    from tuneterm.engine.kinds.text.models import build, resolve
     from tuneterm.engine.models import stages
     from tuneterm.engine.optim import param_groups
     from tuneterm.engine.techniques.lora import targets
-    from tuneterm.engine.textcls.models import build, resolve
 
     model = build(resolve("minilm"), 3)
     body = stages(model, model.head_name)
@@ -171,7 +171,7 @@ def test_minilm_stages_lora_targets_and_freezing() -> None:
 def test_hub_name_offline_fails_fast_and_says_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuneterm.engine.textcls.models import TextModelError, resolve
+    from tuneterm.engine.kinds.text.models import TextModelError, resolve
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -209,8 +209,8 @@ class _Ctx:
 
 def _lora_trainer_parts(sets: list[str]) -> tuple[Any, Any, Any, Any]:
     """(config, model source, tokenizer, tokenized data) of a small LoRA text run."""
-    from tuneterm.engine.textcls import data as textdata
-    from tuneterm.engine.textcls.models import load_tokenizer, resolve
+    from tuneterm.engine.kinds.text import data as textdata
+    from tuneterm.engine.kinds.text.models import load_tokenizer, resolve
 
     cfg = loads(
         TEXT,
@@ -232,8 +232,8 @@ def _lora_trainer_parts(sets: list[str]) -> tuple[Any, Any, Any, Any]:
 
 
 def test_stop_at_a_step_and_resume_from_last(tmp_path: Path) -> None:
-    from tuneterm.engine.textcls.models import build
-    from tuneterm.engine.textcls.trainer import TextTrainer
+    from tuneterm.engine.kinds.text.models import build
+    from tuneterm.engine.kinds.text.task import trainer as TextTrainer
 
     cfg, source, tok, data = _lora_trainer_parts(
         ["data.per_class=4", "train.epochs=2", "train.batch_size=8", "train.metric=val_f1"]
@@ -261,22 +261,22 @@ def test_data_wait_is_per_log_interval(tmp_path: Path) -> None:
     over the epoch, so it crept past 1.0 and raised a false input-bound warning)."""
     import time
 
-    from tuneterm.engine.textcls.models import build
-    from tuneterm.engine.textcls.trainer import TextTrainer
+    from tuneterm.engine.kinds.text.models import build
+    from tuneterm.engine.kinds.text.task import trainer as TextTrainer
 
     cfg, source, tok, data = _lora_trainer_parts(
         ["data.per_class=6", "train.epochs=1", "train.batch_size=4", "train.log_every=1"]
     )
     ctx = _Ctx(tmp_path)
     tr = TextTrainer(cfg, build(source, 4), tok, data, ctx)
-    plain = tr._batches
+    plain = tr.task.batches
 
     def slow(*args: Any, **kw: Any) -> Any:  # every batch takes 100 ms to arrive
         for batch in plain(*args, **kw):
             time.sleep(0.1)
             yield batch
 
-    tr._batches = slow  # type: ignore[method-assign]
+    tr.task.batches = slow  # type: ignore[attr-defined]
     assert tr.train_epoch()
     waits = [f["data_wait"] for k, f in ctx.events if k == "train"]
     # Summed over the epoch, the 5th interval would report >= 5 x 0.1 s of waiting against

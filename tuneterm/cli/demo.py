@@ -16,10 +16,10 @@ import os
 import sys
 from typing import Any
 
-from tuneterm.runs import launcher, report
 from tuneterm.config import RunConfig, from_dict
-from tuneterm.store.runs import RunStore
+from tuneterm.runs import launcher, report
 from tuneterm.runs.watch import watch
+from tuneterm.store.runs import RunStore
 
 BASE: dict[str, Any] = {
     "model": {"name": "resnet18", "weights": "none"},

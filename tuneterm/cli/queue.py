@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tuneterm.runs import report, runqueue, sweep
 from tuneterm.cli import EXIT_FAILED, EXIT_OK, _console, _out, _store
 from tuneterm.config import apply_overrides, load, parse_toml
+from tuneterm.runs import report, runqueue, sweep
 from tuneterm.store.runs import RunInfo, RunStore
 
 AddCommand = Callable[..., argparse.ArgumentParser]

@@ -1,9 +1,8 @@
-"""The epoch loop every task kind shares: train an epoch, validate, keep the best, checkpoint.
+"""The epoch loop: train an epoch, validate, keep the best, checkpoint.
 
-A trainer (classification: engine/loop.py, detection, text) brings its own hot path
-(`train_epoch`), its own validation (`validate`, which says what the val event reports and
-which number picks `best.pt`) and its own checkpoint contents; `fit` does the rest the same
-way for all of them:
+The Trainer (engine/trainer.py) brings the hot path (`train_epoch`), the validation (`validate`,
+which says what the val event reports and which number picks `best.pt`, from the kind's spec)
+and the checkpoint contents (the kind's task object); `fit` does the rest:
 
 - events: "val" after each epoch; "checkpoint" once the epoch's files are on disk;
 - `best.pt` by the chosen metric, `last.pt` every epoch and on a stop (resumable mid-epoch);

@@ -4,24 +4,26 @@ It records its own pid and start time first (before importing torch), then owns 
 meta.json, event queue and checkpoints until it exits. SIGTERM asks for a graceful stop:
 the loop finishes its step, saves `last.pt`, and the status becomes `stopped`.
 
+This module is the OS process only: its pid record, signals, the system sampler, meta.json and
+the event writer. What it runs is the recipe (engine/recipe.py: resume, fit, test, final
+metrics), the same for every kind of run.
+
 Under torchrun (`train.gpus > 1`, see tuneterm/torchrun.py and engine/ddp.py) one engine runs
-per rank. Rank 0 is an `EngineProcess` that records the torchrun agent, its parent, as the
-run's process (the one the launcher started and verifies); every other rank is a
-`WorkerEngine`, which trains but writes none of the run's files.
+per rank. Rank 0 records the torchrun agent, its parent, as the run's process (the one the
+launcher started and verifies); every other rank trains with a `Silent` sink in place of the
+event writer and saves no meta.json: rank 0 is the one writer of the run's files.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +40,38 @@ SAMPLE_EVERY = 2.0  # seconds between system samples
 META_EVERY = 1.0  # at most one progress write of meta.json per second
 
 
+class Silent:
+    """The event sink of a DDP rank other than 0: it trains in step with rank 0 and writes
+    none of the run's files (rank 0 is their one writer)."""
+
+    seq = emitted = 0
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        pass
+
+    def flush(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
 class EngineProcess:
-    """Implements the loop's RunContext over the run folder."""
+    """The engine's OS process; implements the recipe's RunContext over the run folder."""
 
     def __init__(self, store: RunStore, run_id: str, rank: Rank | None = None) -> None:
         self.store, self.run_id = store, run_id
         self.rank = rank or Rank()
+        self.writes = self.rank.main  # rank 0 owns meta.json and the event queue
         self.gpu_indices: list[int] | None = None  # the GPUs the sampler reports; None = all
         self.dir = store.run_dir(run_id)
         self.ckpt_dir = self.dir / "checkpoints"
         self.meta_path = self.dir / "meta.json"
-        self.meta: RunMeta = load_meta(self.meta_path)
-        # This process now owns meta.json: clear temp files a killed predecessor left mid-save.
-        for stale in self.dir.glob(".meta.json.*.tmp"):
-            stale.unlink(missing_ok=True)
+        self.meta: RunMeta = load_meta(self.meta_path)  # on other ranks a copy, never saved
+        if self.writes:
+            # This process now owns meta.json: clear temp files a killed predecessor left.
+            for stale in self.dir.glob(".meta.json.*.tmp"):
+                stale.unlink(missing_ok=True)
         self._stop = threading.Event()
         self._stop_signal = ""
         self._done = threading.Event()
@@ -63,13 +83,19 @@ class EngineProcess:
         self.meta.pid, self.meta.pid_start = me.pid, me.start_time
         self._root_pid = me.pid  # sampled with its children: every local rank and data worker
         self.meta.host = socket.gethostname()
-        self.writer = EventWriter(self.dir / "events")
+        self.writer: EventWriter | Silent = (
+            EventWriter(self.dir / "events") if self.writes else Silent()
+        )
 
     # -- RunContext ------------------------------------------------------------------------
     def emit(self, kind: str, /, **fields: Any) -> None:
         self.writer.emit(kind, **fields)
 
     def log(self, msg: str, level: str = "info") -> None:
+        if not self.writes:  # another rank: only what rank 0 cannot say for it
+            if level != "info":
+                print(f"[rank {self.rank.rank}] [{level}] {msg}", flush=True)
+            return
         print(f"[{level}] {msg}", flush=True)
         self.emit("log", level=level, msg=msg)
 
@@ -81,7 +107,7 @@ class EngineProcess:
             for key, value in fields.items():
                 setattr(self.meta, key, value)
             now = time.monotonic()
-            if force or now - self._meta_saved >= META_EVERY:
+            if self.writes and (force or now - self._meta_saved >= META_EVERY):
                 save_meta(self.meta_path, self.meta)
                 self._meta_saved = now
 
@@ -149,7 +175,8 @@ class EngineProcess:
         else:
             self.meta.started = time.time()
         self.set_status("starting")
-        threading.Thread(target=self._sampler, name="sampler", daemon=True).start()
+        if self.writes:
+            threading.Thread(target=self._sampler, name="sampler", daemon=True).start()
         code = 1
         try:
             code = self._train(resume)
@@ -161,115 +188,18 @@ class EngineProcess:
             try:
                 self.writer.close()
             finally:
-                save_meta(self.meta_path, self.meta)
+                if self.writes:
+                    save_meta(self.meta_path, self.meta)
         return code
 
     def _train(self, resume: bool) -> int:
-        from tuneterm.engine import tasks
+        from tuneterm.engine import recipe
 
         cfg = self.store.config(self.run_id)
-        return int(tasks.get(cfg.run.task).train(self, cfg, resume))
+        return recipe.run(self, cfg, resume)
 
-    # -- shared by every task kind (engine/tasks/) ------------------------------------------
-    def record_start(
-        self,
-        device: Any,
-        extra_versions: dict[str, str] | None = None,
-        ranks: list[dict[str, Any]] | None = None,
-        **fields: Any,
-    ) -> None:
-        """Record versions, the device (with its GPU name) and the run's shape in meta.json;
-        for a distributed run, every rank's device and host (`ranks`, from ddp gather)."""
-        import torch
-        import torchvision
-
-        versions = {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "cuda": torch.version.cuda or "",
-            **(extra_versions or {}),
-        }
-        name = device_name(device)
-        if ranks and len(ranks) > 1:  # e.g. "8 x cuda (NVIDIA H100)"; each rank in `devices`
-            gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
-            name = f"{len(ranks)} x {device.type}{gpu}"
-            fields.update(world_size=len(ranks), devices=ranks)
-        self.progress(force=True, versions=versions, device=name, **fields)
-
-    def record_data(self, dataset: str, classes: list[str], counts: dict[str, int]) -> None:
-        self.log(
-            f"data {dataset}: {len(classes)} classes, "
-            + ", ".join(f"{k} {v}" for k, v in counts.items())
-        )
-        self.emit("data", **counts)
-
-    def drive(
-        self,
-        trainer: Any,
-        resume: bool,
-        *,
-        model: str,
-        final: Callable[[dict[str, Any]], dict[str, Any]],
-        note: str = "",
-        stop_now: Callable[[bool], bool] = bool,
-        extra_versions: dict[str, str] | None = None,
-        **start_fields: Any,
-    ) -> int:
-        """Every task kind's body once its trainer is built: resume from `last.pt`, record the
-        start, train (`trainer.fit`), test the best checkpoint, and record the final metrics
-        (`final(test_result)`) and status. `stop_now` turns this process's stop request into
-        the decision every process of the run agrees on (DDP ranks)."""
-        last = self.ckpt_dir / "last.pt"
-        if resume:
-            if last.is_file():
-                trainer.restore(last)
-            st = trainer.state
-            self.record_resume(st.step, st.epoch, st.batch, last.is_file())
-        p = trainer.params
-        self.log(
-            f"model {model}: {p['trainable']:,} of {p['total']:,} parameters trainable "
-            f"({p['trainable_pct']:.1f}%{note}) on {trainer.device}"
-        )
-        tech = getattr(trainer, "tech", None)  # the technique registry, where the kind has one
-        if tech is not None:
-            start_fields["techniques"] = tech.summary()
-        self.record_start(
-            trainer.device,
-            extra_versions=extra_versions,
-            params=p,
-            total_steps=trainer.total_steps,
-            epochs=trainer.cfg.train.epochs,
-            step=trainer.state.step,
-            epoch=trainer.state.epoch,
-            **start_fields,
-        )
-        if stop_now(self.stop_requested()):
-            self.set_status("stopped")
-            return 0
-        self.set_status("running")
-        outcome = trainer.fit()
-        if outcome == "stopped":
-            self.record_stopped(trainer.state.step)
-        if outcome == "completed":
-            result = trainer.test()
-            self.emit("test", **result)
-            self.meta.final = final(result)
-            if tech is not None:
-                self.meta.techniques = tech.summary()
-        self.set_status(outcome)
-        return 0
-
-    def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
-        self.emit("resume", step=step, epoch=epoch, batch=batch, from_checkpoint=from_checkpoint)
-        self.log(
-            f"resumed at step {step} (epoch {epoch + 1}, batch {batch})"
-            if from_checkpoint
-            else "no checkpoint yet: starting from the beginning"
-        )
-
-    def record_stopped(self, step: int) -> None:
-        self.log(
+    def stopped_message(self, step: int) -> str:
+        return (
             f"{self._stop_signal or 'stop'} received: checkpoint saved at step "
             f"{step}; resume with `tuneterm resume {self.run_id}`"
         )
@@ -279,18 +209,11 @@ class EngineProcess:
 
         message = describe(exc, self)
         tb = "".join(traceback.format_exception(exc))
+        if not self.writes:
+            print(f"[rank {self.rank.rank}] failed:", file=sys.stderr)
         print(tb, file=sys.stderr, flush=True)
         self.emit("error", message=message, traceback=tb)
         self.set_status("failed", error=message)
-
-
-def device_name(device: Any) -> str:
-    name = str(device)
-    if device.type == "cuda":
-        import torch
-
-        name += f" ({torch.cuda.get_device_name(device)})"
-    return name
 
 
 def _agent(run_id: str) -> ProcessIdentity | None:
@@ -305,61 +228,6 @@ def _agent(run_id: str) -> ProcessIdentity | None:
     return None
 
 
-class WorkerEngine(EngineProcess):
-    """A rank other than 0: trains in step with rank 0, reads the run's config and
-    checkpoints, and writes none of the run's files (rank 0 is their one writer)."""
-
-    def __init__(self, store: RunStore, run_id: str, rank: Rank) -> None:
-        self.store, self.run_id, self.rank = store, run_id, rank
-        self.gpu_indices = None
-        self.dir = store.run_dir(run_id)
-        self.ckpt_dir = self.dir / "checkpoints"
-        self.meta_path = self.dir / "meta.json"
-        self.meta = load_meta(self.meta_path)  # a private copy; never saved
-        self._stop = threading.Event()
-        self._stop_signal = ""
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        pass
-
-    def log(self, msg: str, level: str = "info") -> None:
-        if level != "info":
-            print(f"[rank {self.rank.rank}] [{level}] {msg}", flush=True)
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def set_status(self, status: str, **fields: Any) -> None:
-        pass
-
-    def record_start(
-        self,
-        device: Any,
-        extra_versions: dict[str, str] | None = None,
-        ranks: list[dict[str, Any]] | None = None,
-        **fields: Any,
-    ) -> None:
-        pass
-
-    def record_resume(self, step: int, epoch: int, batch: int, from_checkpoint: bool) -> None:
-        pass
-
-    def record_stopped(self, step: int) -> None:
-        pass
-
-    def run(self, resume: bool) -> int:
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        try:
-            return self._train(resume)
-        except BaseException:
-            print(f"[rank {self.rank.rank}] failed:", file=sys.stderr)
-            traceback.print_exc()
-            sys.stderr.flush()
-            return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tuneterm.engine")
     ap.add_argument("run_dir")
@@ -369,6 +237,5 @@ def main(argv: list[str] | None = None) -> int:
     rank = Rank.from_env()
     if rank.distributed:
         die_with_parent()
-    cls = EngineProcess if rank.main else WorkerEngine
-    engine = cls(RunStore(run_dir.parent), run_dir.name, rank)
+    engine = EngineProcess(RunStore(run_dir.parent), run_dir.name, rank)
     return engine.run(args.resume)

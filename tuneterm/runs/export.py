@@ -69,7 +69,7 @@ def _wrap(task: str, best: Path) -> tuple[Any, Any, dict[str, Any]]:
 
     ck = checkpoint.load(best)
     if task == "detect":
-        from tuneterm.engine.detection.models import from_checkpoint as det_model
+        from tuneterm.engine.kinds.detect.models import from_checkpoint as det_model
 
         model, info = det_model(best)
         meta = {
@@ -85,7 +85,7 @@ def _wrap(task: str, best: Path) -> tuple[Any, Any, dict[str, Any]]:
         }
         return DetectExport(model).eval(), torch.rand(3, info["min_size"], info["min_size"]), meta
     if task == "classify":
-        from tuneterm.engine.models import from_checkpoint
+        from tuneterm.engine.kinds.classify.models import from_checkpoint
 
         size = int(ck["image_size"])
         meta = {

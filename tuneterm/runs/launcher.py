@@ -25,10 +25,10 @@ from tuneterm.proc import (
     signal_workers,
     wait_gone,
 )
+from tuneterm.runs.torchrun import SlurmJob
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import QUEUED, UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
-from tuneterm.runs.torchrun import SlurmJob
 
 HANDSHAKE_TIMEOUT = 60.0
 MULTI_NODE_TIMEOUT = 900.0  # torchrun's rendezvous waits up to 600 s for the other nodes
@@ -50,9 +50,9 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     """Every check that can be made before anything is created (imports torchvision).
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
-    from tuneterm.runs import torchrun
     from tuneterm.config import missing_packages
-    from tuneterm.engine import tasks
+    from tuneterm.engine import kinds as tasks
+    from tuneterm.runs import torchrun
 
     missing = missing_packages(cfg)  # before importing what is missing
     if missing:

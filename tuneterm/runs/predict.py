@@ -1,7 +1,7 @@
 """`tuneterm predict`: a run's best checkpoint applied to new inputs, as JSON.
 
 Each task kind supplies its predictor: a `predict(best, inputs)` function in its module under
-`tuneterm.engine.tasks` (classify: top-k classes; detect: boxes, labels and scores). torch is
+`tuneterm.engine.kinds` (classify: top-k classes; detect: boxes, labels and scores). torch is
 imported by the predictor only.
 """
 
@@ -38,7 +38,7 @@ def best_checkpoint(store: RunStore, run_id: str) -> Path:
 
 
 def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
-    from tuneterm.engine import tasks
+    from tuneterm.engine import kinds as tasks
 
     cfg = store.config(run_id)
     task = cfg.run.task

@@ -16,7 +16,7 @@ SPEC = TaskSpec(
     name="classify",
     noun="classification",
     summary="image classification: torchvision classifiers with a new head",
-    engine="tuneterm.engine.tasks.classify",
+    engine="tuneterm.engine.kinds.classify",
     datasets=("digits", "shapes", "folder"),
     val_metrics=(
         Metric("val_acc", "acc"),

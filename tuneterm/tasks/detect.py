@@ -71,7 +71,7 @@ SPEC = TaskSpec(
     name=NAME,
     noun="detection",
     summary="object detection: torchvision detectors with a new box predictor",
-    engine="tuneterm.engine.tasks.detect",
+    engine="tuneterm.engine.kinds.detect",
     datasets=DATASETS,
     val_metrics=(
         Metric("val_map", "mAP"),

@@ -80,7 +80,7 @@ class TaskSpec:
     name: str  # the run.task value
     noun: str  # what its data sets are called in messages: "a detection data set"
     summary: str  # one line for help texts
-    engine: str  # module the engine imports to train it (provides `make_task`, `validate`)
+    engine: str  # its engine module: `validate`, `build` (see tuneterm/engine/kinds/__init__.py)
     datasets: tuple[str, ...]  # what data.dataset may be for this kind
     val_metrics: tuple[Metric, ...]  # fields of its `val` events
     test_metrics: tuple[Metric, ...]  # its final test metrics (meta.json `final`)

@@ -4,7 +4,7 @@ A technique is a `Technique` subclass that overrides only the hooks it needs; th
 the hooks through `Techniques`, which skips the ones nobody overrides. Adding a technique means
 one module here and one entry in `REGISTRY`, not edits spread through the loop.
 
-Hooks, in the order the trainer calls them:
+Hooks get the run as a `Trained` (what a technique may touch), in the order the trainer\ncalls them:
     setup(tr)            model built and on its device; before the optimizer exists
     param_groups(tr)     extra optimizer groups (e.g. a domain classifier)
     epoch_start(tr)      after model.train(), before the first batch of an epoch
@@ -17,7 +17,8 @@ Hooks, in the order the trainer calls them:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -25,7 +26,40 @@ from torch import nn
 from tuneterm.config import RunConfig
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.epochs import RunContext, State
+    from tuneterm.engine.kinds import Data
+
+
+class Trained(Protocol):
+    """What a technique may touch of the run it joins (engine/trainer.py's Trainer is one):
+    read the config, data and progress, change the model in place, emit events, evaluate."""
+
+    @property
+    def cfg(self) -> RunConfig: ...
+    @property
+    def ctx(self) -> RunContext: ...
+    @property
+    def data(self) -> Data: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def model(self) -> nn.Module: ...  # the plain module: evaluated, checkpointed, averaged
+    @property
+    def head_name(self) -> str: ...
+    @property
+    def init(self) -> Path | None: ...  # the checkpoint the model started from (model.init)
+    @property
+    def teacher(self) -> nn.Module | None: ...  # a distillation teacher the kind loaded
+    @property
+    def state(self) -> State: ...
+    @property
+    def total_steps(self) -> int: ...
+
+    def to_device(self, batch: Any) -> tuple[Any, Any]: ...
+    def evaluate(
+        self, split: Any, full: bool = False, model: nn.Module | None = None
+    ) -> dict[str, Any]: ...
+    def count_params(self) -> dict[str, Any]: ...
 
 
 class Technique:
@@ -43,13 +77,13 @@ class Technique:
         """What meta.json records under `techniques.<name>`."""
         return dict(getattr(self.cfg, self.section).model_dump())
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         pass
 
-    def param_groups(self, tr: Trainer) -> list[dict[str, Any]]:
+    def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
         return []
 
-    def epoch_start(self, tr: Trainer) -> None:
+    def epoch_start(self, tr: Trained) -> None:
         pass
 
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +91,7 @@ class Technique:
 
     def loss(
         self,
-        tr: Trainer,
+        tr: Trained,
         x: torch.Tensor,
         y: torch.Tensor,
         logits: torch.Tensor,
@@ -65,13 +99,13 @@ class Technique:
     ) -> torch.Tensor:
         return loss
 
-    def step_end(self, tr: Trainer) -> None:
+    def step_end(self, tr: Trained) -> None:
         pass
 
-    def epoch_end(self, tr: Trainer, val: dict[str, Any]) -> bool:
+    def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
         return False
 
-    def finish(self, tr: Trainer) -> dict[str, Any]:
+    def finish(self, tr: Trained) -> dict[str, Any]:
         return {}
 
     # optional: the model to evaluate and checkpoint, checkpoint contents, resumable state
@@ -131,14 +165,14 @@ class Techniques:
     def summary(self) -> dict[str, Any]:
         return {t.name: t.summary() for t in self.items}
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         for t in self.items:
             t.setup(tr)
 
-    def param_groups(self, tr: Trainer) -> list[dict[str, Any]]:
+    def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
         return [g for t in self.items for g in t.param_groups(tr)]
 
-    def epoch_start(self, tr: Trainer) -> None:
+    def epoch_start(self, tr: Trained) -> None:
         for t in self.items:
             t.epoch_start(tr)
 
@@ -149,7 +183,7 @@ class Techniques:
 
     def loss(
         self,
-        tr: Trainer,
+        tr: Trained,
         x: torch.Tensor,
         y: torch.Tensor,
         logits: torch.Tensor,
@@ -159,14 +193,14 @@ class Techniques:
             loss = t.loss(tr, x, y, logits, loss)
         return loss
 
-    def step_end(self, tr: Trainer) -> None:
+    def step_end(self, tr: Trained) -> None:
         for t in self._step_end:
             t.step_end(tr)
 
-    def epoch_end(self, tr: Trainer, val: dict[str, Any]) -> bool:
+    def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
         return any([t.epoch_end(tr, val) for t in self.items])
 
-    def finish(self, tr: Trainer) -> dict[str, Any]:
+    def finish(self, tr: Trained) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for t in self.items:
             out.update(t.finish(tr))

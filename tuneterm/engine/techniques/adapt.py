@@ -23,18 +23,20 @@ from torch import nn
 from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.data import Split, apply_shift, batches
+from tuneterm.engine.kinds.classify.data import Split, apply_shift, batches
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 
-def target_domain(cfg: RunConfig, tr: Trainer) -> tuple[Split, Split | None]:
+def target_domain(cfg: RunConfig, tr: Trained) -> tuple[Split, Split | None]:
     """(unlabeled target images for adaptation, labelled target images for evaluation)."""
     a, data = cfg.adapt, tr.data
+    train, test, val = data.train, data.test, data.val
+    assert isinstance(train, Split) and isinstance(test, Split) and isinstance(val, Split)
     if a.target_root:
-        from tuneterm.engine.data import _cache, scan_folder
+        from tuneterm.engine.kinds.classify.data import _cache, scan_folder
 
         files, names, classes = scan_folder(Path(a.target_root).expanduser())
         labelled = set(classes) <= set(data.classes)
@@ -49,11 +51,11 @@ def target_domain(cfg: RunConfig, tr: Trainer) -> tuple[Split, Split | None]:
             return Split(s.labels, apply_shift(s.images, a.target_shift))
         return Split(s.labels, None, s.files, a.target_shift)
 
-    return shifted(data.train), (shifted(data.test) if len(data.test) else shifted(data.val))
+    return shifted(train), (shifted(test) if len(test) else shifted(val))
 
 
 @torch.no_grad()
-def adabn(model: nn.Module, split: Split, tr: Trainer) -> None:
+def adabn(model: nn.Module, split: Split, tr: Trained) -> None:
     """Re-estimate every BatchNorm's running mean and variance on `split` (cumulative average)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     model.eval()
@@ -62,7 +64,7 @@ def adabn(model: nn.Module, split: Split, tr: Trainer) -> None:
         bn.momentum = None
         bn.train()
     for xb, yb in batches(split, tr.cfg.train.batch_size * 2, tr.cfg.data.image_size):
-        x, _ = tr._prep(xb, yb)
+        x, _ = tr.to_device((xb, yb))
         model(x)
     model.eval()
 
@@ -75,7 +77,7 @@ class AdaBN(Technique):
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.adapt.method == "adabn"
 
-    def finish(self, tr: Trainer) -> dict[str, Any]:
+    def finish(self, tr: Trained) -> dict[str, Any]:
         unlabeled, labelled = target_domain(self.cfg, tr)
         out: dict[str, Any] = {}
         if labelled is not None:
@@ -144,24 +146,24 @@ class Dann(Technique):
             f = args[0]
             self.feats = f.flatten(2).mean(2) if f.ndim > 2 else f
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         self.target, self.labelled = target_domain(self.cfg, tr)
         head = tr.model.get_submodule(tr.head_name)
         d = _in_features(head)
         self.domain = nn.Sequential(nn.Linear(d, 256), nn.ReLU(), nn.Linear(256, 1)).to(tr.device)
         head.register_forward_pre_hook(self._hook)
 
-    def param_groups(self, tr: Trainer) -> list[dict[str, Any]]:
+    def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
         assert self.domain is not None
         return [{"params": list(self.domain.parameters()), "lr": tr.cfg.train.lr}]
 
-    def epoch_start(self, tr: Trainer) -> None:
+    def epoch_start(self, tr: Trained) -> None:
         assert self.domain is not None
         self.domain.train()
 
     def loss(
         self,
-        tr: Trainer,
+        tr: Trained,
         x: torch.Tensor,
         y: torch.Tensor,
         logits: torch.Tensor,
@@ -171,7 +173,7 @@ class Dann(Technique):
         src = self._last()
         idx = torch.randint(len(self.target), (len(x),), generator=self.gen)
         assert self.target.images is not None
-        xt, _ = tr._prep(self.target.images[idx], self.target.labels[idx])
+        xt, _ = tr.to_device((self.target.images[idx], self.target.labels[idx]))
         self.capture = True
         tr.model(xt)
         self.capture = False
@@ -193,7 +195,7 @@ class Dann(Technique):
         self.capture = True  # the next forward is the source batch: keep its features
         return x, y
 
-    def finish(self, tr: Trainer) -> dict[str, Any]:
+    def finish(self, tr: Trained) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.labelled is not None:
             out["target_acc"] = tr.evaluate(self.labelled)["acc"]

@@ -17,7 +17,7 @@ from tuneterm.config import ModelSection, RunConfig
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -36,7 +36,7 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
 
 
 def load_teacher(spec: str, num_classes: int, runs_root: Path | None) -> nn.Module:
-    from tuneterm.engine.models import build_model, from_checkpoint
+    from tuneterm.engine.kinds.classify.models import build_model, from_checkpoint
 
     if spec.startswith("torchvision:"):
         name = spec.split(":", 1)[1]
@@ -72,15 +72,19 @@ class Distill(Technique):
     def wanted(cls, cfg: RunConfig) -> bool:
         return bool(cfg.distill.teacher)
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         root = tr.ctx.ckpt_dir.parent.parent if hasattr(tr.ctx, "ckpt_dir") else None
-        teacher = self.teacher or load_teacher(self.cfg.distill.teacher, len(tr.data.classes), root)
+        teacher = (
+            self.teacher
+            or tr.teacher  # a teacher the kind loaded (text runs)
+            or load_teacher(self.cfg.distill.teacher, len(tr.data.classes), root)
+        )
         teacher.requires_grad_(False)
         self.teacher = teacher.to(tr.device).eval()
 
     def loss(
         self,
-        tr: Trainer,
+        tr: Trained,
         x: torch.Tensor,
         y: torch.Tensor,
         logits: torch.Tensor,

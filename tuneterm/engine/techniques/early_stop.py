@@ -8,7 +8,7 @@ from tuneterm.config import RunConfig
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 
 class EarlyStop(Technique):
@@ -33,7 +33,7 @@ class EarlyStop(Technique):
             return value < self.best - e.min_delta
         return value > self.best + e.min_delta
 
-    def epoch_end(self, tr: Trainer, val: dict[str, Any]) -> bool:
+    def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
         e = self.cfg.early_stop
         value = float(val[e.metric.removeprefix("val_")])  # acc, loss, or f1 (text runs)
         if self.improved(value):

@@ -12,7 +12,7 @@ from tuneterm.config import RunConfig
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 
 class Ema(Technique):
@@ -27,13 +27,13 @@ class Ema(Technique):
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.ema.enabled
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         self.avg = AveragedModel(
             tr.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema.decay), use_buffers=True
         )
         self.avg.requires_grad_(False)
 
-    def step_end(self, tr: Trainer) -> None:
+    def step_end(self, tr: Trained) -> None:
         assert self.avg is not None
         self.avg.update_parameters(tr.model)  # on the device, no host sync
 
@@ -45,7 +45,7 @@ class Ema(Technique):
     def eval_model(self, model: nn.Module) -> nn.Module:
         return self.module if self.cfg.ema.keep else model
 
-    def epoch_end(self, tr: Trainer, val: dict[str, Any]) -> bool:
+    def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
         # The model the checkpoint does not use is evaluated too, so both can be compared.
         other = tr.model if self.cfg.ema.keep else self.module
         res = tr.evaluate(tr.data.val, model=other)

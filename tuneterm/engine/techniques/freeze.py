@@ -15,7 +15,7 @@ from tuneterm.engine.models import stages
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 
 def set_trainable(model: nn.Module, names: set[str]) -> None:
@@ -54,17 +54,17 @@ class Freeze(Technique):
             return min(f.stages, n_stages)
         return max(0, n_stages - epoch // f.every)  # gradual: the head alone first
 
-    def _apply(self, tr: Trainer) -> None:
+    def _apply(self, tr: Trained) -> None:
         body = stages(tr.model, tr.head_name)
         self.stage_names = [s.name for s in body]
         self.frozen_stages = self.frozen_at(tr.state.epoch, len(body))
         frozen = {n for s in body[: self.frozen_stages] for n in s.params}
         set_trainable(tr.model, {n for n, _ in tr.model.named_parameters() if n not in frozen})
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         self._apply(tr)
 
-    def epoch_start(self, tr: Trainer) -> None:
+    def epoch_start(self, tr: Trained) -> None:
         if self.cfg.freeze.strategy == "gradual":
             before = self.frozen_stages
             self._apply(tr)

@@ -14,7 +14,7 @@ from tuneterm.config import RunConfig
 from tuneterm.engine.techniques import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.loop import Trainer
+    from tuneterm.engine.techniques import Trained
 
 ADAPTER_KEY = "lora_"
 
@@ -63,8 +63,9 @@ class Lora(Technique):
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.lora.enabled
 
-    def setup(self, tr: Trainer) -> None:
+    def setup(self, tr: Trained) -> None:
         self.head_name = tr.head_name
+        self.backbone_init = str(tr.init) if tr.init else ""
         inject(tr.model, tr.head_name, self.cfg.lora.model_dump())
         self.adapter_params = sum(
             p.numel() for n, p in tr.model.named_parameters() if ADAPTER_KEY in n
@@ -74,7 +75,7 @@ class Lora(Technique):
 
         self._freeze_bn = freeze_bn
 
-    def epoch_start(self, tr: Trainer) -> None:
+    def epoch_start(self, tr: Trained) -> None:
         self._freeze_bn(tr.model)
 
     def checkpoint_weights(self, weights: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +89,7 @@ class Lora(Technique):
             "backbone": {"weights": self.cfg.model.weights, "init": self.backbone_init},
         }
 
-    backbone_init = ""  # set by the trainer: the resolved model.init path, if any
+    backbone_init = ""  # the resolved model.init path, if any
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "adapter_params": self.adapter_params}

@@ -44,9 +44,9 @@ def lr_find(
     init: Path | None = None,
     runs_root: Path | None = None,
 ) -> LrFind:
-    from tuneterm.engine.data import batches, build
-    from tuneterm.engine.loop import Trainer
-    from tuneterm.engine.models import build_model
+    from tuneterm.engine.kinds.classify.data import batches, build
+    from tuneterm.engine.kinds.classify.models import build_model
+    from tuneterm.engine.kinds.classify.task import trainer
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -56,7 +56,7 @@ def lr_find(
     cfg.train.warmup_steps = 0
     data = build(cfg.data, cfg.train.seed)
     built = build_model(cfg.model, len(data.classes), init, cfg.head)
-    tr = Trainer(cfg, built, data, _Quiet((runs_root or Path(".")) / "lr-find"), init)
+    tr = trainer(cfg, built, data, _Quiet((runs_root or Path(".")) / "lr-find"), init)
     factor = (end / start) ** (1 / max(1, steps - 1))
     lrs: list[float] = []
     losses: list[float] = []
@@ -71,9 +71,9 @@ def lr_find(
             lr = start * factor ** len(lrs)
             for g in tr.opt.param_groups:
                 g["lr"] = lr
-            x, y = tr.tech.batch(*tr._prep(xb, yb))
-            logits = tr.model(x)
-            loss = tr.tech.loss(tr, x, y, logits, tr.criterion(logits, y))
+            x, y = tr.tech.batch(*tr.to_device((xb, yb)))
+            loss, logits = tr.task.loss(tr.model, x, y)
+            loss = tr.tech.loss(tr, x, y, logits, loss)
             tr.opt.zero_grad(set_to_none=True)
             loss.backward()
             tr.opt.step()

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques import Technique, Trained
 
 
 class Mix(Technique):
@@ -30,7 +30,7 @@ class Mix(Technique):
     def wanted(cls, cfg: RunConfig) -> bool:
         return cfg.mix.mixup > 0 or cfg.mix.cutmix > 0
 
-    def setup(self, tr: Any) -> None:
+    def setup(self, tr: Trained) -> None:
         from torchvision.transforms import v2
 
         k = len(tr.data.classes)

@@ -1,5 +1,5 @@
 """Text classification: a Hugging Face sequence classifier fine-tuned on labelled texts
-(engine/textcls/), plus `predict` for the CLI."""
+(engine/kinds/text/), plus `predict` for the CLI."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from tuneterm.store.runs import RunStore
 if TYPE_CHECKING:
     from torch import nn
 
-    from tuneterm.engine.process import EngineProcess
+    from tuneterm.engine.kinds import Setup, Task
 
 
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """The model's files can be found without a hang, the data reads, the teacher fits."""
     from tuneterm.engine.data import DataError
+    from tuneterm.engine.kinds.text import data
+    from tuneterm.engine.kinds.text.models import TextModelError, resolve
     from tuneterm.engine.registry import device_issues
-    from tuneterm.engine.textcls import data
-    from tuneterm.engine.textcls.models import TextModelError, resolve
 
     issues: list[ConfigIssue] = []
     try:
@@ -59,7 +59,7 @@ def _load_teacher(cfg: RunConfig, store: RunStore, classes: list[str], tokenizer
     """A text run's best model; it must know the same classes and share the tokenizer's vocab,
     since it reads the student's token ids."""
     from tuneterm.engine import checkpoint
-    from tuneterm.engine.textcls.models import TextModelError, from_checkpoint
+    from tuneterm.engine.kinds.text.models import TextModelError, from_checkpoint
 
     ck = checkpoint.load(_teacher_checkpoint(cfg.distill.teacher, store))
     if list(ck["classes"]) != classes:
@@ -76,48 +76,30 @@ def _load_teacher(cfg: RunConfig, store: RunStore, classes: list[str], tokenizer
     return model
 
 
-def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
-    import torch
+def build(cfg: RunConfig, setup: Setup) -> Task:
+    """The tokenizer, the tokenized data, the model (and a distillation teacher, if any)."""
     import transformers
 
-    from tuneterm.engine.textcls import data as textdata
-    from tuneterm.engine.textcls.models import build, load_tokenizer, resolve_for
-    from tuneterm.engine.textcls.trainer import TextTrainer
+    from tuneterm.engine.kinds import Started
+    from tuneterm.engine.kinds.text import data as textdata
+    from tuneterm.engine.kinds.text.models import build as build_model
+    from tuneterm.engine.kinds.text.models import load_tokenizer, resolve_for
+    from tuneterm.engine.kinds.text.task import TextTask
 
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
     source = resolve_for(cfg.text)
     tokenizer = load_tokenizer(source)
     data = textdata.build(cfg.data, cfg.text, cfg.train.seed)
     for split in (data.train, data.val, data.test):
         textdata.tokenize(split, tokenizer, cfg.text)
-    engine.record_data(cfg.data.dataset, data.classes, data.counts)
-    model = build(source, len(data.classes), pretrained=cfg.model.weights != "none")
-    teacher = (
-        _load_teacher(cfg, engine.store, data.classes, tokenizer) if cfg.distill.teacher else None
+    model = build_model(source, len(data.classes), pretrained=cfg.model.weights != "none")
+    teacher = None
+    if cfg.distill.teacher:
+        assert setup.store is not None  # the engine always runs in a runs folder
+        teacher = _load_teacher(cfg, setup.store, data.classes, tokenizer)
+    started = Started(
+        f"{cfg.text.model} ({source.ref})", versions={"transformers": transformers.__version__}
     )
-    trainer = TextTrainer(cfg, model, tokenizer, data, engine, teacher)
-
-    def final(result: dict[str, Any]) -> dict[str, Any]:
-        split = result["split"]
-        return {
-            **{f"{split}_{k}": result[k] for k in ("loss", "acc", "f1")},
-            "per_class": result["per_class"],  # recall: what image runs call per-class acc
-            "report": result["report"],
-            "confusion": result["confusion"],
-            "best_epoch": result["epoch"],
-        }
-
-    return engine.drive(
-        trainer,
-        resume,
-        model=f"{cfg.text.model} ({source.ref})",
-        final=final,
-        extra_versions={"transformers": transformers.__version__},
-        data=data.counts,
-        classes=data.classes,
-    )
+    return TextTask(cfg, model, tokenizer, data, setup, teacher, started)
 
 
 def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
@@ -127,8 +109,8 @@ def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
 
     from tuneterm.config import TextSection
     from tuneterm.engine import checkpoint
-    from tuneterm.engine.textcls.data import collate
-    from tuneterm.engine.textcls.models import from_checkpoint
+    from tuneterm.engine.kinds.text.data import collate
+    from tuneterm.engine.kinds.text.models import from_checkpoint
 
     texts, top_k = inputs.texts, inputs.top_k
     if not texts or inputs.images:

@@ -20,11 +20,11 @@ import torch
 from tuneterm.config import DataSection, TextSection
 from tuneterm.engine.data import (
     DataError,
-    _fraction,
-    _per_class,
-    _stratified,
     batch_indices,
     epoch_order,
+    fraction,
+    per_class,
+    stratified,
 )
 
 
@@ -253,13 +253,13 @@ def build(d: DataSection, text: TextSection, seed: int) -> TextData:
         [r.where for r in rows],
     )
     rest, val, test = (
-        full.subset(i) for i in _stratified(full.labels, (d.val_fraction, d.test_fraction), seed)
+        full.subset(i) for i in stratified(full.labels, (d.val_fraction, d.test_fraction), seed)
     )
     counts = {"examples": len(full)}
     if d.per_class:
-        rest = rest.subset(_per_class(rest.labels, d.per_class, seed))
+        rest = rest.subset(per_class(rest.labels, d.per_class, seed))
     if d.fraction < 1.0:
-        rest = rest.subset(_fraction(rest.labels, d.fraction, seed))
+        rest = rest.subset(fraction(rest.labels, d.fraction, seed))
     if len(rest) == 0 or len(val) == 0:
         raise DataError(
             f"data: {len(full)} examples leave train {len(rest)}, val {len(val)}; need more data "

@@ -1,7 +1,7 @@
-"""Object detection: a torchvision detector with a new box predictor (engine/detection/)."""
+"""Object detection: a torchvision detector with a new box predictor (the kind's engine module)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it would bind the name `annotations` in this
+# package, hiding its `annotations` submodule from `from ... import annotations` below.
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +10,7 @@ from tuneterm.runs.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
 
 if TYPE_CHECKING:
-    from tuneterm.engine.process import EngineProcess
+    from tuneterm.engine.kinds import Setup, Task
 
 # Sections of classification techniques: a detect run takes none of them.
 _CLASSIFY_ONLY = ("head", "freeze", "mix", "early_stop", "distill", "lora", "ema", "adapt")
@@ -20,8 +20,8 @@ _CLASSIFY_DATA = ("relabel", "per_class", "exclude", "dedup", "shift", "image_si
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """Model, weights, init checkpoint, and every annotation, before anything is created."""
     from tuneterm.config import launch
-    from tuneterm.engine.detection import annotations
-    from tuneterm.engine.detection.data import AUGMENT, EMBEDDED_CLASSES
+    from tuneterm.engine.kinds.detect import annotations
+    from tuneterm.engine.kinds.detect.data import AUGMENT, EMBEDDED_CLASSES
     from tuneterm.engine.registry import device_issues, resolve_init
     from tuneterm.tasks.detect import MODELS
 
@@ -102,60 +102,19 @@ def _init_issues(cfg: RunConfig, store: RunStore | None, resolve_init: Any) -> l
     return []
 
 
-def train(engine: EngineProcess, cfg: RunConfig, resume: bool) -> int:
-    import torch
+def build(cfg: RunConfig, setup: "Setup") -> "Task":
+    """The data, the detector with its new box predictor, and the task object."""
+    from tuneterm.engine.kinds.detect import task
 
-    from tuneterm.engine.detection.data import build
-    from tuneterm.engine.detection.models import build_detector
-    from tuneterm.engine.detection.trainer import DetTrainer
-    from tuneterm.engine.registry import resolve_init
-
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
-    data = build(cfg.data, cfg.detect, cfg.train.seed)
-    engine.record_data(cfg.data.dataset, data.classes, data.counts)
-    init = resolve_init(cfg, engine.store)
-    built = build_detector(cfg, len(data.classes), init)
-    trainer = DetTrainer(cfg, built.model, data, engine)
-
-    def final(result: dict[str, Any]) -> dict[str, Any]:
-        split = result["split"]
-        return {
-            f"{split}_map": result["map"],
-            f"{split}_map50": result["map50"],
-            f"{split}_map75": result["map75"],
-            "per_class": result["per_class"],
-            "best_epoch": result["epoch"],
-        }
-
-    return engine.drive(
-        trainer,
-        resume,
-        model=cfg.model.name,
-        note=f"; backbone stages trained: {built.trainable_stages}",
-        final=final,
-        extra_versions=_versions(),
-        data=data.counts,
-        classes=data.classes,
-    )
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {
-        "torchmetrics": version("torchmetrics"),
-        "faster_coco_eval": version("faster-coco-eval"),
-    }
+    return task.build(cfg, setup)
 
 
 def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
     """Boxes (xyxy, pixels of the input image), labels and scores above the threshold."""
     import torch
 
-    from tuneterm.engine.detection.data import read_image
-    from tuneterm.engine.detection.models import from_checkpoint
+    from tuneterm.engine.kinds.detect.data import read_image
+    from tuneterm.engine.kinds.detect.models import from_checkpoint
 
     if not inputs.images:
         raise PredictError("detect runs predict on images: give one or more image files")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.models import ModelError, _download_weights
+from tuneterm.engine.models import ModelError, download_weights
 from tuneterm.engine.registry import resolve_weights
 from tuneterm.tasks.detect import MODELS as DETECT_MODELS
 
@@ -125,7 +125,7 @@ def build_detector(cfg: RunConfig, num_classes: int, init: Path | None) -> DetBu
     tbl = det.trainable_backbone_layers
     member = None if init else resolve_weights(name, cfg.model.weights)
     if member is not None:  # COCO weights: torchvision freezes stages and uses frozen BN
-        _download_weights(member)
+        download_weights(member)
         model = torchvision.models.get_model(
             name, weights=member, trainable_backbone_layers=None if tbl < 0 else tbl
         )

@@ -2,7 +2,7 @@
 
 Every source becomes a `DetSplit`: images (in RAM, or files decoded per batch) with their
 boxes (xyxy pixels, float) and labels (1..K; 0 is the background the torchvision detectors
-reserve). Annotation files are checked in full by `tuneterm.engine.detection.annotations`
+reserve). Annotation files are checked in full by `tuneterm.engine.kinds.detect.annotations`
 before a run is created; the readers here assume they passed.
 """
 
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from tuneterm.config import DataSection, DetectSection
-from tuneterm.engine.data import SHAPES, DataError
-from tuneterm.engine.detection import annotations as ann
+from tuneterm.engine.data import DataError
+from tuneterm.engine.kinds.detect import annotations as ann
+from tuneterm.tasks.classify import SHAPES
 
 Target = dict[str, torch.Tensor]
 

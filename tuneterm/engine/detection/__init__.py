@@ -1,1 +1,0 @@
-"""Object detection: data with boxes, torchvision detectors, the detection loop."""

@@ -1,1 +1,0 @@
-"""Text classification (run.task = "text-classify"): data, Hugging Face models, the loop."""
