@@ -50,7 +50,13 @@ def test_engine_imports_neither_textual_nor_cli() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["tuneterm.cli", "tuneterm.store", "tuneterm.runs.launcher", "tuneterm.runs.report", "tuneterm.tui.app"],
+    [
+        "tuneterm.cli",
+        "tuneterm.store",
+        "tuneterm.runs.launcher",
+        "tuneterm.runs.report",
+        "tuneterm.tui.app",
+    ],
 )
 def test_startup_modules_do_not_import_torch(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules, 'torchvision' in sys.modules)"

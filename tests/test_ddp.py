@@ -12,12 +12,12 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from helpers.cli import TINY, Cli, wait_for
 
-from tests.conftest import TINY, Cli, wait_for
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine.ddp import shard
-from tuneterm.store.runs import RunStore
 from tuneterm.runs.torchrun import SlurmJob, sbatch_script, torchrun_cmd
+from tuneterm.store.runs import RunStore
 
 # 60 training images (30 per rank, 2 steps of 16 per epoch); val and test 107 images each.
 DDP = TINY.replace("per_class = 40", "per_class = 20").replace("epochs = 4", "epochs = 3")

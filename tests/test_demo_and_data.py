@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tuneterm.config import ConfigError, from_dict
 from tuneterm.cli.demo import PARITY, TARGET_PER_CLASS, configs
+from tuneterm.config import ConfigError, from_dict
 from tuneterm.engine.data import DataError, apply_shift, build
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tuneterm.runs import launcher
 from tuneterm.config import RunConfig
 from tuneterm.engine.process import EngineProcess
+from tuneterm.runs import launcher
 from tuneterm.store import files as store_files
 from tuneterm.store.events import EventReader, EventWriter
 from tuneterm.store.meta import load_meta, save_meta

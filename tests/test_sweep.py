@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.cli import TINY, Cli
 
-from tests.conftest import TINY, Cli
-from tuneterm.runs import sweep
 from tuneterm.config import ConfigError, parse_toml
+from tuneterm.runs import sweep
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
@@ -84,8 +84,8 @@ def test_cli_bad_grid_key_exits_2_and_creates_nothing(
 
 
 def test_group_table_sorts_by_metric_with_swept_keys(runs_dir: Path) -> None:
-    from tuneterm.runs import runqueue
     from tuneterm.config import loads
+    from tuneterm.runs import runqueue
 
     store = RunStore(runs_dir)
     pts = sweep.points([sweep.parse_values("train.lr=0.1,0.01,0.001", "--grid")], [])

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fake_store import make_store, new_app, pilot, screen_text, until
+from helpers.fake_store import make_store, new_app, pilot, screen_text, until
 from textual.widgets import Input, Select
 
-from tuneterm.runs import launcher
 from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.runs import launcher
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
