@@ -194,6 +194,22 @@ def test_mixup_gives_soft_targets(tmp_path: Path) -> None:
     _one_step(tr)
 
 
+def test_mix_random_state_survives_a_resume() -> None:
+    import torch
+
+    from tuneterm.config import from_dict
+    from tuneterm.engine.techniques.mix import Mix
+
+    cfg = from_dict({"mix": {"mixup": 0.2}})
+    a = Mix(cfg)
+    torch.rand(3, generator=a.gen)  # some draws before the checkpoint
+    state = a.state_dict()
+    expected = torch.rand(3, generator=a.gen)
+    b = Mix(cfg)
+    b.load_state_dict(state)
+    assert torch.equal(torch.rand(3, generator=b.gen), expected)
+
+
 # -- data reduction -------------------------------------------------------------------------
 def test_data_reduction_counts() -> None:
     cfg = loads("[data]\ndataset = 'digits'\nimage_size = 8\nfraction = 0.5\nexclude = ['9']")
