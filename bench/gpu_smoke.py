@@ -77,7 +77,7 @@ def tuneterm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def read_system_panes(runs: Path, ids: dict[str, str], out: Path) -> None:
-    from test_tui_fake_store import screen_text  # tests/ helper: the screen as plain text
+    from helpers.fake_store import screen_text  # tests/ helper: the screen as plain text
 
     from tuneterm.store import RunStore
     from tuneterm.tui.app import TuneTermApp

@@ -3,12 +3,12 @@
     python bench/soak_kill.py                  # 200 stand-in kills + 10 real-engine kills
     python bench/soak_kill.py --kills 500 --real 0 --seed 3
 
-Each kill is checked as in tests/test_faults_process.py (tests/fault_engine.py `kill_chain`):
-the first look after the kill reads `crashed`, every segment parses, seq runs 0..n-1 with no
-event lost that a reader saw before the kill, `resume` starts from the checkpoint on disk, and
-the last resume completes with the event count its engine reports. The stand-in engine is the
-real EngineProcess/event writer/launcher with a torch-free loop; `--real` kills the real engine
-on a tiny real run (about 8 s per kill on 2 CPU cores).
+Each kill is checked as in tests/test_faults_process.py (`kill_chain` in
+tests/helpers/fault_engine.py): the first look after the kill reads `crashed`, every segment
+parses, seq runs 0..n-1 with no event lost that a reader saw before the kill, `resume` starts
+from the checkpoint on disk, and the last resume completes with the event count its engine
+reports. The stand-in engine is the real EngineProcess/event writer/launcher with a torch-free
+loop; `--real` kills the real engine on a tiny real run (about 8 s per kill on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from fault_engine import CMD, KillLog, kill_chain, standin_step  # noqa: E402
+from helpers.fault_engine import CMD, KillLog, kill_chain, standin_step  # noqa: E402
 
 from tuneterm.config import loads  # noqa: E402
 from tuneterm.runs import launcher  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_tui_fake_store import make_run
+from helpers.fake_store import make_run
 
 from tuneterm.store import EventWriter, RunStore
 from tuneterm.store.meta import load_meta, save_meta

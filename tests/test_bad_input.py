@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers.cli import TINY
+from helpers.fake_store import make_run
 from PIL import Image
-from test_tui_fake_store import make_run
 
-from tests.conftest import TINY
 from tuneterm.cli import main
 from tuneterm.store.runs import RunStore
 

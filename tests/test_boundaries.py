@@ -91,16 +91,17 @@ def test_no_eval_or_exec() -> None:
                 assert node.func.id not in ("eval", "exec"), f"{path}:{node.lineno}"
 
 
-def test_task_kinds_registry_matches_config_choices() -> None:
-    # run.task is checked without torch from config.CHOICES; the engine dispatches through
-    # tuneterm.engine.tasks.TASKS: both must name the same kinds, and each module must load.
-    from tuneterm.config import CHOICES
+def test_task_kinds_registry_matches_the_task_specs() -> None:
+    # run.task is checked without torch from the task specs (tuneterm.tasks); the engine
+    # dispatches through tuneterm.engine.kinds.TASKS: both must name the same kinds, and each
+    # module must load.
+    from tuneterm import tasks as specs
     from tuneterm.engine import kinds as tasks
 
-    assert set(tasks.TASKS) == set(CHOICES["run.task"])
+    assert set(tasks.TASKS) == set(specs.names())
     for name in tasks.TASKS:
         module = tasks.get(name)
-        assert callable(module.validate) and callable(module.train)
+        assert callable(module.validate) and callable(module.build)
 
 
 def test_run_detach_of_a_classify_config_does_not_import_torch(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_techniques import Ctx, make
+from helpers.trainer import Ctx, make
 
 from tuneterm.engine import checkpoint
 

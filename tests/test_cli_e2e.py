@@ -8,8 +8,8 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers.cli import Cli, wait_for
 
-from tests.conftest import Cli, wait_for
 from tuneterm.store.runs import RunStore
 
 

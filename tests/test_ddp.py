@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from helpers.cli import TINY, Cli, wait_for
 
-from tests.conftest import TINY, Cli, wait_for
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine.ddp import shard
 from tuneterm.runs.torchrun import SlurmJob, sbatch_script, torchrun_cmd

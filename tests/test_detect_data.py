@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli
+from helpers.cli import Cli
 from PIL import Image
 
 from tuneterm.config import ConfigError, DataSection, DetectSection, loads

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli, _kill_engines_under
-from test_tui_fake_store import new_app, pilot, screen_text, until
+from helpers.cli import Cli, kill_engines_under
+from helpers.fake_store import new_app, pilot, screen_text, until
 
 from tuneterm.runs.export import export_model
 from tuneterm.runs.predict import PredictError, PredictInput, predict
@@ -56,7 +56,7 @@ def det_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str
         assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
         yield cli, json.loads(proc.stdout)["id"], root
     finally:
-        _kill_engines_under(runs)
+        kill_engines_under(runs)
 
 
 def _image(root: Path) -> Path:

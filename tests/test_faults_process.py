@@ -4,8 +4,8 @@
 Twenty kills in all, split for cost (the real engine needs ~5 s to import torch per start):
 * 4 kills of the real engine (`python -m tuneterm.engine`) on one tiny real run, chained: kill,
   check, resume from the last checkpoint, kill again..., then the last resume completes;
-* 16 kills of the stand-in engine (tests/fault_engine.py: the real EngineProcess, event writer,
-  meta, signal handling and launcher handshake, with a torch-free loop that checkpoints
+* 16 kills of the stand-in engine (tests/helpers/fault_engine.py: the real EngineProcess, event
+  writer, meta, signal handling and launcher handshake, with a torch-free loop that checkpoints
   atomically), four runs of four chained kills.
 Both go through `launcher.start/resume` and the real store. `bench/soak_kill.py` does 200+.
 Moments are picked on the event stream with a seeded RNG (`TUNETERM_FAULT_SEED` to vary).
@@ -18,9 +18,9 @@ import random
 from pathlib import Path
 
 import pytest
-from fault_engine import CMD, kill_chain, standin_step
+from helpers.cli import TINY, Cli
+from helpers.fault_engine import CMD, kill_chain, standin_step
 
-from tests.conftest import TINY, Cli
 from tuneterm.config import loads
 from tuneterm.runs import launcher
 from tuneterm.store.runs import RunStore

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_tui_fake_store import make_run
+from helpers.cli import Cli
+from helpers.fake_store import make_run
 
-from tests.conftest import Cli
 from tuneterm.proc import ENGINE_MARKER
 from tuneterm.runs import launcher
 from tuneterm.store.meta import load_meta, save_meta

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_tui_fake_store import make_run, new_app, pilot, until
+from helpers.cli import Cli
+from helpers.fake_store import make_run, new_app, pilot, until
 
-from tests.conftest import Cli
 from tuneterm.store.runs import RunStore
 
 

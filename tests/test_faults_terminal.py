@@ -6,8 +6,9 @@
 * 8 runs write at once while the TUI and 2 `tuneterm events RUN --follow --json` followers read
   (plus this test's own cursor readers): 0 read errors, and every run holds exactly the number
   of events its engine reports in its final status.
-The engines are the stand-in engine (tests/fault_engine.py): the real EngineProcess, writer and
-launcher with a torch-free loop, so 8 of them fit on 2 cores next to the TUI and followers.
+The engines are the stand-in engine (tests/helpers/fault_engine.py): the real EngineProcess,
+writer and launcher with a torch-free loop, so 8 of them fit on 2 cores next to the TUI and
+followers.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_engine import CMD
-from test_tui_fake_store import new_app, pilot, until
+from helpers.fake_store import new_app, pilot, until
+from helpers.fault_engine import CMD
 
 from tuneterm.store.runs import RunStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Cli
+from helpers.cli import Cli
 from PIL import Image
 
 from tuneterm.runs.export import export_model, read_metadata

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers.cli import TINY, Cli, wait_for
 
-from tests.conftest import TINY, Cli, wait_for
 from tuneterm.config import ConfigError, loads
 from tuneterm.runs import launcher, runqueue
 from tuneterm.store.meta import STARTUP_GRACE, load_meta, save_meta

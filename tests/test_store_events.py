@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tuneterm.store import files as store_files
 from tuneterm.store.events import (
     LOCK_FILE,
     MAX_PENDING,
@@ -326,3 +327,30 @@ def test_a_producer_faster_than_the_flusher_is_held_to_a_bounded_queue(tmp_path:
     assert [e["step"] for e in read_all(tmp_path / "events")] == list(range(2 * MAX_PENDING))
     w.close()
     assert len(read_all(tmp_path / "events")) == 2 * MAX_PENDING + 5
+
+
+# A regression found in review: a flush that fails (disk full) must not drop its batch.
+def test_a_failed_flush_keeps_its_events_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = EventWriter(tmp_path / "events", background=False)
+    for i in range(5):
+        writer.emit("train", step=i)
+    real = store_files.atomic_write_bytes
+    calls = {"n": 0}
+
+    def full_disk_once(path: Path, data: bytes, fsync: bool = True) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        real(path, data, fsync)
+
+    monkeypatch.setattr("tuneterm.store.events.atomic_write_bytes", full_disk_once)
+    with pytest.raises(OSError):
+        writer.flush()
+    writer.emit("train", step=5)
+    assert writer.flush() == 6
+    writer.close()
+    events = EventReader(tmp_path / "events").poll()
+    assert [e["step"] for e in events] == [0, 1, 2, 3, 4, 5]
+    assert [e["seq"] for e in events] == list(range(6))

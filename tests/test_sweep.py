@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.cli import TINY, Cli
 
-from tests.conftest import TINY, Cli
 from tuneterm.config import ConfigError, parse_toml
 from tuneterm.runs import sweep
 from tuneterm.store.meta import load_meta, save_meta

@@ -3,77 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from helpers.trainer import BASE, Ctx, make
 from torch import nn
 
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine import checkpoint
-from tuneterm.engine.kinds.classify.data import DataBundle, Split, build, dedup
-from tuneterm.engine.kinds.classify.models import build_model, from_checkpoint
-from tuneterm.engine.kinds.classify.task import trainer
+from tuneterm.engine.kinds.classify.data import Split, build, dedup
+from tuneterm.engine.kinds.classify.models import from_checkpoint
 from tuneterm.engine.models import stages
 from tuneterm.engine.trainer import Trainer
-
-BASE = """
-[model]
-name = "resnet18"
-weights = "none"
-[data]
-dataset = "digits"
-image_size = 16
-per_class = 6
-val_fraction = 0.1
-test_fraction = 0.1
-classes = ["0", "1", "2"]
-[train]
-epochs = 1
-batch_size = 9
-threads = 2
-"""
-
-
-class Ctx:
-    def __init__(self, tmp: Path) -> None:
-        self.ckpt_dir = tmp
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        self.events.append((kind, fields))
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def stop_requested(self) -> bool:
-        return False
-
-
-_DATA: dict[str, DataBundle] = {}
-
-
-def config(extra: str = "") -> Any:
-    """BASE with the sections of `extra` merged over it."""
-    import tomllib
-
-    from tuneterm.config import from_dict
-
-    data = tomllib.loads(BASE)
-    for section, values in tomllib.loads(extra).items():
-        data[section] = {**data.get(section, {}), **values}
-    return from_dict(data)
-
-
-def make(tmp_path: Path, extra: str = "", init: Path | None = None) -> Trainer:
-    cfg = config(extra)
-    key = cfg.data.model_dump_json()
-    if key not in _DATA:
-        _DATA[key] = build(cfg.data, cfg.train.seed)
-    torch.manual_seed(0)
-    data = _DATA[key]
-    built = build_model(cfg.model, len(data.classes), init, cfg.head)
-    return trainer(cfg, built, data, Ctx(tmp_path), init)
 
 
 def frozen_names(tr: Trainer) -> set[str]:
@@ -252,6 +193,22 @@ def test_mixup_gives_soft_targets(tmp_path: Path) -> None:
     _xm, ym = tr.tech.batch(x, y)
     assert ym.shape == (4, 3) and torch.allclose(ym.sum(1), torch.ones(4))
     _one_step(tr)
+
+
+def test_mix_random_state_survives_a_resume() -> None:
+    import torch
+
+    from tuneterm.config import from_dict
+    from tuneterm.engine.techniques.mix import Mix
+
+    cfg = from_dict({"mix": {"mixup": 0.2}})
+    a = Mix(cfg)
+    torch.rand(3, generator=a.gen)  # some draws before the checkpoint
+    state = a.state_dict()
+    expected = torch.rand(3, generator=a.gen)
+    b = Mix(cfg)
+    b.load_state_dict(state)
+    assert torch.equal(torch.rand(3, generator=b.gen), expected)
 
 
 # -- data reduction -------------------------------------------------------------------------

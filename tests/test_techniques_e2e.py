@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import TINY, Cli
+from helpers.cli import TINY, Cli
 
 TECHNIQUES = """
 [freeze]

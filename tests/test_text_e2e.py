@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli, _kill_engines_under
-from test_tui_fake_store import new_app, pilot, screen_text, until
+from helpers.cli import Cli, kill_engines_under
+from helpers.fake_store import new_app, pilot, screen_text, until
 
 from tuneterm.store import RunStore
 
@@ -80,7 +80,7 @@ def text_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, d
         )
         yield cli, {"full": full, "lora": lora}
     finally:
-        _kill_engines_under(runs)
+        kill_engines_under(runs)
 
 
 def test_fine_tune_completes_above_chance(text_runs: tuple[Cli, dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_fake_store import new_app, pilot, screen_text, until
+from helpers.fake_store import new_app, pilot, screen_text, until
 
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.editor import EditorScreen

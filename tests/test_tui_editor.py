@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fake_store import make_store, new_app, pilot, screen_text, until
+from helpers.fake_store import make_store, new_app, pilot, screen_text, until
 from textual.widgets import Input, Select
 
 from tuneterm.config import ConfigError, ConfigIssue

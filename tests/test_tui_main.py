@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fake_store import make_run, make_store, new_app, pilot, screen_text, until
+from helpers.fake_store import make_run, make_store, new_app, pilot, screen_text, until
 
 from tuneterm import monitor
 from tuneterm.monitor import GpuSample

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_tui_fake_store import make_run, new_app, pilot, screen_text, until
+from helpers.cli import TINY
+from helpers.fake_store import make_run, new_app, pilot, screen_text, until
 from textual.widgets import DataTable
 
-from tests.conftest import TINY
 from tuneterm.config import loads
 from tuneterm.runs import runqueue, sweep
 from tuneterm.store import RunStore

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_fake_store import make_run, new_app, until
+from helpers.fake_store import make_run, new_app, until
 
 from tuneterm import monitor
 from tuneterm.store import RunStore

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tui_fake_store import make_run, make_store
+from helpers.fake_store import make_run, make_store
 
 from tuneterm.tui.history import RunHistory, curve, downsample, ema
 from tuneterm.tui.rows import bar, cells, matches, parse_filter, sort_runs

@@ -8,7 +8,7 @@ it steps a counter, emits the same event kinds as the real loop (train, val, che
 resume, test), and checkpoints `checkpoints/last.json` atomically at each epoch end and on
 stop, padded to `PAD` bytes so a kill often lands mid-write.
 
-Run it as `python tests/fault_engine.py tuneterm.engine RUN_DIR [--resume]`: the
+Run it as `python tests/helpers/fault_engine.py tuneterm.engine RUN_DIR [--resume]`: the
 `tuneterm.engine` argument labels the process as an engine for the pid + start time + command
 line identity check, exactly as the real engine's command line does. Tests point
 `tuneterm.runs.launcher.ENGINE_CMD` at it, so `launcher.start/resume/stop` drive it unchanged.
@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parents[2]))  # the repository root
 
 from tuneterm.engine.process import EngineProcess  # noqa: E402
 from tuneterm.runs import launcher  # noqa: E402

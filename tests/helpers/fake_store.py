@@ -1,4 +1,5 @@
-"""Builds run stores for the TUI tests and bench through the store API (no engine needed)."""
+"""Builds run stores for the TUI tests and bench through the store API (no engine needed), and
+drives the app: `new_app`, `pilot`, `until`, `screen_text`."""
 
 from __future__ import annotations
 
@@ -109,17 +110,6 @@ def make_store(root: Path, n: int = 3) -> RunStore:
     for i in range(n):
         make_run(store, f"run{i}", statuses[i % len(statuses)], lr=0.001 * (i + 1), seed=1 + i)
     return store
-
-
-def test_make_store_builds_readable_runs(tmp_path: Path) -> None:
-    store = make_store(tmp_path, 3)
-    runs = store.list()
-    assert sorted(r.status for r in runs) == ["completed", "failed", "stopped"]
-    events = store.events(runs[0].id).poll()
-    assert any(e["kind"] == "train" for e in events)
-
-
-# -- shared by the TUI test modules (imported from there) --------------------------------------
 
 
 def new_app(store: RunStore, **kw: Any) -> Any:

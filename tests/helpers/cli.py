@@ -1,0 +1,89 @@
+"""Run the real CLI in a subprocess (`Cli`), wait for a condition (`wait_for`), and clean up the
+engines a test left running (`kill_engines_under`). `TINY` is a tiny real run config."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# A real torchvision model on real (embedded) data, small enough for a 2-core CI machine.
+TINY = """\
+[run]
+name = "tiny"
+
+[model]
+name = "resnet18"
+weights = "none"
+
+[data]
+dataset = "digits"
+classes = ["0", "1", "2"]
+per_class = 40
+image_size = 16
+
+[train]
+epochs = 4
+batch_size = 16
+lr = 0.003
+log_every = 2
+threads = 1
+"""
+
+
+def kill_engines_under(path: Path) -> None:
+    """A failed or timed-out test must not leave detached engines (or queue schedulers)
+    running."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if ("tuneterm.engine" in cmd or "tuneterm.runs.scheduler" in cmd) and str(path) in cmd:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+class Cli:
+    def __init__(self, runs: Path) -> None:
+        self.runs = runs
+
+    def __call__(
+        self, *args: str, timeout: float = 240, check: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "TUNETERM_RUNS"}
+        env["TUNETERM_OFFLINE"] = "1"  # deterministic: never reach for a download in tests
+        env["TORCH_HOME"] = str(self.runs.parent / "torch-home")  # an empty weights cache
+        proc = subprocess.run(
+            [sys.executable, "-m", "tuneterm", "--runs-dir", str(self.runs), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+        if check is not None:
+            assert proc.returncode == check, (
+                proc.returncode,
+                proc.stdout[-2000:],
+                proc.stderr[-2000:],
+            )
+        return proc
+
+    def json(self, *args: str) -> Any:
+        proc = self(*args, "--json", check=0)
+        return json.loads(proc.stdout)
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 120, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")

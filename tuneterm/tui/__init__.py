@@ -1,0 +1,1 @@
+"""The Textual app: app, screens/, widgets/ (the only package that imports textual)."""
