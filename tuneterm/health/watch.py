@@ -92,12 +92,14 @@ class Watcher:
             return RunHealthReport(rid, "", w.status, w.alerts)
         info = self.store.info(rid)
         w.meta_mtime, w.status = mtime, info.status
+        if info.status in CLOSED:  # no open alert: its events need not be read at all
+            w.ended, w.alerts = True, []
+            return RunHealthReport(rid, _name(info), info.status, [])
         with contextlib.suppress(UnreadableRun):  # a damaged segment: `show` tells of it
             w.health.feed(w.reader.poll())
         running = info.status in ACTIVE and info.status not in ("created", "submitted")
         w.ended = info.status not in (*ACTIVE, QUEUED)
-        alerts = w.health.alerts(now, running, info.alive, disk)
-        w.alerts = [] if info.status in CLOSED else alerts
+        w.alerts = w.health.alerts(now, running, info.alive, disk)
         return RunHealthReport(rid, _name(info), info.status, w.alerts)
 
 
