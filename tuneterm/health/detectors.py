@@ -1,0 +1,206 @@
+"""One detector per alert kind. Each reads a `RunHealth` and returns the alerts it raises.
+
+The registry `DETECTORS` is the one list of kinds: `tuneterm health`, the TUI and the watcher
+read it. A detector never reads files: `RunHealth.feed` has already kept what it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tuneterm.health.alerts import Alert
+
+if TYPE_CHECKING:
+    from tuneterm.health.alerts import RunHealth
+
+Detector = Callable[["RunHealth", float, bool, bool, Any], list[Alert]]
+
+
+def nan_alert(t: float, e: dict[str, Any]) -> Alert:
+    return Alert(
+        "nan_loss",
+        "error",
+        t,
+        f"train loss is {e.get('loss')} at step {e.get('step')}",
+        'lower train.lr, set train.grad_clip (e.g. 1.0), or train.precision = "bf16" / '
+        '"fp32" instead of fp16; resume from the last checkpoint before the NaN',
+    )
+
+
+def spike_alert(t: float, e: dict[str, Any], level: float, factor: float) -> Alert:
+    loss = float(e["loss"])
+    return Alert(
+        "loss_spike",
+        "warning",
+        t,
+        f"train loss jumped to {loss:.4g} at step {e.get('step')}, {loss / level:.1f}x its "
+        f"smoothed level {level:.4g} (health.spike_factor = {factor:g})",
+        "a too-high learning rate or a bad batch: lower train.lr or set train.grad_clip",
+    )
+
+
+def input_bound_alert(t: float, wait: float) -> Alert:
+    return Alert(
+        "input_bound",
+        "warning",
+        t,
+        f"input-bound: {wait:.0%} of step time waiting for data",
+        "raise data.workers or data.cache_gb, or use a lighter data.augment",
+    )
+
+
+_OOM = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
+
+
+def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
+    """An out-of-memory or a traceback in the run's log or error events."""
+    text = str(e.get("message") or e.get("msg") or "") + "\n" + str(e.get("traceback") or "")
+    low = text.lower()
+    level = e.get("level", "error" if e.get("kind") == "error" else "info")
+    if any(w in low for w in _OOM):
+        return Alert(
+            "oom",
+            "error",
+            t,
+            text.strip().splitlines()[0][:300],
+            "a smaller train.batch_size, data.image_size or model; or fewer data.workers "
+            "(host memory)",
+        )
+    if "traceback (most recent call last)" in low or (e.get("kind") == "error") or level == "error":
+        first = text.strip().splitlines()
+        return Alert(
+            "traceback",
+            "error",
+            t,
+            (first[-1] if first else "an error")[:300],
+            "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
+        )
+    return None
+
+
+def _nan(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    return [h.nan] if h.nan else []
+
+
+def _spike(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    return [h.spike] if h.spike else []
+
+
+def _input_bound(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    return [h.input_bound] if h.input_bound and running else []
+
+
+def _crashes(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    return list(h.crashes)
+
+
+def _stalled(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    gap = h.usual_gap()
+    if not (running and alive) or h.last_t is None:
+        return []
+    s = h.settings
+    allowed = max(s.stall_min_s, s.stall_factor * (gap or s.stall_min_s))
+    silent = now - h.last_t
+    if silent < allowed:
+        return []
+    usual = f"usually every {gap:.1f} s" if gap else "no usual interval yet"
+    return [
+        Alert(
+            "stalled",
+            "error",
+            h.last_t + allowed,
+            f"no event for {silent:.0f} s while the process is alive ({usual})",
+            "a hung data loader, a deadlock or a stopped process (SIGSTOP, a debugger): "
+            "look at it with py-spy dump, or stop and resume the run",
+        )
+    ]
+
+
+def _gpu_idle(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    s = h.settings
+    if not (running and alive and h.gpu_seen) or h.gpu_busy_t is None:
+        return []
+    idle = now - h.gpu_busy_t
+    if idle < s.gpu_idle_s:
+        return []
+    return [
+        Alert(
+            "gpu_idle",
+            "warning",
+            h.gpu_busy_t + s.gpu_idle_s,
+            f"the run's GPUs have been under {s.gpu_idle_util:g}% busy for {idle / 60:.1f} min",
+            "the run waits on something else: data loading (data.workers), the disk, a hung "
+            "collective; or it trains on the CPU (train.device)",
+        )
+    ]
+
+
+def _slowdown(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    recent = h.recent_speed()
+    if not running or recent is None or not h.early_speed:
+        return []
+    early = sorted(h.early_speed)[len(h.early_speed) // 2]
+    factor = h.settings.slowdown_factor
+    if recent * factor > early:
+        return []
+    return [
+        Alert(
+            "slowdown",
+            "warning",
+            h.last_t or now,
+            f"{recent:.1f} examples/s now against {early:.1f} earlier in this run "
+            f"({early / recent:.1f}x slower)",
+            "another process shares the GPU or the CPU (nvidia-smi, top), or the data moved "
+            "to a slower disk",
+        )
+    ]
+
+
+def _disk(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    if disk is None or not running:
+        return []
+    return disk_alerts(disk, h.settings.disk_free_fraction, h.settings.disk_free_bytes, now)
+
+
+def disk_alerts(disk: Any, fraction: float, min_bytes: int, now: float) -> list[Alert]:
+    need = max(fraction * disk.total, min_bytes)
+    if disk.free >= need:
+        return []
+    return [
+        Alert(
+            "disk_full",
+            "error" if disk.free < need / 4 else "warning",
+            math.floor(now / 3600) * 3600,  # one alert an hour, not one a pass
+            f"the runs folder's disk has {disk.free / 2**30:.1f} GiB free of "
+            f"{disk.total / 2**30:.0f} GiB",
+            "free space (tuneterm rm old runs, their checkpoints are the bulk); the engine "
+            "stops writing checkpoints before the disk fills",
+        )
+    ]
+
+
+DETECTORS: dict[str, Detector] = {
+    "nan_loss": _nan,
+    "loss_spike": _spike,
+    "stalled": _stalled,
+    "gpu_idle": _gpu_idle,
+    "input_bound": _input_bound,
+    "log": _crashes,  # out-of-memory and tracebacks
+    "disk_full": _disk,
+    "slowdown": _slowdown,
+}
+
+# Every alert kind, for help texts and filters.
+KINDS = (
+    "nan_loss",
+    "loss_spike",
+    "stalled",
+    "gpu_idle",
+    "input_bound",
+    "oom",
+    "traceback",
+    "disk_full",
+    "slowdown",
+)
