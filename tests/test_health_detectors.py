@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tuneterm.health import HealthSettings, RunHealth
+from tuneterm.health.detectors import check
 
 Disk = namedtuple("Disk", "total used free")
 BIG_DISK = Disk(1000 * 2**30, 100 * 2**30, 900 * 2**30)
@@ -35,7 +36,7 @@ def healthy(n: int = 40) -> list[dict[str, Any]]:
 def kinds(
     h: RunHealth, now: float, running: bool = True, alive: bool = True, disk: Any = BIG_DISK
 ) -> list[str]:
-    return sorted(a.kind for a in h.alerts(now, running, alive, disk))
+    return sorted(a.kind for a in check(h, now, running, alive, disk))
 
 
 def fed(events: list[dict[str, Any]], **settings: Any) -> RunHealth:
@@ -52,7 +53,7 @@ def test_a_healthy_run_raises_nothing() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_nan_or_inf_loss_is_an_error_with_a_hint(bad: float) -> None:
     h = fed([*healthy(10), train(10, loss=bad), *healthy(3)])
-    alerts = h.alerts(T0 + 20, True, True, BIG_DISK)
+    alerts = check(h, T0 + 20, True, True, BIG_DISK)
     (nan,) = [a for a in alerts if a.kind == "nan_loss"]
     assert nan.severity == "error" and nan.t == T0 + 10 and "step 10" in nan.message
     assert "grad_clip" in nan.hint
@@ -63,7 +64,7 @@ def test_loss_spike_fires_above_the_factor_and_not_below() -> None:
     assert kinds(fed([*base, train(10, loss=4.9)], spike_factor=5.0), T0 + 11) == []
     h = fed([*base, train(10, loss=6.0)], spike_factor=5.0)
     assert kinds(h, T0 + 11) == ["loss_spike"]
-    (a,) = h.alerts(T0 + 11, True, True, BIG_DISK)
+    (a,) = check(h, T0 + 11, True, True, BIG_DISK)
     assert "6.0x" in a.message and "spike_factor = 5" in a.message
 
 

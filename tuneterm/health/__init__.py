@@ -5,6 +5,7 @@
 every run of a store in one pass and notifies each alert once.
 """
 
-from tuneterm.health.alerts import Alert, HealthSettings, RunHealth
+from tuneterm.health.alerts import Alert, HealthSettings
+from tuneterm.health.state import RunHealth
 
 __all__ = ["Alert", "HealthSettings", "RunHealth"]

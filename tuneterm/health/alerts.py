@@ -1,11 +1,9 @@
-"""What a run's health is made of: the alerts, the thresholds, and the state kept per run."""
+"""What a run's health is made of: the alerts (and how each kind is worded) and the
+thresholds of the detectors."""
 
 from __future__ import annotations
 
-import math
-import statistics
-from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 SEVERITIES = ("error", "warning")
@@ -48,112 +46,63 @@ class HealthSettings:
     disk_free_bytes: int = 2 * 2**30  # ... or less than this, whichever is larger
 
 
-_WINDOW = 64  # recent points kept per series
+def nan_alert(t: float, e: dict[str, Any]) -> Alert:
+    return Alert(
+        "nan_loss",
+        "error",
+        t,
+        f"train loss is {e.get('loss')} at step {e.get('step')}",
+        'lower train.lr, set train.grad_clip (e.g. 1.0), or train.precision = "bf16" / '
+        '"fp32" instead of fp16; resume from the last checkpoint before the NaN',
+    )
 
 
-@dataclass
-class RunHealth:
-    """One run's incremental state: fed its events in order, it keeps what the detectors need
-    (never the whole stream), so checking a long run costs the same as a short one."""
+def spike_alert(t: float, e: dict[str, Any], level: float, factor: float) -> Alert:
+    loss = float(e["loss"])
+    return Alert(
+        "loss_spike",
+        "warning",
+        t,
+        f"train loss jumped to {loss:.4g} at step {e.get('step')}, {loss / level:.1f}x its "
+        f"smoothed level {level:.4g} (health.spike_factor = {factor:g})",
+        "a too-high learning rate or a bad batch: lower train.lr or set train.grad_clip",
+    )
 
-    settings: HealthSettings = field(default_factory=HealthSettings)
-    first_t: float | None = None
-    last_t: float | None = None
-    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
-    nan: Alert | None = None
-    spike: Alert | None = None
-    loss_level: float | None = None  # smoothed train loss (EMA)
-    train_points: int = 0
-    wait_streak: int = 0
-    input_bound: Alert | None = None
-    speeds: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
-    early_speed: list[float] = field(default_factory=list)  # the run's first speeds, kept
-    gpu_busy_t: float | None = None  # last time a run's GPU was above the idle threshold
-    gpu_seen: bool = False
-    crashes: list[Alert] = field(default_factory=list)  # OOM and tracebacks from the log
 
-    def feed(self, events: list[dict[str, Any]]) -> None:
-        for e in events:
-            self._one(e)
+def input_bound_alert(t: float, wait: float) -> Alert:
+    return Alert(
+        "input_bound",
+        "warning",
+        t,
+        f"input-bound: {wait:.0%} of step time waiting for data",
+        "raise data.workers or data.cache_gb, or use a lighter data.augment",
+    )
 
-    def _one(self, e: dict[str, Any]) -> None:
-        t = float(e.get("t", 0.0))
-        if self.last_t is not None and t > self.last_t and e.get("kind") != "sys":
-            self.gaps.append(t - self.last_t)
-        if e.get("kind") != "sys":  # the sampler ticks while a hung loop stays silent
-            self.last_t = t if self.last_t is None else max(self.last_t, t)
-        self.first_t = t if self.first_t is None else self.first_t
-        kind = e.get("kind")
-        if kind == "train":
-            self._train(t, e)
-        elif kind == "sys":
-            self._sys(t, e)
-        elif kind in ("log", "error"):
-            self._log(t, e)
 
-    def _train(self, t: float, e: dict[str, Any]) -> None:
-        from tuneterm.health import detectors
+_OOM = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
 
-        s = self.settings
-        loss = e.get("loss")
-        if isinstance(loss, int | float) and not isinstance(loss, bool):
-            if not math.isfinite(loss):
-                self.nan = self.nan or detectors.nan_alert(t, e)
-            else:
-                level = self.loss_level
-                if (
-                    level is not None
-                    and self.train_points >= s.spike_warmup
-                    and loss > s.spike_factor * max(level, 1e-8)
-                    and self.spike is None
-                ):
-                    self.spike = detectors.spike_alert(t, e, level, s.spike_factor)
-                self.loss_level = loss if level is None else 0.8 * level + 0.2 * loss
-                self.train_points += 1
-        wait = e.get("data_wait")
-        if isinstance(wait, int | float):
-            self.wait_streak = self.wait_streak + 1 if wait >= s.input_bound else 0
-            if self.wait_streak >= s.input_bound_streak and self.input_bound is None:
-                self.input_bound = detectors.input_bound_alert(t, wait)
-            elif self.wait_streak == 0:
-                self.input_bound = None  # it recovered: the alert closes
-        speed = e.get("img_s")
-        if isinstance(speed, int | float) and speed > 0:
-            if len(self.early_speed) < s.slowdown_window:
-                self.early_speed.append(float(speed))
-            self.speeds.append(float(speed))
 
-    def _sys(self, t: float, e: dict[str, Any]) -> None:
-        gpus = e.get("gpus") or []
-        if not gpus:
-            return
-        self.gpu_seen = True
-        busiest = max(float(g.get("util") or 0.0) for g in gpus)
-        if busiest > self.settings.gpu_idle_util or self.gpu_busy_t is None:
-            self.gpu_busy_t = t
-
-    def _log(self, t: float, e: dict[str, Any]) -> None:
-        from tuneterm.health import detectors
-
-        alert = detectors.log_alert(t, e)
-        if alert is not None and len(self.crashes) < 8:
-            self.crashes.append(alert)
-
-    def recent_speed(self) -> float | None:
-        n = self.settings.slowdown_window
-        if len(self.speeds) < 2 * n:
-            return None
-        return statistics.median(list(self.speeds)[-n:])
-
-    def usual_gap(self) -> float | None:
-        return statistics.median(self.gaps) if len(self.gaps) >= 3 else None
-
-    def alerts(self, now: float, running: bool, alive: bool, disk: Any = None) -> list[Alert]:
-        """The open alerts, given the time, whether the run is (said to be) running, whether
-        its process is alive, and the runs folder's disk usage (`shutil.disk_usage`)."""
-        from tuneterm.health import detectors
-
-        out: list[Alert] = []
-        for check in detectors.DETECTORS.values():
-            out.extend(check(self, now, running, alive, disk))
-        return out
+def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
+    """An out-of-memory or a traceback in the run's log or error events."""
+    text = str(e.get("message") or e.get("msg") or "") + "\n" + str(e.get("traceback") or "")
+    low = text.lower()
+    level = e.get("level", "error" if e.get("kind") == "error" else "info")
+    if any(w in low for w in _OOM):
+        return Alert(
+            "oom",
+            "error",
+            t,
+            text.strip().splitlines()[0][:300],
+            "a smaller train.batch_size, data.image_size or model; or fewer data.workers "
+            "(host memory)",
+        )
+    if "traceback (most recent call last)" in low or (e.get("kind") == "error") or level == "error":
+        first = text.strip().splitlines()
+        return Alert(
+            "traceback",
+            "error",
+            t,
+            (first[-1] if first else "an error")[:300],
+            "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
+        )
+    return None

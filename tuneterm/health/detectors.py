@@ -13,71 +13,9 @@ from typing import TYPE_CHECKING, Any
 from tuneterm.health.alerts import Alert
 
 if TYPE_CHECKING:
-    from tuneterm.health.alerts import RunHealth
+    from tuneterm.health.state import RunHealth
 
 Detector = Callable[["RunHealth", float, bool, bool, Any], list[Alert]]
-
-
-def nan_alert(t: float, e: dict[str, Any]) -> Alert:
-    return Alert(
-        "nan_loss",
-        "error",
-        t,
-        f"train loss is {e.get('loss')} at step {e.get('step')}",
-        'lower train.lr, set train.grad_clip (e.g. 1.0), or train.precision = "bf16" / '
-        '"fp32" instead of fp16; resume from the last checkpoint before the NaN',
-    )
-
-
-def spike_alert(t: float, e: dict[str, Any], level: float, factor: float) -> Alert:
-    loss = float(e["loss"])
-    return Alert(
-        "loss_spike",
-        "warning",
-        t,
-        f"train loss jumped to {loss:.4g} at step {e.get('step')}, {loss / level:.1f}x its "
-        f"smoothed level {level:.4g} (health.spike_factor = {factor:g})",
-        "a too-high learning rate or a bad batch: lower train.lr or set train.grad_clip",
-    )
-
-
-def input_bound_alert(t: float, wait: float) -> Alert:
-    return Alert(
-        "input_bound",
-        "warning",
-        t,
-        f"input-bound: {wait:.0%} of step time waiting for data",
-        "raise data.workers or data.cache_gb, or use a lighter data.augment",
-    )
-
-
-_OOM = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
-
-
-def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
-    """An out-of-memory or a traceback in the run's log or error events."""
-    text = str(e.get("message") or e.get("msg") or "") + "\n" + str(e.get("traceback") or "")
-    low = text.lower()
-    level = e.get("level", "error" if e.get("kind") == "error" else "info")
-    if any(w in low for w in _OOM):
-        return Alert(
-            "oom",
-            "error",
-            t,
-            text.strip().splitlines()[0][:300],
-            "a smaller train.batch_size, data.image_size or model; or fewer data.workers "
-            "(host memory)",
-        )
-    if "traceback (most recent call last)" in low or (e.get("kind") == "error") or level == "error":
-        first = text.strip().splitlines()
-        return Alert(
-            "traceback",
-            "error",
-            t,
-            (first[-1] if first else "an error")[:300],
-            "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
-        )
-    return None
 
 
 def _nan(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
@@ -204,3 +142,12 @@ KINDS = (
     "disk_full",
     "slowdown",
 )
+
+
+def check(h: RunHealth, now: float, running: bool, alive: bool, disk: Any = None) -> list[Alert]:
+    """The open alerts of a run, given the time, whether it is (said to be) running, whether
+    its process is alive, and the runs folder's disk usage (`shutil.disk_usage`)."""
+    out: list[Alert] = []
+    for detect in DETECTORS.values():
+        out.extend(detect(h, now, running, alive, disk))
+    return out

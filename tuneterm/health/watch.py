@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneterm.health.alerts import Alert, HealthSettings, RunHealth
+from tuneterm.health import detectors
+from tuneterm.health.alerts import Alert, HealthSettings
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
+from tuneterm.health.state import RunHealth
 from tuneterm.proc import ProcessIdentity, is_alive
 from tuneterm.store.events import EventReader
 from tuneterm.store.files import FILE_MODE, atomic_write_json, read_json
@@ -99,7 +101,7 @@ class Watcher:
             w.health.feed(w.reader.poll())
         running = info.status in ACTIVE and info.status not in ("created", "submitted")
         w.ended = info.status not in (*ACTIVE, QUEUED)
-        w.alerts = w.health.alerts(now, running, info.alive, disk)
+        w.alerts = detectors.check(w.health, now, running, info.alive, disk)
         return RunHealthReport(rid, _name(info), info.status, w.alerts)
 
 

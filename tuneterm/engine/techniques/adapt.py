@@ -24,10 +24,10 @@ from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
 from tuneterm.engine.kinds.classify.data import Split, apply_shift, batches
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 
 def target_domain(cfg: RunConfig, tr: Trained) -> tuple[Split, Split | None]:

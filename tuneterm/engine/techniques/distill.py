@@ -14,10 +14,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from tuneterm.config import ModelSection, RunConfig
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 
 class EarlyStop(Technique):

@@ -9,10 +9,10 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 
 class Ema(Technique):

@@ -12,10 +12,10 @@ from torch import nn
 
 from tuneterm.config import RunConfig
 from tuneterm.engine.models import stages
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 
 def set_trainable(model: nn.Module, names: set[str]) -> None:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.techniques import Technique
+from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
-    from tuneterm.engine.techniques import Trained
+    from tuneterm.engine.techniques.base import Trained
 
 ADAPTER_KEY = "lora_"
 

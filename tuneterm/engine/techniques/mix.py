@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.techniques import Technique, Trained
+from tuneterm.engine.techniques.base import Technique, Trained
 
 
 class Mix(Technique):
