@@ -19,9 +19,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneterm.runs import launcher, runqueue
 from tuneterm.config import ConfigError
 from tuneterm.proc import ProcessIdentity
+from tuneterm.runs import launcher, runqueue
 from tuneterm.store.files import FILE_MODE, atomic_write_json
 from tuneterm.store.meta import UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunStore, number_queue
