@@ -74,7 +74,7 @@ class GroupScreen(Screen[None]):
             return
         self.table = t = message.table
         self.metric = t.metric
-        arrow = "↑ higher is better" if sweep.higher_is_better(t.metric) else "↓ lower is better"
+        arrow = "↑ higher is better" if t.higher else "↓ lower is better"
         head.append(f"{len(t.rows)} runs, sorted by {t.metric} ({arrow}; m: next metric)")
         if t.best is not None:
             head.append(f"   best {t.best.info.name or t.best.info.id} {number(t.best.value)}",
@@ -104,7 +104,9 @@ class GroupScreen(Screen[None]):
         self.dismiss(None)
 
     def action_next_metric(self) -> None:
-        metrics = sweep.METRICS
+        metrics = self.table.metrics if self.table is not None else ()
+        if not metrics:
+            return
         at = metrics.index(self.metric) if self.metric in metrics else -1
         self.metric = metrics[(at + 1) % len(metrics)]
         self.read()
