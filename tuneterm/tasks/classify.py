@@ -9,6 +9,7 @@ SPEC = TaskSpec(
     noun="classification",
     summary="image classification: torchvision classifiers with a new head",
     engine="tuneterm.engine.tasks.classify",
+    catalog="tuneterm.runs.catalog:classify_models",
     datasets=("digits", "shapes", "folder"),
     val_metrics=(
         Metric("val_acc", "acc"),

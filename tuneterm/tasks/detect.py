@@ -61,6 +61,7 @@ SPEC = TaskSpec(
     noun="detection",
     summary="object detection: torchvision detectors with a new box predictor",
     engine="tuneterm.engine.tasks.detect",
+    catalog="tuneterm.runs.catalog:detect_models",
     datasets=DATASETS,
     val_metrics=(
         Metric("val_map", "mAP"),
