@@ -25,6 +25,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 # dropped first to last when the terminal is too narrow; id and status are never dropped
 DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "best", "name")
 GAP = 2
+NAME_CAP = 24  # a long name is cut to this before any column is dropped
 
 
 def row_of(info: RunInfo) -> dict[str, str]:
@@ -55,8 +56,9 @@ class Layout:
 
 
 def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
-    """The columns that fit in `width`: whole widths, dropping columns in DROP_ORDER; if only
-    the name is left to give, it is cut (never the id or the status)."""
+    """The columns that fit in `width`. A long name is cut to NAME_CAP first, then columns
+    are dropped in DROP_ORDER; the name is the last to give, cut to what is left, else
+    dropped. The id and the status are never cut, even when they alone are too wide."""
     headers = dict(COLUMNS)
     widths = {k: max([len(h), *(len(r.get(k, "")) for r in rows)]) for k, h in COLUMNS}
     keys = [k for k, _ in COLUMNS]
@@ -64,10 +66,12 @@ def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
     def total() -> int:
         return sum(widths[k] for k in keys) + GAP * (len(keys) - 1)
 
+    if total() > width:
+        widths["name"] = min(widths["name"], NAME_CAP)
     for key in DROP_ORDER:
         if total() <= width:
             break
-        if key == "name":  # the last to go: first see whether cutting it is enough
+        if key == "name":
             spare = width - (total() - widths["name"])
             if spare >= max(len(headers["name"]), 8):
                 widths["name"] = spare
