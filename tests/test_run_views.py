@@ -287,3 +287,28 @@ def test_a_dead_run_reads_the_same_in_report_and_the_tui_list(runs_dir: Path) ->
     assert report.summary(dead)["eta"] is None and rows.eta(dead, later) is None
     assert report.summary(dead)["progress"] == 0.25 == rows.fraction_done(dead)
     assert json.dumps(report.summary(dead))  # the JSON shape stays serialisable
+
+
+@pytest.mark.parametrize("size", [(80, 24), (110, 32)])
+def test_tui_run_list_shows_the_best_value_whole(tmp_path: Path, size: tuple[int, int]) -> None:
+    """The Best column sits next to Status, so its value is on screen at 80 and 110 columns."""
+    import asyncio
+
+    from test_tui_fake_store import make_store, new_app, screen_text, until
+
+    from tuneterm.tui.widgets.runtable import RunTable
+
+    store = make_store(tmp_path / "runs", 3)
+    cells = [view.best(r) for r in store.list()]
+    assert all(c is not None for c in cells)
+
+    async def check() -> None:
+        app = new_app(store)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: app.screen.query(RunTable) and
+                        app.screen.query_one(RunTable).row_count == 3)  # fmt: skip
+            text = screen_text(app)
+            for best in cells:
+                assert best is not None and best.cell in text, (best.cell, text)
+
+    asyncio.run(check())

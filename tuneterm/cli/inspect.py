@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuneterm.cli import listing
 from tuneterm.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -20,6 +19,7 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
+from tuneterm.cli.listing import COLUMNS, cut, layout, plain_lines, row_of
 from tuneterm.runs import report
 from tuneterm.store.runs import RunNotFound
 
@@ -33,14 +33,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not runs:
         console().print(f"no runs in {store.root}")
         return EXIT_OK
-    rows = [listing.row_of(r) for r in runs]
+    rows = [row_of(r) for r in runs]
     if not sys.stdout.isatty():  # piped: every value whole, tab-separated, for scripts
-        print("\n".join(listing.plain_lines(rows)), flush=True)
+        print("\n".join(plain_lines(rows)), flush=True)
         return EXIT_OK
     from rich.text import Text
 
-    fit = listing.layout(rows, shutil.get_terminal_size().columns)
-    headers = dict(listing.COLUMNS)
+    fit = layout(rows, shutil.get_terminal_size().columns)
+    headers = dict(COLUMNS)
     con = console()
     line = "  ".join(headers[k].ljust(fit.widths[k]) for k in fit.keys)
     con.print(Text(line.rstrip(), style="bold"), soft_wrap=True)
@@ -50,7 +50,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             if i:
                 text.append("  ")
             style = status_style(row["status"].split(" ")[0]) if k == "status" else ""
-            text.append(listing.cut(row.get(k, ""), fit.widths[k]).ljust(fit.widths[k]), style)
+            text.append(cut(row.get(k, ""), fit.widths[k]).ljust(fit.widths[k]), style)
         text.rstrip()
         con.print(text, soft_wrap=True)
     return EXIT_OK
