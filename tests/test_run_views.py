@@ -294,11 +294,13 @@ def test_tui_run_list_shows_the_best_value_whole(tmp_path: Path, size: tuple[int
     """The Best column sits next to Status, so its value is on screen at 80 and 110 columns."""
     import asyncio
 
-    from test_tui_fake_store import make_store, new_app, screen_text, until
+    from test_tui_fake_store import make_run, new_app, screen_text, until
 
     from tuneterm.tui.widgets.runtable import RunTable
 
-    store = make_store(tmp_path / "runs", 3)
+    store = RunStore(tmp_path / "runs")
+    for i, status in enumerate(("completed", "failed", "stopped")):  # names as long as shown
+        make_run(store, f"lr-sweep-resnet18-digits-{i:04d}", status, seed=1 + i)
     cells = [view.best(r) for r in store.list()]
     assert all(c is not None for c in cells)
 
