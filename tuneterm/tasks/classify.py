@@ -10,6 +10,7 @@ SPEC = TaskSpec(
     summary="image classification: torchvision classifiers with a new head",
     engine="tuneterm.engine.tasks.classify",
     catalog="tuneterm.runs.catalog:classify_models",
+    exporter="tuneterm.runs.export:wrap_classify",
     datasets=("digits", "shapes", "folder"),
     val_metrics=(
         Metric("val_acc", "acc"),

@@ -62,6 +62,7 @@ SPEC = TaskSpec(
     summary="object detection: torchvision detectors with a new box predictor",
     engine="tuneterm.engine.tasks.detect",
     catalog="tuneterm.runs.catalog:detect_models",
+    exporter="tuneterm.runs.export:wrap_detect",
     datasets=DATASETS,
     val_metrics=(
         Metric("val_map", "mAP"),

@@ -86,6 +86,8 @@ class TaskSpec:
     inputs: str = "images"  # what `predict` takes: "images", "texts", or "" (no predict)
     # "module:function" returning {model name: about} for `tuneterm models` (imported lazily)
     catalog: str = ""
+    # "module:function" wrapping best.pt for `tuneterm export-model` ("": cannot be exported)
+    exporter: str = ""
     multi_gpu: bool = False  # trains through torchrun + DDP with train.gpus > 1
     # config keys this kind refuses unless left at the default given here
     refuses: Mapping[str, Any] = field(default_factory=dict)
