@@ -1,5 +1,6 @@
 """A sweep group side by side: every run of the group in one table, sorted by the chosen metric,
-with the swept keys as columns (tuneterm.runs.sweep.group_table, as `tuneterm sweep-best` prints)."""
+with the swept keys as columns (tuneterm.runs.sweep.group_table, as `tuneterm sweep-best`
+prints)."""
 
 from __future__ import annotations
 
