@@ -172,7 +172,7 @@ async def test_tui_shows_map_for_a_detect_run(
     cli, _, _ = det_run
     app = new_app(RunStore(cli.runs))
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: "map " in screen_text(app), what="best mAP in the run list")
+        await until(pilot, lambda: "mAP " in screen_text(app), what="best mAP in the run list")
         await until(pilot, lambda: app.selected in app.histories, what="history")
         await pilot.press("2")
         acc = app.screen.query_one("#plot-acc", CurvePlot)

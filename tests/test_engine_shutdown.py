@@ -13,7 +13,7 @@ import pytest
 
 from tuneterm.config import RunConfig
 from tuneterm.engine.process import EngineProcess
-from tuneterm.runs import launcher
+from tuneterm.runs import launcher, lifecycle
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
@@ -52,7 +52,7 @@ def test_resume_waits_for_an_engine_that_is_still_shutting_down(
         meta.status, meta.pid = "stopped", sleeper.pid
         meta.pid_start = psutil.Process(sleeper.pid).create_time()
         save_meta(store.meta_path(run_id), meta)
-        monkeypatch.setattr(launcher, "SHUTDOWN_WAIT", 0.3)
+        monkeypatch.setattr(lifecycle, "SHUTDOWN_WAIT", 0.3)
         with pytest.raises(launcher.RunStateError, match="still shutting down"):
             launcher.resume(store, run_id)
         with pytest.raises(launcher.RunStateError, match="still shutting down"):

@@ -1,5 +1,6 @@
-"""A fourth kind as a plug-in (tests/toykind.py: a TaskSpec plus one engine module) trains end
-to end through the CLI and the real engine process, and is measured by its own spec."""
+"""A fourth kind as a plug-in (tests/helpers/toykind.py: a TaskSpec plus one engine module)
+trains end to end through the CLI and the real engine process, and is measured by its own
+spec."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_a_plugin_kind_trains_end_to_end_through_the_cli(tmp_path: Path) -> None
     (tmp_path / "cfg.toml").write_text(CONFIG)
     env = {
         **os.environ,
-        "TUNETERM_PLUGINS": "toykind",
+        "TUNETERM_PLUGINS": "helpers.toykind",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
     }
     cmd = [sys.executable, "-m", "tuneterm", "--runs-dir", str(tmp_path / "runs")]

@@ -232,7 +232,7 @@ async def test_a_metric_only_the_run_declares_draws_its_curve(
 NO_TORCH_DRIVER = """
 import asyncio, sys
 from pathlib import Path
-from test_tui_fake_store import new_app, screen_text, until
+from helpers.fake_store import new_app, screen_text, until
 from tuneterm.store import RunStore
 from tuneterm.tui.widgets.runtable import RunTable
 

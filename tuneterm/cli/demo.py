@@ -11,11 +11,13 @@ Runs 2 and 3 run side by side; the demo ends by printing their test accuracy.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from typing import Any
 
+from tuneterm.cli.common import EXIT_OK, AddCommand, open_tui, store_of
 from tuneterm.config import RunConfig, from_dict
 from tuneterm.runs import launcher, report
 from tuneterm.runs.watch import watch
@@ -126,3 +128,16 @@ def print_comparison(console: Any, result: dict[str, Any]) -> None:
         )
     console.print("compare them: tuneterm compare " + " ".join(r["id"] for r in result["runs"][1:]))
     sys.stdout.flush()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    code = run_demo(store_of(args), json_out=args.json)
+    if args.headless or args.json or code != EXIT_OK:
+        return code
+    return open_tui(args)
+
+
+def add_commands(add: AddCommand) -> None:
+    p = add("demo", cmd_demo, "fine-tune vs from-scratch on embedded digits, then open the TUI")
+    p.add_argument("--headless", action="store_true", help="only print the comparison")
+    add("tui", open_tui, "open the terminal UI", json_flag=False)

@@ -1,34 +1,29 @@
-"""CLI commands of the run queue and sweeps: `queue ...`, `sweep`, `sweep-best`.
+"""CLI commands of the run queue: `queue ...`, and `run --queue` / `resume --queue`.
 
-Same exit codes as tuneterm/cli.py: 0 ok, 1 failed, 2 invalid input (nothing created),
+Exit codes as in tuneterm.cli.common: 0 ok, 1 failed, 2 invalid input (nothing created),
 3 the run is not in a state the action fits (e.g. cancelling a running run).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from tuneterm.cli import EXIT_FAILED, EXIT_OK, _console, _out, _store
-from tuneterm.config import apply_overrides, load, parse_toml
-from tuneterm.runs import report, runqueue, sweep
+from tuneterm.cli.common import EXIT_OK, AddCommand, console, out, store_of
+from tuneterm.runs import report, runqueue
+from tuneterm.runs.lifecycle import RunStateError
 from tuneterm.store.runs import RunInfo, RunStore
 
-AddCommand = Callable[..., argparse.ArgumentParser]
 
-
-def _scheduler_json(store: RunStore) -> dict[str, Any] | None:
+def scheduler_json(store: RunStore) -> dict[str, Any] | None:
     state = runqueue.scheduler(store)
     return asdict(state) if state else None
 
 
-def _say_scheduler(store: RunStore, started: bool | None = None) -> str:
+def say_scheduler(store: RunStore, started: bool | None = None) -> str:
     state = runqueue.scheduler(store)
     if state is None:
         return "scheduler: not running (start it with: tuneterm queue start)"
@@ -42,7 +37,7 @@ def enqueue_config(args: argparse.Namespace, cfg: Any) -> int:
     """`tuneterm run CONFIG --queue`: validated now, started by the scheduler later."""
     from tuneterm.runs import launcher
 
-    store = _store(args)
+    store = store_of(args)
     launcher.validate(cfg, store)
     info = runqueue.enqueue(store, cfg, name=args.name or "")
     return _queued(args, store, info)
@@ -58,32 +53,30 @@ def _queued(args: argparse.Namespace, store: RunStore, info: RunInfo) -> int:
     if args.json:
         row = report.summary(store.info(info.id))
         row["queue_position"] = place
-        _out({**row, "scheduler": _scheduler_json(store)})
+        out({**row, "scheduler": scheduler_json(store)})
     else:
         print(info.id)
-        print(f"queued at position {place}; {_say_scheduler(store, started)}", file=sys.stderr)
+        print(f"queued at position {place}; {say_scheduler(store, started)}", file=sys.stderr)
     return EXIT_OK
 
 
 # -- queue ---------------------------------------------------------------------------------------
 def cmd_queue(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = store_of(args)
     action = args.action or "ls"
     if action == "start":
         return _queue_start(args, store)
     if action == "stop":
         state = runqueue.stop_scheduler(store, wait=args.wait)
         if state is None:
-            from tuneterm.runs.launcher import RunStateError
-
             raise RunStateError(f"no queue scheduler runs for {store.root}")
-        _out({"stopped": asdict(state)}) if args.json else print(f"stopped scheduler {state.pid}")
+        out({"stopped": asdict(state)}) if args.json else print(f"stopped scheduler {state.pid}")
         return EXIT_OK
     if action in ("move", "cancel"):
         run_id = store.resolve(args.run)
         if action == "cancel":
             info = runqueue.cancel(store, run_id)
-            _out(report.summary(info)) if args.json else print(f"{run_id}: {info.status}")
+            out(report.summary(info)) if args.json else print(f"{run_id}: {info.status}")
             return EXIT_OK
         runqueue.move(store, run_id, args.position)
     return _queue_ls(args, store)
@@ -101,9 +94,9 @@ def _queue_start(args: argparse.Namespace, store: RunStore) -> int:
     runqueue.save_settings(store, settings)  # the running scheduler reads it on its next pass
     state, started = runqueue.start_scheduler(store)
     if args.json:
-        _out({"scheduler": asdict(state), "started": started, "settings": asdict(settings)})
+        out({"scheduler": asdict(state), "started": started, "settings": asdict(settings)})
     else:
-        print(_say_scheduler(store, started) + ("" if started else "; settings updated"))
+        print(say_scheduler(store, started) + ("" if started else "; settings updated"))
     return EXIT_OK
 
 
@@ -118,9 +111,9 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
             row = report.summary(r)
             row["queue_position"] = r.queue_position
             rows.append(row)
-        _out(
+        out(
             {
-                "scheduler": _scheduler_json(store),
+                "scheduler": scheduler_json(store),
                 "settings": asdict(settings),
                 "queued": rows,
                 "running": [report.summary(r) for r in live],
@@ -129,8 +122,8 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    console = _console()
-    console.print(_say_scheduler(store))
+    con = console()
+    con.print(say_scheduler(store))
     table = Table(box=None, header_style="bold")
     for col in ("POS", "ID", "NAME", "MODEL", "WAITING"):
         table.add_column(col, no_wrap=True)
@@ -141,93 +134,9 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
         table.add_row(
             str(r.queue_position), r.id, r.name, m.model, report.fmt_duration(now - m.created)
         )
-    console.print(table if waiting else "the queue is empty")
+    con.print(table if waiting else "the queue is empty")
     for r in live:
-        console.print(f"  running {r.id} on {r.meta.gpus if r.meta else '?'}")
-    return EXIT_OK
-
-
-# -- sweep -----------------------------------------------------------------------------------------
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
-    store = _store(args)
-    load(args.config, args.set)  # the base config must be valid by itself
-    text = Path(args.config).read_text(encoding="utf-8")
-    base = apply_overrides(parse_toml(text, args.config), args.set)
-    grid = [sweep.parse_values(g, "--grid") for g in args.grid]
-    grid += [sweep.parse_values(c, "--choice") for c in args.choice]
-    ranges = [sweep.parse_range(r) for r in args.range]
-    group = sweep.check_group(args.name or sweep.default_group(), store)
-    pts = sweep.points(grid, ranges, args.random, args.seed)
-    sweep.build(base, pts, args.config, check=lambda cfg: launcher.validate(cfg, store))
-    keys = [a.key for a in (*grid, *ranges)]
-    if args.dry_run:
-        data = {"group": group, "keys": keys, "points": [p.params for p in pts]}
-        _out(data) if args.json else [print(p.index, json.dumps(p.params)) for p in pts]
-        return EXIT_OK
-    created: list[tuple[RunInfo, sweep.Point]] = []
-    for (cfg, name), p in zip(sweep.prepare(group, pts), pts, strict=True):
-        if args.now:
-            info = launcher.start(store, cfg, name=name, checked=True)
-        else:
-            info = runqueue.enqueue(store, cfg, name=name)
-        created.append((info, p))
-    sweep.record(store, group, keys, created)
-    started = None
-    if not args.now and not args.no_start:
-        started = runqueue.start_scheduler(store)[1]
-    if args.json and not args.wait:
-        runs = [{"id": i.id, "name": i.name, "params": p.params} for i, p in created]
-        _out({"group": group, "keys": keys, "queued": not args.now, "runs": runs,
-              "scheduler": _scheduler_json(store)})  # fmt: skip
-    elif not args.json:
-        for info, p in created:
-            print(f"{info.id}  {info.name}  " + " ".join(f"{k}={v}" for k, v in p.params.items()))
-        print(f"sweep {group}: {len(created)} runs tagged sweep:{group}", file=sys.stderr)
-        if started is not None:
-            print(_say_scheduler(store, started), file=sys.stderr)
-        print(f"best so far: tuneterm sweep-best {group}", file=sys.stderr)
-    if args.wait:
-        from tuneterm.runs.watch import watch
-
-        watch(store, [i.id for i, _ in created], _console(), quiet=args.json)
-        return _print_best(args, store, group, "")
-    return EXIT_OK
-
-
-def cmd_sweep_best(args: argparse.Namespace) -> int:
-    return _print_best(args, _store(args), args.group, args.metric or "")
-
-
-def _print_best(args: argparse.Namespace, store: RunStore, group: str, metric: str) -> int:
-    table = sweep.group_table(store, group, metric)
-    best = table.best
-    if args.json:
-        _out(table.to_json())
-        return EXIT_OK if best else EXIT_FAILED
-    from rich.table import Table
-
-    out = Table(title=f"sweep {group}: sorted by {table.metric}", box=None, header_style="bold")
-    for col in ("#", "run", "status", *table.keys, table.metric):
-        out.add_column(col, no_wrap=True)
-    for rank, row in enumerate(table.rows, start=1):
-        out.add_row(
-            str(rank),
-            row.info.name or row.info.id,
-            row.info.status,
-            *[json.dumps(row.params.get(k)) for k in table.keys],
-            report.fmt_metric(row.value),
-        )
-    console = _console()
-    console.print(out)
-    if best is None:
-        console.print(f"no run of sweep {group} has {table.metric} yet")
-        return EXIT_FAILED
-    params = " ".join(f"{k}={json.dumps(v)}" for k, v in best.params.items())
-    console.print(
-        f"best: {best.info.id} ({best.info.name}) {table.metric} {best.value:.4f}  {params}"
-    )
+        con.print(f"  running {r.id} on {r.meta.gpus if r.meta else '?'}")
     return EXIT_OK
 
 
@@ -250,26 +159,3 @@ def add_commands(add: AddCommand) -> None:
     s.add_argument("position", type=int)
     s = qsub.add_parser("cancel", parents=[common], help="take a run off the queue (cancelled)")
     s.add_argument("run")
-
-    p = add("sweep", cmd_sweep, "queue one run per point of a grid or random search")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="sweep a key over values (repeatable; grids are crossed)")  # fmt: skip
-    p.add_argument("--random", type=int, default=0, metavar="N", help="N random points")
-    p.add_argument("--range", action="append", default=[], metavar="KEY=LO:HI[:log|:int]",
-                   help="with --random: uniform, log-uniform (log) or integer range")  # fmt: skip
-    p.add_argument("--choice", action="append", default=[], metavar="KEY=A,B",
-                   help="with --random: pick one value per point")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
-    p.add_argument("--name", default="", help="the group name (default sweep-<time>)")
-    when = p.add_mutually_exclusive_group()
-    when.add_argument("--queue", action="store_true", help="queue the runs (the default)")
-    when.add_argument("--now", action="store_true", help="start every run at once")
-    p.add_argument("--no-start", action="store_true", help="queue without starting the scheduler")
-    p.add_argument("--dry-run", action="store_true", help="validate and print; create nothing")
-    p.add_argument("--wait", action="store_true", help="follow the runs, then print the best")
-
-    p = add("sweep-best", cmd_sweep_best, "a sweep's runs sorted by a metric, and the best")
-    p.add_argument("group")
-    p.add_argument("--metric", choices=sweep.METRICS, help="default: the runs' train.metric")

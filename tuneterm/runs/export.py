@@ -16,11 +16,13 @@ What the file takes and returns (also written into its metadata as `input` and `
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuneterm import tasks
 from tuneterm.runs.predict import PredictError, best_checkpoint
 from tuneterm.store.runs import RunStore
 
@@ -37,69 +39,91 @@ class Exported:
     metadata: dict[str, Any]
 
 
+@dataclass
+class Wrapped:
+    """What a kind exports: the module, an example input, its metadata, and its ONNX outputs
+    with their dynamic axes (the input is always `image`)."""
+
+    module: Any
+    example: Any
+    meta: dict[str, Any]
+    outputs: list[str]
+    axes: dict[str, dict[int, str]]
+
+
 def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None) -> Exported:
     if fmt not in FORMATS:
         raise PredictError(f"--format = {fmt!r}: must be one of {', '.join(FORMATS)}")
     task = store.config(run_id).run.task
+    spec = tasks.get(task)
+    if not spec.exporter:
+        raise PredictError(f"{task} runs cannot be exported")
     best = best_checkpoint(store, run_id)
     path = out or store.run_dir(run_id) / f"model{SUFFIX[fmt]}"
     if path.is_dir():
         raise PredictError(f"--out {path}: is a folder; give a file name")
-    module, example, meta = _wrap(task, best)
-    meta["run"] = run_id
+    module_name, _, func = spec.exporter.partition(":")
+    wrapped: Wrapped = getattr(importlib.import_module(module_name), func)(best)
+    wrapped.meta["run"] = run_id
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "torchscript":
-            _torchscript(module, tmp, meta)
+            _torchscript(wrapped.module, tmp, wrapped.meta)
         else:
-            _onnx(module, example, tmp, meta)
+            _onnx(wrapped, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return Exported(path, fmt, meta)
+    return Exported(path, fmt, wrapped.meta)
 
 
-def _wrap(task: str, best: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The module to export, an example input, and the metadata that goes with it."""
+def wrap_detect(best: Path) -> Wrapped:
+    """A detector (TaskSpec.exporter of detect)."""
+    import torch
+
+    from tuneterm.engine.exportable import DetectExport
+    from tuneterm.engine.kinds.detect.models import from_checkpoint as det_model
+
+    model, info = det_model(best)
+    meta = {
+        "task": "detect",
+        "classes": list(info["classes"]),
+        "min_size": info["min_size"],
+        "max_size": info["max_size"],
+        "mean": info["mean"],
+        "std": info["std"],
+        "input": "image: float32 [3, H, W], RGB in [0, 1]; resized and normalised inside",
+        "outputs": "boxes [n, 4] xyxy pixels, labels [n] (1..K: classes[label - 1]), scores [n]",
+    }
+    names = ["boxes", "labels", "scores"]
+    axes = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
+    example = torch.rand(3, info["min_size"], info["min_size"])
+    return Wrapped(DetectExport(model).eval(), example, meta, names, axes)
+
+
+def wrap_classify(best: Path) -> Wrapped:
+    """An image classifier (TaskSpec.exporter of classify)."""
     import torch
 
     from tuneterm.engine import checkpoint
-    from tuneterm.engine.exportable import ClassifyExport, DetectExport
+    from tuneterm.engine.exportable import ClassifyExport
+    from tuneterm.engine.kinds.classify.models import from_checkpoint
 
     ck = checkpoint.load(best)
-    if task == "detect":
-        from tuneterm.engine.kinds.detect.models import from_checkpoint as det_model
-
-        model, info = det_model(best)
-        meta = {
-            "task": "detect",
-            "classes": list(info["classes"]),
-            "min_size": info["min_size"],
-            "max_size": info["max_size"],
-            "mean": info["mean"],
-            "std": info["std"],
-            "input": "image: float32 [3, H, W], RGB in [0, 1]; resized and normalised inside",
-            "outputs": "boxes [n, 4] xyxy pixels, labels [n] (1..K: classes[label - 1]), "
-            "scores [n]",
-        }
-        return DetectExport(model).eval(), torch.rand(3, info["min_size"], info["min_size"]), meta
-    if task == "classify":
-        from tuneterm.engine.kinds.classify.models import from_checkpoint
-
-        size = int(ck["image_size"])
-        meta = {
-            "task": "classify",
-            "classes": list(ck["classes"]),
-            "image_size": size,
-            "mean": list(ck["mean"]),
-            "std": list(ck["std"]),
-            "input": f"image: float32 [N, 3, {size}, {size}], RGB in [0, 1]; normalised inside",
-            "outputs": "probs [N, K] softmax over classes",
-        }
-        module = ClassifyExport(from_checkpoint(best).eval(), ck["mean"], ck["std"]).eval()
-        return module, torch.rand(1, 3, size, size), meta
-    raise PredictError(f"{task} runs cannot be exported")
+    size = int(ck["image_size"])
+    meta = {
+        "task": "classify",
+        "classes": list(ck["classes"]),
+        "image_size": size,
+        "mean": list(ck["mean"]),
+        "std": list(ck["std"]),
+        "input": f"image: float32 [N, 3, {size}, {size}], RGB in [0, 1]; normalised inside",
+        "outputs": "probs [N, K] softmax over classes",
+    }
+    module = ClassifyExport(from_checkpoint(best).eval(), ck["mean"], ck["std"]).eval()
+    axes = {"image": {0: "batch"}, "probs": {0: "batch"}}
+    return Wrapped(module, torch.rand(1, 3, size, size), meta, ["probs"], axes)
 
 
 def _torchscript(module: Any, path: Path, meta: dict[str, Any]) -> None:
@@ -109,34 +133,27 @@ def _torchscript(module: Any, path: Path, meta: dict[str, Any]) -> None:
     torch.jit.save(scripted, str(path), _extra_files={"tuneterm.json": json.dumps(meta)})
 
 
-def _onnx(module: Any, example: Any, path: Path, meta: dict[str, Any]) -> None:
+def _onnx(wrapped: Wrapped, path: Path) -> None:
     import warnings
 
     import onnx
     import torch
 
-    detect = meta["task"] == "detect"
-    names = ["boxes", "labels", "scores"] if detect else ["probs"]
-    axes: dict[str, dict[int, str]] = (
-        {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
-        if detect
-        else {"image": {0: "batch"}, "probs": {0: "batch"}}
-    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
         torch.onnx.export(
-            module,
-            (example,),
+            wrapped.module,
+            (wrapped.example,),
             str(path),
             dynamo=False,
             opset_version=OPSET,
             input_names=["image"],
-            output_names=names,
-            dynamic_axes=axes,
+            output_names=wrapped.outputs,
+            dynamic_axes=wrapped.axes,
         )
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    entry.key, entry.value = METADATA_KEY, json.dumps(wrapped.meta)
     onnx.save(proto, str(path))
 
 

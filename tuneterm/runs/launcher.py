@@ -17,33 +17,33 @@ from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
 from tuneterm.proc import (
-    ProcessIdentity,
-    is_alive,
     is_torchrun,
     kill_tree,
     send_signal,
     signal_workers,
     wait_gone,
 )
+from tuneterm.runs import runqueue
+from tuneterm.runs.lifecycle import (
+    RESUMABLE,
+    LaunchError,
+    RunStateError,
+    check_resumable,
+    wait_shut_down,
+)
+from tuneterm.runs.lifecycle import identity as _identity
 from tuneterm.runs.torchrun import SlurmJob
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import QUEUED, UnreadableRun, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
+
+__all__ = ["RESUMABLE", "LaunchError", "RunStateError", "delete", "resume", "start", "stop"]
 
 HANDSHAKE_TIMEOUT = 60.0
 MULTI_NODE_TIMEOUT = 900.0  # torchrun's rendezvous waits up to 600 s for the other nodes
 # The engine command; the run folder (and `--resume`) are appended. Tests swap in an
 # engine-like process through this (never through the environment).
 ENGINE_CMD = [sys.executable, "-m", "tuneterm.engine"]
-RESUMABLE = ("stopped", "crashed", "failed")
-
-
-class LaunchError(RuntimeError):
-    """The engine process did not come up; the message carries the tail of engine.log."""
-
-
-class RunStateError(RuntimeError):
-    """The action does not fit the run's status (e.g. stopping a finished run)."""
 
 
 def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
@@ -237,11 +237,6 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no engine.log)"
 
 
-def _identity(info: RunInfo) -> ProcessIdentity:
-    assert info.meta is not None
-    return ProcessIdentity(info.meta.pid, info.meta.pid_start, info.id)
-
-
 def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -> RunInfo:
     """SIGTERM (graceful: checkpoint, then `stopped`) or, with force, SIGKILL.
 
@@ -250,8 +245,6 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     """
     info = store.info(run_id)
     if info.status == QUEUED:
-        from tuneterm.runs import runqueue
-
         return runqueue.cancel(store, run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
@@ -274,22 +267,13 @@ def kill(store: RunStore, run_id: str, wait: float = 5.0) -> RunInfo:
 
 
 def resume(store: RunStore, run_id: str) -> RunInfo:
-    info = store.info(run_id, events=True)
-    if info.status not in RESUMABLE:
-        why = f" ({info.reason})" if info.status == "unreadable" else ""
-        raise RunStateError(
-            f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
-        )
-    try:
-        cfg = store.config(run_id)
-    except ConfigError as exc:
-        raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
+    info, cfg = check_resumable(store, run_id)
     if cfg.dist.nnodes > 1 and (info.path / "slurm.sbatch").is_file():
         raise RunStateError(
             f"run {run_id} runs on {cfg.dist.nnodes} nodes: resume it through its batch job, "
             f"`sbatch {info.path / 'slurm.sbatch'}` (the script resumes from last.pt)"
         )
-    _wait_shut_down(info)
+    wait_shut_down(info)
     _spawn(store, run_id, resume=True)
     return store.info(run_id)
 
@@ -297,8 +281,6 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
 def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
-        from tuneterm.runs import runqueue
-
         info = runqueue.cancel(store, run_id)
     if info.alive:
         if not force:
@@ -308,21 +290,5 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
         if info.meta is not None and info.meta.pid > 0:
             kill(store, run_id)
     else:
-        _wait_shut_down(info)
+        wait_shut_down(info)
     store.delete(run_id)
-
-
-SHUTDOWN_WAIT = 15.0
-
-
-def _wait_shut_down(info: RunInfo) -> None:
-    """A final status is written a moment before the engine exits (it still closes its event
-    writer and saves meta.json once more). Resuming or deleting in that moment would race it."""
-    if info.meta is None or info.meta.pid <= 0:
-        return
-    ident = _identity(info)
-    if is_alive(ident) and not wait_gone(ident, SHUTDOWN_WAIT):
-        raise RunStateError(
-            f"run {info.id} is {info.status} but its engine (pid {ident.pid}) is still shutting "
-            "down; try again in a moment"
-        )

@@ -38,7 +38,8 @@ def best_checkpoint(store: RunStore, run_id: str) -> Path:
 
 
 def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
-    from tuneterm.engine import kinds as tasks
+    from tuneterm import tasks
+    from tuneterm.engine import kinds as engine_tasks
 
     cfg = store.config(run_id)
     task = cfg.run.task
@@ -46,19 +47,29 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
         raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")
     if inputs.score_threshold is not None and not 0.0 <= inputs.score_threshold <= 1.0:
         raise PredictError(f"--threshold = {inputs.score_threshold}: must be in [0, 1]")
-    if task == "text-classify" and not inputs.texts:
-        raise PredictError(f'run {run_id} is a text run: give one or more --text "..."')
-    if task != "text-classify" and inputs.texts:
-        raise PredictError(f"run {run_id} is a {task} run: --text needs a text-classify run")
+    takes = tasks.get(task).inputs  # what this kind's predictor reads
+    if takes == "texts" and not inputs.texts:
+        raise PredictError(f'run {run_id} is a {task} run: give one or more --text "..."')
+    if takes == "texts" and inputs.images:
+        raise PredictError(f"run {run_id} is a {task} run: it reads --text, not image files")
+    if takes != "texts" and inputs.texts:
+        texts = [n for n in tasks.names() if tasks.get(n).inputs == "texts"]
+        raise PredictError(
+            f"run {run_id} is a {task} run: --text needs a run of {' or '.join(texts)}"
+        )
+    if not takes:
+        raise PredictError(f"run {run_id}: {task} runs have no predictor")
     for path in inputs.images:
         if not path.is_file():
             raise PredictError(f"{path}: no such image file")
     best = best_checkpoint(store, run_id)
-    predictor = getattr(tasks.get(task), "predict", None)
+    predictor = getattr(engine_tasks.get(task), "predict", None)
     if predictor is None:
         raise PredictError(f"run {run_id}: {task} runs have no predictor")
-    if inputs.score_threshold is None and task == "detect":
-        inputs = replace(inputs, score_threshold=cfg.detect.score_threshold)
+    if inputs.score_threshold is None:  # the kind's own default, where its section has one
+        default = getattr(getattr(cfg, task, None), "score_threshold", None)
+        if isinstance(default, int | float):
+            inputs = replace(inputs, score_threshold=float(default))
     return {
         "run": run_id,
         "task": task,

@@ -5,40 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from tuneterm.config import ConfigError, flatten
+from tuneterm.runs import view
+from tuneterm.runs.view import elapsed, eta, progress
 from tuneterm.store.events import Event
 from tuneterm.store.runs import RunInfo, RunStore
 
+__all__ = ["compare", "detail", "elapsed", "eta", "progress", "summary"]
+
 SCHEMA = 1
-
-
-def progress(info: RunInfo) -> float:
-    m = info.meta
-    if m is None:
-        return 0.0
-    if info.status == "completed":
-        return 1.0
-    return min(1.0, m.step / m.total_steps) if m.total_steps else 0.0
-
-
-def elapsed(info: RunInfo, now: float | None = None) -> float | None:
-    m = info.meta
-    if m is None or m.started is None:
-        return None
-    end = m.ended if m.ended and not info.alive else (now or time.time())
-    return max(0.0, end - m.started)
-
-
-def eta(info: RunInfo, now: float | None = None) -> float | None:
-    """Seconds left, from the average pace so far (None when unknown or not running)."""
-    m, frac, spent = info.meta, progress(info), elapsed(info, now)
-    if m is None or not info.alive or not spent or frac <= 0.0 or frac >= 1.0:
-        return None
-    return spent * (1.0 - frac) / frac
 
 
 def summary(info: RunInfo) -> dict[str, Any]:
@@ -66,7 +44,7 @@ def summary(info: RunInfo) -> dict[str, Any]:
         ended=m.ended,
         elapsed=elapsed(info),
         eta=eta(info),
-        progress=round(progress(info), 4),
+        progress=round(progress(info) or 0.0, 4),
         epoch=m.epoch,
         epochs=m.epochs,
         step=m.step,
@@ -76,6 +54,7 @@ def summary(info: RunInfo) -> dict[str, Any]:
         data_wait=m.data_wait,
         gpu_mem_peak=m.gpu_mem_peak,
         best=m.best,
+        best_metric=_best_json(info),
         final=final,
         params=m.params,
         resumes=m.resumes,
@@ -103,23 +82,37 @@ def detail(store: RunStore, info: RunInfo) -> dict[str, Any]:
     return out
 
 
-METRICS = (
-    "best.val_acc",
-    "best.val_loss",
-    "best.val_f1",
-    "best.epoch",
-    "final.test_acc",
-    "final.test_f1",
-    "final.test_loss",
-    "final.test_top5",
-    "best.val_map",
-    "best.val_map50",
-    "final.test_map",
-    "final.test_map50",
-    "last_loss",
-    "throughput",
-    "elapsed",
-)
+def _best_json(info: RunInfo) -> dict[str, Any] | None:
+    """The metric that picked best.pt, as the run's metric spec names and formats it."""
+    b = view.best(info)
+    if b is None:
+        return None
+    return {
+        "metric": b.metric.name,
+        "label": b.label,
+        "value": b.value,
+        "text": b.text,
+        "higher": b.metric.higher,
+        "epoch": b.epoch,
+    }
+
+
+RUN_FIELDS = ("last_loss", "throughput", "elapsed")
+
+
+def compare_keys(infos: list[RunInfo]) -> list[str]:
+    """The rows of `compare`: every run's val metrics (`best.<name>`, at its best epoch), the
+    best epoch, every run's test metrics (`final.<name>`), then run-wide figures. From each
+    run's metric spec, so a kind's own metrics appear without a list here."""
+    val: dict[str, None] = {}
+    test: dict[str, None] = {}
+    for info in infos:
+        if info.meta is None:
+            continue
+        spec = info.meta.metric_spec()
+        val.update(dict.fromkeys(f"best.{m.name}" for m in spec.val))
+        test.update(dict.fromkeys(f"final.{m.name}" for m in spec.test))
+    return [*val, "best.epoch", *test, *RUN_FIELDS]
 
 
 def _metric(row: dict[str, Any], dotted: str) -> Any:
@@ -134,7 +127,7 @@ def _metric(row: dict[str, Any], dotted: str) -> Any:
 def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
     """Metrics side by side and the config keys whose values differ."""
     rows = [summary(i) for i in infos]
-    metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in METRICS}
+    metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in compare_keys(infos)}
     configs: dict[str, dict[str, Any]] = {}
     for info in infos:
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
 from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
+from tuneterm.runs import lifecycle
 from tuneterm.store.files import FILE_MODE, atomic_write_json, make_dir, read_json
 from tuneterm.store.meta import ACTIVE, QUEUED, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore, number_queue
@@ -86,21 +87,8 @@ def enqueue(store: RunStore, cfg: RunConfig, name: str = "") -> RunInfo:
 
 def requeue(store: RunStore, run_id: str) -> RunInfo:
     """Put a stopped, crashed or failed run back on the queue; it resumes when it starts."""
-    from tuneterm.runs import launcher
-
-    info = store.info(run_id, events=True)
-    if info.status not in launcher.RESUMABLE or info.meta is None:
-        raise launcher.RunStateError(
-            f"run {run_id} is {info.status}; only {', '.join(launcher.RESUMABLE)} runs can be "
-            "resumed"
-        )
-    try:
-        store.config(run_id)
-    except ConfigError as exc:
-        raise launcher.RunStateError(
-            f"run {run_id}: its config.toml no longer validates: {exc}"
-        ) from None
-    launcher._wait_shut_down(info)
+    info, _ = lifecycle.check_resumable(store, run_id)
+    lifecycle.wait_shut_down(info)
     with queue_lock(store):
         meta = load_meta(store.meta_path(run_id))
         meta.queued_from, meta.status = meta.status, QUEUED

@@ -27,8 +27,10 @@ from tuneterm.config import (
     flatten,
     from_dict,
 )
+from tuneterm.runs.view import metric_value
 from tuneterm.store.files import atomic_write_json, make_dir, read_json
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.tasks import MetricSpec
 
 GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
 TAG_PREFIX = "sweep:"
@@ -258,19 +260,21 @@ def record(store: RunStore, group: str, keys: list[str], runs: list[tuple[RunInf
 
 
 # -- comparing a group ---------------------------------------------------------------------------
-METRICS = ("val_acc", "val_loss", "test_acc", "test_loss")
+def metrics_of(runs: list[RunInfo]) -> tuple[str, ...]:
+    """What a group can be sorted by: the val metrics its runs' kinds report, then their test
+    metrics, from each run's metric spec."""
+    val: dict[str, None] = {}
+    test: dict[str, None] = {}
+    for r in runs:
+        if r.meta is not None:
+            spec = r.meta.metric_spec()
+            val.update(dict.fromkeys(m.name for m in spec.val))
+            test.update(dict.fromkeys(m.name for m in spec.test))
+    return (*val, *test)
 
 
-def metric_value(info: RunInfo, metric: str) -> float | None:
-    m = info.meta
-    if m is None:
-        return None
-    value = m.best.get(metric) if metric.startswith("val_") else m.final.get(metric)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def higher_is_better(metric: str) -> bool:
-    return not metric.endswith("loss")
+def _spec_of(runs: list[RunInfo]) -> MetricSpec | None:
+    return next((r.meta.metric_spec() for r in runs if r.meta is not None), None)
 
 
 def groups(runs: list[RunInfo]) -> list[str]:
@@ -305,6 +309,8 @@ class GroupTable:
     keys: list[str]
     metric: str
     rows: list[GroupRow]  # best first; runs without the metric last
+    higher: bool = True  # which way `metric` is better (the runs' metric spec)
+    metrics: tuple[str, ...] = ()  # what the group can be sorted by
 
     @property
     def best(self) -> GroupRow | None:
@@ -316,7 +322,7 @@ class GroupTable:
             "group": self.group,
             "keys": self.keys,
             "metric": self.metric,
-            "higher_is_better": higher_is_better(self.metric),
+            "higher_is_better": self.higher,
             "runs": [r.to_json() for r in self.rows],
             "best": best.to_json() if best else None,
         }
@@ -345,14 +351,26 @@ def group_table(
     if not keys:
         all_keys = sorted({k for c in configs.values() for k in c} - {"run.name", "run.tags"})
         keys = [k for k in all_keys if len({repr(c.get(k)) for c in configs.values()}) > 1]
+    spec = _spec_of(runs)
+    allowed = metrics_of(runs)
     if not metric:
-        metric = next((c["train.metric"] for c in configs.values() if "train.metric" in c), "")
-        metric = metric or "val_acc"
-    if metric not in METRICS:
-        raise ConfigError([ConfigIssue("--metric", metric, f"must be one of {', '.join(METRICS)}")])
+        metric = spec.best if spec is not None else ""
+        metric = metric or next(iter(allowed), "")
+    if metric not in allowed:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "--metric",
+                    metric,
+                    f"the runs of sweep {group} report {', '.join(allowed) or 'no metrics yet'}",
+                )
+            ]
+        )
+    assert spec is not None  # a metric is allowed only if some run has a spec
+    higher = spec.metric(metric).higher
     rows = [
         GroupRow(r, {k: configs[r.id].get(k) for k in keys}, metric_value(r, metric)) for r in runs
     ]
-    sign = -1.0 if higher_is_better(metric) else 1.0
+    sign = -1.0 if higher else 1.0
     rows.sort(key=lambda row: (row.value is None, sign * (row.value or 0.0), row.info.id))
-    return GroupTable(group, keys, metric, rows)
+    return GroupTable(group, keys, metric, rows, higher, allowed)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tuneterm.store.runs import RunStore
+from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.tasks import Metric
 
 POLL = 0.25
 
@@ -18,7 +19,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     readers = {rid: store.events(rid) for rid in run_ids}
-    stats: dict[str, dict[str, float]] = {rid: {} for rid in run_ids}
+    stats: dict[str, dict[str, str]] = {rid: {} for rid in run_ids}
     final: dict[str, str] = {}
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -41,11 +42,11 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                 for e in readers[rid].poll():
                     kind = e["kind"]
                     if kind == "train":
-                        stats[rid]["loss"] = e["loss"]
+                        stats[rid]["loss"] = f"{e['loss']:.4f}"
                     elif kind == "val":
-                        for key in ("val_acc", "val_map", "val_map50"):  # classify / detect
-                            if key in e:
-                                stats[rid][key] = e[key]
+                        for metric in _shown(info):
+                            if metric.name in e:
+                                stats[rid][metric.name] = metric.format(e[metric.name])
                     elif quiet:
                         continue
                     elif kind == "log" and len(run_ids) == 1:
@@ -55,10 +56,18 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                 m = info.meta
                 if m is not None:
                     text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
-                    text += "".join(f"  {k} {v:.4f}" for k, v in stats[rid].items())
+                    text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
                     bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text)
                 if not info.alive and info.status != "queued":  # a queued run starts later
                     final[rid] = info.status
             if len(final) < len(run_ids):
                 time.sleep(POLL)
     return final
+
+
+def _shown(info: RunInfo) -> list[Metric]:
+    """The val metrics a progress line shows: those the run's metric spec plots (not loss)."""
+    m = info.meta
+    if m is None:
+        return []
+    return list(m.metric_spec().plotted("acc", len(m.classes)))

@@ -17,6 +17,8 @@ SPEC = TaskSpec(
     noun="classification",
     summary="image classification: torchvision classifiers with a new head",
     engine="tuneterm.engine.kinds.classify",
+    catalog="tuneterm.runs.catalog:classify_models",
+    exporter="tuneterm.runs.export:wrap_classify",
     datasets=("digits", "shapes", "folder"),
     val_metrics=(
         Metric("val_acc", "acc"),

@@ -72,6 +72,8 @@ SPEC = TaskSpec(
     noun="detection",
     summary="object detection: torchvision detectors with a new box predictor",
     engine="tuneterm.engine.kinds.detect",
+    catalog="tuneterm.runs.catalog:detect_models",
+    exporter="tuneterm.runs.export:wrap_detect",
     datasets=DATASETS,
     val_metrics=(
         Metric("val_map", "mAP"),

@@ -88,6 +88,10 @@ class TaskSpec:
     loss: Metric | None = Metric("val_loss", "loss", higher=False, pane="loss")  # None: no val loss
     model_field: str = "model.name"  # the config key that names the model
     inputs: str = "images"  # what `predict` takes: "images", "texts", or "" (no predict)
+    # "module:function" returning {model name: about} for `tuneterm models` (imported lazily)
+    catalog: str = ""
+    # "module:function" wrapping best.pt for `tuneterm export-model` ("": cannot be exported)
+    exporter: str = ""
     multi_gpu: bool = False  # trains through torchrun + DDP with train.gpus > 1
     # config keys this kind refuses unless left at the default given here
     refuses: Mapping[str, Any] = field(default_factory=dict)

@@ -83,6 +83,7 @@ SPEC = TaskSpec(
     noun="text",
     summary="text classification: Hugging Face sequence classifiers",
     engine="tuneterm.engine.kinds.text",
+    catalog="tuneterm.runs.catalog:text_models",
     datasets=DATASETS,
     val_metrics=(Metric("val_acc", "acc"), Metric("val_f1", "F1")),
     test_metrics=(

@@ -8,31 +8,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tuneterm.runs import view
+from tuneterm.runs.view import STATUS_STYLE
 from tuneterm.store import RunInfo
 
-STATUS_STYLE: dict[str, str] = {
-    "created": "cyan",
-    "starting": "cyan",
-    "submitted": "cyan",
-    "running": "bold green",
-    "stopping": "yellow",
-    "completed": "blue",
-    "stopped": "yellow",
-    "failed": "bold red",
-    "crashed": "bold red",
-    "unreadable": "red",
-    "queued": "magenta",
-    "cancelled": "dim",
-}
+__all__ = ["COLUMNS", "SORT_KEYS", "STATUS_STYLE", "cells", "matches", "parse_filter", "sort_runs"]
+
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "),
     ("name", "Run"),
     ("status", "Status"),
-    ("model", "Model"),
-    ("data", "Data"),
+    ("best", "Best val"),
     ("progress", "Progress"),
     ("epoch", "Epoch"),
-    ("best", "Best val"),
+    ("model", "Model"),
+    ("data", "Data"),
     ("loss", "Loss"),
     ("elapsed", "Elapsed"),
     ("eta", "ETA"),
@@ -66,16 +56,7 @@ def number(v: float | None, digits: int = 4) -> str:
 
 
 def fraction_done(info: RunInfo) -> float | None:
-    m = info.meta
-    if m is None:
-        return None
-    if info.status == "completed":
-        return 1.0
-    if m.total_steps > 0:
-        return min(1.0, m.step / m.total_steps)
-    if m.epochs > 0:
-        return min(1.0, m.epoch / m.epochs)
-    return None
+    return view.progress(info)
 
 
 def bar(frac: float | None, width: int = 6) -> str:
@@ -89,35 +70,23 @@ def bar(frac: float | None, width: int = 6) -> str:
 
 
 def elapsed(info: RunInfo, now: float) -> float | None:
-    m = info.meta
-    if m is None or m.started is None:
-        return None
-    end = m.ended if m.ended and not info.alive else (now if info.alive else m.updated)
-    return max(0.0, end - m.started)
+    return view.elapsed(info, now)
 
 
 def eta(info: RunInfo, now: float) -> float | None:
-    m = info.meta
-    if m is None or not info.alive or m.started is None or m.total_steps <= 0 or m.step <= 0:
-        return None
-    rate = m.step / max(1e-6, now - m.started)
-    return (m.total_steps - m.step) / rate if rate > 0 else None
+    return view.eta(info, now)
 
 
 def best_text(info: RunInfo) -> str:
-    best = info.meta.best if info.meta else {}
-    if not best or "value" not in best:
-        return ""
-    metric = str(best.get("metric", "")).removeprefix("val_")
-    return f"{metric} {number(float(best['value']))}"
+    """`acc 0.9123`: the label and value of the run's best metric, from its metric spec."""
+    best = view.best(info)
+    return best.cell if best else ""
 
 
 def best_value(info: RunInfo) -> float:
-    best = info.meta.best if info.meta else {}
-    v = best.get("value") if best else None
-    if v is None:
-        return float("-inf")
-    return -float(v) if best.get("metric") == "val_loss" else float(v)
+    """A sort key: larger is better, whichever way the run's metric goes."""
+    best = view.best(info)
+    return best.rank() if best else float("-inf")
 
 
 def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tuneterm.runs import sweep
 from tuneterm.store import RunInfo
-from tuneterm.tasks.spec import Metric, guess_metric
+from tuneterm.tasks.spec import Metric
 from tuneterm.tui.metrics import classes_of, spec_of
 from tuneterm.tui.rows import STATUS_STYLE, number
 
@@ -90,9 +90,7 @@ class GroupScreen(Screen[None]):
             return
         self.table = t = message.table
         self.metric = t.metric
-        self.metrics = group_metrics([row.info for row in t.rows])
-        metric = next((m for m in self.metrics if m.name == t.metric), guess_metric(t.metric))
-        arrow = "↑ higher is better" if metric.higher else "↓ lower is better"
+        arrow = "↑ higher is better" if t.higher else "↓ lower is better"
         head.append(f"{len(t.rows)} runs, sorted by {t.metric} ({arrow}; m: next metric)")
         if t.best is not None:
             head.append(f"   best {t.best.info.name or t.best.info.id} {number(t.best.value)}",
@@ -122,7 +120,9 @@ class GroupScreen(Screen[None]):
         self.dismiss(None)
 
     def action_next_metric(self) -> None:
-        metrics = [m.name for m in self.metrics] or list(sweep.METRICS)
+        metrics = self.table.metrics if self.table is not None else ()
+        if not metrics:
+            return
         at = metrics.index(self.metric) if self.metric in metrics else -1
         self.metric = metrics[(at + 1) % len(metrics)]
         self.read()

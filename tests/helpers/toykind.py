@@ -3,8 +3,9 @@ as a number), measured by mean absolute error, lower is better.
 
 It is what adding a kind takes: a `TaskSpec` registered with `tuneterm.tasks.register`, whose
 `engine` names a module (this one) with `validate` and `build`, and a task object for the
-one Trainer. Nothing under cli/, tui/ or runs/. Load it with `TUNETERM_PLUGINS=toykind` and
-tests/ on PYTHONPATH.
+one Trainer. Nothing under cli/, tui/ or runs/. Load it with
+`TUNETERM_PLUGINS=helpers.toykind` and tests/ on PYTHONPATH (or `tests.helpers.toykind` from the
+repository root).
 """
 
 from __future__ import annotations

@@ -1,0 +1,77 @@
+"""What every command module shares: exit codes, the run store, output, error reporting.
+
+Exit codes: 0 ok (run completed); 1 run failed or crashed, or engine did not start;
+2 invalid config or input (nothing created); 3 action does not fit the run's status;
+4 run was stopped before completing; 130 interrupted while following.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.runs.view import status_style
+from tuneterm.store.runs import RunStore
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+STATUS_EXIT = {
+    "completed": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "crashed": EXIT_FAILED,
+    "unreadable": EXIT_FAILED,
+    "stopped": EXIT_STOPPED,
+}
+
+Command = Callable[[argparse.Namespace], int]
+# add(name, func, help, json_flag=True) -> the command's parser (see tuneterm.cli.build_parser)
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+__all__ = ["EXIT_OK", "STATUS_EXIT", "AddCommand", "status_style"]
+
+
+def store_of(args: argparse.Namespace) -> RunStore:
+    return RunStore.from_env(args.runs_dir)
+
+
+def out(obj: Any) -> None:
+    print(json.dumps(obj, indent=1, default=str))
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def fail(message: str, code: int, as_json: bool) -> int:
+    print(f"tuneterm: {message}", file=sys.stderr)
+    if as_json:
+        out({"error": message, "exit_code": code})
+    return code
+
+
+def check_name(name: str) -> None:
+    from tuneterm.store.ids import check_name as check
+
+    if name:
+        try:
+            check(name)
+        except ValueError as exc:
+            raise ConfigError([ConfigIssue("--name", name, str(exc))]) from None
+
+
+def queue_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queue", action="store_true", help="wait in the run queue for a free slot")
+    p.add_argument(
+        "--no-start", action="store_true", help="with --queue: do not start the scheduler"
+    )
+
+
+def open_tui(args: argparse.Namespace) -> int:
+    from tuneterm.tui.app import run_app
+
+    return run_app(args.runs_dir)

@@ -1,0 +1,91 @@
+"""The `ls` table: whole values when piped; at a terminal, low-priority columns dropped first
+so what is shown is never cut, and the id and status never are."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tuneterm.runs import report, view
+from tuneterm.store.runs import RunInfo
+
+# (key, header), in the order shown
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("status", "STATUS"),
+    ("model", "MODEL"),
+    ("data", "DATA"),
+    ("epoch", "EPOCH"),
+    ("best", "BEST"),
+    ("loss", "LOSS"),
+    ("elapsed", "ELAPSED"),
+    ("device", "DEVICE"),
+)
+# dropped first to last when the terminal is too narrow; id and status are never dropped
+DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "best", "name")
+GAP = 2
+NAME_CAP = 24  # a long name is cut to this before any column is dropped
+
+
+def row_of(info: RunInfo) -> dict[str, str]:
+    """Every column's text for one run, whole."""
+    m = info.meta
+    place = f" #{info.queue_position}" if info.queue_position else ""
+    if m is None:
+        return {"id": info.id, "name": info.name, "status": "unreadable", "device": info.reason}
+    best = view.best(info)
+    return {
+        "id": info.id,
+        "name": info.name,
+        "status": f"{info.status}{place}",
+        "model": m.model,
+        "data": m.dataset,
+        "epoch": f"{m.epoch}/{m.epochs}",
+        "best": best.cell if best else "-",
+        "loss": report.fmt_metric(m.last_loss),
+        "elapsed": report.fmt_duration(view.elapsed(info)),
+        "device": m.device or "-",
+    }
+
+
+@dataclass(frozen=True)
+class Layout:
+    keys: tuple[str, ...]  # the columns shown
+    widths: dict[str, int]  # their widths; a value longer than its width is cut with "…"
+
+
+def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
+    """The columns that fit in `width`. A long name is cut to NAME_CAP first, then columns
+    are dropped in DROP_ORDER; the name is the last to give, cut to what is left, else
+    dropped. The id and the status are never cut, even when they alone are too wide."""
+    headers = dict(COLUMNS)
+    widths = {k: max([len(h), *(len(r.get(k, "")) for r in rows)]) for k, h in COLUMNS}
+    keys = [k for k, _ in COLUMNS]
+
+    def total() -> int:
+        return sum(widths[k] for k in keys) + GAP * (len(keys) - 1)
+
+    if total() > width:
+        widths["name"] = min(widths["name"], NAME_CAP)
+    for key in DROP_ORDER:
+        if total() <= width:
+            break
+        if key == "name":
+            spare = width - (total() - widths["name"])
+            if spare >= max(len(headers["name"]), 8):
+                widths["name"] = spare
+                break
+        keys.remove(key)
+    return Layout(tuple(keys), {k: widths[k] for k in keys})
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def plain_lines(rows: Sequence[dict[str, str]]) -> list[str]:
+    """Piped output: a header and one tab-separated line per run, every value whole."""
+    lines = ["\t".join(h for _, h in COLUMNS)]
+    lines += ["\t".join(r.get(k, "") for k, _ in COLUMNS) for r in rows]
+    return lines

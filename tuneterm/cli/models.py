@@ -1,0 +1,137 @@
+"""Commands about models: models, predict, export-model, lr-find."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tuneterm import tasks
+from tuneterm.cli.common import EXIT_OK, AddCommand, out, store_of
+from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.tasks import classify
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """What a kind's model field (`model.name`, `text.model`, ...) accepts."""
+    from tuneterm.runs.catalog import models_of
+
+    spec = tasks.get(args.task)
+    about = models_of(spec)
+    if args.json:  # names only when the catalog says nothing more about them
+        out(about if any(about.values()) else list(about))
+    elif about:
+        width = max(map(len, about))
+        print("\n".join(f"{k:<{width}}  {v}".rstrip() for k, v in about.items()))
+    else:
+        print(f"{spec.name} runs name their model in {spec.model_field}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tuneterm.runs.predict import PredictInput, predict
+
+    store = store_of(args)
+    run_id = store.resolve(args.run)
+    inputs = PredictInput(
+        images=[Path(p) for p in args.images],
+        texts=list(args.text),
+        top_k=args.top_k,
+        score_threshold=args.threshold,
+    )
+    result = predict(store, run_id, inputs)
+    if tasks.get(result["task"]).inputs == "texts" and not (args.json or args.out):
+        for row in result["predictions"]:  # label, score, text, (the other top-k)
+            others = "  ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"][1:])
+            print(
+                f"{row['label']}\t{row['score']:.3f}\t{row['text']}"
+                + (f"\t({others})" if others else "")
+            )
+        return EXIT_OK
+    text = json.dumps(result, indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from tuneterm.runs.export import export_model
+
+    store = store_of(args)
+    run_id = store.resolve(args.run)
+    done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
+    if args.json:
+        out({"path": str(done.path), "format": done.format, "metadata": done.metadata})
+    else:
+        print(
+            f"wrote {done.path} ({done.format}, {done.metadata['task']}, "
+            f"{len(done.metadata['classes'])} classes)"
+        )
+    return EXIT_OK
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tuneterm.config import load
+    from tuneterm.engine.registry import resolve_init, validate
+    from tuneterm.engine.techniques.lr_find import lr_find, plot
+
+    cfg = load(args.config, args.set)
+    if cfg.run.task != classify.SPEC.name:  # the range test drives the image classifier's loop
+        raise ConfigError([ConfigIssue("run.task", cfg.run.task, "lr-find runs image runs only")])
+    store = store_of(args)
+    validate(cfg, store)
+    result = lr_find(cfg, args.start, args.end, args.steps, resolve_init(cfg, store), store.root)
+    if args.json:
+        out({"lrs": result.lrs, "losses": result.losses, "suggestion": result.suggestion})
+    else:
+        print(plot(result))
+        print(f"suggested lr: {result.suggestion:.2e} (steepest fall of the smoothed loss)")
+    return EXIT_OK
+
+
+def add_commands(add: AddCommand) -> None:
+    kinds = tasks.names()
+    p = add("models", cmd_models, "list the models a run.task can fine-tune")
+    p.add_argument(
+        "--task",
+        choices=kinds,
+        default=kinds[0],
+        help="; ".join(f"{n}: {tasks.get(n).summary}" for n in kinds) + f" (default {kinds[0]})",
+    )
+    p = add(
+        "predict",
+        cmd_predict,
+        "predict with a run's best checkpoint: top-k classes or boxes of images (JSON), or "
+        "labels and scores of --text inputs",
+    )
+    p.add_argument("run")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (image kinds)")
+    p.add_argument("--text", action="append", default=[], help="text kinds: a text (repeatable)")
+    p.add_argument(
+        "--top-k", type=int, default=5, help="classify, text: best classes per input (default 5)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="detect: drop boxes scoring below this (default: the run's detect.score_threshold)",
+    )
+    p.add_argument("--out", help="file to write (default: stdout)")
+    p = add(
+        "export-model",
+        cmd_export_model,
+        "write a run's best checkpoint as TorchScript or ONNX, with classes and preprocessing",
+    )
+    p.add_argument("run")
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.add_argument("--out", help="file to write (default: RUN_DIR/model.pt or model.onnx)")
+    p = add("lr-find", cmd_lr_find, "LR range test: plot loss against lr for a config")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
+    p.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
+    p.add_argument("--steps", type=int, default=60, help="steps (default 60)")

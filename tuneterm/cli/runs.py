@@ -1,0 +1,273 @@
+"""Commands that make and act on runs: init, run, slurm, resume, stop, rm, label."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tuneterm.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    STATUS_EXIT,
+    AddCommand,
+    check_name,
+    console,
+    out,
+    queue_flags,
+    status_style,
+    store_of,
+)
+from tuneterm.config import ConfigError, ConfigIssue, load, template
+from tuneterm.runs import report, view
+from tuneterm.store.runs import RunInfo, RunStore
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"init: {path} exists; pass --force to overwrite", file=sys.stderr)
+        return EXIT_INVALID
+    path.write_text(template(), encoding="utf-8")
+    print(f"wrote {path}: edit it, then `tuneterm run {path}`")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tuneterm.runs import launcher
+
+    store = store_of(args)
+    gpus = [f"train.gpus={args.gpus}"] if args.gpus is not None else []
+    cfg = load(args.config, [*args.set, *gpus])
+    check_name(args.name)
+    if args.queue:
+        from tuneterm.cli.queue import enqueue_config
+
+        return enqueue_config(args, cfg)
+    info = launcher.start(store, cfg, name=args.name or "")
+    if args.detach:
+        if args.json:
+            out(report.summary(info))
+        else:
+            print(info.id)
+            print(
+                f"follow: tuneterm events {info.id} --follow   stop: tuneterm stop {info.id}",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    return follow(store, info.id, args.json)
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    """Create the run (status `submitted`) and write an sbatch script that runs its engine on
+    N nodes through srun + torchrun; `--submit` also hands it to sbatch."""
+    import shutil
+    import subprocess
+
+    from tuneterm.runs import launcher, torchrun
+
+    store = store_of(args)
+    sets = list(args.set)
+    if args.nodes is not None:
+        sets.append(f"dist.nnodes={args.nodes}")
+    if args.gpus_per_node is not None:
+        sets.append(f"train.gpus={args.gpus_per_node}")
+    cfg = load(args.config, sets)
+    check_name(args.name)
+    if args.submit and shutil.which("sbatch") is None:
+        raise ConfigError([ConfigIssue("--submit", True, "sbatch is not on PATH")])
+    job = torchrun.SlurmJob(
+        nodes=cfg.dist.nnodes,
+        gpus_per_node=cfg.train.gpus,
+        partition=args.partition,
+        time=args.time,
+        port=args.port,
+        cpus_per_task=args.cpus_per_task,
+        account=args.account,
+    )
+    where = Path(args.out).resolve() if args.out else None
+    info, script = launcher.prepare_slurm(store, cfg, job, args.name or "", where)
+    job_id = ""
+    if args.submit:
+        done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"tuneterm: sbatch failed: {done.stderr.strip()}", file=sys.stderr)
+            return EXIT_FAILED
+        job_id = done.stdout.strip()
+    if args.json:
+        out({"id": info.id, "path": str(info.path), "script": str(script), "job": job_id})
+    else:
+        print(info.id)
+        print(
+            f"wrote {script}; "
+            + (f"submitted job {job_id}" if job_id else f"submit: sbatch {script}"),
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuneterm.runs import launcher
+
+    store = store_of(args)
+    run_id = store.resolve(args.run)
+    if args.queue:
+        from tuneterm.cli.queue import requeue_run
+
+        return requeue_run(args, store, run_id)
+    info = launcher.resume(store, run_id)
+    if args.detach:
+        out(report.summary(info)) if args.json else print(run_id)
+        return EXIT_OK
+    return follow(store, run_id, args.json)
+
+
+def follow(store: RunStore, run_id: str, as_json: bool) -> int:
+    """Show the run's progress until it ends. Ctrl-C stops following, never the run."""
+    from tuneterm.runs.watch import watch
+
+    con = console()
+    try:
+        watch(store, [run_id], con, quiet=as_json)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped following; the run goes on. Stop it with: tuneterm stop {run_id}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    info = store.info(run_id)
+    if as_json:
+        out(report.detail(store, info))
+    else:
+        _print_outcome(con, info)
+    return STATUS_EXIT.get(info.status, EXIT_FAILED)
+
+
+def _print_outcome(con: Any, info: RunInfo) -> None:
+    m = info.meta
+    con.print(f"run {info.id}: [{status_style(info.status)}]{info.status}[/]")
+    if m is None:
+        con.print(info.reason)
+        return
+    best = view.best(info)
+    if best is not None:
+        con.print(f"  best {best.metric.name} {best.text} at epoch {best.epoch}")
+    spec = m.metric_spec()
+    for metric in (*spec.test, *spec.val):  # what the final test measured
+        if metric.name in m.final:
+            con.print(f"  {metric.name} {metric.format(m.final[metric.name])}")
+    if m.error or info.reason:
+        con.print(f"  [red]{m.error or info.reason}[/]")
+    if info.status in ("stopped", "crashed", "failed"):
+        con.print(f"  resume with: tuneterm resume {info.id}")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from tuneterm.runs import launcher
+
+    store = store_of(args)
+    run_id = store.resolve(args.run)
+    info = launcher.stop(store, run_id, force=args.force, wait=args.wait)
+    if args.json:
+        out(report.summary(info))
+    else:
+        what = "killed" if args.force else "asked to stop"
+        print(f"{run_id}: {what}; status now {info.status}")
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from tuneterm.runs import launcher
+
+    store = store_of(args)
+    ids = [store.resolve(r) for r in args.runs]
+    for run_id in ids:
+        launcher.delete(store, run_id, force=args.force)
+        if not args.json:
+            print(f"deleted {run_id}")
+    if args.json:
+        out({"deleted": ids})
+    return EXIT_OK
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    run_id = store.resolve(args.run)
+    current = store.info(run_id).label
+    tags = None
+    if args.tag or args.untag:
+        tags = (set(current.tags) | set(args.tag or [])) - set(args.untag or [])
+    label = store.set_label(
+        run_id, name=args.name, tags=sorted(tags) if tags is not None else None, notes=args.notes
+    )
+    if args.json:
+        out(label.model_dump())
+    else:
+        print(
+            f"{run_id}: name={label.name or '-'} tags={','.join(label.tags) or '-'}"
+            f" notes={label.notes!r}"
+        )
+    return EXIT_OK
+
+
+def add_commands(add: AddCommand) -> None:
+    p = add("init", cmd_init, "write a commented config template", json_flag=False)
+    p.add_argument("path", nargs="?", default="tuneterm.toml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p = add("run", cmd_run, "launch a run from a TOML config (and follow it)")
+    p.add_argument("config")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
+    p.add_argument("--name", default="", help="display name of the run")
+    p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    queue_flags(p)
+    p.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="train.gpus: N processes (one per GPU) through torchrun + DDP",
+    )
+    p = add("slurm", cmd_slurm, "create a run and write an sbatch script for N nodes (torchrun)")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--name", default="", help="display name of the run")
+    p.add_argument("--nodes", type=int, help="nodes (sets dist.nnodes)")
+    p.add_argument("--gpus-per-node", type=int, help="GPUs per node (sets train.gpus)")
+    p.add_argument("--partition", default="", help="#SBATCH --partition")
+    p.add_argument("--time", default="", help="#SBATCH --time, e.g. 04:00:00")
+    p.add_argument("--account", default="", help="#SBATCH --account")
+    p.add_argument("--cpus-per-task", type=int, default=0, help="#SBATCH --cpus-per-task")
+    p.add_argument("--port", type=int, default=29500, help="rendezvous port on the first node")
+    p.add_argument("--out", help="script path (default: RUN_DIR/slurm.sbatch)")
+    p.add_argument("--submit", action="store_true", help="run sbatch on the script")
+    p = add("stop", cmd_stop, "stop a run gracefully (checkpoint first), or kill it with --force")
+    p.add_argument("run")
+    p.add_argument(
+        "--force", action="store_true", help="SIGKILL: no checkpoint; the run reads as crashed"
+    )
+    p.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for it to end (default 30)"
+    )
+    p = add(
+        "resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint"
+    )
+    p.add_argument("run")
+    p.add_argument("--detach", action="store_true", help="return at once instead of following")
+    queue_flags(p)
+    p = add("rm", cmd_rm, "delete runs (their folders)")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--force", action="store_true", help="kill the run first if it is running")
+    p = add("label", cmd_label, "rename, tag or annotate a run")
+    p.add_argument("run")
+    p.add_argument("--name")
+    p.add_argument("--tag", action="append", help="add a tag (repeatable)")
+    p.add_argument("--untag", action="append", help="remove a tag (repeatable)")
+    p.add_argument("--notes")

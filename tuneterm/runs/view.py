@@ -1,0 +1,116 @@
+"""One view of a run: progress, elapsed, ETA, status colour and best metric, computed the
+same way for `ls`, `show --json` and the TUI's run list. No torch, no textual: plain values
+over a `RunInfo`, rendered from the run's own metric spec (`meta.json`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from tuneterm.store.runs import RunInfo
+from tuneterm.tasks import Metric
+
+STATUS_STYLE: dict[str, str] = {
+    "created": "cyan",
+    "starting": "cyan",
+    "submitted": "cyan",
+    "running": "bold green",
+    "stopping": "yellow",
+    "completed": "blue",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "crashed": "bold red",
+    "unreadable": "red",
+    "queued": "magenta",
+    "cancelled": "dim",
+}
+
+
+def status_style(status: str) -> str:
+    return STATUS_STYLE.get(status, "white")
+
+
+def progress(info: RunInfo) -> float | None:
+    """The fraction done (1.0 once completed); from steps, else epochs; None when unknown."""
+    m = info.meta
+    if m is None:
+        return None
+    if info.status == "completed":
+        return 1.0
+    if m.total_steps > 0:
+        return min(1.0, m.step / m.total_steps)
+    if m.epochs > 0:
+        return min(1.0, m.epoch / m.epochs)
+    return None
+
+
+def elapsed(info: RunInfo, now: float | None = None) -> float | None:
+    """Seconds the run has trained. A dead run without an end time (killed, crashed) stopped
+    counting at its last meta.json update, not now."""
+    m = info.meta
+    if m is None or m.started is None:
+        return None
+    end = (now or time.time()) if info.alive else (m.ended or m.updated or m.started)
+    return max(0.0, end - m.started)
+
+
+def eta(info: RunInfo, now: float | None = None) -> float | None:
+    """Seconds left at the average pace so far; None when unknown or not running."""
+    frac, spent = progress(info), elapsed(info, now)
+    if not info.alive or not spent or frac is None or frac <= 0.0 or frac >= 1.0:
+        return None
+    return spent * (1.0 - frac) / frac
+
+
+@dataclass(frozen=True)
+class Best:
+    """The run's best value of the metric that picked best.pt, as its metric spec says."""
+
+    metric: Metric
+    value: float
+    epoch: int | None
+
+    @property
+    def label(self) -> str:
+        return self.metric.label
+
+    @property
+    def text(self) -> str:
+        return self.metric.format(self.value)
+
+    @property
+    def cell(self) -> str:
+        """`acc 0.9123`: label then value, for a table cell."""
+        return f"{self.label} {self.text}"
+
+    def rank(self) -> float:
+        """A sort key where larger is better, whichever way the metric goes."""
+        return self.value if self.metric.higher else -self.value
+
+
+def best(info: RunInfo) -> Best | None:
+    m = info.meta
+    if m is None or not m.best:
+        return None
+    value = m.best.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        return None
+    spec = m.metric_spec()
+    metric = spec.metric(str(m.best.get("metric") or spec.best))
+    epoch = m.best.get("epoch")
+    return Best(metric, float(value), int(epoch) if isinstance(epoch, int) else None)
+
+
+def metric_value(info: RunInfo, metric: str) -> float | None:
+    """A run's value of `metric`: a val metric at its best epoch, a test metric from its final
+    test (`meta.json` `best` and `final`)."""
+    m = info.meta
+    if m is None:
+        return None
+    spec = m.metric_spec()
+    is_test = metric in {t.name for t in spec.test} or metric.startswith("test_")
+    value = (m.final if is_test else m.best).get(metric)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value)
