@@ -38,13 +38,14 @@ threads = 1
 
 
 def kill_engines_under(path: Path) -> None:
-    """A failed or timed-out test must not leave detached engines (or queue schedulers)
-    running."""
+    """A failed or timed-out test must not leave detached engines (or queue schedulers, or
+    health watchers) running."""
     import psutil
 
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if ("tuneterm.engine" in cmd or "tuneterm.runs.scheduler" in cmd) and str(path) in cmd:
+        ours = ("tuneterm.engine", "tuneterm.runs.scheduler", "tuneterm.health.watch")
+        if any(m in cmd for m in ours) and str(path) in cmd:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
 

@@ -21,6 +21,7 @@ from tuneterm.config.choices import (
     FreezeStrategy,
     HeadKind,
     Mode,
+    OnNan,
     OnOff,
     Padding,
     Precision,
@@ -366,6 +367,41 @@ class TextSection(_Section):
         return v.strip()
 
 
+class HealthSection(_Section):
+    """What the health watcher (tuneterm/health/) looks for, and what the engine does itself."""
+
+    on_nan: OnNan = Field(
+        "stop",
+        description=f"{one_of(OnNan)}: a NaN or inf train loss fails the run keeping the "
+        "checkpoint from before it (stop), skips that batch's update (skip: one host sync per "
+        "step), or only raises the alert (ignore)",
+    )
+    spike_factor: float = Field(
+        5.0, gt=1.0, description="A train loss this many times its smoothed level is a spike"
+    )
+    stall_factor: float = Field(
+        10.0,
+        gt=1.0,
+        description="No event for this many times the run's usual interval (and at least a "
+        "minute) while its process lives: stalled",
+    )
+    stall_seconds: float = Field(
+        60.0, gt=0.0, description="... and never before this many seconds of silence"
+    )
+    gpu_idle_minutes: float = Field(
+        3.0, gt=0.0, description="The run's GPUs under 5% busy this long while it runs: idle"
+    )
+    slowdown_factor: float = Field(
+        2.0, gt=1.0, description="Examples/s this many times below the run's own earlier speed"
+    )
+    disk_reserve_gb: float = Field(
+        2.0,
+        ge=0.0,
+        description="Free space (GiB) the engine keeps on the runs folder's disk: below it, no "
+        "more epoch checkpoints are written (the last one and a stop still are)",
+    )
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -383,6 +419,7 @@ class RunConfig(_Section):
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
     detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
     text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
+    health: HealthSection = Field(default_factory=HealthSection)  # type: ignore[arg-type]
 
 
 def model_label(cfg: RunConfig) -> str:

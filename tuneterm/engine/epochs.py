@@ -23,6 +23,7 @@ import torch
 
 from tuneterm.config import RunConfig
 from tuneterm.engine import checkpoint
+from tuneterm.engine.guards import Room
 
 
 class RunContext(Protocol):
@@ -159,6 +160,7 @@ class Cadence:
 def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
     st, ctx, ckpt = tr.state, tr.ctx, tr.ctx.ckpt_dir
     cadence = Cadence(tr.cfg.speed.checkpoint_budget)
+    room = Room(tr.cfg.health.disk_reserve_gb, ctx)
     pending: dict[str, Any] | None = None  # a best.pt not written yet (a snapshot)
     while st.epoch < tr.cfg.train.epochs:
         if not tr.train_epoch():
@@ -188,7 +190,7 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
         last = tr.last_state()  # every rank (it may gather); after st.best: last.pt has it
         if last is None:  # a DDP rank that writes nothing
             pass
-        elif cadence.due() or s.stop or st.epoch >= tr.cfg.train.epochs:
+        elif s.stop or st.epoch >= tr.cfg.train.epochs or (cadence.due() and room.ok(ckpt)):
             started = time.perf_counter()
             if new_best:
                 pending = {**tr.model_state(s.net), "best": st.best}

@@ -6,12 +6,17 @@ import errno
 from typing import Any
 
 
+class NonFiniteLoss(RuntimeError):
+    """The train loss became NaN or inf and `health.on_nan = "stop"`: the run fails, and no
+    weights that saw it are saved (the message says which checkpoint is left)."""
+
+
 def describe(exc: BaseException, engine: Any) -> str:
     from tuneterm.config import ConfigError
     from tuneterm.engine.data import DataError
     from tuneterm.engine.models import ModelError
 
-    if isinstance(exc, ConfigError | DataError | ModelError):
+    if isinstance(exc, ConfigError | DataError | ModelError | NonFiniteLoss):
         return str(exc)
     if _is_oom(exc):
         # `resume` keeps the run's config, so the advice is a new launch with a smaller batch.

@@ -6,6 +6,10 @@ Only tests and the soak scripts set it; unset, nothing here does anything.
                                  torch.OutOfMemoryError, as the CUDA allocator does
     TUNETERM_FAULT=enospc@ckpt2  the 2nd checkpoint written by this process fails with
                                  OSError(ENOSPC) half-way through its bytes, as a full disk does
+    TUNETERM_FAULT=nan@step5     the model's output in its 5th training forward pass is NaN
+                                 (and stays NaN from then on), as a diverging run's is
+    TUNETERM_FAULT=slowdata@ms50 every training batch takes 50 ms longer to arrive, as a slow
+                                 disk or an overloaded data loader makes it
 
 Several faults are separated by commas. The faults travel through the same code paths as real
 ones: the OOM is raised inside the forward pass, the ENOSPC from the file's `write`.
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import errno
 import os
+import time
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 ENV = "TUNETERM_FAULT"
@@ -38,6 +44,52 @@ def _hit(kind: str) -> bool:
         return False
     _counts[kind] = _counts.get(kind, 0) + 1
     return _counts[kind] == at
+
+
+def install(model: Any) -> None:
+    """The faults that live in the model's forward pass (oom, nan), if planned."""
+    install_oom(model)
+    install_nan(model)
+
+
+def install_nan(model: Any) -> None:
+    """If planned, make the model's outputs NaN from its Nth training forward pass on."""
+    if "nan" not in planned():
+        return
+    poisoned = [False]
+
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        if module.training and (poisoned[0] or _hit("nan")):
+            poisoned[0] = True
+            return _poison(output)
+        return output
+
+    model.register_forward_hook(hook)
+
+
+def _poison(output: Any) -> Any:
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output * float("nan")
+    if isinstance(output, dict):
+        return {k: _poison(v) for k, v in output.items()}
+    if hasattr(output, "logits"):  # a transformers ModelOutput
+        output.logits = output.logits * float("nan")
+        if getattr(output, "loss", None) is not None:
+            output.loss = output.loss * float("nan")
+    return output
+
+
+def slow(batches: Iterator[Any]) -> Iterator[Any]:
+    """If planned (slowdata@msN), each batch arrives N ms late."""
+    delay = planned().get("slowdata")
+    if not delay:
+        yield from batches
+        return
+    for batch in batches:
+        time.sleep(delay / 1000)
+        yield batch
 
 
 def install_oom(model: Any) -> None:

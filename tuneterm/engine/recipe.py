@@ -69,7 +69,7 @@ def _run(engine: Run, cfg: RunConfig, resume: bool, dist: Any) -> int:
     setup = Setup(dist.device, dist, pick_precision(cfg.train.precision, dist.device), engine.store)
     task = kinds.load(cfg.run.task).build(cfg, setup)
     record_data(engine, cfg.data.dataset, task.data)
-    faults.install_oom(task.model)  # test hook; does nothing unless TUNETERM_FAULT is set
+    faults.install(task.model)  # test hook; does nothing unless TUNETERM_FAULT is set
     trainer = Trainer(cfg, task, engine, dist)
     if dist.on:  # the same init on every rank (DDP broadcast rank 0's); then each its own draws
         torch.manual_seed(cfg.train.seed + dist.rank.rank)

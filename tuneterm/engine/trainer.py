@@ -18,10 +18,11 @@ import torch
 
 from tuneterm import tasks
 from tuneterm.config import DataSection, RunConfig
-from tuneterm.engine import checkpoint, epochs
+from tuneterm.engine import checkpoint, epochs, faults
 from tuneterm.engine.ddp import Dist, Rank, StopVote
 from tuneterm.engine.device import autocast, cuda_speed, pick_device, pick_precision
 from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, training_state
+from tuneterm.engine.guards import NanGuard
 from tuneterm.engine.kinds import Data, Task
 from tuneterm.engine.models import count_params
 from tuneterm.engine.optim import make_optimizer, make_scheduler
@@ -130,6 +131,7 @@ class Trainer:
         if sp.compile != "off":
             self.forward = torch.compile(self.net, mode=sp.compile)
         self.input_streak = 0  # consecutive log intervals that mostly waited for data
+        self.nan = NanGuard(cfg.health, ctx)
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
 
@@ -152,7 +154,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         n_loss, seen = 0, 0
         tick = time.perf_counter()
-        it = Timed(task.train_batches(st.epoch, st.batch, self.shard))
+        it = Timed(faults.slow(task.train_batches(st.epoch, st.batch, self.shard)))
         for batch in it:
             x, y = tech.batch(*task.to_device(batch))
             boundary = (st.batch + 1) % self.accum == 0 or st.batch + 1 == self.steps_per_epoch
@@ -160,12 +162,15 @@ class Trainer:
                 with self.autocast():
                     loss, logits = task.loss(self.forward, x, y)
                     loss = tech.loss(self, x, y, logits, loss)
-                self.scaler.scale(loss / self.accum).backward()
+                finite = self.nan.keep(loss)  # health.on_nan = "skip": a host sync per step
+                if finite:
+                    self.scaler.scale(loss / self.accum).backward()
             if boundary:
                 self.optimizer_step()
                 tech.step_end(self)  # e.g. the EMA update
-            loss_sum += loss.detach()
-            n_loss += 1
+            if finite:
+                loss_sum += loss.detach()
+                n_loss += 1
             seen += len(x)
             st.step += 1
             st.batch += 1
@@ -173,6 +178,7 @@ class Trainer:
                 now = time.perf_counter()
                 avg, seen = self._mean_loss(loss_sum, n_loss, seen)
                 self.log_train(avg, seen / (now - tick), it.waited / (now - tick))
+                self.nan.check(avg, st)  # health.on_nan = "stop": fails the run on a NaN
                 loss_sum.zero_()
                 n_loss, seen, it.waited, tick = 0, 0, 0.0, now
             # Every rank polls once per step and gets the same answer (engine/ddp.py).
@@ -184,6 +190,7 @@ class Trainer:
             avg, seen = self._mean_loss(loss_sum, n_loss, seen)
             span = max(now - tick, 1e-9)
             self.log_train(avg, seen / span, it.waited / span)
+            self.nan.check(avg, st)
         self.vote.settle()  # before the evaluation's collectives; a stop then ends the next step
         return True
 

@@ -106,3 +106,15 @@ def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
             "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
         )
     return None
+
+
+def settings_from(health: Any) -> HealthSettings:
+    """The thresholds of a run from its config's `[health]` section (a HealthSection)."""
+    return HealthSettings(
+        spike_factor=health.spike_factor,
+        stall_factor=health.stall_factor,
+        stall_min_s=health.stall_seconds,
+        gpu_idle_s=health.gpu_idle_minutes * 60,
+        slowdown_factor=health.slowdown_factor,
+        disk_free_bytes=int(health.disk_reserve_gb * 2**30),
+    )

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneterm.config.errors import ConfigError
 from tuneterm.health import detectors
-from tuneterm.health.alerts import Alert, HealthSettings
+from tuneterm.health.alerts import Alert, HealthSettings, settings_from
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
 from tuneterm.health.state import RunHealth
 from tuneterm.proc import ProcessIdentity, is_alive
@@ -46,7 +47,7 @@ CLOSED = ("completed", "cancelled")  # a run that ended like this has no open al
 @dataclass
 class _Watched:
     reader: EventReader
-    health: RunHealth
+    health: RunHealth | None = None  # made when the run first needs checking
     meta_mtime: int = -1
     ended: bool = False
     status: str = ""
@@ -81,6 +82,13 @@ class Watcher:
                 out.append(report)
         return out
 
+    def _settings(self, rid: str) -> HealthSettings:
+        """The run's own thresholds (its config's [health]), else the watcher's."""
+        try:
+            return settings_from(self.store.config(rid).health)
+        except (ConfigError, OSError):  # an unreadable config: `show` says why
+            return self.settings
+
     def _check_one(self, rid: str, now: float, disk: Any) -> RunHealthReport | None:
         try:
             mtime = os.stat(self.store.meta_path(rid)).st_mtime_ns
@@ -89,7 +97,7 @@ class Watcher:
             return None
         w = self._runs.get(rid)
         if w is None:
-            w = self._runs[rid] = _Watched(self.store.events(rid), RunHealth(self.settings))
+            w = self._runs[rid] = _Watched(self.store.events(rid))
         elif w.ended and w.meta_mtime == mtime:
             return RunHealthReport(rid, "", w.status, w.alerts)
         info = self.store.info(rid)
@@ -97,6 +105,8 @@ class Watcher:
         if info.status in CLOSED:  # no open alert: its events need not be read at all
             w.ended, w.alerts = True, []
             return RunHealthReport(rid, _name(info), info.status, [])
+        if w.health is None:
+            w.health = RunHealth(self._settings(rid))
         with contextlib.suppress(UnreadableRun):  # a damaged segment: `show` tells of it
             w.health.feed(w.reader.poll())
         running = info.status in ACTIVE and info.status not in ("created", "submitted")
