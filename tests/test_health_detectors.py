@@ -80,6 +80,13 @@ def test_stalled_when_silent_while_alive_and_only_then() -> None:
     assert kinds(h, T0 + 19 + 31, running=False) == []
 
 
+def test_a_run_still_starting_gets_minutes_before_it_is_stalled() -> None:
+    start = [{"kind": "status", "t": T0, "status": "starting"}, {"kind": "log", "t": T0 + 1}]
+    h = fed(start, stall_min_s=3)
+    assert kinds(h, T0 + 120) == []
+    assert kinds(h, T0 + 400) == ["stalled"]
+
+
 def test_sys_samples_do_not_hide_a_stall() -> None:
     sys_ticks = [{"kind": "sys", "t": T0 + 20 + i, "cpu": 5.0} for i in range(60)]
     h = fed([*healthy(20), *sys_ticks], stall_min_s=30)

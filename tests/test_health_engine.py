@@ -89,7 +89,7 @@ def test_a_stopped_process_is_stalled_and_notified_once_with_no_tui(
     cfg = tmp_path / "long.toml"
     cfg.write_text(LONG + "\n[health]\nstall_seconds = 3\nstall_factor = 2\n")
     run = json.loads(cli("run", str(cfg), "--detach", "--json").stdout)
-    meta = Path(run["path"]) / "meta.json"
+    meta = cli.runs / run["id"] / "meta.json"
     deadline = time.monotonic() + 120
     while sum(e["kind"] == "train" for e in _events(cli, run["id"])) < 3:
         assert time.monotonic() < deadline, "the run never trained"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from tuneterm import __version__
-from tuneterm.cli import demo, inspect, models, queue, runs, sweep
+from tuneterm.cli import demo, health, inspect, models, queue, runs, sweep
 from tuneterm.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (runs, inspect, models, demo, queue, sweep):
+    for group in (runs, inspect, health, models, demo, queue, sweep):
         group.add_commands(add)
     return ap
 

@@ -20,6 +20,7 @@ from tuneterm.cli.common import (
     store_of,
 )
 from tuneterm.cli.listing import COLUMNS, cut, layout, plain_lines, row_of
+from tuneterm.health.watch import Watcher
 from tuneterm.runs import report
 from tuneterm.store.runs import RunNotFound
 
@@ -27,13 +28,14 @@ from tuneterm.store.runs import RunNotFound
 def cmd_ls(args: argparse.Namespace) -> int:
     store = store_of(args)
     runs = store.list(status=args.status)
+    alerts = {r.id: r.alerts for r in Watcher(store).check()}
     if args.json:
-        out([report.summary(r) for r in runs])
+        out([report.summary(r, alerts.get(r.id, [])) for r in runs])
         return EXIT_OK
     if not runs:
         console().print(f"no runs in {store.root}")
         return EXIT_OK
-    rows = [row_of(r) for r in runs]
+    rows = [row_of(r, len(alerts.get(r.id, []))) for r in runs]
     if not sys.stdout.isatty():  # piped: every value whole, tab-separated, for scripts
         print("\n".join(plain_lines(rows)), flush=True)
         return EXIT_OK
@@ -59,7 +61,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     store = store_of(args)
     info = store.info(store.resolve(args.run), events=True)
-    data = report.detail(store, info)
+    alerts = [a for r in Watcher(store).check(only=info.id) for a in r.alerts]
+    data = report.detail(store, info, alerts)
     if args.json:
         out(data)
         return EXIT_OK
@@ -90,6 +93,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     ):
         if data.get(key) not in (None, "", {}, 0) or key in ("epoch", "step"):
             con.print(f"  {key:12} {data.get(key)}")
+    for a in data["alerts"]:
+        colour = "red" if a["severity"] == "error" else "yellow"
+        con.print(
+            f"  [{colour}]alert[/]        {a['kind']}: {a['message']}\n{'':15}[dim]{a['hint']}[/]"
+        )
     if info.meta and info.meta.final.get("per_class"):
         con.print(
             "  per class    "

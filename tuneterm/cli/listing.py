@@ -28,10 +28,11 @@ GAP = 2
 NAME_CAP = 24  # a long name is cut to this before any column is dropped
 
 
-def row_of(info: RunInfo) -> dict[str, str]:
-    """Every column's text for one run, whole."""
+def row_of(info: RunInfo, alerts: int = 0) -> dict[str, str]:
+    """Every column's text for one run, whole (`alerts`: how many it has open, marked "!")."""
     m = info.meta
     place = f" #{info.queue_position}" if info.queue_position else ""
+    place += f" !{alerts}" if alerts else ""
     if m is None:
         return {"id": info.id, "name": info.name, "status": "unreadable", "device": info.reason}
     best = view.best(info)

@@ -15,6 +15,7 @@ from tuneterm.health.alerts import Alert
 if TYPE_CHECKING:
     from tuneterm.health.state import RunHealth
 
+STARTUP_S = 300.0  # silence allowed before a run's first train event
 Detector = Callable[["RunHealth", float, bool, bool, Any], list[Alert]]
 
 
@@ -40,6 +41,8 @@ def _stalled(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) ->
         return []
     s = h.settings
     allowed = max(s.stall_min_s, s.stall_factor * (gap or s.stall_min_s))
+    if not h.train_points:  # still starting: imports, data, model, the first compiled steps
+        allowed = max(allowed, STARTUP_S)
     silent = now - h.last_t
     if silent < allowed:
         return []

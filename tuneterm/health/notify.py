@@ -5,6 +5,8 @@
     command = "notify-send tuneterm"     # split like a shell would, never run through one
     timeout = 10                          # seconds; a command that hangs is killed
     on = ["alert", "ended"]               # what to notify
+    bell = true                           # the TUI rings the bell on a new alert
+    desktop = true                        # ... and sends an OSC 9 desktop notification
 
 The command gets the run and the alert in its environment: TUNETERM_EVENT ("alert" or
 "ended"), TUNETERM_RUN_ID, TUNETERM_RUN_NAME, TUNETERM_STATUS, TUNETERM_ALERT (the kind),
@@ -22,16 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENV_CONFIG_DIR = "TUNETERM_CONFIG_DIR"
-
-
-def config_dir() -> Path:
-    """$TUNETERM_CONFIG_DIR, else $XDG_CONFIG_HOME/tuneterm, else ~/.config/tuneterm."""
-    env = os.environ.get(ENV_CONFIG_DIR)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    return Path(base).expanduser() / "tuneterm"
+from tuneterm.config.userdir import config_dir
 
 
 @dataclass(frozen=True)
@@ -39,6 +32,8 @@ class NotifySettings:
     command: list[str] = field(default_factory=list)
     timeout: float = 10.0
     on: tuple[str, ...] = ("alert", "ended")
+    bell: bool = True  # the TUI rings the terminal bell on a new alert
+    desktop: bool = True  # ... and sends an OSC 9 desktop notification (most terminals show it)
     problem: str = ""  # a settings file that could not be read: said once in the log
 
 
@@ -60,7 +55,8 @@ def load_notify(path: Path | None = None) -> NotifySettings:
     if not isinstance(timeout, int | float) or timeout <= 0:
         return NotifySettings(problem=f"{path}: [notify] timeout = {timeout!r}: must be > 0")
     on = tuple(section.get("on", ("alert", "ended")))
-    return NotifySettings(command=command, timeout=float(timeout), on=on)
+    bell, desktop = section.get("bell", True), section.get("desktop", True)
+    return NotifySettings(command, float(timeout), on, bool(bell), bool(desktop))
 
 
 def notify(settings: NotifySettings, env: dict[str, str]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
     is_torchrun,
     kill_tree,
@@ -176,6 +177,9 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
         )
     # Reap the child when it ends, so a long-lived TUI or test process keeps no zombies.
     threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
+    # Notifications reach the user with no TUI open: the store's health watcher (only when
+    # settings.toml has a [notify] command; one per runs folder; it exits when runs are idle).
+    health_watch.ensure_watcher(store)
     try:
         if cfg.dist.nnodes > 1:
             # Rank 0 may be on another node, and the rendezvous waits for every node.

@@ -19,8 +19,9 @@ __all__ = ["compare", "detail", "elapsed", "eta", "progress", "summary"]
 SCHEMA = 1
 
 
-def summary(info: RunInfo) -> dict[str, Any]:
-    """One run as the `ls --json` row. Keys are stable; new keys may be added."""
+def summary(info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
+    """One run as the `ls --json` row. Keys are stable; new keys may be added. With `alerts`
+    (tuneterm.health Alerts, as `ls` and `show` give), the run's open alerts as well."""
     m = info.meta
     out: dict[str, Any] = {
         "id": info.id,
@@ -64,12 +65,14 @@ def summary(info: RunInfo) -> dict[str, Any]:
     )
     if info.status == "queued":
         out["queue_position"] = info.queue_position  # 0 when read without the whole queue
+    if alerts is not None:
+        out["alerts"] = [a.to_dict() for a in alerts]
     return out
 
 
-def detail(store: RunStore, info: RunInfo) -> dict[str, Any]:
+def detail(store: RunStore, info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
     """`show --json`: the summary plus full metadata, config and paths."""
-    out = summary(info)
+    out = summary(info, alerts)
     out["path"] = str(info.path)
     out["meta"] = info.meta.model_dump() if info.meta else None
     try:

@@ -20,6 +20,9 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from tuneterm import monitor
+from tuneterm.health import Alert
+from tuneterm.health.notify import load_notify
+from tuneterm.health.watch import Watcher
 from tuneterm.store import RunStore
 from tuneterm.tui.history import X_AXES, RunHistory, XAxis
 from tuneterm.tui.messages import EventsArrived, GpuSampled, HistoryChanged
@@ -77,6 +80,10 @@ class TuneTermApp(App[int]):
         self._theme_ready = False
         self.first_paint: float | None = None
         self.started = time.perf_counter()
+        self.health = Watcher(store)  # used by the scan worker only, under scan_lock
+        self.alerts: dict[str, list[Alert]] = {}  # run id -> its open alerts (last scan)
+        self._told: set[str] | None = None  # alerts already rung; None before the first scan
+        self.notify_settings = load_notify()
 
     # -- start-up ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -171,6 +178,43 @@ class TuneTermApp(App[int]):
     def gpu_sampled(self, message: GpuSampled) -> None:
         self.gpus, self.nvml_problem = message.samples, message.nvml_problem
         self._tell_screen(HistoryChanged(set(), gpu=True))
+
+    # -- health alerts ---------------------------------------------------------------------------
+    def take_alerts(self, alerts: dict[str, list[Alert]], names: dict[str, str]) -> None:
+        """The open alerts of the last scan. A new one is told once: a toast, the terminal
+        bell, and an OSC 9 desktop notification ([notify] bell / desktop in settings.toml).
+        Those open when the TUI started are shown in the list, not rung."""
+        self.alerts = alerts
+        new = {f"{rid}:{a.key}": (rid, a) for rid, found in alerts.items() for a in found}
+        if self._told is None:
+            self._told = set(new)
+            return
+        for key, (rid, a) in new.items():
+            if key in self._told:
+                continue
+            self._told.add(key)
+            name = names.get(rid, rid)
+            self.notify(
+                f"{a.message}\n{a.hint}",
+                title=f"{name}: {a.kind}",
+                severity="error" if a.severity == "error" else "warning",
+            )
+            if self.notify_settings.bell:
+                self.bell()
+            if self.notify_settings.desktop:
+                self.desktop_notification(f"tuneterm: {name}: {a.kind}: {a.message}")
+
+    def alert_counts(self) -> dict[str, int]:
+        return {rid: len(found) for rid, found in self.alerts.items()}
+
+    def desktop_notification(self, text: str) -> None:
+        """OSC 9: iTerm2, kitty, WezTerm, Windows Terminal and others (through tmux with
+        `allow-passthrough`) show it as a desktop notification; other terminals ignore it."""
+        driver = self._driver
+        if driver is None or self.is_headless:
+            return
+        safe = "".join(ch for ch in text if ch.isprintable())[:200]
+        driver.write(f"\x1b]9;{safe}\x07")
 
     # -- marks and colours ---------------------------------------------------------------------
     def toggle_mark(self, run_id: str) -> bool:

@@ -20,6 +20,7 @@ class RunsScanned(Message):
     runs: list[RunInfo]
     configs: dict[str, dict[str, Any]] | None = None
     took: float = 0.0
+    alerts: dict[str, list[Any]] = field(default_factory=dict)  # run id -> open health alerts
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsScanned)

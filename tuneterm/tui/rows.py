@@ -89,7 +89,10 @@ def best_value(info: RunInfo) -> float:
     return best.rank() if best else float("-inf")
 
 
-def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, str]:
+ALERT = "⚠"  # a run with open health alerts: its status cell ends with this and their count
+
+
+def cells(info: RunInfo, marked: bool, now: float | None = None, alerts: int = 0) -> dict[str, str]:
     """The plain text of every column (styles are applied by the table)."""
     now = now or time.time()
     m = info.meta
@@ -97,7 +100,8 @@ def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, st
     return {
         "mark": "●" if marked else " ",
         "name": info.name or "-",
-        "status": f"queued #{info.queue_position}" if info.queue_position else info.status,
+        "status": (f"queued #{info.queue_position}" if info.queue_position else info.status)
+        + (f" {ALERT}{alerts}" if alerts else ""),
         "model": m.model if m else "",
         "data": m.dataset if m else "",
         "progress": bar(fraction_done(info)),

@@ -16,20 +16,11 @@ from typing import Any
 
 import tomlkit
 
-ENV_CONFIG_DIR = "TUNETERM_CONFIG_DIR"
-
+from tuneterm.config.userdir import config_dir
 
 # The built-in theme files ship inside the package (pyproject's package-data), like the
 # stylesheet beside app.py.
 BUILTIN_THEMES_DIR = Path(__file__).resolve().parent / "builtin_themes"
-
-
-def config_dir() -> Path:
-    env = os.environ.get(ENV_CONFIG_DIR)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    return Path(base).expanduser() / "tuneterm"
 
 
 @dataclass

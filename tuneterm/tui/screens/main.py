@@ -22,6 +22,7 @@ from tuneterm.tui.metrics import colour, plotted, throughput_unit
 from tuneterm.tui.reading import RunText, read_text
 from tuneterm.tui.rows import SORT_KEYS, matches, needs_config, parse_filter, sort_runs
 from tuneterm.tui.screens.runactions import RunActions
+from tuneterm.tui.widgets.alerts import AlertsBox
 from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 from tuneterm.tui.widgets.panes import speed_summary, system_view, test_view
 from tuneterm.tui.widgets.runtable import RunTable
@@ -88,6 +89,7 @@ class MainScreen(RunActions):
         yield Input(placeholder="filter: words, status:running, tag:x, train.lr<0.01", id="filter")
         yield RunTable(id="runs")
         yield Static("", id="detail-head")
+        yield AlertsBox(id="detail-alerts")
         with TabbedContent(id="detail"):
             for i, (pane, label) in enumerate(PANES, start=1):
                 with TabPane(f"{i} {label}", id=f"pane-{pane}"):
@@ -125,11 +127,13 @@ class MainScreen(RunActions):
             configs = None
             if needs_config(parse_filter(self.filter_text)):
                 configs = {r.id: self.app.configs.get(r.id) for r in runs}
-        self.post_message(RunsScanned(runs, configs, time.perf_counter() - started))
+            alerts = {r.id: r.alerts for r in self.app.health.check() if r.alerts}
+        self.post_message(RunsScanned(runs, configs, time.perf_counter() - started, alerts))
 
     @on(RunsScanned)
     def runs_scanned(self, message: RunsScanned) -> None:
         self.runs = message.runs
+        self.app.take_alerts(message.alerts, {r.id: r.name or r.id for r in message.runs})
         if message.configs is not None:
             self.configs = message.configs
         self._scanned = True
@@ -149,7 +153,7 @@ class MainScreen(RunActions):
         known = {r.id for r in self.runs}
         for gone in [m for m in self.app.marked if m not in known]:
             self.app.forget_run(gone)
-        table.set_runs(self.visible_runs(), self.app.marked)
+        table.set_runs(self.visible_runs(), self.app.marked, self.app.alert_counts())
         pending = self.app.pending_select
         if pending and pending in table.order:
             table.move_cursor(row=table.order.index(pending), animate=False)
@@ -159,7 +163,9 @@ class MainScreen(RunActions):
 
     def on_screen_resume(self) -> None:
         self.scan()
-        self.query_one(RunTable).set_runs(self.visible_runs(), self.app.marked)
+        self.query_one(RunTable).set_runs(
+            self.visible_runs(), self.app.marked, self.app.alert_counts()
+        )
 
     def _title(self) -> None:
         shown = len(self.query_one(RunTable).order)
@@ -183,7 +189,9 @@ class MainScreen(RunActions):
     def _tick(self) -> None:
         """Elapsed and ETA move even when nothing is written."""
         if self.runs and any(r.alive for r in self.runs):
-            self.query_one(RunTable).set_runs(self.visible_runs(), self.app.marked)
+            self.query_one(RunTable).set_runs(
+                self.visible_runs(), self.app.marked, self.app.alert_counts()
+            )
 
     @on(RunTable.Highlighted)
     def row_highlighted(self, event: RunTable.Highlighted) -> None:
@@ -243,6 +251,7 @@ class MainScreen(RunActions):
                 head.append("  #" + " #".join(info.label.tags), style="cyan")
         head.append(f"   {self.app.chart_status()}", style="dim")
         self.query_one("#detail-head", Static).update(head)
+        self.query_one(AlertsBox).show(self.app.alerts.get(info.id, []) if info else [])
         pane = (self.query_one(TabbedContent).active or "pane-loss").removeprefix("pane-")
         run_id = self.app.selected or ""
         history = self.app.histories.get(run_id)
@@ -411,7 +420,7 @@ class MainScreen(RunActions):
             return
         self.app.toggle_mark(run_id)
         table = self.query_one(RunTable)
-        table.set_runs(self.visible_runs(), self.app.marked)
+        table.set_runs(self.visible_runs(), self.app.marked, self.app.alert_counts())
         if table.cursor_row < len(table.order) - 1:
             table.move_cursor(row=table.cursor_row + 1)
         self._title()

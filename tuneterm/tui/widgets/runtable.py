@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuneterm.store import RunInfo
-from tuneterm.tui.rows import COLUMNS, STATUS_STYLE, cells
+from tuneterm.tui.rows import ALERT, COLUMNS, STATUS_STYLE, cells
 
 MAX_WIDTH = {"name": 28, "id": 30, "model": 18, "device": 10}
 
@@ -69,14 +69,18 @@ class RunTable(ScrollView, can_focus=True):
             return None
         return self.order[min(self.cursor_row, len(self.order) - 1)]
 
-    def set_runs(self, runs: list[RunInfo], marked: dict[str, str]) -> None:
-        """Show `runs` in this order; `marked` maps run id to its compare colour."""
+    def set_runs(
+        self, runs: list[RunInfo], marked: dict[str, str], alerts: dict[str, int] | None = None
+    ) -> None:
+        """Show `runs` in this order; `marked` maps run id to its compare colour, `alerts` to
+        how many health alerts it has open."""
         selected = self.selected_id
         now = time.time()
         self.order = [r.id for r in runs]
         self.infos = {r.id: r for r in runs}
         self.marked = dict(marked)
-        self.rows = [cells(r, r.id in marked, now) for r in runs]
+        alerts = alerts or {}
+        self.rows = [cells(r, r.id in marked, now, alerts.get(r.id, 0)) for r in runs]
         widths = {k: len(label) for k, label in COLUMNS}
         for row in self.rows:
             for k, v in row.items():
@@ -123,6 +127,8 @@ class RunTable(ScrollView, can_focus=True):
     def _cell_style(self, key: str, text: str, run_id: str) -> str:
         colour = self.marked.get(run_id)
         if key == "status":
+            if ALERT in text:
+                return "bold red"
             return STATUS_STYLE.get(text.split(" ")[0], "")  # "queued #2" styles as queued
         if key == "mark" and colour:
             return f"bold {colour}"
