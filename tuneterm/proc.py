@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import psutil
 
@@ -134,3 +138,20 @@ def kill_tree(ident: ProcessIdentity) -> bool:
         except psutil.Error:
             continue
     return True
+
+
+def spawn_detached(cmd: Sequence[str], out: BinaryIO) -> subprocess.Popen[bytes]:
+    """Start a helper process of tuneterm's own (a scheduler, a watcher) in its own session,
+    so it outlives the terminal and the SSH session, with its output appended to `out`; a
+    thread reaps it if it exits while this process lives."""
+    popen = subprocess.Popen(
+        list(cmd),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
+    return popen

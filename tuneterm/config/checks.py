@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from tuneterm.config.choices import check_choice, choices
 from tuneterm.config.errors import MISSING as _MISSING
-from tuneterm.config.errors import ConfigError, ConfigIssue
+from tuneterm.config.errors import ConfigError, ConfigIssue, path_issues
 from tuneterm.config.schema import RunConfig
 
 if TYPE_CHECKING:
@@ -90,10 +90,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
         if (issue := check_choice(field, get(cfg.model_dump(), field), allowed, "choice"))
     ]
     if cfg.data.dataset == "folder":
-        if not cfg.data.root:
-            issues.append(ConfigIssue("data.root", "", "required when data.dataset = folder"))
-        elif not Path(cfg.data.root).expanduser().is_dir():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
+        issues += path_issues("data.root", cfg.data.root, "data.dataset = folder")
     if cfg.data.val_fraction + cfg.data.test_fraction >= 0.9:
         issues.append(
             ConfigIssue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MISSING: Any = object()  # "no value to show": the issue is about the field itself
@@ -41,3 +42,13 @@ class ConfigError(ValueError):
         where = f"{source}: " if source else ""
         lines = [f"{where}{issue}" for issue in self.issues]
         super().__init__("\n".join(lines) if lines else f"{where}invalid config")
+
+
+def path_issues(field: str, value: str, when: str, want: str = "folder") -> list[ConfigIssue]:
+    """A path a setting needs: `field` is required (`when` says why, e.g. "data.dataset =
+    coco") and must name an existing `want` ("folder" or "file")."""
+    if not value:
+        return [ConfigIssue(field, "", f"required when {when}")]
+    path = Path(value).expanduser()
+    found = path.is_dir() if want == "folder" else path.is_file()
+    return [] if found else [ConfigIssue(field, value, f"no such {want}")]

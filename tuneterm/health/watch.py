@@ -18,7 +18,6 @@ import fcntl
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ from tuneterm.health import detectors
 from tuneterm.health.alerts import Alert, HealthSettings, settings_from
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
 from tuneterm.health.state import RunHealth
-from tuneterm.proc import ProcessIdentity, is_alive
+from tuneterm.proc import ProcessIdentity, is_alive, spawn_detached
 from tuneterm.store.events import EventReader
 from tuneterm.store.files import FILE_MODE, atomic_write_json, read_json
 from tuneterm.store.meta import ACTIVE, QUEUED, UnreadableRun
@@ -187,16 +186,7 @@ def ensure_watcher(store: RunStore) -> bool:
         hdir = health_dir(store)
         fd = os.open(hdir / "watcher.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         with open(fd, "ab") as out:
-            popen = subprocess.Popen(
-                [*WATCH_CMD, str(store.root)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
-        threading.Thread(target=popen.wait, daemon=True).start()  # reap it if it exits early
+            spawn_detached([*WATCH_CMD, str(store.root)], out)
     except OSError:
         return False
     return True

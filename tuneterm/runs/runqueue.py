@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
-from tuneterm.proc import ProcessIdentity, is_alive, send_signal, wait_gone
+from tuneterm.proc import ProcessIdentity, is_alive, send_signal, spawn_detached, wait_gone
 from tuneterm.runs import lifecycle
 from tuneterm.store.files import FILE_MODE, atomic_write_json, make_dir, read_json
 from tuneterm.store.meta import ACTIVE, QUEUED, load_meta, save_meta
@@ -269,25 +268,13 @@ def start_scheduler(store: RunStore) -> tuple[SchedulerState, bool]:
     load_settings(store)  # a broken settings file is reported here, not in the log
     log_fd = os.open(qdir / "scheduler.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
     with open(log_fd, "ab") as log:
-        popen = subprocess.Popen(
-            [*SCHEDULER_CMD, str(store.root)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
+        popen = spawn_detached([*SCHEDULER_CMD, str(store.root)], log)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         state = scheduler(store)
         if state is not None:
             if state.pid != popen.pid:
                 popen.wait(5)  # another start won the race; ours exits at once
-            else:
-                import threading
-
-                threading.Thread(target=popen.wait, daemon=True).start()  # reap later
             return state, state.pid == popen.pid
         if popen.poll() is not None and scheduler(store) is None:
             raise SchedulerError(

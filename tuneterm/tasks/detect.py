@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.config.errors import ConfigIssue, path_issues
 from tuneterm.tasks.spec import Metric, TaskSpec
 
 if TYPE_CHECKING:
@@ -50,20 +49,13 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
         issues.append(
             ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")
         )
-    if cfg.data.dataset in ("coco", "voc"):
-        root = Path(cfg.data.root).expanduser()
-        if not cfg.data.root:
-            issues.append(
-                ConfigIssue("data.root", "", f"required when data.dataset = {cfg.data.dataset}")
-            )
-        elif not root.is_dir():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
-    if cfg.data.dataset == "coco":
-        ann = cfg.data.annotations
-        if not ann:
-            issues.append(ConfigIssue("data.annotations", "", "required when data.dataset = coco"))
-        elif not Path(ann).expanduser().is_file():
-            issues.append(ConfigIssue("data.annotations", ann, "no such file"))
+    ds = cfg.data.dataset
+    if ds in ("coco", "voc"):
+        issues += path_issues("data.root", cfg.data.root, f"data.dataset = {ds}")
+    if ds == "coco":
+        issues += path_issues(
+            "data.annotations", cfg.data.annotations, "data.dataset = coco", "file"
+        )
     return issues
 
 

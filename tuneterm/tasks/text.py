@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.config.errors import ConfigIssue, path_issues
 from tuneterm.tasks.spec import Metric, TaskSpec
 
 if TYPE_CHECKING:
@@ -54,17 +53,9 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
             )
         )
     if ds in DATASETS and ds != "topics":
-        root = Path(cfg.data.root).expanduser()
-        want_dir = ds == "textfolder"
-        if not cfg.data.root:
-            what = "a folder" if want_dir else f"a .{ds} file"
-            issues.append(
-                ConfigIssue("data.root", "", f"required when data.dataset = {ds} ({what})")
-            )
-        elif want_dir and not root.is_dir():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such folder"))
-        elif not want_dir and not root.is_file():
-            issues.append(ConfigIssue("data.root", cfg.data.root, "no such file"))
+        want = "folder" if ds == "textfolder" else "file"
+        what = "a folder" if want == "folder" else f"a .{ds} file"
+        issues += path_issues("data.root", cfg.data.root, f"data.dataset = {ds} ({what})", want)
     for field, (value, default) in _image_only(cfg).items():
         if value != default:
             issues.append(ConfigIssue(field, value, f"not supported for run.task = {NAME}"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from tuneterm.config import RunConfig
 from tuneterm.engine.techniques.base import Technique, Trained
@@ -75,14 +75,7 @@ class Techniques:
             x, y = t.batch(x, y)
         return x, y
 
-    def loss(
-        self,
-        tr: Trained,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        logits: torch.Tensor,
-        loss: torch.Tensor,
-    ) -> torch.Tensor:
+    def loss(self, tr: Trained, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> Tensor:
         for t in self._loss:
             loss = t.loss(tr, x, y, logits, loss)
         return loss

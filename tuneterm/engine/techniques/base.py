@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from tuneterm.config import RunConfig
 
@@ -89,14 +89,7 @@ class Technique:
     def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x, y
 
-    def loss(
-        self,
-        tr: Trained,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        logits: torch.Tensor,
-        loss: torch.Tensor,
-    ) -> torch.Tensor:
+    def loss(self, tr: Trained, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> Tensor:
         return loss
 
     def step_end(self, tr: Trained) -> None:

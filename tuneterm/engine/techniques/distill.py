@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tuneterm.config import ModelSection, RunConfig
@@ -82,14 +82,7 @@ class Distill(Technique):
         teacher.requires_grad_(False)
         self.teacher = teacher.to(tr.device).eval()
 
-    def loss(
-        self,
-        tr: Trained,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        logits: torch.Tensor,
-        loss: torch.Tensor,
-    ) -> torch.Tensor:
+    def loss(self, tr: Trained, x: Tensor, y: Tensor, logits: Tensor, loss: Tensor) -> Tensor:
         assert self.teacher is not None
         with torch.no_grad():
             t_logits = self.teacher(x)
