@@ -53,7 +53,8 @@ def nan_alert(t: float, e: dict[str, Any]) -> Alert:
         t,
         f"train loss is {e.get('loss')} at step {e.get('step')}",
         'lower train.lr, set train.grad_clip (e.g. 1.0), or train.precision = "bf16" / '
-        '"fp32" instead of fp16; resume from the last checkpoint before the NaN',
+        '"fp32" instead of fp16, in a new run from this one\'s last checkpoint '
+        '(model.init = "run:<id>")',
     )
 
 
