@@ -138,6 +138,9 @@ def drive(
         epochs=trainer.cfg.train.epochs,
         step=st.step,
         epoch=st.epoch,
+        # the run's metric spec, so any reader renders it from data alone (a run created by an
+        # older tuneterm gets it here, when it is resumed)
+        metrics=trainer.spec.metric_spec(trainer.cfg.train.metric),
         **start_fields,
     )
     if stop_now(engine.stop_requested()):
