@@ -129,7 +129,21 @@ def run_engine(cfg: RunConfig, root: Path) -> dict[str, float]:
         for e in events
         if e["kind"] == "checkpoint" and e["which"] == "epoch"
     )
-    return {"seconds": last_ckpt - running, "images": n * cfg.train.epochs, "writes": writes}
+    # Where the rest goes: from `running` to the first train event (the first log interval,
+    # with cuDNN autotuning and lazy CUDA set-up), and each epoch's last train event to its
+    # val event (the end of the epoch's steps plus validation).
+    trains = [e for e in events if e["kind"] == "train"]
+    first = trains[0]["t"] - running if trains else 0.0
+    val = sum(
+        t - max((e["t"] for e in trains if e["epoch"] == ep), default=t) for ep, t in val_t.items()
+    )
+    return {
+        "seconds": last_ckpt - running,
+        "images": n * cfg.train.epochs,
+        "writes": writes,
+        "first": first,
+        "val": val,
+    }
 
 
 def run_bare(cfg: RunConfig) -> dict[str, float]:
@@ -191,8 +205,10 @@ def main() -> int:
             )
             line += f" {row['engine'] / row['bare']:>11.3f}"
             line += "".join(f" {row[s] / row['bare']:>14.3f}" for s in sides[2:])
-            line += f"   (engine {got['engine']['seconds']:.2f} s, of which val->checkpoint "
-            line += f"{got['engine']['writes']:.2f} s)"
+            e = got["engine"]
+            line += f"   (engine {e['seconds']:.2f} s, of which val->checkpoint "
+            line += f"{e['writes']:.2f} s, running->first train event {e['first']:.2f} s, "
+            line += f"last train event->val {e['val']:.2f} s)"
             print(line, flush=True)
     ratios = [e / b for e, b in zip(rates["engine"], rates["bare"], strict=True)]
     print(
