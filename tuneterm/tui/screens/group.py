@@ -59,7 +59,6 @@ class GroupScreen(Screen[None]):
         super().__init__()
         self.group, self.metric = group, metric
         self.table: sweep.GroupTable | None = None
-        self.metrics: list[Metric] = []  # what `m` cycles through: the group's metric specs
         self._shape: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -120,7 +119,12 @@ class GroupScreen(Screen[None]):
         self.dismiss(None)
 
     def action_next_metric(self) -> None:
-        metrics = self.table.metrics if self.table is not None else ()
+        """The next metric the group's runs report (top-5 only for runs with more than five
+        classes, as their panes show it)."""
+        if self.table is None:
+            return
+        shown = [m.name for m in group_metrics([row.info for row in self.table.rows])]
+        metrics = [m for m in shown if m in self.table.metrics] or list(self.table.metrics)
         if not metrics:
             return
         at = metrics.index(self.metric) if self.metric in metrics else -1
