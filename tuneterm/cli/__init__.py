@@ -17,6 +17,7 @@ from typing import Any
 
 from tuneterm import __version__
 from tuneterm.config import ConfigError, ConfigIssue, load, template
+from tuneterm.config.choices import MODEL_SOURCES
 from tuneterm.runs import report
 from tuneterm.store.runs import AmbiguousRun, RunInfo, RunNotFound, RunStore
 
@@ -518,9 +519,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         about["DIR"] = "a local transformers model folder (with config.json)"
         about["ORG/NAME"] = "a Hugging Face hub model, cached or downloaded"
     else:
-        from tuneterm.engine.registry import classification_models
+        from tuneterm.config import sources
 
-        about = dict.fromkeys(classification_models(), "")
+        need = sources.missing_package(args.source)
+        if need:
+            raise ConfigError([ConfigIssue("--source", args.source, need)])
+        about = sources.listing(args.source, args.filter or "", args.pretrained)
+        if not about:
+            print(f"no {args.source} model matches {args.filter!r}", file=sys.stderr)
+            return EXIT_INVALID
     if args.json:
         _out(list(about) if args.task == "classify" else about)
     else:
@@ -667,6 +674,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="classify",
         help="classify (default): torchvision classifiers; detect: torchvision detectors; "
         "text-classify: what text.model accepts",
+    )
+    p.add_argument(
+        "--source",
+        choices=MODEL_SOURCES,
+        default="torchvision",
+        help="classify: where the models come from (model.source)",
+    )
+    p.add_argument("--filter", help="classify: only names matching this glob, e.g. 'convnext*'")
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="classify: only models with pretrained weights (timm: its arch.tag names)",
     )
     p = add(
         "predict",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuneterm.config.choices import (
     AUGMENTS,
     DEVICES,
+    MODEL_SOURCES,
     OPTIMIZERS,
     RDZV_BACKENDS,
     SCHEDULERS,
@@ -50,11 +51,20 @@ class RunSection(_Section):
 
 
 class ModelSection(_Section):
-    name: str = Field("resnet18", description="Any torchvision classification model, e.g. resnet18")
+    source: str = Field(
+        "torchvision",
+        description=f"Where the classifier comes from: {one_of(MODEL_SOURCES)}; a timm/ or hf/ "
+        "prefix on model.name says the same",
+    )
+    name: str = Field(
+        "resnet18",
+        description="A classifier of model.source: resnet18 (torchvision), timm/convnext_tiny, "
+        "hf/ORG/NAME or hf/<save_pretrained folder>",
+    )
     weights: str = Field(
         "DEFAULT",
         description='Pretrained weights: "DEFAULT", a weights name such as "IMAGENET1K_V1", '
-        'or "none" for random init',
+        'or "none" for random init (every source); timm: also a local .pth/.safetensors file',
     )
     init: str = Field(
         "",
@@ -74,7 +84,17 @@ class DataSection(_Section):
     root: str = Field(
         "",
         description="For dataset = folder: a folder with train/ [val/ test/]; coco: the image "
-        "folder; voc: the folder holding Annotations/ and JPEGImages/",
+        "folder; voc: the folder holding Annotations/ and JPEGImages/; hf: a save_to_disk "
+        "folder, an imagefolder, a parquet file or folder, or a hub name",
+    )
+    image_column: str = Field("image", description="For dataset = hf: the column of images")
+    label_column: str = Field(
+        "label", description="For dataset = hf (image runs): the column of class labels"
+    )
+    split: str = Field(
+        "",
+        description="For dataset = hf: the split to train on; empty = train (validation/val "
+        "and test splits, when present, are used as they are)",
     )
     annotations: str = Field(
         "", description="For dataset = coco: the COCO instances JSON file (detect runs)"
@@ -216,8 +236,8 @@ class EarlyStopSection(_Section):
 class DistillSection(_Section):
     teacher: str = Field(
         "",
-        description='"" (off), "run:<id>" (its best checkpoint), "torchvision:<model>" or a '
-        ".pt checkpoint file",
+        description='"" (off), "run:<id>" (its best checkpoint), "torchvision:<model>", '
+        '"timm:<model>", "hf:<model>" or a .pt checkpoint file',
     )
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the distillation term")
     temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature")

@@ -255,6 +255,10 @@ def build(cfg_data: object, seed: int) -> DataBundle:
         images, labels, classes = EMBEDDED[d.dataset](size)
         full = Split(labels, images)
         presplit: dict[str, Split] = {}
+    elif d.dataset == "hf":
+        from tuneterm.engine.kinds.classify.hfimages import load as load_hf
+
+        full, presplit, classes = load_hf(d, size)
     else:
         root = Path(d.root).expanduser()
         presplit = {}
