@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -117,8 +118,8 @@ def test_hf_image_model_from_a_save_pretrained_folder(tmp_path: Path, cli: Cli) 
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        num_labels=7,
     )
+    conf.num_labels = 7
     torch.manual_seed(0)
     ViTForImageClassification(conf).save_pretrained(folder)
     ViTImageProcessor(size=16, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(folder)
@@ -144,7 +145,7 @@ def test_layer_decay_follows_timm_group_matcher() -> None:
         None,
         16,
     )
-    net = built.model.net  # type: ignore[union-attr]
+    net: Any = built.model.net
     groups = group_parameters(net, net.group_matcher(coarse=False))
     body = [[f"net.{n}" for n in names] for _, names in sorted(groups.items())][:-1]  # head last
     t = TrainSection.model_validate({"lr": 1.0, "layer_decay": 0.5, "weight_decay": 0.0})

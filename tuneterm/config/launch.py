@@ -90,10 +90,6 @@ def model_issues(
 def classifier_issues(cfg: RunConfig) -> list[ConfigIssue]:
     """A torchvision classifier by name, its weights, and the image size it can take; timm
     and hf classifiers are checked by their source (tuneterm/config/sources.py)."""
-    from tuneterm.config import sources
-
-    if sources.split(cfg.model)[0] != "torchvision":
-        return sources.model_issues(cfg)
     listing = "run `tuneterm models` to list them"
     issues = model_issues(cfg, catalog.models("classify"), "unknown model", listing)
     if any(i.field == "model.name" for i in issues):
@@ -183,15 +179,6 @@ def teacher_issues(cfg: RunConfig, store: RunStore | None) -> list[ConfigIssue]:
             hint = f"did you mean torchvision:{close[0]}?" if close else "see `tuneterm models`"
             return [ConfigIssue("distill.teacher", t, f"unknown model; {hint}")]
         return []
-    if t.startswith(("timm:", "hf:")):
-        from tuneterm.config import sources
-
-        source, _, name = t.partition(":")
-        teacher = cfg.model_copy(
-            update={"model": cfg.model.model_copy(update={"source": source, "name": name})}
-        )
-        found = sources.model_issues(teacher)
-        return [ConfigIssue("distill.teacher", t, i.reason) for i in found]
     if t.endswith(".pt") and Path(t).expanduser().is_file():
         problem = checkpoint_problem(Path(t).expanduser())
         return [ConfigIssue("distill.teacher", t, problem)] if problem else []

@@ -206,6 +206,17 @@ def _timm_issues(cfg: RunConfig, name: str) -> list[ConfigIssue]:
     return []
 
 
+def teacher_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """distill.teacher = "timm:<name>" or "hf:<name>": a model of that source."""
+    t = cfg.distill.teacher
+    source, _, name = t.partition(":")
+    if source not in ("timm", "hf"):
+        return []
+    model = cfg.model.model_copy(update={"source": source, "name": name, "weights": "DEFAULT"})
+    found = model_issues(cfg.model_copy(update={"model": model}))
+    return [ConfigIssue("distill.teacher", t, i.reason) for i in found]
+
+
 def timm_hub_id(name: str) -> str:
     """The Hugging Face repo timm downloads `name`'s weights from ("" if not from the hub)."""
     from timm.models import get_pretrained_cfg
@@ -270,8 +281,8 @@ def _hf_cached(repo: str) -> bool:
 
 
 def catalog_reachable() -> bool:
-    from tuneterm.config.launch import reachable
-
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return False
+    from tuneterm.config.launch import reachable
+
     return reachable(HF_HOST)

@@ -258,7 +258,9 @@ def build(cfg_data: object, seed: int) -> DataBundle:
     elif d.dataset == "hf":
         from tuneterm.engine.kinds.classify.hfimages import load as load_hf
 
-        full, presplit, classes = load_hf(d, size)
+        loaded, classes = load_hf(d, size)
+        presplit = {role: Split(*pair) for role, pair in loaded.items()}
+        full = presplit.pop("train")
     else:
         root = Path(d.root).expanduser()
         presplit = {}

@@ -1,8 +1,8 @@
 """Images from a Hugging Face data set (`data.dataset = "hf"`), decoded once into RAM.
 
 The data set is opened as the launch checks opened it (`tuneterm.config.hfdata`); its train
-split, and its validation and test splits when it has them, become in-memory `Split`s of
-(3, S, S) uint8 images, so reduction, splitting and batches work as for folders.
+split, and its validation and test splits when it has them, become (3, S, S) uint8 images in
+RAM, which data.py makes into splits, so reduction, splitting and batches work as for folders.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 from tuneterm.config import DataSection
 from tuneterm.config.hfdata import HFDataError, image_problem, labels_of, open_splits
 from tuneterm.engine.data import DataError
-from tuneterm.engine.kinds.classify.data import Split
 
 
 def _images(ds: Any, column: str, size: int) -> torch.Tensor:
@@ -28,11 +27,14 @@ def _images(ds: Any, column: str, size: int) -> torch.Tensor:
     return out
 
 
-def load(d: DataSection, size: int) -> tuple[Split, dict[str, Split], list[str]]:
-    """(the train split, {"val": ..., "test": ...} when the data set has them, class names)."""
+def load(
+    d: DataSection, size: int
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
+    """({"train": (labels, images), "val": ..., "test": ...}: val and test when the data set
+    has them; the class names)."""
     try:
         splits = open_splits(d.root, d.split, d.label_column)
-        out: dict[str, Split] = {}
+        out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for role, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
             if ds is None:
                 continue
@@ -40,7 +42,7 @@ def load(d: DataSection, size: int) -> tuple[Split, dict[str, Split], list[str]]
             if problem:
                 raise HFDataError("data.image_column", d.image_column, problem)
             labels = torch.tensor(labels_of(ds, d.label_column, splits.classes), dtype=torch.long)
-            out[role] = Split(labels, _images(ds, d.image_column, size))
+            out[role] = labels, _images(ds, d.image_column, size)
     except HFDataError as exc:
         raise DataError(str(exc.issue)) from None
-    return out.pop("train"), out, splits.classes
+    return out, splits.classes

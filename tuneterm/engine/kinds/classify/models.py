@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from tuneterm.config import HeadSection, ModelSection, sources
+from tuneterm.engine.kinds.classify.heads import ACTIVATIONS as ACTIVATIONS  # re-exported
+from tuneterm.engine.kinds.classify.heads import _set_module, make_head
 from tuneterm.engine.models import ModelError, download_weights
 from tuneterm.engine.registry import resolve_weights
 
@@ -37,37 +39,6 @@ def _last_classifier(model: nn.Module) -> tuple[str, nn.Module]:
     if found is None:
         raise ModelError(f"{type(model).__name__}: found no Linear classifier to replace")
     return found
-
-
-def _set_module(model: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
-
-
-def make_head(
-    in_features: int, num_classes: int, head: HeadSection | None, conv: bool = False
-) -> nn.Module:
-    """A linear head, or an MLP (hidden sizes, activation, dropout) ending in the classes."""
-    head = head or HeadSection.model_validate({})
-    layers: list[nn.Module] = []
-    width = in_features
-    for hidden in head.hidden if head.kind == "mlp" else []:
-        layers.append(nn.Conv2d(width, hidden, 1) if conv else nn.Linear(width, hidden))
-        layers.append(ACTIVATIONS[head.activation]())
-        if head.dropout > 0:
-            layers.append(nn.Dropout(head.dropout))
-        width = hidden
-    layers.append(nn.Conv2d(width, num_classes, 1) if conv else nn.Linear(width, num_classes))
-    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 def replace_head(

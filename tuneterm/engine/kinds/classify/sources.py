@@ -100,7 +100,7 @@ class HFNet(SourceNet):
 
 def _new_head(net: nn.Module, name: str, n: int, dropout: float, head: HeadSection | None) -> None:
     """Replace the classifier `name` when head/dropout ask for more than a Linear."""
-    from tuneterm.engine.kinds.classify.models import _set_module, make_head
+    from tuneterm.engine.kinds.classify.heads import _set_module, make_head
 
     if (head is None or head.kind == "linear") and dropout <= 0:
         return
@@ -113,36 +113,6 @@ def _new_head(net: nn.Module, name: str, n: int, dropout: float, head: HeadSecti
         raise ModelError(f"{name}: found no Linear classifier to replace")
     new = make_head(linear.in_features, n, head)
     _set_module(net, name, nn.Sequential(nn.Dropout(dropout), new) if dropout > 0 else new)
-
-
-def timm_file_problem(name: str, file: Path) -> str | None:
-    """Why a weights file does not fit timm model `name` (other keys or shapes), or None. The
-    model is built on the `meta` device: no memory, no compute."""
-    import timm
-    import torch
-
-    with torch.device("meta"):
-        want = {k: tuple(v.shape) for k, v in timm.create_model(name).state_dict().items()}
-    try:
-        if file.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(file), "pt") as fh:
-                have = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-        else:
-            state = torch.load(file, map_location="meta", weights_only=True)
-            state = state.get("state_dict", state.get("model", state))
-            have = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-    except Exception as exc:  # a damaged or foreign file: torch and safetensors raise many types
-        return f"cannot read as weights ({type(exc).__name__}: {str(exc)[:120]})"
-    body = {k for k in want if k in have and have[k] == want[k]}
-    if len(body) < 0.5 * len(want):
-        wrong = [k for k in want if k in have and have[k] != want[k]]
-        detail = f"{len(set(want) - set(have))} of {len(want)} tensors missing"
-        if wrong:
-            detail += f", {len(wrong)} of another shape (e.g. {wrong[0]})"
-        return f"weights for another architecture than {name} ({detail})"
-    return None
 
 
 # -- timm ------------------------------------------------------------------------------------
