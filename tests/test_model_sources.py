@@ -214,3 +214,36 @@ def test_missing_and_imageless_columns_are_refused(
     )
     err = _refused(tmp_path, config, capsys)
     assert 'data.image_column = "y": holds int64 values, not images' in err
+
+
+def test_hub_names_offline_say_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
+    config = _config(tmp_path, 'name = "hf/acme/vit-nowhere"')
+    err = _refused(tmp_path, config, capsys)
+    assert 'model.name = "hf/acme/vit-nowhere": not in the Hugging Face cache' in err
+    assert "save_pretrained(DIR)" in err
+    data = 'dataset = "hf"\nroot = "acme/beans-nowhere"'
+    err = _refused(tmp_path, _config(tmp_path, 'weights = "none"', data=data), capsys)
+    assert 'data.root = "acme/beans-nowhere": a hub data set' in err and "save_to_disk" in err
+
+
+def test_text_runs_read_an_hf_dataset_with_class_names(tmp_path: Path) -> None:
+    from tuneterm.config import DataSection, TextSection
+    from tuneterm.engine.kinds.text.data import build
+
+    feats = datasets.Features(
+        {"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    texts = [f"text number {i}" for i in range(20)]
+    ds = datasets.Dataset.from_dict(
+        {"sentence": texts, "y": [i % 2 for i in range(20)]}, features=feats
+    )
+    ds.save_to_disk(str(tmp_path / "sentiment"))
+    d = DataSection.model_validate({"dataset": "hf", "root": str(tmp_path / "sentiment")})
+    text = TextSection.model_validate({"text_column": "sentence", "label_column": "y"})
+    data = build(d, text, seed=0)
+    assert data.classes == ["neg", "pos"]
+    assert sum(data.counts[k] for k in ("train", "val", "test")) == 20
