@@ -121,7 +121,13 @@ class DataSection(_Section):
     test_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
     )
-    image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
+    image_size: int = Field(
+        32,
+        ge=0,
+        le=1024,
+        description="Images are resized to this square size; 0 = the model's own (timm's "
+        "pretrained config, the HF config; torchvision: 224)",
+    )
     shift: Shift = Field(
         "none",
         description=f"A fixed domain shift applied to every image: {one_of(Shift)} "
@@ -145,6 +151,13 @@ class DataSection(_Section):
     @classmethod
     def _root_ok(cls, v: str) -> str:
         return v.strip()
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_ok(cls, v: int) -> int:
+        if 0 < v < 8:
+            raise ValueError("must be >= 8 (or 0: the model's own input size)")
+        return v
 
 
 class TrainSection(_Section):

@@ -238,6 +238,22 @@ def build(
     return build_hf(cfg, name, classes, head, pretrained)
 
 
+def input_size(cfg: ModelSection) -> int:
+    """The square input size the model was pretrained at (`data.image_size = 0`)."""
+    source, name = sources.split(cfg)
+    if source == "timm":
+        from timm.models import get_pretrained_cfg
+
+        pc = get_pretrained_cfg(name)
+        return int(pc.input_size[-1]) if pc is not None else 224
+    if source == "hf":
+        from transformers import AutoConfig
+
+        size = getattr(AutoConfig.from_pretrained(_hf_ref(name)), "image_size", 224)
+        return int(size[-1] if isinstance(size, list | tuple) else size)
+    return 224
+
+
 def rebuild(ck: dict[str, Any]) -> nn.Module:
     """The model a checkpoint saved, its architecture from `preprocess`, without weights."""
     pre = ck["preprocess"]

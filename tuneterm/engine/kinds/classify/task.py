@@ -158,6 +158,11 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
     from tuneterm.engine.kinds.classify.models import build_model
     from tuneterm.engine.registry import resolve_init
 
+    if cfg.data.image_size == 0:  # the model's own input size; the checkpoint records it
+        from tuneterm.engine.kinds.classify.sources import input_size
+
+        cfg.data.image_size = input_size(cfg.model)
+        setup.log(f"data.image_size = 0: the model's input size, {cfg.data.image_size} px")
     data = build_data(cfg.data, cfg.train.seed)
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
