@@ -116,6 +116,12 @@ def _new_head(net: nn.Module, name: str, n: int, dropout: float, head: HeadSecti
 
 
 # -- timm ------------------------------------------------------------------------------------
+def _classifier(net: nn.Module) -> str:
+    """The classifier's module name, as the pretrained config says (the last of several)."""
+    named = dict(getattr(net, "pretrained_cfg", {})).get("classifier") or "head"
+    return str(named[-1] if isinstance(named, list | tuple) else named)
+
+
 def _timm_kwargs(name: str, size: int) -> dict[str, Any]:
     """img_size for models that take it (ViTs: position embeddings resampled on load)."""
     import timm
@@ -123,8 +129,10 @@ def _timm_kwargs(name: str, size: int) -> dict[str, Any]:
     with torch.device("meta"):
         try:
             timm.create_model(name, img_size=size)
-        except TypeError:
+        except TypeError:  # no img_size argument: any size goes
             return {}
+        except (AssertionError, RuntimeError, ValueError) as exc:
+            raise ModelError(f"data.image_size = {size}: {name} cannot take it ({exc})") from None
     return {"img_size": size}
 
 
@@ -148,9 +156,7 @@ def build_timm(
             '"none"'
         ) from None
     pc: dict[str, Any] = dict(getattr(net, "pretrained_cfg", {}))
-    head_name = str(pc.get("classifier") or "head")
-    if isinstance(head_name, list | tuple):
-        head_name = head_name[-1]
+    head_name = _classifier(net)
     _new_head(net, head_name, n, cfg.dropout, head)
     mean = tuple(pc.get("mean", IMAGENET_MEAN))
     std = tuple(pc.get("std", IMAGENET_STD))
@@ -264,7 +270,7 @@ def rebuild(ck: dict[str, Any]) -> nn.Module:
         import timm
 
         net = timm.create_model(pre["name"], num_classes=n, **pre.get("kwargs", {}))
-        head_name = str(dict(getattr(net, "pretrained_cfg", {})).get("classifier") or "head")
+        head_name = _classifier(net)
         _new_head(net, head_name, n, cfg.dropout, head)
         return TimmNet(net, "timm", head_name)
     from transformers import AutoConfig, AutoModelForImageClassification
