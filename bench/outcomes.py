@@ -66,7 +66,7 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     torch.manual_seed(c.train.seed)
     t0 = time.perf_counter()
     data = build(c.data, c.train.seed)
-    built = build_model(c.model, len(data.classes), init, c.head)
+    built = build_model(c.model, len(data.classes), init, c.head, data.classes, c.data.image_size)
     tr = Trainer(c, built, data, Ctx(root / name), init)
     tr.fit()
     res = tr.test()
@@ -145,6 +145,39 @@ def transfer_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows:
     rows.append(("distillation", "scratch student", scratch["acc"], "KD student", kd["acc"], ""))
 
 
+def timm_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows: list[Row]) -> None:
+    """The transfer row with a timm model (resnet10t, random init): fine-tuned from a source
+    run against from scratch, as the torchvision row."""
+    timm = {"name": "timm/resnet10t", "weights": "none"}
+    print("timm source: ten digits (resnet10t)", flush=True)
+    source = run(
+        root,
+        "timm_source",
+        cfg(size, model=timm, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}),
+    )
+    target = {"relabel": PARITY, "per_class": 10}
+    small = {"epochs": tgt_epochs, "batch_size": 16}
+    scratch = run(
+        root, "timm_scratch", cfg(size, model=timm, data=target, train={**small, "lr": 1e-3})
+    )
+    full = run(
+        root,
+        "timm_full_ft",
+        cfg(size, model=timm, data=target, train={**small, "lr": 3e-4}),
+        Path(source["ckpt"]),
+    )
+    rows.append(
+        (
+            "fine-tune from source (timm resnet10t)",
+            "scratch",
+            scratch["acc"],
+            "fine-tune",
+            full["acc"],
+            "",
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small images, short schedules")
@@ -153,6 +186,7 @@ def main() -> None:
         "--shifts", default="invert,contrast", help="target shifts for AdaBN/DANN, comma-separated"
     )
     ap.add_argument("--only-da", action="store_true", help="only the domain adaptation rows")
+    ap.add_argument("--only-timm", action="store_true", help="only the timm transfer row")
     args = ap.parse_args()
     size = 16 if args.quick else 32
     src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
@@ -161,11 +195,15 @@ def main() -> None:
     rows: list[Row] = []
     t_start = time.perf_counter()
 
-    if not args.only_da:
+    if args.only_timm:
+        args.shifts = ""
+    elif not args.only_da:
         transfer_rows(root, size, src_epochs, tgt_epochs, rows)
+    if not args.only_da:
+        timm_rows(root, size, src_epochs, tgt_epochs, rows)
 
     da = {"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}
-    for shift in args.shifts.split(","):
+    for shift in filter(None, args.shifts.split(",")):
         label = SHIFT_LABELS.get(shift, shift)
         print(f"shifted target: {label} digits", flush=True)
         adabn = run(

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.cli.common import EXIT_OK, AddCommand, out, store_of
+from tuneterm.cli.common import EXIT_INVALID, EXIT_OK, AddCommand, out, store_of
 from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.config.choices import MODEL_SOURCES
 from tuneterm.tasks import classify
 
 
@@ -18,7 +19,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     from tuneterm.runs.catalog import models_of
 
     spec = tasks.get(args.task)
-    about = models_of(spec)
+    if spec.name == classify.SPEC.name:  # image classifiers come from several libraries
+        from tuneterm.config import sources
+
+        need = sources.missing_package(args.source)
+        if need:
+            raise ConfigError([ConfigIssue("--source", args.source, need)])
+        about = sources.listing(args.source, args.filter or "", args.pretrained)
+        if not about:
+            print(f"no {args.source} model matches {args.filter!r}", file=sys.stderr)
+            return EXIT_INVALID
+    else:
+        about = models_of(spec)
     if args.json:  # names only when the catalog says nothing more about them
         out(about if any(about.values()) else list(about))
     elif about:
@@ -101,6 +113,18 @@ def add_commands(add: AddCommand) -> None:
         choices=kinds,
         default=kinds[0],
         help="; ".join(f"{n}: {tasks.get(n).summary}" for n in kinds) + f" (default {kinds[0]})",
+    )
+    p.add_argument(
+        "--source",
+        choices=MODEL_SOURCES,
+        default=MODEL_SOURCES[0],
+        help="classify: where the models come from (model.source)",
+    )
+    p.add_argument("--filter", help="classify: only names matching this glob, e.g. 'convnext*'")
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="classify: only models with pretrained weights (timm: its arch.tag names)",
     )
     p = add(
         "predict",

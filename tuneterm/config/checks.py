@@ -161,10 +161,13 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
     if cfg.freeze.strategy == "first_n" and cfg.freeze.stages < 1:
         issues.append(ConfigIssue("freeze.stages", 0, "must be >= 1 when strategy = first_n"))
     t = cfg.distill.teacher
-    if t and not (t.startswith(("run:", "torchvision:")) or t.endswith(".pt")):
+    if t and not (t.startswith(("run:", "torchvision:", "timm:", "hf:")) or t.endswith(".pt")):
         issues.append(
             ConfigIssue(
-                "distill.teacher", t, 'must be "", "run:<id>", "torchvision:<model>" or a .pt file'
+                "distill.teacher",
+                t,
+                'must be "", "run:<id>", "torchvision:<model>", "timm:<model>", "hf:<model>" '
+                "or a .pt file",
             )
         )
     elif t.endswith(".pt") and not Path(t).expanduser().is_file():
@@ -240,6 +243,14 @@ def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
                 spec.name,
                 f"needs {' and '.join(missing)}, not installed here: "
                 f"pip install 'tuneterm[{spec.extra_name}]'",
+            )
+        )
+    if cfg.data.dataset == "hf" and not installed("datasets"):
+        issues.append(
+            ConfigIssue(
+                "data.dataset",
+                "hf",
+                "needs datasets, not installed here: pip install 'tuneterm[datasets]'",
             )
         )
     if cfg.lora.enabled and not installed("peft"):

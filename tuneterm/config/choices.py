@@ -19,6 +19,7 @@ SCHEDULERS = ("none", "cosine", "step", "onecycle")
 AUGMENTS = ("none", "light", "randaugment", "trivialaugment", "autoaugment")
 RDZV_BACKENDS = ("c10d", "static", "etcd", "etcd-v2")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # cuda:N: any device index
+MODEL_SOURCES = ("torchvision", "timm", "hf")  # tuneterm.config.sources describes each
 
 # Closed sets: Literal types, so pydantic checks them and the editor offers them.
 Shift = Literal["none", "invert", "rot90", "rot180", "contrast"]
@@ -49,6 +50,7 @@ def one_of(choice: Any, quote: bool = True) -> str:
 
 # Config keys checked against a tuple here (the Literal fields pydantic checks itself).
 STATIC: dict[str, tuple[str, ...]] = {
+    "model.source": MODEL_SOURCES,
     "data.augment": AUGMENTS,
     "train.optimizer": OPTIMIZERS,
     "train.scheduler": SCHEDULERS,

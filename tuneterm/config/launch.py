@@ -88,12 +88,13 @@ def model_issues(
 
 
 def classifier_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """A torchvision classifier by name, its weights, and the image size it can take."""
+    """A torchvision classifier by name, its weights, and the image size it can take; timm
+    and hf classifiers are checked by their source (tuneterm/config/sources.py)."""
     listing = "run `tuneterm models` to list them"
     issues = model_issues(cfg, catalog.models("classify"), "unknown model", listing)
     if any(i.field == "model.name" for i in issues):
         return issues
-    size = cfg.data.image_size
+    size = cfg.data.image_size or 224  # 0: the model's own, 224 for torchvision's
     problem = catalog.input_size_problem(cfg.model.name, size)
     if problem:
         reason = f"{cfg.model.name} cannot take {size}x{size} images ({problem})"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuneterm.config.choices import (
     AUGMENTS,
     DEVICES,
+    MODEL_SOURCES,
     OPTIMIZERS,
     RDZV_BACKENDS,
     SCHEDULERS,
@@ -51,11 +52,20 @@ class RunSection(_Section):
 
 
 class ModelSection(_Section):
-    name: str = Field("resnet18", description="Any torchvision classification model, e.g. resnet18")
+    source: str = Field(
+        "torchvision",
+        description=f"Where the classifier comes from: {one_of(MODEL_SOURCES)}; a timm/ or hf/ "
+        "prefix on model.name says the same",
+    )
+    name: str = Field(
+        "resnet18",
+        description="A classifier of model.source: resnet18 (torchvision), timm/convnext_tiny, "
+        "hf/ORG/NAME or hf/<save_pretrained folder>",
+    )
     weights: str = Field(
         "DEFAULT",
         description='Pretrained weights: "DEFAULT", a weights name such as "IMAGENET1K_V1", '
-        'or "none" for random init',
+        'or "none" for random init (every source); timm: also a local .pth/.safetensors file',
     )
     init: str = Field(
         "",
@@ -75,7 +85,17 @@ class DataSection(_Section):
     root: str = Field(
         "",
         description="For dataset = folder: a folder with train/ [val/ test/]; coco: the image "
-        "folder; voc: the folder holding Annotations/ and JPEGImages/",
+        "folder; voc: the folder holding Annotations/ and JPEGImages/; hf: a save_to_disk "
+        "folder, an imagefolder, a parquet file or folder, or a hub name",
+    )
+    image_column: str = Field("image", description="For dataset = hf: the column of images")
+    label_column: str = Field(
+        "label", description="For dataset = hf (image runs): the column of class labels"
+    )
+    split: str = Field(
+        "",
+        description="For dataset = hf: the split to train on; empty = train (validation/val "
+        "and test splits, when present, are used as they are)",
     )
     annotations: str = Field(
         "", description="For dataset = coco: the COCO instances JSON file (detect runs)"
@@ -102,7 +122,13 @@ class DataSection(_Section):
     test_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
     )
-    image_size: int = Field(32, ge=8, le=1024, description="Images are resized to this square size")
+    image_size: int = Field(
+        32,
+        ge=0,
+        le=1024,
+        description="Images are resized to this square size; 0 = the model's own (timm's "
+        "pretrained config, the HF config; torchvision: 224)",
+    )
     shift: Shift = Field(
         "none",
         description=f"A fixed domain shift applied to every image: {one_of(Shift)} "
@@ -126,6 +152,13 @@ class DataSection(_Section):
     @classmethod
     def _root_ok(cls, v: str) -> str:
         return v.strip()
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_ok(cls, v: int) -> int:
+        if 0 < v < 8:
+            raise ValueError("must be >= 8 (or 0: the model's own input size)")
+        return v
 
 
 class TrainSection(_Section):
@@ -217,8 +250,8 @@ class EarlyStopSection(_Section):
 class DistillSection(_Section):
     teacher: str = Field(
         "",
-        description='"" (off), "run:<id>" (its best checkpoint), "torchvision:<model>" or a '
-        ".pt checkpoint file",
+        description='"" (off), "run:<id>" (its best checkpoint), "torchvision:<model>", '
+        '"timm:<model>", "hf:<model>" or a .pt checkpoint file',
     )
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the distillation term")
     temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature")

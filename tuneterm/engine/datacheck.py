@@ -182,6 +182,10 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     if cfg.data.dataset == "folder":
         classes = _check_folder(cfg, issues)
+    elif cfg.data.dataset == "hf":
+        from tuneterm.config import hfdata
+
+        return hfdata.issues(cfg, image=True)
     else:
         from tuneterm.tasks.classify import EMBEDDED  # torch-free: no engine.data here
 

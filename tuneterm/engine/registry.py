@@ -71,15 +71,35 @@ def weights_file(member: Any) -> WeightsFile:
 def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
     """Every check of a classify run before it is created; raises ConfigError naming each
     field. No torch import (the catalog is cached per library version)."""
+    from tuneterm.config import sources
     from tuneterm.engine.datacheck import check as check_data
 
-    issues = launch.classifier_issues(cfg)
+    if sources.split(cfg.model)[0] == "torchvision":
+        issues = launch.classifier_issues(cfg)
+    else:
+        issues = sources.model_issues(cfg)
+        issues += _weights_file_issues(cfg, issues)
     issues += launch.init_issues(cfg, store)
     issues += launch.teacher_issues(cfg, store)
+    issues += sources.teacher_issues(cfg)
     issues += check_data(cfg)
     issues += launch.device_issues(cfg)
     if issues:
         raise ConfigError(issues)
+
+
+def _weights_file_issues(cfg: RunConfig, found: list[ConfigIssue]) -> list[ConfigIssue]:
+    """A timm weights file that is not for model.name's architecture (read with torch)."""
+    from tuneterm.config import sources
+
+    source, name = sources.split(cfg.model)
+    file = sources.weights_file(cfg.model.weights)
+    if source != "timm" or file is None or found:
+        return []
+    from tuneterm.engine.kinds.classify.weightsfit import timm_file_problem
+
+    problem = timm_file_problem(name, file)
+    return [ConfigIssue("model.weights", cfg.model.weights, problem)] if problem else []
 
 
 def resolve_init(cfg: RunConfig, store: RunStore) -> Path | None:

@@ -121,6 +121,11 @@ def wrap_classify(best: Path) -> Wrapped:
         "input": f"image: float32 [N, 3, {size}, {size}], RGB in [0, 1]; normalised inside",
         "outputs": "probs [N, K] softmax over classes",
     }
+    if ck.get("preprocess"):  # timm/hf: the model's own interpolation and crop
+        pre = ck["preprocess"]
+        meta.update(
+            source=pre["source"], interpolation=pre["interpolation"], crop_pct=pre["crop_pct"]
+        )
     module = ClassifyExport(from_checkpoint(best).eval(), ck["mean"], ck["std"]).eval()
     axes = {"image": {0: "batch"}, "probs": {0: "batch"}}
     return Wrapped(module, torch.rand(1, 3, size, size), meta, ["probs"], axes)

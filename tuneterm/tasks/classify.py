@@ -15,11 +15,11 @@ EMBEDDED: dict[str, tuple[str, ...]] = {
 SPEC = TaskSpec(
     name="classify",
     noun="classification",
-    summary="image classification: torchvision classifiers with a new head",
+    summary="image classification: torchvision, timm or Hugging Face classifiers, a new head",
     engine="tuneterm.engine.kinds.classify",
     catalog="tuneterm.runs.catalog:classify_models",
     exporter="tuneterm.runs.export:wrap_classify",
-    datasets=("digits", "shapes", "folder"),
+    datasets=("digits", "shapes", "folder", "hf"),
     val_metrics=(
         Metric("val_acc", "acc"),
         Metric("val_top5", "top-5", min_classes=5),

@@ -45,6 +45,17 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
                 'detectors are not compiled (their batch shapes vary per batch); use "off"',
             )
         )
+    if detect and (
+        cfg.model.source != "torchvision" or cfg.model.name.startswith(("timm/", "hf/"))
+    ):
+        issues.append(
+            ConfigIssue(
+                "model.source",
+                cfg.model.source,
+                "detect runs take torchvision's detectors (`tuneterm models --task detect`); "
+                'use "torchvision"',
+            )
+        )
     if detect and cfg.train.metric == "val_loss":
         issues.append(
             ConfigIssue("train.metric", "val_loss", "detect runs pick by val_map or val_map50")

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tuneterm.config import RunConfig
 
 NAME = "text-classify"
-DATASETS = ("topics", "csv", "jsonl", "textfolder")
+DATASETS = ("topics", "csv", "jsonl", "textfolder", "hf")
 
 
 def _image_only(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
@@ -23,6 +23,7 @@ def _image_only(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
         "data.relabel": (cfg.data.relabel, {}),
         "model.init": (cfg.model.init, ""),
         "model.dropout": (cfg.model.dropout, 0.0),
+        "model.source": (cfg.model.source, "torchvision"),
         "head.kind": (cfg.head.kind, "linear"),
         "mix.mixup": (cfg.mix.mixup, 0.0),
         "mix.cutmix": (cfg.mix.cutmix, 0.0),
@@ -52,7 +53,7 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
                 f'for run.task = {NAME}: "DEFAULT" (text.model\'s weights) or "none"',
             )
         )
-    if ds in DATASETS and ds != "topics":
+    if ds in DATASETS and ds not in ("topics", "hf"):
         want = "folder" if ds == "textfolder" else "file"
         what = "a folder" if want == "folder" else f"a .{ds} file"
         issues += path_issues("data.root", cfg.data.root, f"data.dataset = {ds} ({what})", want)

@@ -1,7 +1,8 @@
 """Knowledge distillation: loss = (1-a)·CE + a·T²·KL(student/T ‖ teacher/T).
 
-The teacher is another run's best checkpoint (`run:<id>`, full or LoRA) or a torchvision model
-(`torchvision:<name>`, its pretrained weights, head replaced). It runs in eval mode under
+The teacher is another run's best checkpoint (`run:<id>`, full or LoRA) or a pretrained model
+(`torchvision:<name>`, `timm:<name>`, `hf:<name>`: pretrained weights, head replaced). It runs
+in eval mode under
 no_grad, with its parameters frozen, so it costs one forward pass per batch."""
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
 def load_teacher(spec: str, num_classes: int, runs_root: Path | None) -> nn.Module:
     from tuneterm.engine.kinds.classify.models import build_model, from_checkpoint
 
-    if spec.startswith("torchvision:"):
-        name = spec.split(":", 1)[1]
-        section = ModelSection.model_validate({"name": name, "weights": "DEFAULT"})
+    source, _, name = spec.partition(":")
+    if source in ("torchvision", "timm", "hf"):  # a pretrained model with a new head
+        section = ModelSection.model_validate(
+            {"source": source, "name": name, "weights": "DEFAULT"}
+        )
         return build_model(section, num_classes, None).model
     from tuneterm.store.runs import RunStore
 

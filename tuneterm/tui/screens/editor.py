@@ -73,7 +73,8 @@ FORM: tuple[FormField, ...] = tuple(
     _field(key, label)
     for key, label in (
         ("run.name", "name"),
-        ("model.name", "model"),
+        ("model.source", "model source"),
+        ("model.name", "model (timm/NAME, hf/ORG/NAME)"),
         ("model.weights", "weights"),
         ("data.dataset", "data set"),
         ("data.image_size", "image size"),

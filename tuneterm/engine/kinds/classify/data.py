@@ -255,6 +255,12 @@ def build(cfg_data: object, seed: int) -> DataBundle:
         images, labels, classes = EMBEDDED[d.dataset](size)
         full = Split(labels, images)
         presplit: dict[str, Split] = {}
+    elif d.dataset == "hf":
+        from tuneterm.engine.kinds.classify.hfimages import load as load_hf
+
+        loaded, classes = load_hf(d, size)
+        presplit = {role: Split(*pair) for role, pair in loaded.items()}
+        full = presplit.pop("train")
     else:
         root = Path(d.root).expanduser()
         presplit = {}

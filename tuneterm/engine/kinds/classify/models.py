@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from tuneterm.config import HeadSection, ModelSection
+from tuneterm.config import HeadSection, ModelSection, sources
+from tuneterm.engine.kinds.classify.heads import ACTIVATIONS as ACTIVATIONS  # re-exported
+from tuneterm.engine.kinds.classify.heads import _set_module, make_head
 from tuneterm.engine.models import ModelError, download_weights
 from tuneterm.engine.registry import resolve_weights
 
@@ -22,6 +25,7 @@ class Built:
     head_name: str  # dotted module path of the new classifier
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    preprocess: dict[str, Any] = field(default_factory=dict)  # timm/hf: what rebuilds it
 
 
 def _last_classifier(model: nn.Module) -> tuple[str, nn.Module]:
@@ -35,37 +39,6 @@ def _last_classifier(model: nn.Module) -> tuple[str, nn.Module]:
     if found is None:
         raise ModelError(f"{type(model).__name__}: found no Linear classifier to replace")
     return found
-
-
-def _set_module(model: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
-
-
-def make_head(
-    in_features: int, num_classes: int, head: HeadSection | None, conv: bool = False
-) -> nn.Module:
-    """A linear head, or an MLP (hidden sizes, activation, dropout) ending in the classes."""
-    head = head or HeadSection.model_validate({})
-    layers: list[nn.Module] = []
-    width = in_features
-    for hidden in head.hidden if head.kind == "mlp" else []:
-        layers.append(nn.Conv2d(width, hidden, 1) if conv else nn.Linear(width, hidden))
-        layers.append(ACTIVATIONS[head.activation]())
-        if head.dropout > 0:
-            layers.append(nn.Dropout(head.dropout))
-        width = hidden
-    layers.append(nn.Conv2d(width, num_classes, 1) if conv else nn.Linear(width, num_classes))
-    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 def replace_head(
@@ -85,10 +58,19 @@ def replace_head(
 
 
 def build_model(
-    cfg: ModelSection, num_classes: int, init: Path | None, head: HeadSection | None = None
+    cfg: ModelSection,
+    num_classes: int,
+    init: Path | None,
+    head: HeadSection | None = None,
+    classes: list[str] | None = None,
+    size: int = 32,
 ) -> Built:
+    """The classifier `cfg` names, for `num_classes` (`classes`: their names, which HF models
+    keep), from its pretrained weights or from `init`."""
     import torchvision
 
+    if sources.split(cfg)[0] != "torchvision":
+        return _build_source(cfg, classes or [str(i) for i in range(num_classes)], init, head, size)
     member = None if init else resolve_weights(cfg.name, cfg.weights)
     if member is not None:
         download_weights(member)
@@ -121,6 +103,39 @@ def build_model(
     return Built(model, head_name, mean, std)
 
 
+def _build_source(
+    cfg: ModelSection, classes: list[str], init: Path | None, head: HeadSection | None, size: int
+) -> Built:
+    """A timm or HF classifier; from `init` (another run's checkpoint): its body, a new head."""
+    from tuneterm.engine.kinds.classify import sources as built_from
+
+    b = built_from.build(cfg, classes, size, head, pretrained=init is None)
+    if init is not None:
+        state = torch.load(init, map_location="cpu", weights_only=True)
+        if state.get("lora"):
+            src = from_checkpoint(init)
+            raise_if = "" if isinstance(src, built_from.SourceNet) else "not a timm/hf run"
+            if raise_if:
+                raise ModelError(f"model.init = {str(init)!r}: {raise_if}")
+            state = {"model": src.state_dict()}
+        own = b.model.state_dict()
+        weights = state.get("model", state)
+        head_prefix = b.head_name + "."
+        fit = {
+            k: v
+            for k, v in weights.items()
+            if k in own and own[k].shape == v.shape and not k.startswith(head_prefix)
+        }
+        body = [k for k in own if not k.startswith(head_prefix)]
+        if len(fit) < 0.9 * len(body):
+            raise ModelError(
+                f"model.init = {str(init)!r}: checkpoint does not fit {cfg.name} "
+                f"({len(body) - len(fit)} of {len(body)} body tensors missing or of another shape)"
+            )
+        b.model.load_state_dict(fit, strict=False)
+    return Built(b.model, b.head_name, b.mean, b.std, b.preprocess)
+
+
 def from_checkpoint(path: Path) -> nn.Module:
     """The model a run saved (`best.pt`), ready for inference: full weights, or LoRA adapters
     and head loaded onto the backbone they were trained on."""
@@ -131,12 +146,19 @@ def from_checkpoint(path: Path) -> nn.Module:
     backbone = ck.get("backbone")
     if backbone:  # a LoRA run: the backbone is rebuilt from where that run started
         base = ModelSection.model_validate(
-            {"name": ck["model_name"], "weights": backbone["weights"]}
+            {
+                "name": ck["model_name"],
+                "weights": backbone["weights"],
+                "source": ck.get("model_source", "torchvision"),
+                "dropout": float(ck.get("dropout", 0.0)) if ck.get("preprocess") else 0.0,
+            }
         )
         init = Path(backbone["init"]) if backbone.get("init") else None
-        built = build_model(base, int(ck["num_classes"]), init, head)
+        classes = list(ck.get("classes") or []) or None
+        size = int(ck.get("image_size", 32))
+        built = build_model(base, int(ck["num_classes"]), init, head, classes, size)
         model = built.model
-        if ck.get("dropout"):
+        if ck.get("dropout") and not built.preprocess:
             replace_head(model, int(ck["num_classes"]), float(ck["dropout"]), head)
         from tuneterm.engine.techniques.lora import inject
 
@@ -144,6 +166,12 @@ def from_checkpoint(path: Path) -> nn.Module:
         _missing, unexpected = model.load_state_dict(ck["model"], strict=False)
         if unexpected:
             raise ModelError(f"{path}: {len(unexpected)} adapter keys do not fit the backbone")
+        return model
+    if ck.get("preprocess"):  # timm or hf
+        from tuneterm.engine.kinds.classify.sources import rebuild
+
+        model = rebuild(ck)
+        model.load_state_dict(ck["model"])
         return model
     model = torchvision.models.get_model(ck["model_name"], weights=None)
     replace_head(model, int(ck["num_classes"]), float(ck.get("dropout", 0.0)), head)

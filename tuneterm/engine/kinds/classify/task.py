@@ -37,6 +37,7 @@ class ClassifyTask:
         self.cfg, self.data, self.init = cfg, data, init
         self.device, self.dist, self.amp = setup.device, setup.dist, setup.precision
         self.model, self.head_name = built.model, built.head_name
+        self.preprocess = built.preprocess
         self.mean = torch.tensor(built.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(built.std, device=self.device).view(1, 3, 1, 1) * 255
         self.transform = transform_for(cfg.data.augment, cfg.data.image_size)
@@ -140,6 +141,8 @@ class ClassifyTask:
             "model": tech.checkpoint_weights(model.state_dict()),
             **tech.checkpoint_extra(),
             "model_name": self.cfg.model.name,
+            "model_source": self.cfg.model.source,
+            **({"preprocess": self.preprocess} if self.preprocess else {}),
             "num_classes": len(self.data.classes),
             "classes": self.data.classes,
             "dropout": self.cfg.model.dropout,
@@ -155,10 +158,17 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
     from tuneterm.engine.kinds.classify.models import build_model
     from tuneterm.engine.registry import resolve_init
 
+    if cfg.data.image_size == 0:  # the model's own input size; the checkpoint records it
+        from tuneterm.engine.kinds.classify.sources import input_size
+
+        cfg.data.image_size = input_size(cfg.model)
+        setup.log(f"data.image_size = 0: the model's input size, {cfg.data.image_size} px")
     data = build_data(cfg.data, cfg.train.seed)
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
-    built = build_model(cfg.model, len(data.classes), init, cfg.head)
+    built = build_model(
+        cfg.model, len(data.classes), init, cfg.head, data.classes, cfg.data.image_size
+    )
     return ClassifyTask(cfg, built, data, setup, init)
 
 

@@ -28,8 +28,13 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
         resolve(cfg.text.model)
     except TextModelError as exc:
         issues.append(ConfigIssue("text.model", cfg.text.model, str(exc)))
+    if cfg.data.dataset == "hf":
+        from tuneterm.config import hfdata
+
+        issues += hfdata.issues(cfg, image=False)
     try:
-        data.build(cfg.data, cfg.text, cfg.train.seed)
+        if not issues:
+            data.build(cfg.data, cfg.text, cfg.train.seed)
     except DataError as exc:
         field = "data.root" if cfg.data.root else "data.dataset"
         issues.append(ConfigIssue(field, getattr(cfg.data, field.split(".")[1]), str(exc)))

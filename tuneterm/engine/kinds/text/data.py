@@ -211,6 +211,31 @@ def read_textfolder(root: Path) -> list[Example]:
     return out
 
 
+def read_hf(d: DataSection, text: TextSection) -> list[Example]:
+    """Every split of a Hugging Face data set (texts and labels by name): this kind splits
+    and reduces them itself, as for files."""
+    from tuneterm.config.hfdata import HFDataError, open_splits
+
+    try:
+        s = open_splits(d.root, d.split, text.label_column)
+    except HFDataError as exc:
+        raise DataError(str(exc.issue)) from None
+    out = []
+    for ds in (s.train, s.val, s.test):
+        if ds is None:
+            continue
+        if text.text_column not in ds.column_names:
+            raise DataError(f"text.text_column = {text.text_column!r}: no such column")
+        feature = ds.features[text.label_column]
+        names = getattr(feature, "names", None)
+        for i, (body, label) in enumerate(
+            zip(ds[text.text_column], ds[text.label_column], strict=True)
+        ):
+            shown = names[int(label)] if names else str(label)
+            out.append(Example(str(body), shown, f"{d.root}[{i}]"))
+    return out
+
+
 def read(d: DataSection, text: TextSection) -> list[Example]:
     if d.dataset == "topics":
         return topics()
@@ -222,6 +247,8 @@ def read(d: DataSection, text: TextSection) -> list[Example]:
             rows = read_jsonl(root, text)
         elif d.dataset == "textfolder":
             rows = read_textfolder(root)
+        elif d.dataset == "hf":
+            rows = read_hf(d, text)
         else:
             raise DataError(f"data.dataset = {d.dataset!r}: not a text data set")
     except UnicodeDecodeError as exc:
