@@ -33,6 +33,7 @@ CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 OnOff = Literal["auto", "on", "off"]
 EmptyImages = Literal["error", "keep"]
 Padding = Literal["dynamic", "max_length"]
+StopSignal = Literal["SIGTERM", "SIGINT"]
 
 
 def values(choice: Any) -> tuple[str, ...]:

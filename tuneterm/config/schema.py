@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tuneterm.config.choices import (
     AUGMENTS,
@@ -25,6 +25,7 @@ from tuneterm.config.choices import (
     Padding,
     Precision,
     Shift,
+    StopSignal,
     one_of,
 )
 
@@ -366,6 +367,47 @@ class TextSection(_Section):
         return v.strip()
 
 
+class ScriptSection(_Section):
+    """Your own training script as a run (run.task = "script"; see tuneterm/script/)."""
+
+    command: list[str] = Field(
+        default_factory=list,
+        description='The command, as argv (never through a shell): ["python", "train.py"]',
+    )
+    cwd: str = Field("", description="Working folder of the command; empty: where tuneterm ran")
+    env: dict[str, str] = Field(default_factory=dict, description="Added to its environment")
+    patterns: list[str] = Field(
+        default_factory=list,
+        description="Your own metric patterns: regular expressions whose named groups are "
+        'metrics, e.g. "acc (?P<val_acc>[0-9.]+)"',
+    )
+    stop_signal: StopSignal = Field(
+        "SIGTERM", description="What `tuneterm stop` sends the script's process group"
+    )
+    resume_args: list[str] = Field(
+        default_factory=list,
+        description="Appended on resume; {checkpoint_dir} and {run_dir} are filled in, e.g. "
+        '["--resume", "{checkpoint_dir}/last.ckpt"]',
+    )
+    label: str = Field("", description="Shown as the run's model; empty: the script's name")
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Read from the command's --key value arguments (compare shows args.KEY)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("command"), list):
+            from tuneterm.config.scriptargs import command_args, command_label
+
+            argv = [str(a) for a in data["command"]]
+            data = {**data, "args": command_args(argv)}
+            if not data.get("label"):
+                data["label"] = command_label(argv)
+        return data
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -383,6 +425,23 @@ class RunConfig(_Section):
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
     detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
     text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
+    script: ScriptSection = Field(default_factory=ScriptSection)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _script_kind(cls, data: Any) -> Any:
+        """A config with a [script] command is a script run, which reads its own data."""
+        if not isinstance(data, dict):
+            return data
+        script, run = data.get("script"), data.get("run")
+        if isinstance(script, dict) and script.get("command") and not (run or {}).get("task"):
+            data = {**data, "run": {**(run or {}), "task": "script"}}
+        run = data.get("run")
+        if isinstance(run, dict) and run.get("task") == "script":
+            dataset = (data.get("data") or {}).get("dataset")
+            if not dataset:
+                data = {**data, "data": {**(data.get("data") or {}), "dataset": "script"}}
+        return data
 
 
 def model_label(cfg: RunConfig) -> str:

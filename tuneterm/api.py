@@ -1,0 +1,134 @@
+"""The API a training script calls: `tuneterm.log`, `should_stop`, `run_dir`, `define_metric`.
+
+It imports neither torch nor textual, and outside tuneterm (no `TUNETERM_RUN_DIR` in the
+environment) every call does nothing, so a script runs the same with or without tuneterm.
+
+One writer per file: the script appends to its own `RUN/script/metrics.jsonl`, one whole line
+per `os.write` on an `O_APPEND` descriptor, and the run's supervisor tails that file with a
+byte cursor and turns each line into events. Once `log()` has returned, the line is in the
+kernel: a kill -9 of the script right after loses nothing (a crash of the machine can).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_RUN_DIR = "TUNETERM_RUN_DIR"
+ENV_RESUME = "TUNETERM_RESUME"
+ENV_STOP_SIGNAL = "TUNETERM_STOP_SIGNAL"
+METRICS_FILE = "script/metrics.jsonl"
+STOP_FILE = "script/stop"  # written by the supervisor when it is asked to stop
+
+__all__ = [
+    "checkpoint_dir",
+    "define_metric",
+    "log",
+    "resuming",
+    "run_dir",
+    "should_stop",
+]
+
+_lock = threading.Lock()
+_fd: int | None = None
+_stop = threading.Event()
+
+
+def run_dir() -> Path | None:
+    """The run's folder, or None when the script does not run under tuneterm."""
+    where = os.environ.get(ENV_RUN_DIR, "")
+    return Path(where) if where else None
+
+
+def checkpoint_dir() -> Path | None:
+    """Where the script should save its checkpoints (RUN/checkpoints), or None."""
+    where = run_dir()
+    if where is None:
+        return None
+    path = where / "checkpoints"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resuming() -> bool:
+    """Whether tuneterm started this process to resume a stopped or crashed run."""
+    return run_dir() is not None and os.environ.get(ENV_RESUME, "") == "1"
+
+
+def _write(record: Mapping[str, Any]) -> None:
+    global _fd
+    where = run_dir()
+    if where is None:
+        return
+    line = (json.dumps(record, separators=(",", ":"), default=float) + "\n").encode()
+    with _lock:
+        if _fd is None:
+            (where / "script").mkdir(parents=True, exist_ok=True)
+            _fd = os.open(where / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            install_stop_handler()
+        os.write(_fd, line)  # one whole line: the supervisor never sees half of it
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)  # ints, floats, numpy and 0-d torch scalars
+    except (TypeError, ValueError):
+        return None
+    return None if math.isinf(out) else out
+
+
+def log(metrics: Mapping[str, Any], step: int | None = None, epoch: float | None = None) -> None:
+    """Record metrics at a step. Names starting with `eval_`, `val_` or `test_`, and any name
+    but `loss`, `lr` and `learning_rate`, become the run's curves; `loss` is its train loss.
+    Values that are not numbers are skipped."""
+    if run_dir() is None:
+        return
+    numbers = {str(k): _number(v) for k, v in metrics.items()}
+    values = {k: v for k, v in numbers.items() if v is not None}
+    record: dict[str, Any] = {"t": round(time.time(), 3), "m": values}
+    if step is not None:
+        record["step"] = int(step)
+    if epoch is not None:
+        record["epoch"] = float(epoch)
+    _write(record)
+
+
+def define_metric(name: str, higher: bool = True, best: bool = False) -> None:
+    """Say which way a metric is better (otherwise guessed from its name: loss, err, mae...
+    are lower) and, with `best`, that it is the one that ranks runs."""
+    _write({"define": str(name), "higher": bool(higher), "best": bool(best)})
+
+
+def should_stop() -> bool:
+    """True once tuneterm has asked the script to stop (`tuneterm stop`): save a checkpoint
+    and return. Always False outside tuneterm."""
+    where = run_dir()
+    if where is None:
+        return False
+    install_stop_handler()
+    if not _stop.is_set() and (where / STOP_FILE).exists():
+        _stop.set()
+    return _stop.is_set()
+
+
+def _on_stop(signum: int, frame: object) -> None:
+    _stop.set()
+
+
+def install_stop_handler() -> None:
+    """Catch the stop signal (SIGTERM, or SIGINT when the run says so) so that it sets
+    `should_stop()` instead of ending the script. Integrations call it again once their
+    framework has installed handlers of its own. Main thread only; a no-op elsewhere."""
+    if run_dir() is None or threading.current_thread() is not threading.main_thread():
+        return
+    name = os.environ.get(ENV_STOP_SIGNAL, "SIGTERM")
+    sig = signal.SIGINT if name == "SIGINT" else signal.SIGTERM
+    if signal.getsignal(sig) is not _on_stop:
+        signal.signal(sig, _on_stop)
