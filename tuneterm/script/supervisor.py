@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import re
@@ -62,6 +63,7 @@ class Supervisor:
         me = ProcessIdentity.current(run_id, SCRIPT_MARKER)
         self.meta.pid, self.meta.pid_start = me.pid, me.start_time
         self.meta.host = socket.gethostname()
+        self.meta.epochs = 0  # a script's length is its own business (train.epochs is unused)
         self.writer = EventWriter(self.dir / "events")
         self.book = mx.MetricBook.from_spec(self.meta.metrics)
         self.patterns = [re.compile(p) for p in self.cfg.script.patterns]
@@ -156,16 +158,12 @@ class Supervisor:
     def _on_term(self, signum: int, frame: object) -> None:
         # Flags, a file and a signal only: no locks in a handler.
         self._stop.set()
-        try:  # what tuneterm.should_stop() looks for, whatever handlers the script has
+        with contextlib.suppress(OSError):  # for should_stop(), whatever the script's handlers
             (self.dir / STOP_FILE).touch()
-        except OSError:
-            pass
         child = self._child
         if child is not None and child.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.pid, signal.Signals[self.cfg.script.stop_signal])
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def run(self, resume: bool) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
