@@ -42,11 +42,16 @@ def kill_engines_under(path: Path) -> None:
     running."""
     import psutil
 
+    markers = ("tuneterm.engine", "tuneterm.runs.scheduler", "tuneterm.script")
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if ("tuneterm.engine" in cmd or "tuneterm.runs.scheduler" in cmd) and str(path) in cmd:
+        if any(m in cmd for m in markers) and str(path) in cmd:
             with contextlib.suppress(psutil.Error):
+                below = proc.children(recursive=True)  # a script run's own processes
                 proc.kill()
+                for child in below:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
 
 
 class Cli:

@@ -24,7 +24,10 @@ _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan"
 _PAIR = re.compile(
     rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*)\s*[:=]\s*({_NUM})(?![\w%/.:])", re.IGNORECASE
 )
-_DICT_PAIR = re.compile(rf"['\"]([\w./\-]+)['\"]\s*:\s*({_NUM})(?![\w])", re.IGNORECASE)
+# transformers 5 prints the values quoted: {'loss': '0.6876', 'epoch': '1'}
+_DICT_PAIR = re.compile(
+    rf"['\"]([\w./\-]+)['\"]\s*:\s*['\"]?({_NUM})['\"]?(?=\s*[,}}])", re.IGNORECASE
+)
 STEP_KEYS = ("step", "global_step", "iter", "iteration", "it")
 EPOCH_KEYS = ("epoch", "ep")
 LR_KEYS = ("lr", "learning_rate")
