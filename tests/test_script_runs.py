@@ -96,7 +96,7 @@ def test_plain_torch_loop_stop_resume_kill_resume(cli: Cli, runs_dir: Path) -> N
             "plain",
             "--tag",
             "e2e",
-        ),  # fmt: skip
+        ),
     )
     stop_resume_kill_resume(cli, runs_dir, run_id, "train", 3)
     log = (runs_dir / run_id / "output.log").read_text()

@@ -89,6 +89,16 @@ def best_value(info: RunInfo) -> float:
     return best.rank() if best else float("-inf")
 
 
+_SCRIPT_MARK = "$ "  # a run of the user's own script (a kind with a runner of its own)
+
+
+def _is_script(task: str) -> bool:
+    from tuneterm import tasks
+
+    spec = tasks.find(task)
+    return spec is not None and bool(spec.runner)
+
+
 def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, str]:
     """The plain text of every column (styles are applied by the table)."""
     now = now or time.time()
@@ -98,7 +108,7 @@ def cells(info: RunInfo, marked: bool, now: float | None = None) -> dict[str, st
         "mark": "●" if marked else " ",
         "name": info.name or "-",
         "status": f"queued #{info.queue_position}" if info.queue_position else info.status,
-        "model": m.model if m else "",
+        "model": (_SCRIPT_MARK if _is_script(m.task) else "") + m.model if m else "",
         "data": m.dataset if m else "",
         "progress": bar(fraction_done(info)),
         "epoch": f"{m.epoch}/{m.epochs}" if m and m.epochs else "",

