@@ -28,11 +28,7 @@ def settings_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def script_run(store: RunStore, name: str, steps: int) -> str:
     cfg = from_dict(
-        {
-            "script": {
-                "command": [PY, script("api_loop.py"), "--steps", str(steps), "--sleep", "0"]
-            }
-        }  # fmt: skip
+        {"script": {"command": [PY, script("api_loop.py"), "--steps", str(steps), "--sleep", "0"]}}
     )
     info = launcher.start(store, cfg, name=name)
     wait_for(lambda: store.info(info.id).status == "completed", timeout=60)

@@ -30,6 +30,7 @@ STOP_FILE = "script/stop"  # written by the supervisor when it is asked to stop
 __all__ = [
     "checkpoint_dir",
     "define_metric",
+    "hello",
     "log",
     "resuming",
     "run_dir",
@@ -98,6 +99,12 @@ def log(metrics: Mapping[str, Any], step: int | None = None, epoch: float | None
     if epoch is not None:
         record["epoch"] = float(epoch)
     _write(record)
+
+
+def hello() -> None:
+    """Tell the supervisor, early, that this script reports through the API: from then on its
+    printed lines are not read for metrics too (integrations call it when they start)."""
+    _write({"api": 1})
 
 
 def define_metric(name: str, higher: bool = True, best: bool = False) -> None:

@@ -75,3 +75,12 @@ def stop_resume_kill_resume(
     wait_status(runs, run_id, "crashed", timeout)
     cli("resume", run_id, "--detach", check=0)
     wait_status(runs, run_id, "completed", timeout)
+
+
+def assert_steps_in_order(steps: list[int], last: int, every: int = 1) -> None:
+    """Every step reported, in order, ending at `last`. A resume after kill -9 may repeat the
+    steps since its last checkpoint, but never skips one."""
+    assert steps and steps[-1] == last, steps
+    for i in range(1, len(steps)):
+        assert steps[i] <= max(steps[:i]) + every, (i, steps)
+    assert sorted(set(steps)) == list(range(steps[0], last + 1, every)), steps

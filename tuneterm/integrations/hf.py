@@ -37,9 +37,12 @@ def resume_checkpoint(folder: str | Path) -> str | None:
     return str(max(found, key=lambda p: int(p.name.split("-")[-1])))
 
 
-class TuneTermCallback(TrainerCallback):  # type: ignore[misc]
+class TuneTermCallback(TrainerCallback):
     """Logs what the Trainer logs (loss, learning rate, eval metrics) at its global step; on a
     stop request, saves a checkpoint at the current step and ends training."""
+
+    def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        api.hello()  # before the Trainer prints its first dict of metrics
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         api.install_stop_handler()
@@ -47,7 +50,7 @@ class TuneTermCallback(TrainerCallback):  # type: ignore[misc]
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
-        if logs:
+        if logs and "train_runtime" not in logs:  # not the summary train() ends with
             api.log(logs, step=state.global_step, epoch=state.epoch)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -34,7 +34,11 @@ def resume_path() -> str | None:
     return str(where / LAST)
 
 
-class TuneTermLogger(Logger):  # type: ignore[misc]
+class TuneTermLogger(Logger):
+    def __init__(self) -> None:
+        super().__init__()
+        api.hello()  # the run's metrics come from here, not from printed lines
+
     @property
     def name(self) -> str:
         return "tuneterm"
@@ -44,18 +48,18 @@ class TuneTermLogger(Logger):  # type: ignore[misc]
         where = api.run_dir()
         return where.name if where is not None else "0"
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         values = dict(metrics)
         epoch = values.pop("epoch", None)
         api.log(values, step=step, epoch=epoch)
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kw: Any) -> None:
         pass  # the run's config is the script's command line
 
 
-class TuneTermCallback(Callback):  # type: ignore[misc]
+class TuneTermCallback(Callback):
     """Stop: save `last.ckpt`, then end training at this batch. Also `last.ckpt` per epoch."""
 
     def __init__(self, every_epoch: bool = True) -> None:

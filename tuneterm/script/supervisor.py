@@ -74,7 +74,9 @@ class Supervisor:
         self._done = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
         self.reports = 0
+        self.api = False  # the script has written to the API's metrics file
         self.offset = _last_offset(self.dir / "events")
+        self.api = self.offset > 0 or (self.dir / METRICS_FILE).exists()
 
     # -- meta.json and events ------------------------------------------------------------
     def _save(self, force: bool = False) -> None:
@@ -253,6 +255,8 @@ class Supervisor:
             return
         self.tail.append(line)
         self.writer.emit("log", level="out", msg=line)
+        if self.api:  # the script reports through the API: its printed lines would repeat it
+            return
         rec = mx.parse_line(line, self.patterns)
         if rec is not None:
             self.record(rec)
@@ -286,6 +290,7 @@ class Supervisor:
             return  # not ours to fix; the file keeps it
         if not isinstance(item, dict):
             return
+        self.api = True
         if "define" in item:
             self.declare(
                 str(item["define"]), bool(item.get("higher", True)), bool(item.get("best"))
