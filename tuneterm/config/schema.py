@@ -398,7 +398,7 @@ class ScriptSection(_Section):
     @model_validator(mode="before")
     @classmethod
     def _derive(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("command"), list):
+        if isinstance(data, dict) and isinstance(data.get("command"), list) and data["command"]:
             from tuneterm.config.scriptargs import command_args, command_label
 
             argv = [str(a) for a in data["command"]]

@@ -27,11 +27,17 @@ def output_dir(default: str) -> str:
 
 
 def resume_checkpoint(folder: str | Path) -> str | None:
-    """The newest `checkpoint-N` folder in `folder` when tuneterm resumes the run, else None
-    (pass it to `trainer.train(resume_from_checkpoint=...)`)."""
+    """The newest complete `checkpoint-N` folder in `folder` when tuneterm resumes the run, else
+    None (pass it to `trainer.train(resume_from_checkpoint=...)`)."""
     if not api.resuming():
         return None
-    found = [p for p in Path(folder).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    # A kill -9 may leave the newest folder half written: the Trainer writes trainer_state.json
+    # last, so only folders that have it are complete.
+    found = [
+        p
+        for p in Path(folder).glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     if not found:
         return None
     return str(max(found, key=lambda p: int(p.name.split("-")[-1])))
