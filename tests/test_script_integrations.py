@@ -39,11 +39,11 @@ def _has(*modules: str) -> bool:
     reason="needs the hf and text extras: pip install 'tuneterm[hf,text]'",
 )
 def test_hf_trainer_with_the_callback_stops_resumes_and_completes(cli: Cli, runs_dir: Path) -> None:
-    run_id = launch(cli, PY, script("hf_minilm.py"), "--steps", "24", "--sleep", "0.3")
+    run_id = launch(cli, PY, script("hf_minilm.py"), "--steps", "16", "--sleep", "0.2")
     stop_resume_kill_resume(cli, runs_dir, run_id, "train", 2, timeout=240)
     steps = [e["step"] for e in events(runs_dir, run_id, "train")]
-    assert_steps_in_order(steps, 24)
-    assert len(steps) < 24 + 8  # a resume repeats at most the steps since a checkpoint
+    assert_steps_in_order(steps, 16)
+    assert len(steps) < 16 + 8  # a resume repeats at most the steps since a checkpoint
     assert_resumed_where_stopped(runs_dir, run_id)
     vals = events(runs_dir, run_id, "val")
     assert any("eval_loss" in e for e in vals)
@@ -56,10 +56,10 @@ def test_hf_trainer_with_the_callback_stops_resumes_and_completes(cli: Cli, runs
 
 @pytest.mark.skipif(not _has("lightning"), reason="needs pip install 'tuneterm[lightning]'")
 def test_lightning_logger_and_callback_stop_resume_and_complete(cli: Cli, runs_dir: Path) -> None:
-    run_id = launch(cli, PY, script("lightning_tiny.py"), "--epochs", "3", "--sleep", "0.1")
+    run_id = launch(cli, PY, script("lightning_tiny.py"), "--epochs", "2", "--sleep", "0.15")
     stop_resume_kill_resume(cli, runs_dir, run_id, "train", 3, timeout=240)
     steps = [e["step"] for e in events(runs_dir, run_id, "train")]
-    assert_steps_in_order(steps, 3 * 8 - 1)
+    assert_steps_in_order(steps, 2 * 8 - 1)
     assert_resumed_where_stopped(runs_dir, run_id)
     assert (runs_dir / run_id / "checkpoints" / "last.ckpt").is_file()
     vals = [e for e in events(runs_dir, run_id, "val") if "val_mse" in e]
