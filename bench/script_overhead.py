@@ -2,6 +2,7 @@
 
     python bench/script_overhead.py                  # 3 rounds, 3,000 steps each
     python bench/script_overhead.py --rounds 5 --steps 10000
+    python bench/script_overhead.py --steps 300 --width 8192   # ~10x longer steps
 
 The script (written below) trains a small MLP on the CPU and calls `tuneterm.log(...)` at
 every step, plus prints one line per 100 steps. Each round runs it twice, the order rotating:
@@ -36,10 +37,12 @@ import sys, time
 import torch
 import tuneterm
 
-steps = int(sys.argv[1])
+steps, width = int(sys.argv[1]), int(sys.argv[2])
 torch.manual_seed(0)
 torch.set_num_threads(1)
-net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+net = torch.nn.Sequential(
+    torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 10)
+)
 opt = torch.optim.SGD(net.parameters(), lr=0.01)
 x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
 start = time.perf_counter()
@@ -63,16 +66,20 @@ def loop_seconds(text: str) -> float:
     raise RuntimeError("the script printed no LOOP_SECONDS:\n" + text[-2000:])
 
 
-def bare(script: Path, steps: int) -> float:
+def bare(script: Path, steps: int, width: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETERM_RUN")}
     done = subprocess.run(
-        [sys.executable, str(script), str(steps)], capture_output=True, text=True, env=env
+        [sys.executable, str(script), str(steps), str(width)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return loop_seconds(done.stdout)
 
 
-def under_tuneterm(store: RunStore, script: Path, steps: int) -> float:
-    cfg = from_dict({"script": {"command": [sys.executable, str(script), str(steps)]}})
+def under_tuneterm(store: RunStore, script: Path, steps: int, width: int) -> float:
+    argv = [sys.executable, str(script), str(steps), str(width)]
+    cfg = from_dict({"script": {"command": argv}})
     info = launcher.start(store, cfg)
     while store.info(info.id).alive:
         time.sleep(0.2)
@@ -86,6 +93,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument(
+        "--width", type=int, default=256, help="hidden units: the step's cost (256: ~1 ms)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "train.py"
@@ -97,14 +107,16 @@ def main() -> int:
             t: dict[str, float] = {}
             for side in order:
                 if side == "bare":
-                    t[side] = bare(script, args.steps)
+                    t[side] = bare(script, args.steps, args.width)
                 else:
-                    t[side] = under_tuneterm(store, script, args.steps)
+                    t[side] = under_tuneterm(store, script, args.steps, args.width)
             ratio = t["bare"] / t["tuneterm"]
             ratios.append(ratio)
+            step_ms = 1000 * t["bare"] / args.steps
             print(
                 f"round {r + 1}: bare {t['bare']:.3f} s  tuneterm {t['tuneterm']:.3f} s  "
-                f"({args.steps} steps, log() every step)  ratio bare/tuneterm {ratio:.3f}",
+                f"({args.steps} steps of {step_ms:.1f} ms, log() every step)  "
+                f"ratio bare/tuneterm {ratio:.3f}",
                 flush=True,
             )
     print(f"median ratio bare/tuneterm over {args.rounds} rounds: {statistics.median(ratios):.3f}"

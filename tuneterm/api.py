@@ -40,12 +40,20 @@ __all__ = [
 _lock = threading.Lock()
 _fd: int | None = None
 _stop = threading.Event()
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps builds one a call
+_dir_cache: tuple[str, Path | None] = ("", None)
+_handler = False  # our stop handler is installed
+_stop_checked = 0.0  # when should_stop() last looked for the stop file
+STOP_FILE_EVERY = 0.1  # seconds between those looks: a stat per call would cost the loop
 
 
 def run_dir() -> Path | None:
     """The run's folder, or None when the script does not run under tuneterm."""
+    global _dir_cache
     where = os.environ.get(ENV_RUN_DIR, "")
-    return Path(where) if where else None
+    if _dir_cache[0] != where:
+        _dir_cache = (where, Path(where) if where else None)
+    return _dir_cache[1]
 
 
 def checkpoint_dir() -> Path | None:
@@ -68,7 +76,7 @@ def _write(record: Mapping[str, Any]) -> None:
     where = run_dir()
     if where is None:
         return
-    line = (json.dumps(record, separators=(",", ":"), default=float) + "\n").encode()
+    line = (_ENCODER.encode(record) + "\n").encode()
     with _lock:
         if _fd is None:
             (where / "script").mkdir(parents=True, exist_ok=True)
@@ -78,8 +86,10 @@ def _write(record: Mapping[str, Any]) -> None:
 
 
 def _number(value: Any) -> float | None:
+    if type(value) is float:  # the common case, first: log() runs every step
+        return None if math.isinf(value) else value
     try:
-        out = float(value)  # ints, floats, numpy and 0-d torch scalars
+        out = float(value)  # ints, numpy and 0-d torch scalars
     except (TypeError, ValueError):
         return None
     return None if math.isinf(out) else out
@@ -89,10 +99,13 @@ def log(metrics: Mapping[str, Any], step: int | None = None, epoch: float | None
     """Record metrics at a step. Names starting with `eval_`, `val_` or `test_`, and any name
     but `loss`, `lr` and `learning_rate`, become the run's curves; `loss` is its train loss.
     Values that are not numbers are skipped."""
-    if run_dir() is None:
+    if not os.environ.get(ENV_RUN_DIR):
         return
-    numbers = {str(k): _number(v) for k, v in metrics.items()}
-    values = {k: v for k, v in numbers.items() if v is not None}
+    values = {}
+    for k, v in metrics.items():
+        number = _number(v)
+        if number is not None:
+            values[str(k)] = number
     record: dict[str, Any] = {"t": round(time.time(), 3), "m": values}
     if step is not None:
         record["step"] = int(step)
@@ -116,12 +129,19 @@ def define_metric(name: str, higher: bool = True, best: bool = False) -> None:
 def should_stop() -> bool:
     """True once tuneterm has asked the script to stop (`tuneterm stop`): save a checkpoint
     and return. Always False outside tuneterm."""
+    global _stop_checked
+    if _stop.is_set():
+        return True
     where = run_dir()
     if where is None:
         return False
-    install_stop_handler()
-    if not _stop.is_set() and (where / STOP_FILE).exists():
-        _stop.set()
+    if not _handler:
+        install_stop_handler()
+    now = time.monotonic()
+    if now - _stop_checked >= STOP_FILE_EVERY:  # the file covers a signal we could not catch
+        _stop_checked = now
+        if (where / STOP_FILE).exists():
+            _stop.set()
     return _stop.is_set()
 
 
@@ -133,9 +153,11 @@ def install_stop_handler() -> None:
     """Catch the stop signal (SIGTERM, or SIGINT when the run says so) so that it sets
     `should_stop()` instead of ending the script. Integrations call it again once their
     framework has installed handlers of its own. Main thread only; a no-op elsewhere."""
+    global _handler
     if run_dir() is None or threading.current_thread() is not threading.main_thread():
         return
     name = os.environ.get(ENV_STOP_SIGNAL, "SIGTERM")
     sig = signal.SIGINT if name == "SIGINT" else signal.SIGTERM
     if signal.getsignal(sig) is not _on_stop:
         signal.signal(sig, _on_stop)
+    _handler = True
