@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 MAX_LINE = 4096  # bytes of one line kept for its event (and for metric parsing)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\x1b\[[0-9;?]*[A-Za-z]")
+# ANSI sequences first: ESC itself is a control character, and the sequence must go whole.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def clean(raw: bytes) -> str:
