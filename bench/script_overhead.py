@@ -8,6 +8,8 @@ The script (written below) trains a small MLP on the CPU and calls `tuneterm.log
 every step, plus prints one line per 100 steps. Each round runs it twice, the order rotating:
 
 - **bare**: `python train.py`, no TUNETERM_RUN_DIR: every API call returns at once;
+- **api only**: the same with TUNETERM_RUN_DIR set and no supervisor: what `log()` itself
+  costs the script (a JSON line and one `write` per step);
 - **tuneterm**: `tuneterm run -- python train.py` through the launcher: the detached
   supervisor, the metrics file tailed into the event queue, output to `output.log` and `log`
   events, system samples, meta.json updates.
@@ -66,8 +68,11 @@ def loop_seconds(text: str) -> float:
     raise RuntimeError("the script printed no LOOP_SECONDS:\n" + text[-2000:])
 
 
-def bare(script: Path, steps: int, width: int) -> float:
+def bare(script: Path, steps: int, width: int, api_dir: Path | None = None) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETERM_RUN")}
+    if api_dir is not None:  # the API writes its metrics file; no supervisor reads it
+        api_dir.mkdir(parents=True, exist_ok=True)
+        env["TUNETERM_RUN_DIR"] = str(api_dir)
     done = subprocess.run(
         [sys.executable, str(script), str(steps), str(width)],
         capture_output=True,
@@ -101,24 +106,32 @@ def main() -> int:
         script = Path(tmp) / "train.py"
         script.write_text(SCRIPT)
         store = RunStore(Path(tmp) / "runs")
-        ratios = []
+        ratios: list[float] = []
+        api_ratios: list[float] = []
         for r in range(args.rounds):
-            order = ["bare", "tuneterm"] if r % 2 == 0 else ["tuneterm", "bare"]
+            sides = ["bare", "api", "tuneterm"]
+            order = sides[r % 3 :] + sides[: r % 3]
             t: dict[str, float] = {}
             for side in order:
                 if side == "bare":
                     t[side] = bare(script, args.steps, args.width)
+                elif side == "api":
+                    t[side] = bare(script, args.steps, args.width, Path(tmp) / f"api{r}")
                 else:
                     t[side] = under_tuneterm(store, script, args.steps, args.width)
             ratio = t["bare"] / t["tuneterm"]
             ratios.append(ratio)
+            api_ratios.append(t["bare"] / t["api"])
             step_ms = 1000 * t["bare"] / args.steps
             print(
-                f"round {r + 1}: bare {t['bare']:.3f} s  tuneterm {t['tuneterm']:.3f} s  "
+                f"round {r + 1}: bare {t['bare']:.3f} s  api only {t['api']:.3f} s  "
+                f"tuneterm {t['tuneterm']:.3f} s  "
                 f"({args.steps} steps of {step_ms:.1f} ms, log() every step)  "
                 f"ratio bare/tuneterm {ratio:.3f}",
                 flush=True,
             )
+    print(f"median ratio bare/api-only over {args.rounds} rounds: "
+          f"{statistics.median(api_ratios):.3f} (the script's own cost of log())")  # fmt: skip
     print(f"median ratio bare/tuneterm over {args.rounds} rounds: {statistics.median(ratios):.3f}"
           " (goal >= 0.99)")  # fmt: skip
     return 0
