@@ -44,23 +44,24 @@ async def test_engine_and_script_runs_side_by_side(tmp_path: Path) -> None:
     script_run(store, "script-b", 9)
     app = new_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), timeout=30)
         table = app.screen.query_one(RunTable)
-        await until(pilot, lambda: table.row_count == 3)
-        text = screen_text(app)
-        assert text.count("$ api_loop") == 2  # marked as script runs
+        await until(pilot, lambda: table.row_count == 3, timeout=30)
+        await until(pilot, lambda: screen_text(app).count("$ api_loop") == 2, timeout=30)
         plot = app.screen.query_one("#plot-loss", CurvePlot)  # the newest run: script-b
-        await until(pilot, lambda: any(len(ln.y) == 9 for ln in plot.chart.lines), what="curve")
+        await until(pilot, lambda: any(len(ln.y) == 9 for ln in plot.chart.lines), 30, what="curve")
         await pilot.press("space", "space", "space")
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen), timeout=30)
         screen = app.screen
         loss = screen.query_one("#cmp-loss", CurvePlot)
-        await until(pilot, lambda: len([ln for ln in loss.chart.lines if len(ln.y)]) == 3)
+        await until(
+            pilot, lambda: len([ln for ln in loss.chart.lines if len(ln.y)]) == 3, timeout=30
+        )
         assert {ln.label for ln in loss.chart.lines} == {"engine", "script-a", "script-b"}
         await pilot.press("2")
         diff = screen.query_one("#cmp-diff", DataTable)
-        await until(pilot, lambda: diff.row_count > 0)
+        await until(pilot, lambda: diff.row_count > 0, timeout=30)
         keys = {str(diff.get_row_at(i)[0]) for i in range(diff.row_count)}
         assert "args.steps" in keys and "run.task" in keys
 
