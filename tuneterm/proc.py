@@ -17,6 +17,9 @@ from typing import BinaryIO
 import psutil
 
 ENGINE_MARKER = "tuneterm.engine"
+SCRIPT_MARKER = "tuneterm.script"  # the supervisor of a script run (tuneterm/script/)
+# A run's own process carries one of these in its command line.
+RUN_MARKERS = (ENGINE_MARKER, SCRIPT_MARKER)
 # psutil derives the start time from the boot time, which moves when the wall clock is stepped
 # (NTP, VM resume). A reused pid belongs to a process started after the engine died, seconds or
 # more later, and must also carry the engine marker and this run's id in its command line.
@@ -49,7 +52,8 @@ def _process(ident: ProcessIdentity) -> psutil.Process | None:
         cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    if ident.marker not in cmdline or ident.run_id not in cmdline:
+    markers = RUN_MARKERS if ident.marker == ENGINE_MARKER else (ident.marker,)
+    if not any(m in cmdline for m in markers) or ident.run_id not in cmdline:
         return None
     return proc
 

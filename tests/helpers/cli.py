@@ -42,12 +42,21 @@ def kill_engines_under(path: Path) -> None:
     health watchers) running."""
     import psutil
 
+    markers = (
+        "tuneterm.engine",
+        "tuneterm.runs.scheduler",
+        "tuneterm.script",
+        "tuneterm.health.watch",
+    )
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        ours = ("tuneterm.engine", "tuneterm.runs.scheduler", "tuneterm.health.watch")
-        if any(m in cmd for m in ours) and str(path) in cmd:
+        if any(m in cmd for m in markers) and str(path) in cmd:
             with contextlib.suppress(psutil.Error):
+                below = proc.children(recursive=True)  # a script run's own processes
                 proc.kill()
+                for child in below:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
 
 
 class Cli:

@@ -10,6 +10,7 @@ assembles the parser and maps errors to exit codes (tuneterm.cli.common):
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tuneterm import __version__
 from tuneterm.cli import demo, health, inspect, models, queue, runs, sweep
@@ -56,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from tuneterm.cli.scripts import split_command
+
+    own, command = split_command(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(own)
+    args.script_command = command  # `tuneterm run/sweep ... -- CMD`: a script run
+    if command is not None and args.command not in ("run", "sweep"):
+        return fail(f"{args.command} takes no command after --", EXIT_INVALID, False)
     if not hasattr(args, "runs_dir"):
         args.runs_dir = None
     if args.command is None:

@@ -37,11 +37,20 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tuneterm.cli.scripts import script_config
     from tuneterm.runs import launcher
 
     store = store_of(args)
-    gpus = [f"train.gpus={args.gpus}"] if args.gpus is not None else []
-    cfg = load(args.config, [*args.set, *gpus])
+    cfg = script_config(args, getattr(args, "script_command", None))
+    if cfg is None:  # a run of tuneterm's engine
+        if not args.config:
+            raise ConfigError(
+                [ConfigIssue("config", "", "give a config file, or a command after --")]
+            )
+        gpus = [f"train.gpus={_gpu_count(args.gpus)}"] if args.gpus is not None else []
+        cfg = load(args.config, [*args.set, *gpus])
+        if args.tag:
+            cfg.run.tags = sorted({*cfg.run.tags, *args.tag})
     check_name(args.name)
     if args.queue:
         from tuneterm.cli.queue import enqueue_config
@@ -59,6 +68,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     return follow(store, info.id, args.json)
+
+
+def _gpu_count(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            [ConfigIssue("--gpus", raw, "a number of GPUs for an engine run (train.gpus)")]
+        ) from None
 
 
 def cmd_slurm(args: argparse.Namespace) -> int:
@@ -217,8 +235,12 @@ def add_commands(add: AddCommand) -> None:
     p = add("init", cmd_init, "write a commented config template", json_flag=False)
     p.add_argument("path", nargs="?", default="tuneterm.toml")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p = add("run", cmd_run, "launch a run from a TOML config (and follow it)")
-    p.add_argument("config")
+    p = add(
+        "run",
+        cmd_run,
+        "launch a run from a TOML config, or your own script: run [CONFIG] -- CMD ARGS...",
+    )
+    p.add_argument("config", nargs="?", default="")
     p.add_argument(
         "--set",
         action="append",
@@ -229,11 +251,12 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
     queue_flags(p)
+    p.add_argument("--tag", action="append", default=[], help="add a tag (repeatable)")
     p.add_argument(
         "--gpus",
-        type=int,
         metavar="N",
-        help="train.gpus: N processes (one per GPU) through torchrun + DDP",
+        help="train.gpus: N processes (one per GPU) through torchrun + DDP; for a script run "
+        "(-- CMD), the CUDA_VISIBLE_DEVICES it gets, e.g. 0,1",
     )
     p = add("slurm", cmd_slurm, "create a run and write an sbatch script for N nodes (torchrun)")
     p.add_argument("config")

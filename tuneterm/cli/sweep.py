@@ -6,28 +6,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tuneterm.cli.common import EXIT_FAILED, EXIT_OK, AddCommand, console, out, store_of
 from tuneterm.cli.queue import say_scheduler, scheduler_json
-from tuneterm.config import apply_overrides, load, parse_toml
+from tuneterm.config import ConfigError, ConfigIssue, apply_overrides, load, parse_toml
 from tuneterm.runs import report, runqueue, sweep
 from tuneterm.store.runs import RunInfo, RunStore
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from tuneterm.cli.scripts import script_dict
     from tuneterm.runs import launcher
 
     store = store_of(args)
-    load(args.config, args.set)  # the base config must be valid by itself
-    text = Path(args.config).read_text(encoding="utf-8")
-    base = apply_overrides(parse_toml(text, args.config), args.set)
-    grid = [sweep.parse_values(g, "--grid") for g in args.grid]
-    grid += [sweep.parse_values(c, "--choice") for c in args.choice]
-    ranges = [sweep.parse_range(r) for r in args.range]
-    group = sweep.check_group(args.name or sweep.default_group(), store)
-    pts = sweep.points(grid, ranges, args.random, args.seed)
-    sweep.build(base, pts, args.config, check=lambda cfg: launcher.validate(cfg, store))
-    keys = [a.key for a in (*grid, *ranges)]
+    script = script_dict(args, getattr(args, "script_command", None))
+    if script is not None:
+        group, pts, keys = _script_points(args, store, script)
+    else:
+        group, pts, keys = _config_points(args, store)
     if args.dry_run:
         data = {"group": group, "keys": keys, "points": [p.params for p in pts]}
         out(data) if args.json else [print(p.index, json.dumps(p.params)) for p in pts]
@@ -60,6 +57,57 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         watch(store, [i.id for i, _ in created], console(), quiet=args.json)
         return _print_best(args, store, group, "")
     return EXIT_OK
+
+
+def _config_points(
+    args: argparse.Namespace, store: RunStore
+) -> tuple[str, list[sweep.Point], list[str]]:
+    from tuneterm.runs import launcher
+
+    if not args.config:
+        raise ConfigError([ConfigIssue("config", "", "give a config file, or a command after --")])
+    load(args.config, args.set)  # the base config must be valid by itself
+    text = Path(args.config).read_text(encoding="utf-8")
+    base = apply_overrides(parse_toml(text, args.config), args.set)
+    grid = [sweep.parse_values(g, "--grid") for g in args.grid]
+    grid += [sweep.parse_values(c, "--choice") for c in args.choice]
+    ranges = [sweep.parse_range(r) for r in args.range]
+    group = sweep.check_group(args.name or sweep.default_group(), store)
+    pts = sweep.points(grid, ranges, args.random, args.seed)
+    sweep.build(base, pts, args.config, check=lambda cfg: launcher.validate(cfg, store))
+    return group, pts, [a.key for a in (*grid, *ranges)]
+
+
+def _script_points(
+    args: argparse.Namespace, store: RunStore, data: dict[str, Any]
+) -> tuple[str, list[sweep.Point], list[str]]:
+    """A sweep over a command: --grid/--choice values fill its {key} fields."""
+    from tuneterm.cli.scripts import sweep_configs
+    from tuneterm.config import flatten
+    from tuneterm.runs import launcher
+
+    if args.range:
+        raise ConfigError([ConfigIssue("--range", args.range[0], "not for a command; use --grid")])
+    axes = []
+    for flag, items in (("--grid", args.grid), ("--choice", args.choice)):
+        for item in items:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip() or not raw.strip():
+                raise ConfigError([ConfigIssue(flag, item, "expected key=v1,v2,...")])
+            axes.append(sweep.Axis(key.strip(), tuple(sweep.split_values(raw))))
+    group = sweep.check_group(args.name or sweep.default_group(), store)
+    pts = sweep.points(axes, [], args.random, args.seed)
+    values = [dict(o.partition("=")[::2] for o in p.overrides) for p in pts]
+    keys = [a.key for a in axes]
+    cfgs = sweep_configs(data, values, keys)
+    launcher.validate(cfgs[0], store)
+    flat = flatten(cfgs[0])
+    shown = [f"args.{k}" if f"args.{k}" in flat else k for k in keys]
+    for p, cfg, vals in zip(pts, cfgs, values, strict=True):
+        p.cfg = cfg
+        f = flatten(cfg)
+        p.params = {s: f.get(s, vals[k]) for s, k in zip(shown, keys, strict=True)}
+    return group, pts, shown
 
 
 def cmd_sweep_best(args: argparse.Namespace) -> int:
@@ -98,8 +146,12 @@ def _print_best(args: argparse.Namespace, store: RunStore, group: str, metric: s
 
 
 def add_commands(add: AddCommand) -> None:
-    p = add("sweep", cmd_sweep, "queue one run per point of a grid or random search")
-    p.add_argument("config")
+    p = add(
+        "sweep",
+        cmd_sweep,
+        "queue one run per point of a grid or random search (of a config, or -- CMD {key})",
+    )
+    p.add_argument("config", nargs="?", default="")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="sweep a key over values (repeatable; grids are crossed)")  # fmt: skip

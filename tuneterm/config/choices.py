@@ -35,6 +35,7 @@ OnOff = Literal["auto", "on", "off"]
 EmptyImages = Literal["error", "keep"]
 Padding = Literal["dynamic", "max_length"]
 OnNan = Literal["stop", "skip", "ignore"]
+StopSignal = Literal["SIGTERM", "SIGINT"]
 
 
 def values(choice: Any) -> tuple[str, ...]:

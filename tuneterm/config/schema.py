@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneterm.config.choices import (
     AUGMENTS,
@@ -22,17 +22,14 @@ from tuneterm.config.choices import (
     FreezeStrategy,
     HeadKind,
     Mode,
-    OnNan,
     OnOff,
     Padding,
     Precision,
     Shift,
     one_of,
 )
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from tuneterm.config.operations import HealthSection, ScriptSection
+from tuneterm.config.section import Section as _Section
 
 
 class RunSection(_Section):
@@ -400,41 +397,6 @@ class TextSection(_Section):
         return v.strip()
 
 
-class HealthSection(_Section):
-    """What the health watcher (tuneterm/health/) looks for, and what the engine does itself."""
-
-    on_nan: OnNan = Field(
-        "stop",
-        description=f"{one_of(OnNan)}: a NaN or inf train loss fails the run keeping the "
-        "checkpoint from before it (stop), skips that batch's update (skip: one host sync per "
-        "step), or only raises the alert (ignore)",
-    )
-    spike_factor: float = Field(
-        5.0, gt=1.0, description="A train loss this many times its smoothed level is a spike"
-    )
-    stall_factor: float = Field(
-        10.0,
-        gt=1.0,
-        description="No event for this many times the run's usual interval (and at least a "
-        "minute) while its process lives: stalled",
-    )
-    stall_seconds: float = Field(
-        60.0, gt=0.0, description="... and never before this many seconds of silence"
-    )
-    gpu_idle_minutes: float = Field(
-        3.0, gt=0.0, description="The run's GPUs under 5% busy this long while it runs: idle"
-    )
-    slowdown_factor: float = Field(
-        2.0, gt=1.0, description="Examples/s this many times below the run's own earlier speed"
-    )
-    disk_reserve_gb: float = Field(
-        2.0,
-        ge=0.0,
-        description="Free space (GiB) the engine keeps on the runs folder's disk: below it, no "
-        "more epoch checkpoints are written (the last one and a stop still are)",
-    )
-
-
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
@@ -453,6 +415,23 @@ class RunConfig(_Section):
     detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
     text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
     health: HealthSection = Field(default_factory=HealthSection)  # type: ignore[arg-type]
+    script: ScriptSection = Field(default_factory=ScriptSection)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _script_kind(cls, data: Any) -> Any:
+        """A config with a [script] command is a script run, which reads its own data."""
+        if not isinstance(data, dict):
+            return data
+        script, run = data.get("script"), data.get("run")
+        if isinstance(script, dict) and script.get("command") and not (run or {}).get("task"):
+            data = {**data, "run": {**(run or {}), "task": "script"}}
+        run = data.get("run")
+        if isinstance(run, dict) and run.get("task") == "script":
+            dataset = (data.get("data") or {}).get("dataset")
+            if not dataset:
+                data = {**data, "data": {**(data.get("data") or {}), "dataset": "script"}}
+        return data
 
 
 def model_label(cfg: RunConfig) -> str:

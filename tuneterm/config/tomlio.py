@@ -74,5 +74,8 @@ def flatten(cfg: RunConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for section, values in cfg.model_dump().items():
         for key, value in values.items():
-            out[f"{section}.{key}"] = value
+            if section == "script" and key == "args":  # a script's own --key value arguments
+                out.update({f"args.{k}": v for k, v in value.items()})
+            else:
+                out[f"{section}.{key}"] = value
     return out

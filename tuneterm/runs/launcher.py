@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from tuneterm import tasks
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
 from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
@@ -52,13 +53,13 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
     from tuneterm.config import missing_packages
-    from tuneterm.engine import kinds as tasks
+    from tuneterm.engine import kinds
     from tuneterm.runs import torchrun
 
     missing = missing_packages(cfg)  # before importing what is missing
     if missing:
         raise ConfigError(missing)
-    tasks.get(cfg.run.task).validate(cfg, store)
+    kinds.get(cfg.run.task).validate(cfg, store)
     if here:
         torchrun.check(cfg)
         _check_devices(cfg)
@@ -150,7 +151,10 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
         cmd.append("--resume")
     env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
     cfg = store.config(run_id)
-    distributed = torchrun.distributed(cfg)
+    runner = tasks.get(cfg.run.task).runner
+    if runner:  # a kind with a process of its own (a script run's supervisor)
+        cmd = [ENGINE_CMD[0], "-m", runner, str(run_dir), *(["--resume"] if resume else [])]
+    distributed = not runner and torchrun.distributed(cfg)
     if distributed:  # the torchrun agent, then one engine per rank
         cmd = torchrun.torchrun_cmd(cfg, run_dir, resume, python=ENGINE_CMD[0])
         env.update(torchrun.SHUTDOWN_TIMEOUT_ENV)

@@ -93,9 +93,9 @@ def metric_spec_of(
 
 
 def _builtin() -> None:
-    from tuneterm.tasks import classify, detect, text
+    from tuneterm.tasks import classify, detect, script, text
 
-    for spec in (classify.SPEC, detect.SPEC, text.SPEC):
+    for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC):
         register(spec)
 
 

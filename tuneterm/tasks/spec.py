@@ -100,6 +100,10 @@ class TaskSpec:
     checks: tuple[StaticCheck, ...] = ()
     extras: tuple[str, ...] = ()  # packages it needs beyond the core: (import name, ...)
     extra_name: str = ""  # the pip extra that brings them: pip install 'tuneterm[extra]'
+    # The module a run's process runs (`python -m <runner> RUN_DIR [--resume]`); "" is the
+    # engine. A kind with a runner of its own reports the metrics it finds (meta.json's spec
+    # grows as they appear) instead of declaring them here.
+    runner: str = ""
 
     # -- metrics ---------------------------------------------------------------------------
     @property

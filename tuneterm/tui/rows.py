@@ -89,6 +89,16 @@ def best_value(info: RunInfo) -> float:
     return best.rank() if best else float("-inf")
 
 
+_SCRIPT_MARK = "$ "  # a run of the user's own script (a kind with a runner of its own)
+
+
+def _is_script(task: str) -> bool:
+    from tuneterm import tasks
+
+    spec = tasks.find(task)
+    return spec is not None and bool(spec.runner)
+
+
 ALERT = "⚠"  # a run with open health alerts: its status cell ends with this and their count
 
 
@@ -102,7 +112,7 @@ def cells(info: RunInfo, marked: bool, now: float | None = None, alerts: int = 0
         "name": info.name or "-",
         "status": (f"queued #{info.queue_position}" if info.queue_position else info.status)
         + (f" {ALERT}{alerts}" if alerts else ""),
-        "model": m.model if m else "",
+        "model": (_SCRIPT_MARK if _is_script(m.task) else "") + m.model if m else "",
         "data": m.dataset if m else "",
         "progress": bar(fraction_done(info)),
         "epoch": f"{m.epoch}/{m.epochs}" if m and m.epochs else "",

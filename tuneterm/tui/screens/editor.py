@@ -183,6 +183,12 @@ class EditorScreen(Screen[None]):
         with Horizontal(id="editor-body"):
             yield TomlArea(self.initial, id="toml")
             with VerticalScroll(id="form"):
+                # Each Select starts at the opened text's value: its first Changed event must
+                # not write the schema default over it (a clone of a script run: dataset).
+                try:
+                    opened = tomllib.loads(self.initial)
+                except tomllib.TOMLDecodeError:
+                    opened = {}
                 section = ""
                 for f in FORM:
                     classes = "form-label"
@@ -192,10 +198,12 @@ class EditorScreen(Screen[None]):
                         classes += " form-first"
                     yield Label(f.label, classes=classes)
                     if f.choices:
+                        value = _show(_DEFAULTS[f.section][f.name])
+                        given = _show(opened.get(f.section, {}).get(f.name, value))
                         yield Select(
                             [(c, c) for c in f.choices],
                             allow_blank=False,
-                            value=_show(_DEFAULTS[f.section][f.name]),
+                            value=given if given in f.choices else value,
                             id=f.widget_id,
                             compact=True,
                         )

@@ -83,6 +83,8 @@ def system_view(
                 f"CPU {sys.get('cpu', 0):.0f}% of one core   RSS {size(sys.get('rss'))}   ({when})"
             )
         )
+        if sys.get("gpu_mem_tree"):  # a script run: what NVML says its processes hold
+            parts.append(Text(f"GPU memory of its processes {size(sys.get('gpu_mem_tree'))}"))
         parts.append(
             Text(
                 f"System: CPU {sys.get('sys_cpu', 0):.0f}%   RAM {size(sys.get('ram_used'))}"

@@ -1,0 +1,5 @@
+import sys
+
+from tuneterm.script.supervisor import main
+
+sys.exit(main())
