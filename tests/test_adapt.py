@@ -134,13 +134,16 @@ def test_batchnorm_running_stats_stay_those_of_the_mixed_batches(tmp_path: Path)
     x, y = tr.to_device(next(iter(tr.task.train_batches(0, 0, (0, 1)))))
     tr.model.train()
     xb, _ = tr.tech.batch(x, y)
-    bn = tr.model.bn1
+    bn = tr.model.get_submodule("bn1")
+    assert isinstance(bn, nn.BatchNorm2d)
     bn.reset_running_stats()
     bn.momentum = None
     tr.model(xb)
+    assert bn.running_mean is not None
     mixed = bn.running_mean.clone()
     bn.reset_running_stats()
     tr.model(x)
+    assert bn.running_mean is not None
     assert not torch.allclose(mixed, bn.running_mean)  # the target half moved them
 
 

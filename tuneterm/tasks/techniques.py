@@ -24,16 +24,18 @@ TARGET_TEST = (Metric("target_acc", "target acc", fmt=".1%"),)
 SOURCE_ONLY_TEST = (Metric("target_acc_source_only", "target acc (source only)", fmt=".1%"),)
 
 
+# adapt.method -> (val metrics, test metrics) its runs report
+ADAPT_METRICS: dict[str, tuple[tuple[Metric, ...], tuple[Metric, ...]]] = {
+    "adabn": ((), (*TARGET_TEST, *SOURCE_ONLY_TEST)),
+    "dann": (DOMAIN_VAL, TARGET_TEST),
+    "coral": (DOMAIN_VAL, TARGET_TEST),
+    "mmd": (DOMAIN_VAL, TARGET_TEST),
+}
+
+
 def technique_metrics(cfg: RunConfig) -> tuple[tuple[Metric, ...], tuple[Metric, ...]]:
     """(val metrics, test metrics) the techniques of `cfg` add to its kind's."""
-    from tuneterm.config.choices import FEATURE_ADAPT
-
-    method = cfg.adapt.method
-    if method in FEATURE_ADAPT:
-        return DOMAIN_VAL, TARGET_TEST
-    if method == "adabn":
-        return (), (*TARGET_TEST, *SOURCE_ONLY_TEST)
-    return (), ()
+    return ADAPT_METRICS.get(cfg.adapt.method, ((), ()))
 
 
 def with_techniques(spec: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
