@@ -175,3 +175,22 @@ def test_dann_run_on_an_unlabeled_folder_shows_domain_metrics(
     compared = cli.json("compare", data["id"], plain["id"])
     assert compared["metrics"]["final.domain_acc"][data["id"]] == data["final"]["domain_acc"]
     assert compared["metrics"]["final.domain_acc"][plain["id"]] is None
+
+
+# -- the metric spec ----------------------------------------------------------------------------
+def test_a_da_run_declares_its_domain_and_target_metrics() -> None:
+    from tuneterm import tasks
+    from tuneterm.tasks.spec import MetricSpec
+    from tuneterm.tui.metrics import test_value
+
+    spec = MetricSpec.from_dict(
+        tasks.run_metric_spec(loads("[adapt]\nmethod = 'mmd'\ntarget_shift = 'colour'"))
+    )
+    assert [m.label for m in spec.plotted("acc")] == ["acc", "top-5", "domain acc"]
+    assert [m.label for m in spec.plotted("loss")] == ["loss", "domain loss"]
+    target = spec.metric("target_acc")
+    assert target in spec.test and target.format(0.5) == "50.0%"
+    # the test event's "acc" is the source's: the target figure comes from meta.json's final
+    assert test_value(target, {"split": "test", "acc": 0.9}, {"target_acc": 0.7}) == 0.7
+    plain = tasks.run_metric_spec(loads(""))
+    assert plain == tasks.get("classify").metric_spec("val_acc")  # no adapt: unchanged
