@@ -194,3 +194,18 @@ def test_a_da_run_declares_its_domain_and_target_metrics() -> None:
     assert test_value(target, {"split": "test", "acc": 0.9}, {"target_acc": 0.7}) == 0.7
     plain = tasks.run_metric_spec(loads(""))
     assert plain == tasks.get("classify").metric_spec("val_acc")  # no adapt: unchanged
+
+
+def test_a_target_folder_without_images_exits_2_and_creates_nothing(
+    cli: Cli, tmp_path: Path, runs_dir: Path
+) -> None:
+    target = tmp_path / "empty"
+    target.mkdir()
+    (target / "notes.txt").write_text("no images here")
+    config = tmp_path / "da.toml"
+    config.write_text(TINY + f"\n[adapt]\nmethod = 'coral'\ntarget_root = '{target}'\n")
+    proc = cli("run", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert "adapt.target_root" in proc.stderr and str(target) in proc.stderr
+    assert "no images" in proc.stderr
+    assert list(runs_dir.iterdir()) == []
