@@ -158,7 +158,9 @@ def transfer_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows:
     rows.append(("distillation", "scratch student", scratch["acc"], "KD student", kd["acc"], ""))
 
 
-def da_rows(root: Path, size: int, epochs: int, shift: str, rows: list[Row]) -> None:
+def da_rows(
+    root: Path, size: int, epochs: int, shift: str, rows: list[Row], methods: set[str]
+) -> None:
     """Source only and AdaBN (one run), then each feature-level method and the ablation:
     source + target batches with no alignment (DANN at weight 0)."""
     label = SHIFT_LABELS.get(shift, shift)
@@ -174,6 +176,8 @@ def da_rows(root: Path, size: int, epochs: int, shift: str, rows: list[Row]) -> 
         (f"AdaBN ({label})", "source only", base, "AdaBN", adabn["target_acc"], f"source {src:.1%}")
     )
     for name, method, weight in DA_METHODS:
+        if method not in methods:
+            continue
         res = run(
             root,
             f"{method}{weight:g}_{shift}",
@@ -198,6 +202,12 @@ def main() -> None:
         "--shifts", default="invert,contrast", help="target shifts for AdaBN/DANN, comma-separated"
     )
     ap.add_argument("--only-da", action="store_true", help="only the domain adaptation rows")
+    ap.add_argument(
+        "--da-epochs", type=int, default=0, help="epochs of the DA runs (default: the source's)"
+    )
+    ap.add_argument(
+        "--methods", default="dann,coral,mmd", help="feature-level DA methods, comma-separated"
+    )
     args = ap.parse_args()
     size = 16 if args.quick else 32
     src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
@@ -210,7 +220,7 @@ def main() -> None:
         transfer_rows(root, size, src_epochs, tgt_epochs, rows)
 
     for shift in args.shifts.split(","):
-        da_rows(root, size, src_epochs, shift, rows)
+        da_rows(root, size, args.da_epochs or src_epochs, shift, rows, set(args.methods.split(",")))
     elapsed = time.perf_counter() - t_start
 
     if args.json:
@@ -235,7 +245,7 @@ def main() -> None:
         f"\n{time.strftime('%Y-%m-%d')}, {platform.node()}, "
         f"{platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {elapsed:.0f} s, "
-        f"image size {size}"
+        f"image size {size}, DA epochs {args.da_epochs or src_epochs}"
     )
 
 
