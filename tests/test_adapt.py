@@ -160,7 +160,8 @@ def test_dann_run_on_an_unlabeled_folder_shows_domain_metrics(
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(target / f"{i}.png")
     config = tmp_path / "da.toml"
     extra = f"\n[adapt]\nmethod = 'dann'\ntarget_root = '{target}'\n"
-    config.write_text(TINY.replace("epochs = 4", "epochs = 2") + extra)
+    small = TINY.replace("epochs = 4", "epochs = 1").replace("per_class = 40", "per_class = 15")
+    config.write_text(small + extra)
     data = json.loads(cli("run", str(config), "--json", check=0).stdout)
     assert data["status"] == "completed"
     assert "target_acc" not in data["final"]  # no labels, no target accuracy
@@ -170,7 +171,7 @@ def test_dann_run_on_an_unlabeled_folder_shows_domain_metrics(
     lines = cli("events", data["id"], "--json", "--kind", "val", check=0).stdout.splitlines()
     assert all("domain_acc" in json.loads(line) for line in lines)
     plain_config = tmp_path / "plain.toml"
-    plain_config.write_text(TINY.replace("epochs = 4", "epochs = 1"))
+    plain_config.write_text(small)
     plain = json.loads(cli("run", str(plain_config), "--json", check=0).stdout)
     compared = cli.json("compare", data["id"], plain["id"])
     assert compared["metrics"]["final.domain_acc"][data["id"]] == data["final"]["domain_acc"]
