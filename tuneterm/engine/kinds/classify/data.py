@@ -85,11 +85,12 @@ def apply_shift(images: torch.Tensor, shift: str) -> torch.Tensor:
 
 def colour_blend(images: torch.Tensor) -> torch.Tensor:
     """MNIST-M's recipe on generated patches: |image - patch| per channel, where each patch is
-    a smooth random colour texture (4x4 random colours, upsampled). Seeded by the pixels, so
-    the same image always gets the same patch, in a batch or decoded alone."""
+    a smooth random dark colour texture (4x4 random colours in 0..128, upsampled), so the
+    digit stays brighter than its background. Seeded by the pixels, so the same image always
+    gets the same patch, in a batch or decoded alone."""
     n, _, h, w = images.shape
     gen = torch.Generator().manual_seed(int(images.to(torch.int64).sum()) % (2**31))
-    coarse = torch.rand(n, 3, 4, 4, generator=gen) * 255
+    coarse = torch.rand(n, 3, 4, 4, generator=gen) * 128
     patch = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
     return (images.float() - patch).abs().round().clamp(0, 255).to(torch.uint8)
 
