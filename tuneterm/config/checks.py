@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from tuneterm.config.choices import check_choice, choices
+from tuneterm.config.choices import FEATURE_ADAPT, check_choice, choices
 from tuneterm.config.errors import MISSING as _MISSING
 from tuneterm.config.errors import ConfigError, ConfigIssue, path_issues
 from tuneterm.config.schema import RunConfig
@@ -179,6 +179,14 @@ def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
         )
     if a.target_root and not Path(a.target_root).expanduser().is_dir():
         issues.append(ConfigIssue("adapt.target_root", a.target_root, "no such folder"))
+    if a.method in FEATURE_ADAPT and (cfg.mix.mixup > 0 or cfg.mix.cutmix > 0):
+        issues.append(
+            ConfigIssue(
+                "adapt.method",
+                a.method,
+                "trains on source + unlabeled target batches; not with mix.mixup or mix.cutmix",
+            )
+        )
     if cfg.lora.enabled and cfg.freeze.strategy != "none":
         issues.append(
             ConfigIssue("freeze.strategy", cfg.freeze.strategy, "cannot combine with lora")

@@ -15,20 +15,22 @@ from tuneterm.config.errors import ConfigIssue
 
 # Plain strings checked against a tuple (registries that may grow).
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("none", "cosine", "step", "onecycle")
+SCHEDULERS = ("none", "cosine", "step", "onecycle", "anneal")
 AUGMENTS = ("none", "light", "randaugment", "trivialaugment", "autoaugment")
 RDZV_BACKENDS = ("c10d", "static", "etcd", "etcd-v2")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # cuda:N: any device index
 MODEL_SOURCES = ("torchvision", "timm", "hf")  # tuneterm.config.sources describes each
 
 # Closed sets: Literal types, so pydantic checks them and the editor offers them.
-Shift = Literal["none", "invert", "rot90", "rot180", "contrast"]
+Shift = Literal["none", "invert", "rot90", "rot180", "contrast", "colour"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 HeadKind = Literal["linear", "mlp"]
 Activation = Literal["relu", "gelu", "silu", "tanh"]
 FreezeStrategy = Literal["none", "linear_probe", "first_n", "gradual"]
 Mode = Literal["min", "max"]
-AdaptMethod = Literal["none", "adabn", "dann"]
+AdaptMethod = Literal["none", "adabn", "dann", "coral", "mmd"]
+# The methods that align features while training (the others act after it, or not at all).
+FEATURE_ADAPT = ("dann", "coral", "mmd")
 DistBackend = Literal["auto", "nccl", "gloo"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 OnOff = Literal["auto", "on", "off"]

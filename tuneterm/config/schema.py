@@ -273,7 +273,11 @@ class AdaptSection(_Section):
     )
     target_shift: Shift = Field("none", description="Target domain = the data set with this shift")
     target_root: str = Field("", description="Or a target folder (class folders or flat images)")
-    weight: float = Field(1.0, ge=0.0, description="dann: weight of the domain loss")
+    weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="dann: scale of the reversed gradient; coral, mmd: weight of their loss",
+    )
 
 
 class DistSection(_Section):

@@ -192,4 +192,22 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
         classes = list(EMBEDDED.get(cfg.data.dataset, ()))
     if classes and not issues:
         _check_names(cfg, classes, issues)
+    _check_target(cfg, issues)
     return issues
+
+
+def _check_target(cfg: RunConfig, issues: list[ConfigIssue]) -> None:
+    """adapt.target_root: a flat folder of images, or class folders holding images."""
+    root = Path(cfg.adapt.target_root).expanduser()
+    if not cfg.adapt.target_root or not root.is_dir():
+        return  # unset, or already refused by the config checks
+    flat = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    found = scan(root)
+    empty = [c for c in found.classes if not found.files[c]]
+    if not flat and not found.classes:
+        why = f"no images ({', '.join(sorted(IMAGE_EXTS))}) and no class folders"
+    elif empty:
+        why = f"class folder {empty[0]} has no images"
+    else:
+        return
+    issues.append(ConfigIssue("adapt.target_root", cfg.adapt.target_root, why))

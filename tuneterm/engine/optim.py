@@ -86,6 +86,8 @@ def _multiplier(kind: str, total: int, warmup: int) -> Callable[[int], float]:
             return 0.5 * (1.0 + math.cos(math.pi * t))
         if kind == "step":  # x0.1 at half and at three quarters of training
             return 0.1 ** ((t >= 0.5) + (t >= 0.75))
+        if kind == "anneal":  # Ganin & Lempitsky's DANN schedule: lr / (1 + 10 p) ** 0.75
+            return float((1.0 + 10.0 * t) ** -0.75)
         return 1.0
 
     return f

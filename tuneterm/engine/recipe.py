@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tuneterm import tasks
 from tuneterm.config import RunConfig
 from tuneterm.engine.ddp import Rank
 
@@ -140,7 +141,7 @@ def drive(
         epoch=st.epoch,
         # the run's metric spec, so any reader renders it from data alone (a run created by an
         # older tuneterm gets it here, when it is resumed)
-        metrics=trainer.spec.metric_spec(trainer.cfg.train.metric),
+        metrics=tasks.run_metric_spec(trainer.cfg),
         **start_fields,
     )
     if stop_now(engine.stop_requested()):

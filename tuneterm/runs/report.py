@@ -130,7 +130,15 @@ def _metric(row: dict[str, Any], dotted: str) -> Any:
 def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
     """Metrics side by side and the config keys whose values differ."""
     rows = [summary(i) for i in infos]
-    metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in compare_keys(infos)}
+    # ...and the final figures the runs' metric specs declare beyond those (a technique's)
+    declared = []
+    for i in infos:
+        if i.meta is not None:
+            spec = i.meta.metric_spec()
+            final = i.meta.final
+            declared += [f"final.{m.name}" for m in (*spec.val, *spec.test) if m.name in final]
+    keys = list(dict.fromkeys([*compare_keys(infos), *declared]))
+    metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in keys}
     configs: dict[str, dict[str, Any]] = {}
     for info in infos:
         try:

@@ -216,7 +216,7 @@ class RunStore:
             parent=cfg.model.init.removeprefix("run:") if cfg.model.init.startswith("run:") else "",
             status=status,
             queue_pos=queue_pos,
-            metrics=tasks.get(cfg.run.task).metric_spec(cfg.train.metric),
+            metrics=tasks.run_metric_spec(cfg),
         )
         save_meta(path / "meta.json", meta)
         if cfg.run.tags or cfg.run.notes:

@@ -12,9 +12,12 @@ import difflib
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+
+if TYPE_CHECKING:
+    from tuneterm.config import RunConfig
 
 __all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
 
@@ -90,6 +93,13 @@ def metric_spec_of(
             task, configured or "val_acc", guess_metric(configured or "val_acc").higher, (), ()
         )
     return MetricSpec.from_dict(spec.metric_spec(configured or spec.select[0]))
+
+
+def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:
+    """What meta.json records for a run of `cfg`: its kind's metrics plus its techniques'."""
+    from tuneterm.tasks.techniques import with_techniques
+
+    return with_techniques(get(cfg.run.task).metric_spec(cfg.train.metric), cfg)
 
 
 def _builtin() -> None:

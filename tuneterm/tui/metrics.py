@@ -52,7 +52,9 @@ def test_value(metric: Metric, test: Mapping[str, Any], final: Mapping[str, Any]
     """A test metric from the `test` event (keys without the split: "acc") or meta.json's
     `final` ("test_acc", or "val_acc" when the run had no test split)."""
     split = str(test.get("split", "test"))
-    key = metric.name.partition("_")[2] or metric.name
+    prefix, _, rest = metric.name.partition("_")
+    # "test_acc" -> "acc"; a technique's figure ("target_acc") is read from `final` by name
+    key = rest if prefix in ("test", "val") and rest else metric.name
     for value in (test.get(key), final.get(f"{split}_{key}"), final.get(metric.name)):
         if value is not None:
             return value

@@ -20,7 +20,7 @@ __all__ = ["Technique", "Techniques", "Trained", "names"]
 
 
 def _registry() -> dict[str, type[Technique]]:
-    from tuneterm.engine.techniques.adapt import AdaBN, Dann
+    from tuneterm.engine.techniques.adapt import AdaBN, Coral, Dann, Mmd
     from tuneterm.engine.techniques.distill import Distill
     from tuneterm.engine.techniques.early_stop import EarlyStop
     from tuneterm.engine.techniques.ema import Ema
@@ -30,7 +30,9 @@ def _registry() -> dict[str, type[Technique]]:
 
     # Order matters where techniques meet: LoRA and freezing decide what trains before EMA
     # copies the model; mixing changes the batch before the losses see it.
-    return {t.name: t for t in (Lora, Freeze, Ema, Mix, Distill, AdaBN, Dann, EarlyStop)}
+    return {
+        t.name: t for t in (Lora, Freeze, Ema, Mix, Distill, AdaBN, Dann, Coral, Mmd, EarlyStop)
+    }
 
 
 def names() -> list[str]:
@@ -45,9 +47,8 @@ class Techniques:
         base = Technique.__dict__
 
         def using(hook: str) -> list[Technique]:
-            return [
-                t for t in self.items if type(t).__dict__.get(hook, base[hook]) is not base[hook]
-            ]
+            # getattr, not the class __dict__: a hook may be overridden in a shared base class
+            return [t for t in self.items if getattr(type(t), hook) is not base[hook]]
 
         self._batch = using("batch")
         self._loss = using("loss")

@@ -1,55 +1,88 @@
-"""Domain adaptation to an unlabeled target domain: AdaBN and DANN.
+"""Domain adaptation to an unlabeled target domain: AdaBN, and DANN, CORAL and MMD.
 
 The target is the data set under `adapt.target_shift` (unlabeled: the shifted training images;
-evaluated on the shifted test images) or the images under `adapt.target_root` (evaluated on
-themselves when its class folders match the run's classes). Target labels are only ever used
-to report target accuracy.
+evaluated on the shifted test images) or the images under `adapt.target_root`: a flat folder of
+images, or class folders. Target labels are only ever used to report target accuracy, and only
+when the target's class folders are classes of the run.
 
 - AdaBN (Li et al. 2016): after training, BatchNorm statistics are re-estimated on target
   images; the weights stay as trained.
-- DANN (Ganin et al. 2016): a domain classifier on the head's input features, behind a
-  gradient-reversal layer, learns to tell source from target while the body learns features
-  that it cannot tell apart.
+- DANN (Ganin et al. 2016), CORAL (Sun & Saenko 2016), MMD (Long et al. 2015): every training
+  batch is a balanced pair, the source batch and as many target images, in ONE forward pass
+  (BatchNorm sees both domains, as it will at test time; targets carry the ignore label, so the
+  classification loss is the source's alone). A term on the head's input features pulls the
+  domains together: an adversarial domain classifier behind a gradient-reversal layer (DANN),
+  the distance between feature covariances (CORAL), or a multi-kernel MMD (MMD).
+
+Every epoch's `val` event carries `domain_loss` and `domain_acc`: the domain classifier's
+loss and accuracy on the training batches (for CORAL and MMD, a probe trained on detached
+features that does not touch the model). A domain accuracy near 50% means the features no
+longer tell the domains apart.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.kinds.classify.data import Split, apply_shift, batches
+from tuneterm.engine.kinds.classify.data import IMAGE_EXTS, Split, apply_shift, batches, scan_folder
+from tuneterm.engine.techniques.align import (
+    coral_loss,
+    grad_reverse,
+    mmd_loss,
+    reversal_coefficient,
+)
 from tuneterm.engine.techniques.base import Technique
 
 if TYPE_CHECKING:
     from tuneterm.engine.techniques.base import Trained
 
+__all__ = ["AdaBN", "Coral", "Dann", "Mmd", "adabn", "grad_reverse", "target_domain"]
+
+IGNORE = -100  # F.cross_entropy's ignore_index: target rows add nothing to the class loss
+
+
+def scan_target(folder: Path) -> tuple[list[Path], list[str]]:
+    """(files, class name of each or "") of a target folder: class folders, else flat images."""
+    if any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()):
+        files, names, _ = scan_folder(folder)
+        return files, names
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        from tuneterm.engine.data import DataError
+
+        raise DataError(
+            f"adapt.target_root = {str(folder)!r}: no images "
+            f"({', '.join(sorted(IMAGE_EXTS))}) and no class folders"
+        )
+    return files, [""] * len(files)
+
 
 def target_domain(cfg: RunConfig, tr: Trained) -> tuple[Split, Split | None]:
-    """(unlabeled target images for adaptation, labelled target images for evaluation)."""
+    """(target images for adaptation, decoded in RAM; labelled target images to score, or
+    None when the target has no labels of the run's classes)."""
+    from tuneterm.engine.kinds.classify.data import _cache
+
     a, data = cfg.adapt, tr.data
     train, test, val = data.train, data.test, data.val
     assert isinstance(train, Split) and isinstance(test, Split) and isinstance(val, Split)
+    size = cfg.data.image_size
     if a.target_root:
-        from tuneterm.engine.kinds.classify.data import _cache, scan_folder
-
-        files, names, classes = scan_folder(Path(a.target_root).expanduser())
-        labelled = set(classes) <= set(data.classes)
-        labels = torch.tensor(
-            [data.classes.index(n) if labelled else -1 for n in names], dtype=torch.long
-        )
-        split = _cache(Split(labels, None, files), cfg.data.image_size, 0)
+        files, names = scan_target(Path(a.target_root).expanduser())
+        labelled = all(n in data.classes for n in names)
+        labels = [data.classes.index(n) if labelled else -1 for n in names]
+        split = _cache(Split(torch.tensor(labels, dtype=torch.long), None, files), size, 0)
         return split, (split if labelled else None)
 
     def shifted(s: Split) -> Split:
         if s.images is not None:
             return Split(s.labels, apply_shift(s.images, a.target_shift))
-        return Split(s.labels, None, s.files, a.target_shift)
+        return _cache(Split(s.labels, None, s.files, a.target_shift), size, 0)
 
     return shifted(train), (shifted(test) if len(test) else shifted(val))
 
@@ -89,41 +122,49 @@ class AdaBN(Technique):
         return out
 
 
-class GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.scale * grad, None
-
-
-def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    out: torch.Tensor = GradReverse.apply(x, scale)
-    return out
-
-
 def _in_features(head: nn.Module) -> int:
     for m in head.modules():
         if isinstance(m, nn.Linear):
             return m.in_features
         if isinstance(m, nn.Conv2d):
             return m.in_channels
-    raise ValueError("adapt.method = dann: the head has no Linear or Conv2d layer")
+    raise ValueError("adapt.method: the head has no Linear or Conv2d layer")
 
 
-class Dann(Technique):
-    name = "dann"
+def domain_classifier(d: int, hidden: int = 256) -> nn.Module:
+    """Features -> one logit (target vs source): two hidden layers, as in Ganin et al."""
+    return nn.Sequential(
+        nn.Linear(d, hidden),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(hidden, 1),
+    )
+
+
+class FeatureAlign(Technique):
+    """What DANN, CORAL and MMD share: the balanced source + target batch in one forward, the
+    head-input features of both, the domain classifier and its metrics. A subclass says how
+    the features are pulled together (`align`)."""
+
     section = "adapt"
+    method: ClassVar[str] = ""
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         self.domain: nn.Module | None = None
         self.feats: torch.Tensor | None = None
         self.capture = False
+        self.n_src = 0
         self.gen = torch.Generator().manual_seed(cfg.train.seed + 11)
+        self.sums = torch.zeros(3)  # domain loss, correct, images, this epoch
+        self.last: dict[str, float] = {}
+
+    @classmethod
+    def wanted(cls, cfg: RunConfig) -> bool:
+        return cfg.adapt.method == cls.method
 
     def state_dict(self) -> dict[str, Any]:
         # The domain classifier is not part of the model: save it, and where the target draws are.
@@ -137,21 +178,19 @@ class Dann(Technique):
         if self.domain is not None and "domain" in state:
             self.domain.load_state_dict(state["domain"])
 
-    @classmethod
-    def wanted(cls, cfg: RunConfig) -> bool:
-        return cfg.adapt.method == "dann"
-
     def _hook(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         if self.capture:
             f = args[0]
-            self.feats = f.flatten(2).mean(2) if f.ndim > 2 else f
+            self.feats = f.flatten(2).mean(2) if f.ndim > 2 else f.flatten(1)
+            self.capture = False
 
     def setup(self, tr: Trained) -> None:
+        self.tr = tr
         self.target, self.labelled = target_domain(self.cfg, tr)
         head = tr.model.get_submodule(tr.head_name)
-        d = _in_features(head)
-        self.domain = nn.Sequential(nn.Linear(d, 256), nn.ReLU(), nn.Linear(256, 1)).to(tr.device)
+        self.domain = domain_classifier(_in_features(head)).to(tr.device)
         head.register_forward_pre_hook(self._hook)
+        self.sums = torch.zeros(3, device=tr.device)
 
     def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
         assert self.domain is not None
@@ -160,6 +199,15 @@ class Dann(Technique):
     def epoch_start(self, tr: Trained) -> None:
         assert self.domain is not None
         self.domain.train()
+        self.sums.zero_()
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source batch, then as many target images (labels IGNORE): one forward."""
+        assert self.target.images is not None
+        idx = torch.randint(len(self.target), (len(x),), generator=self.gen)
+        xt, _ = self.tr.to_device((self.target.images[idx], self.target.labels[idx]))
+        self.n_src, self.capture = len(x), True
+        return torch.cat([x, xt.to(x.dtype)]), torch.cat([y, torch.full_like(y, IGNORE)])
 
     def loss(
         self,
@@ -169,35 +217,71 @@ class Dann(Technique):
         logits: torch.Tensor,
         loss: torch.Tensor,
     ) -> torch.Tensor:
-        assert self.domain is not None
-        src = self._last()
-        idx = torch.randint(len(self.target), (len(x),), generator=self.gen)
-        assert self.target.images is not None
-        xt, _ = tr.to_device((self.target.images[idx], self.target.labels[idx]))
-        self.capture = True
-        tr.model(xt)
-        self.capture = False
-        tgt = self._last()
-        # Ganin's schedule: the reversal strength rises from 0 to 1 over training.
+        assert self.domain is not None and self.feats is not None
+        feats, self.feats = self.feats.float(), None
+        n = self.n_src
         p = tr.state.step / max(1, tr.total_steps)
-        lam = 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
-        feats = grad_reverse(torch.cat([src, tgt]).float(), lam)
-        dom = self.domain(feats).squeeze(1)
-        target = torch.cat([torch.zeros(len(src)), torch.ones(len(tgt))]).to(dom.device)
-        return loss + self.cfg.adapt.weight * F.binary_cross_entropy_with_logits(dom, target)
+        dom_in, term = self.align(feats[:n], feats[n:], p)
+        dom = self.domain(dom_in).squeeze(1)
+        is_target = torch.cat([torch.zeros(n), torch.ones(len(feats) - n)]).to(dom.device)
+        dom_loss = F.binary_cross_entropy_with_logits(dom, is_target)
+        with torch.no_grad():  # on the device: read once an epoch
+            correct = ((dom > 0).float() == is_target).sum()
+            self.sums += torch.stack(
+                [dom_loss.detach() * len(dom), correct, dom.new_tensor(len(dom))]
+            )
+        return loss + self.cfg.adapt.weight * term + dom_loss
 
-    def _last(self) -> torch.Tensor:
-        assert self.feats is not None
-        f, self.feats = self.feats, None
-        return f
+    def align(
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the domain classifier's input, the alignment term to add, times adapt.weight)."""
+        raise NotImplementedError
 
-    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.capture = True  # the next forward is the source batch: keep its features
-        return x, y
+    def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
+        loss_sum, correct, n = self.sums.tolist()
+        if n:
+            self.last = {"domain_loss": loss_sum / n, "domain_acc": correct / n}
+            val["extra"].update(self.last)
+        return False
 
     def finish(self, tr: Trained) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = dict(self.last)  # the last epoch's domain figures
         if self.labelled is not None:
             out["target_acc"] = tr.evaluate(self.labelled)["acc"]
-        tr.ctx.emit("adapt", method="dann", target_images=len(self.target), **out)
+        tr.ctx.emit("adapt", method=self.method, target_images=len(self.target), **out)
         return out
+
+
+class Dann(FeatureAlign):
+    """The domain classifier is the adversary: the reversed gradient of its loss trains the
+    body to confuse it, with the strength ramped by Ganin's schedule (times adapt.weight)."""
+
+    name = method = "dann"
+
+    def align(
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # The classifier's own loss is added once (unweighted, so it always learns); the body
+        # gets its gradient reversed and scaled by weight * lambda(p), through the layer.
+        scale = self.cfg.adapt.weight * reversal_coefficient(p)
+        feats = grad_reverse(torch.cat([src, tgt]), scale)
+        return feats, feats.new_zeros(())
+
+
+class Coral(FeatureAlign):
+    name = method = "coral"
+
+    def align(
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([src, tgt]).detach(), coral_loss(src, tgt)
+
+
+class Mmd(FeatureAlign):
+    name = method = "mmd"
+
+    def align(
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([src, tgt]).detach(), mmd_loss(src, tgt)

@@ -78,7 +78,21 @@ def apply_shift(images: torch.Tensor, shift: str) -> torch.Tensor:
         return torch.rot90(images, 2, dims=(2, 3)).contiguous()
     if shift == "contrast":  # a third of the contrast on a bright background: 0..255 -> 140..225
         return (images.float() * (85 / 255) + 140).round().to(torch.uint8)
+    if shift == "colour":
+        return colour_blend(images)
     return images
+
+
+def colour_blend(images: torch.Tensor) -> torch.Tensor:
+    """MNIST-M's recipe on generated patches: |image - patch| per channel, where each patch is
+    a smooth random dark colour texture (4x4 random colours in 0..128, upsampled), so the
+    digit stays brighter than its background. Seeded by the pixels, so the same image always
+    gets the same patch, in a batch or decoded alone."""
+    n, _, h, w = images.shape
+    gen = torch.Generator().manual_seed(int(images.to(torch.int64).sum()) % (2**31))
+    coarse = torch.rand(n, 3, 4, 4, generator=gen) * 128
+    patch = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    return (images.float() - patch).abs().round().clamp(0, 255).to(torch.uint8)
 
 
 def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
