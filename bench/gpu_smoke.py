@@ -22,6 +22,23 @@ import sys
 import time
 from pathlib import Path
 
+# A script run's own CUDA loop (run.task = "script"): its GPU memory reaches the system pane
+# through NVML's per-process figures.
+CUDA_SCRIPT = """
+import time, torch
+dev = torch.device("{device}")
+nn = torch.nn
+model = nn.Sequential(nn.Linear(1024, 4096), nn.ReLU(), nn.Linear(4096, 10)).to(dev)
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+x, y = torch.randn(4096, 1024, device=dev), torch.randint(0, 10, (4096,), device=dev)
+for step in range(300 if dev.type == "cuda" else 12):
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+    if step % 10 == 0:
+        print(f"step: {{step}} loss: {{loss.item():.4f}}", flush=True)
+        time.sleep(0.05)
+"""
+
 CONFIGS = {
     "classify": """
 [model]
@@ -49,6 +66,22 @@ images = 300
 epochs = 3
 batch_size = 16
 device = "{device}"
+""",
+    "timm": """
+[model]
+name = "timm/resnet10t"
+weights = "none"
+[data]
+dataset = "digits"
+image_size = 32
+[train]
+epochs = 4
+batch_size = 64
+device = "{device}"
+""",
+    "script": """
+[script]
+command = ["{python}", "{runs}/cuda_loop.py"]
 """,
     "text-classify": """
 [run]
@@ -105,7 +138,7 @@ async def read_system_panes(runs: Path, ids: dict[str, str], out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("gpu-smoke-out"))
-    ap.add_argument("--kinds", default="classify,detect,text-classify")
+    ap.add_argument("--kinds", default="classify,detect,text-classify,timm,script")
     ap.add_argument("--text-model", default="minilm")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/tuneterm-gpu-smoke"))
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script's code paths")
@@ -122,7 +155,9 @@ def main() -> int:
     ids: dict[str, str] = {}
     for kind in args.kinds.split(","):
         cfg = args.runs / f"{kind}.toml"
-        cfg.write_text(CONFIGS[kind].format(text_model=args.text_model, device=args.device))
+        (args.runs / "cuda_loop.py").write_text(CUDA_SCRIPT.format(device=args.device))
+        fields = {"text_model": args.text_model, "device": args.device, "runs": args.runs}
+        cfg.write_text(CONFIGS[kind].format(python=sys.executable, **fields))
         t0 = time.time()
         got = tuneterm("run", str(cfg), "--name", f"smoke-{kind}", "--json")
         wall = time.time() - t0
