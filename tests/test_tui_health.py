@@ -55,9 +55,11 @@ async def test_a_run_with_a_nan_loss_is_marked_and_its_hint_shown(tmp_path: Path
         table = app.screen.query_one(RunTable)
         table.move_cursor(row=[table.infos[i].name for i in table.order].index("sick"))
         box = app.screen.query_one(AlertsBox)
-        await until(pilot, lambda: box.display, what="the alerts box")
+        line = "nan_loss: train loss is nan at step 31"
+        await until(pilot, lambda: box.display and line in screen_text(app), what="the alerts box")
         text = screen_text(app)
-        assert "nan_loss: train loss is nan at step 31" in text and "grad_clip" in text
+        assert "nan_loss: train loss is nan at step 31" in text, text
+        assert "grad_clip" in text, text
         table.move_cursor(row=[table.infos[i].name for i in table.order].index("healthy"))
         await until(pilot, lambda: not box.display, what="no alerts box for a healthy run")
 

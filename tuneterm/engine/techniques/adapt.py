@@ -269,19 +269,28 @@ class Dann(FeatureAlign):
         return feats, feats.new_zeros(())
 
 
-class Coral(FeatureAlign):
+class Discrepancy(FeatureAlign):
+    """Aligns by adding a measure of how far apart the two domains' features are (times
+    adapt.weight); the domain classifier only probes them, on detached features."""
+
+    def measure(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def align(
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat([src, tgt]).detach(), self.measure(src, tgt)
+
+
+class Coral(Discrepancy):
     name = method = "coral"
 
-    def align(
-        self, src: torch.Tensor, tgt: torch.Tensor, p: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.cat([src, tgt]).detach(), coral_loss(src, tgt)
+    def measure(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return coral_loss(src, tgt)
 
 
-class Mmd(FeatureAlign):
+class Mmd(Discrepancy):
     name = method = "mmd"
 
-    def align(
-        self, src: torch.Tensor, tgt: torch.Tensor, p: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.cat([src, tgt]).detach(), mmd_loss(src, tgt)
+    def measure(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return mmd_loss(src, tgt)
