@@ -33,6 +33,7 @@ def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
     from tuneterm.engine import checkpoint
     from tuneterm.engine.kinds.classify.data import decode
     from tuneterm.engine.kinds.classify.models import from_checkpoint
+    from tuneterm.engine.kinds.classify.resize import Resize
 
     if not inputs.images:
         raise PredictError("classify runs predict on images: give one or more image files")
@@ -42,11 +43,12 @@ def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
     mean = torch.tensor(ck["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(ck["std"]).view(1, 3, 1, 1)
     model = from_checkpoint(best).eval()
+    resize = Resize.of(ck.get("preprocess"))  # the way its training read images
     k = min(inputs.top_k, len(classes))
     out = []
     with torch.no_grad():
         for path in inputs.images:
-            x = (decode(path, size)[None].float() / 255 - mean) / std
+            x = (decode(path, size, resize)[None].float() / 255 - mean) / std
             probs = model(x).float().softmax(1)[0]
             top = probs.topk(k)
             out.append(

@@ -26,6 +26,7 @@ from tuneterm.engine.data import (
     per_class,
     stratified,
 )
+from tuneterm.engine.kinds.classify.resize import SQUASH, Resize
 from tuneterm.tasks.classify import SHAPES
 
 CACHE_BYTES = 4 << 30
@@ -40,6 +41,7 @@ class Split:
     images: torch.Tensor | None = None
     files: list[Path] | None = None
     shift: str = "none"  # applied on decode to streamed files (cached images are shifted once)
+    resize: Resize = SQUASH  # how its files are decoded to S x S (the model's own way)
     loader: Any = field(default=None, repr=False, compare=False)  # a persistent DataLoader
 
     def __len__(self) -> int:
@@ -48,7 +50,7 @@ class Split:
     def subset(self, idx: torch.Tensor) -> Split:
         images = self.images[idx] if self.images is not None else None
         files = [self.files[i] for i in idx.tolist()] if self.files is not None else None
-        return Split(self.labels[idx], images, files, self.shift)
+        return Split(self.labels[idx], images, files, self.shift, self.resize)
 
 
 @dataclass
@@ -174,13 +176,13 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[str], list[str]]:
     return files, names, classes
 
 
-def decode(path: Path, size: int) -> torch.Tensor:
+def decode(path: Path, size: int, resize: Resize = SQUASH) -> torch.Tensor:
     """One image file as (3, size, size) uint8, whatever its mode (grayscale, RGBA, palette)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as src:
-            rgb = src.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            rgb = resize.apply(src.convert("RGB"), size)
             arr = np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"data: cannot read image {path}: {exc}") from None
@@ -198,13 +200,13 @@ class _FileDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
             size,
             transform,
         )
-        self.shift = split.shift
+        self.shift, self.resize = split.shift, split.resize
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = apply_shift(decode(self.files[i], self.size)[None], self.shift)[0]
+        x = apply_shift(decode(self.files[i], self.size, self.resize)[None], self.shift)[0]
         return (self.transform(x) if self.transform else x), int(self.labels[i])
 
 
@@ -256,8 +258,9 @@ def _select_classes(
     return keep, new, list(wanted)
 
 
-def build(cfg_data: object, seed: int) -> DataBundle:
-    """Load, filter, split and reduce the data set that `cfg.data` names."""
+def build(cfg_data: object, seed: int, resize: Resize = SQUASH) -> DataBundle:
+    """Load, filter, split and reduce the data set that `cfg.data` names; image files are
+    decoded the `resize` way (the model's own for timm and HF models)."""
     from tuneterm.config import DataSection
 
     assert isinstance(cfg_data, DataSection)
@@ -272,7 +275,7 @@ def build(cfg_data: object, seed: int) -> DataBundle:
     elif d.dataset == "hf":
         from tuneterm.engine.kinds.classify.hfimages import load as load_hf
 
-        loaded, classes = load_hf(d, size)
+        loaded, classes = load_hf(d, size, resize)
         presplit = {role: Split(*pair) for role, pair in loaded.items()}
         full = presplit.pop("train")
     else:
@@ -289,11 +292,11 @@ def build(cfg_data: object, seed: int) -> DataBundle:
                         f"data: {root / name} has classes {split_classes}, but train has {classes}"
                     )
                 lab = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
-                presplit[name] = Split(lab, None, files)
+                presplit[name] = Split(lab, None, files, resize=resize)
         if "train" not in presplit:  # the root itself is the training folder
             files, names, classes = scan_folder(root)
             lab = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
-            presplit["train"] = Split(lab, None, files)
+            presplit["train"] = Split(lab, None, files, resize=resize)
         full = presplit.pop("train")
     if len(classes) < 2:
         raise DataError(

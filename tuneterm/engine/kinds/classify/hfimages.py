@@ -15,20 +15,19 @@ import torch
 from tuneterm.config import DataSection
 from tuneterm.config.hfdata import HFDataError, image_problem, labels_of, open_splits
 from tuneterm.engine.data import DataError
+from tuneterm.engine.kinds.classify.resize import SQUASH, Resize
 
 
-def _images(ds: Any, column: str, size: int) -> torch.Tensor:
-    from PIL import Image
-
+def _images(ds: Any, column: str, size: int, resize: Resize) -> torch.Tensor:
     out = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
     for i, img in enumerate(ds[column]):
-        rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        rgb = resize.apply(img.convert("RGB"), size)
         out[i] = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
     return out
 
 
 def load(
-    d: DataSection, size: int
+    d: DataSection, size: int, resize: Resize = SQUASH
 ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
     """({"train": (labels, images), "val": ..., "test": ...}: val and test when the data set
     has them; the class names)."""
@@ -42,7 +41,7 @@ def load(
             if problem:
                 raise HFDataError("data.image_column", d.image_column, problem)
             labels = torch.tensor(labels_of(ds, d.label_column, splits.classes), dtype=torch.long)
-            out[role] = labels, _images(ds, d.image_column, size)
+            out[role] = labels, _images(ds, d.image_column, size, resize)
     except HFDataError as exc:
         raise DataError(str(exc.issue)) from None
     return out, splits.classes

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from tuneterm.config import HeadSection, ModelSection, sources
+from tuneterm.engine.kinds.classify.resize import SQUASH, Resize
 from tuneterm.engine.models import ModelError, Stage
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -164,8 +165,8 @@ def build_timm(
         "source": "timm",
         "name": name,
         "input_size": list(pc.get("input_size", (3, size, size))),
-        "interpolation": str(pc.get("interpolation", "bilinear")),
-        "crop_pct": float(pc.get("crop_pct", 1.0)),
+        "interpolation": str(pc.get("interpolation") or "bilinear"),
+        "crop_pct": float(pc.get("crop_pct") or 1.0),
         "kwargs": {k: v for k, v in kwargs.items() if k == "img_size"},
     }
     return SourceBuilt(TimmNet(net, "timm", head_name), f"net.{head_name}", mean, std, preprocess)
@@ -208,16 +209,13 @@ def _hf_wrap(
     head_name = "classifier" if hasattr(net, "classifier") else "head"
     _new_head(net, head_name, n, cfg.dropout, head)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
-    interpolation = "bilinear"
+    interpolation = _hf_interpolation(ref)
     try:
         from transformers import AutoImageProcessor
 
         proc = AutoImageProcessor.from_pretrained(ref)
         mean = tuple(getattr(proc, "image_mean", mean))
         std = tuple(getattr(proc, "image_std", std))
-        interpolation = {2: "bilinear", 3: "bicubic"}.get(
-            int(getattr(proc, "resample", 2)), "bilinear"
-        )
     except (OSError, ValueError, TypeError):  # no preprocessor_config.json: ImageNet's
         pass
     preprocess = {
@@ -258,6 +256,32 @@ def input_size(cfg: ModelSection) -> int:
         size = getattr(AutoConfig.from_pretrained(_hf_ref(name)), "image_size", 224)
         return int(size[-1] if isinstance(size, list | tuple) else size)
     return 224
+
+
+def resize_of(cfg: ModelSection) -> Resize:
+    """How the model reads image files: its pretrained config's interpolation and crop (timm),
+    its image processor's resampling (hf), else torchvision's squash to S x S."""
+    source, name = sources.split(cfg)
+    if source == "timm":
+        from timm.models import get_pretrained_cfg
+
+        pc = get_pretrained_cfg(name)
+        if pc is None:
+            return Resize("bilinear", 1.0)
+        return Resize(str(pc.interpolation or "bilinear"), float(pc.crop_pct or 1.0))
+    if source == "hf":
+        return Resize(_hf_interpolation(_hf_ref(name)), 1.0)
+    return SQUASH
+
+
+def _hf_interpolation(ref: str) -> str:
+    try:
+        from transformers import AutoImageProcessor
+
+        proc = AutoImageProcessor.from_pretrained(ref)
+    except (OSError, ValueError, TypeError):  # no preprocessor_config.json
+        return "bilinear"
+    return {2: "bilinear", 3: "bicubic"}.get(int(getattr(proc, "resample", 2)), "bilinear")
 
 
 def rebuild(ck: dict[str, Any]) -> nn.Module:

@@ -156,6 +156,7 @@ class ClassifyTask:
 def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
     from tuneterm.engine.kinds.classify.data import build as build_data
     from tuneterm.engine.kinds.classify.models import build_model
+    from tuneterm.engine.kinds.classify.sources import resize_of
     from tuneterm.engine.registry import resolve_init
 
     if cfg.data.image_size == 0:  # the model's own input size; the checkpoint records it
@@ -163,7 +164,7 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
 
         cfg.data.image_size = input_size(cfg.model)
         setup.log(f"data.image_size = 0: the model's input size, {cfg.data.image_size} px")
-    data = build_data(cfg.data, cfg.train.seed)
+    data = build_data(cfg.data, cfg.train.seed, resize_of(cfg.model))
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
     built = build_model(
