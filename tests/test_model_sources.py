@@ -128,6 +128,12 @@ def test_hf_image_model_from_a_save_pretrained_folder(tmp_path: Path, cli: Cli) 
     ck = torch.load(best, map_location="cpu", weights_only=True)
     assert ck["std"] == pytest.approx([0.25] * 3)  # the image processor's normalisation
     assert ck["model"]["net.classifier.weight"].shape == (3, 32)
+    # export-model's default format works for an HF model too (traced where scripting fails)
+    run_id = next(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    done = cli.json("export-model", run_id, "--out", str(tmp_path / "vit.pt"))
+    module = torch.jit.load(done["path"])
+    probs = module(torch.rand(2, 3, 16, 16))
+    assert probs.shape == (2, 3) and torch.allclose(probs.sum(1), torch.ones(2), atol=1e-4)
 
 
 def test_layer_decay_follows_timm_group_matcher() -> None:

@@ -69,7 +69,7 @@ def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "torchscript":
-            _torchscript(wrapped.module, tmp, wrapped.meta)
+            _torchscript(wrapped, tmp)
         else:
             _onnx(wrapped, tmp)
         tmp.replace(path)
@@ -131,11 +131,18 @@ def wrap_classify(best: Path) -> Wrapped:
     return Wrapped(module, torch.rand(1, 3, size, size), meta, ["probs"], axes)
 
 
-def _torchscript(module: Any, path: Path, meta: dict[str, Any]) -> None:
+def _torchscript(wrapped: Wrapped, path: Path) -> None:
+    """Scripted when the model allows it (control flow kept); else traced on the example input
+    (Hugging Face models and LoRA adapters use Python that TorchScript cannot compile)."""
     import torch
 
-    scripted = torch.jit.script(module)
-    torch.jit.save(scripted, str(path), _extra_files={"tuneterm.json": json.dumps(meta)})
+    try:
+        module = torch.jit.script(wrapped.module)
+    except Exception:
+        with torch.no_grad():
+            module = torch.jit.trace(wrapped.module, wrapped.example, strict=False)
+    extra = {"tuneterm.json": json.dumps(wrapped.meta)}
+    torch.jit.save(module, str(path), _extra_files=extra)
 
 
 def _onnx(wrapped: Wrapped, path: Path) -> None:
