@@ -17,6 +17,13 @@ from tuneterm.store.runs import RunInfo, RunStore
 __all__ = ["compare", "detail", "elapsed", "eta", "progress", "summary"]
 
 SCHEMA = 1
+# The keys of a run summary after its identity, in the order `ls --json` prints them.
+SUMMARY_KEYS = (
+    "task", "model", "dataset", "device", "host", "created", "started", "ended", "elapsed",
+    "eta", "progress", "epoch", "epochs", "step", "total_steps", "last_loss", "throughput",
+    "data_wait", "gpu_mem_peak", "best", "best_metric", "final", "params", "resumes", "parent",
+    "error", "gpus",
+)  # fmt: skip
 
 
 def summary(info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
@@ -34,35 +41,15 @@ def summary(info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
     if m is None:
         return out
     final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class", "report")}
-    out.update(
-        task=m.task,
-        model=m.model,
-        dataset=m.dataset,
-        device=m.device,
-        host=m.host,
-        created=m.created,
-        started=m.started,
-        ended=m.ended,
-        elapsed=elapsed(info),
-        eta=eta(info),
-        progress=round(progress(info) or 0.0, 4),
-        epoch=m.epoch,
-        epochs=m.epochs,
-        step=m.step,
-        total_steps=m.total_steps,
-        last_loss=m.last_loss,
-        throughput=m.throughput,
-        data_wait=m.data_wait,
-        gpu_mem_peak=m.gpu_mem_peak,
-        best=m.best,
-        best_metric=_best_json(info),
-        final=final,
-        params=m.params,
-        resumes=m.resumes,
-        parent=m.parent,
-        error=m.error,
-        gpus=m.gpus,
-    )
+    derived = {
+        "elapsed": elapsed(info),
+        "eta": eta(info),
+        "progress": round(progress(info) or 0.0, 4),
+        "best_metric": _best_json(info),
+        "final": final,
+    }
+    for key in SUMMARY_KEYS:  # meta.json's fields, and what is derived from them, in order
+        out[key] = derived[key] if key in derived else getattr(m, key)
     if info.status == "queued":
         out["queue_position"] = info.queue_position  # 0 when read without the whole queue
     if alerts is not None:
