@@ -10,6 +10,7 @@ assembles the parser and maps errors to exit codes (tuneterm.cli.common):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tuneterm import __version__
@@ -18,6 +19,7 @@ from tuneterm.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_OK,
     EXIT_STATE,
     Command,
     fail,
@@ -89,3 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_FAILED, as_json)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `tuneterm ls | head`: the reader is gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
