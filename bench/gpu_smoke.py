@@ -39,6 +39,7 @@ for step in range(300 if dev.type == "cuda" else 12):
         time.sleep(0.05)
 """
 
+
 def digits(model: str) -> dict[str, dict[str, object]]:
     """An image classifier on the embedded digits, 4 epochs."""
     return {

@@ -1,4 +1,4 @@
-"""Domain adaptation: DANN, CORAL and MMD beat source-only on a synthetic shift (a tiny MLP,
+"""Domain adaptation: DANN, CDAN, CORAL and MMD beat source-only on a synthetic shift (a tiny MLP,
 seconds), train through the real Trainer with their domain metrics, and a whole run through
 the CLI adapts to a folder of unlabeled images and shows its domain figures in `compare`."""
 
@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from tuneterm.config import ConfigError, loads
 from tuneterm.engine.techniques.align import (
+    condition,
     coral_loss,
     grad_reverse,
     mmd_loss,
@@ -45,7 +46,8 @@ def _target_acc(method: str, steps: int = 150) -> float:
     xt, yt = _blobs(2, True)
     body = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU())
     head = nn.Linear(16, 2)
-    domain = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+    width = 16 * 2 if method == "cdan" else 16  # CDAN: features x class probabilities
+    domain = nn.Sequential(nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, 1))
     params = [*body.parameters(), *head.parameters(), *domain.parameters()]
     opt = torch.optim.Adam(params, lr=1e-2)
     is_target = torch.cat([torch.zeros(64), torch.ones(64)])
@@ -57,8 +59,9 @@ def _target_acc(method: str, steps: int = 150) -> float:
             loss = loss + coral_loss(f[:64], f[64:])
         elif method == "mmd":
             loss = loss + mmd_loss(f[:64], f[64:])
-        elif method == "dann":
-            rev = grad_reverse(f, reversal_coefficient(step / steps))
+        elif method in ("dann", "cdan"):
+            g = condition(f, head(f).softmax(1)) if method == "cdan" else f
+            rev = grad_reverse(g, reversal_coefficient(step / steps))
             loss = loss + F.binary_cross_entropy_with_logits(domain(rev).squeeze(1), is_target)
         opt.zero_grad()
         loss.backward()
@@ -67,7 +70,7 @@ def _target_acc(method: str, steps: int = 150) -> float:
         return (head(body(xt)).argmax(1) == yt).float().mean().item()
 
 
-@pytest.mark.parametrize("method", ["dann", "coral", "mmd"])
+@pytest.mark.parametrize("method", ["dann", "cdan", "coral", "mmd"])
 def test_method_beats_source_only_on_a_synthetic_shift(method: str) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -77,6 +80,33 @@ def test_method_beats_source_only_on_a_synthetic_shift(method: str) -> None:
         torch.set_num_threads(threads)
     assert source_only < 0.56  # the shift defeats the source classifier: chance is 0.5
     assert adapted >= source_only + 0.1, (method, source_only, adapted)
+
+
+def test_cdan_conditions_the_features_on_the_class_probabilities() -> None:
+    f, g = torch.randn(4, 3), torch.softmax(torch.randn(4, 2), 1)
+    full = condition(f, g)
+    assert full.shape == (4, 6)
+    assert torch.allclose(full.view(4, 3, 2), f[:, :, None] * g[:, None, :])
+    # the randomized map keeps k columns, and its inner products estimate the full map's
+    gen = torch.Generator().manual_seed(0)
+    proj = (torch.randn(3, 4096, generator=gen), torch.randn(2, 4096, generator=gen))
+    small = condition(f, g, proj)
+    assert small.shape == (4, 4096)
+    assert torch.allclose(small @ small.T, full @ full.T, atol=0.35 * (full @ full.T).abs().max())
+
+
+def test_cdan_projects_when_the_outer_product_is_too_wide(tmp_path: Path) -> None:
+    from tuneterm.engine.techniques.adapt import Cdan
+
+    tr = make(tmp_path, "[adapt]\nmethod = 'cdan'\ntarget_shift = 'texture'")
+    cdan = tr.tech.get("cdan")
+    assert isinstance(cdan, Cdan) and cdan.proj is None  # tiny model: the full outer product
+    first = next(m for m in cdan.domain.modules() if isinstance(m, nn.Linear))
+    head = tr.model.get_submodule(tr.head_name)
+    assert first.in_features == head.in_features * len(tr.data.classes)
+    wide = Cdan(tr.cfg)
+    assert wide.domain_input(2048, 1000, torch.device("cpu")) == Cdan.RANDOM_DIM
+    assert wide.proj is not None and wide.proj[0].shape == (2048, Cdan.RANDOM_DIM)
 
 
 def test_reversal_coefficient_ramps_from_zero_to_one() -> None:
@@ -107,7 +137,7 @@ def test_mixing_with_a_feature_method_is_refused() -> None:
 
 
 # -- through the Trainer ------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["dann", "coral", "mmd"])
+@pytest.mark.parametrize("method", ["dann", "cdan", "coral", "mmd"])
 def test_each_batch_is_source_plus_as_many_target_images(tmp_path: Path, method: str) -> None:
     tr = make(tmp_path, f"[adapt]\nmethod = '{method}'\ntarget_shift = 'colour'")
     assert tr.tech.get(method) is not None

@@ -50,6 +50,31 @@ def test_shift_is_a_deterministic_domain_shift() -> None:
         from_dict({"data": {"shift": "sideways"}})
 
 
+def _affine_residual(x: torch.Tensor, y: torch.Tensor) -> float:
+    """How far y is from the best per-channel a * x + b (what BatchNorm statistics can undo),
+    as a share of y's spread."""
+    worst = 0.0
+    for c in range(3):
+        xc, yc = x[:, c].flatten().double(), y[:, c].flatten().double()
+        a = torch.stack([xc, torch.ones_like(xc)], 1)
+        fit = a @ torch.linalg.lstsq(a, yc[:, None]).solution
+        worst = max(worst, float((yc - fit[:, 0]).std() / yc.std()))
+    return worst
+
+
+def test_texture_is_a_shift_that_batchnorm_statistics_cannot_undo() -> None:
+    """`contrast` is per-channel affine (AdaBN's case); `texture` (MNIST-M style) is not, and
+    is the same for the same images, different from `colour`."""
+    from tuneterm.engine.kinds.classify.data import load_digits
+
+    x = load_digits(16)[0][:64]
+    assert _affine_residual(x, apply_shift(x, "contrast")) < 0.01
+    tex = apply_shift(x, "texture")
+    assert torch.equal(tex, apply_shift(x.clone(), "texture"))
+    assert not torch.equal(tex, apply_shift(x, "colour"))
+    assert _affine_residual(x, tex) > 0.5
+
+
 def test_classes_filter_keeps_order_and_rejects_unknown() -> None:
     d = build(from_dict({"data": {"classes": ["7", "3"]}}).data, 0)
     assert d.classes == ["7", "3"]

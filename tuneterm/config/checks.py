@@ -221,11 +221,11 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
                     "unfreezing changes what DDP synchronises; not with train.gpus > 1",
                 )
             )
-        if cfg.adapt.method == "dann":
+        if cfg.adapt.method in ("dann", "cdan"):
             issues.append(
                 ConfigIssue(
                     "adapt.method",
-                    "dann",
+                    cfg.adapt.method,
                     "its domain classifier is outside the DDP model; not with train.gpus > 1",
                 )
             )

@@ -22,15 +22,15 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # cuda:N: any device index
 MODEL_SOURCES = ("torchvision", "timm", "hf")  # tuneterm.config.sources describes each
 
 # Closed sets: Literal types, so pydantic checks them and the editor offers them.
-Shift = Literal["none", "invert", "rot90", "rot180", "contrast", "colour"]
+Shift = Literal["none", "invert", "rot90", "rot180", "contrast", "colour", "texture"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 HeadKind = Literal["linear", "mlp"]
 Activation = Literal["relu", "gelu", "silu", "tanh"]
 FreezeStrategy = Literal["none", "linear_probe", "first_n", "gradual"]
 Mode = Literal["min", "max"]
-AdaptMethod = Literal["none", "adabn", "dann", "coral", "mmd"]
+AdaptMethod = Literal["none", "adabn", "dann", "cdan", "coral", "mmd"]
 # The methods that align features while training (the others act after it, or not at all).
-FEATURE_ADAPT = ("dann", "coral", "mmd")
+FEATURE_ADAPT = ("dann", "cdan", "coral", "mmd")
 DistBackend = Literal["auto", "nccl", "gloo"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 OnOff = Literal["auto", "on", "off"]

@@ -276,7 +276,7 @@ class AdaptSection(_Section):
     weight: float = Field(
         1.0,
         ge=0.0,
-        description="dann: scale of the reversed gradient; coral, mmd: weight of their loss",
+        description="dann, cdan: scale of the reversed gradient; coral, mmd: weight of their loss",
     )
 
 

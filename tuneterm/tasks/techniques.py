@@ -28,6 +28,7 @@ SOURCE_ONLY_TEST = (Metric("target_acc_source_only", "target acc (source only)",
 ADAPT_METRICS: dict[str, tuple[tuple[Metric, ...], tuple[Metric, ...]]] = {
     "adabn": ((), (*TARGET_TEST, *SOURCE_ONLY_TEST)),
     "dann": (DOMAIN_VAL, TARGET_TEST),
+    "cdan": (DOMAIN_VAL, TARGET_TEST),
     "coral": (DOMAIN_VAL, TARGET_TEST),
     "mmd": (DOMAIN_VAL, TARGET_TEST),
 }

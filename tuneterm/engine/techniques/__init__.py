@@ -20,7 +20,7 @@ __all__ = ["Technique", "Techniques", "Trained", "names"]
 
 
 def _registry() -> dict[str, type[Technique]]:
-    from tuneterm.engine.techniques.adapt import AdaBN, Coral, Dann, Mmd
+    from tuneterm.engine.techniques.adapt import AdaBN, Cdan, Coral, Dann, Mmd
     from tuneterm.engine.techniques.distill import Distill
     from tuneterm.engine.techniques.early_stop import EarlyStop
     from tuneterm.engine.techniques.ema import Ema
@@ -31,7 +31,8 @@ def _registry() -> dict[str, type[Technique]]:
     # Order matters where techniques meet: LoRA and freezing decide what trains before EMA
     # copies the model; mixing changes the batch before the losses see it.
     return {
-        t.name: t for t in (Lora, Freeze, Ema, Mix, Distill, AdaBN, Dann, Coral, Mmd, EarlyStop)
+        t.name: t
+        for t in (Lora, Freeze, Ema, Mix, Distill, AdaBN, Dann, Cdan, Coral, Mmd, EarlyStop)
     }
 
 

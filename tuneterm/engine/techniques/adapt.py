@@ -7,12 +7,14 @@ when the target's class folders are classes of the run.
 
 - AdaBN (Li et al. 2016): after training, BatchNorm statistics are re-estimated on target
   images; the weights stay as trained.
-- DANN (Ganin et al. 2016), CORAL (Sun & Saenko 2016), MMD (Long et al. 2015): every training
-  batch is a balanced pair, the source batch and as many target images, in ONE forward pass
-  (BatchNorm sees both domains, as it will at test time; targets carry the ignore label, so the
-  classification loss is the source's alone). A term on the head's input features pulls the
-  domains together: an adversarial domain classifier behind a gradient-reversal layer (DANN),
-  the distance between feature covariances (CORAL), or a multi-kernel MMD (MMD).
+- DANN (Ganin et al. 2016), CDAN (Long et al. 2018), CORAL (Sun & Saenko 2016), MMD (Long et
+  al. 2015): every training batch is a balanced pair, the source batch and as many target
+  images, in ONE forward pass (BatchNorm sees both domains, as it will at test time; targets
+  carry the ignore label, so the classification loss is the source's alone). A term on the
+  head's input features pulls the domains together: an adversarial domain classifier behind a
+  gradient-reversal layer (DANN), the same conditioned on the class predictions, so that the
+  domains are matched class by class rather than as two clouds (CDAN), the distance between
+  feature covariances (CORAL), or a multi-kernel MMD (MMD).
 
 Every epoch's `val` event carries `domain_loss` and `domain_acc`: the domain classifier's
 loss and accuracy on the training batches (for CORAL and MMD, a probe trained on detached
@@ -30,8 +32,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from tuneterm.config import RunConfig
-from tuneterm.engine.kinds.classify.data import IMAGE_EXTS, Split, apply_shift, batches, scan_folder
+from tuneterm.engine.kinds.classify.data import IMAGE_EXTS, Split, batches, scan_folder
+from tuneterm.engine.kinds.classify.shifts import apply_shift
 from tuneterm.engine.techniques.align import (
+    condition,
     coral_loss,
     grad_reverse,
     mmd_loss,
@@ -42,7 +46,7 @@ from tuneterm.engine.techniques.base import Technique
 if TYPE_CHECKING:
     from tuneterm.engine.techniques.base import Trained
 
-__all__ = ["AdaBN", "Coral", "Dann", "Mmd", "adabn", "grad_reverse", "target_domain"]
+__all__ = ["AdaBN", "Cdan", "Coral", "Dann", "Mmd", "adabn", "grad_reverse", "target_domain"]
 
 IGNORE = -100  # F.cross_entropy's ignore_index: target rows add nothing to the class loss
 
@@ -188,9 +192,14 @@ class FeatureAlign(Technique):
         self.tr = tr
         self.target, self.labelled = target_domain(self.cfg, tr)
         head = tr.model.get_submodule(tr.head_name)
-        self.domain = domain_classifier(_in_features(head)).to(tr.device)
+        dim = self.domain_input(_in_features(head), len(tr.data.classes), tr.device)
+        self.domain = domain_classifier(dim).to(tr.device)
         head.register_forward_pre_hook(self._hook)
         self.sums = torch.zeros(3, device=tr.device)
+
+    def domain_input(self, features: int, classes: int, device: torch.device) -> int:
+        """The width of what the domain classifier reads (the features, for all but CDAN)."""
+        return features
 
     def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
         assert self.domain is not None
@@ -221,7 +230,7 @@ class FeatureAlign(Technique):
         feats, self.feats = self.feats.float(), None
         n = self.n_src
         p = tr.state.step / max(1, tr.total_steps)
-        dom_in, term = self.align(feats[:n], feats[n:], p)
+        dom_in, term = self.align(feats[:n], feats[n:], p, logits.float())
         dom = self.domain(dom_in).squeeze(1)
         is_target = torch.cat([torch.zeros(n), torch.ones(len(feats) - n)]).to(dom.device)
         dom_loss = F.binary_cross_entropy_with_logits(dom, is_target)
@@ -233,9 +242,10 @@ class FeatureAlign(Technique):
         return loss + self.cfg.adapt.weight * term + dom_loss
 
     def align(
-        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float, logits: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the domain classifier's input, the alignment term to add, times adapt.weight)."""
+        """(the domain classifier's input, the alignment term to add, times adapt.weight), from
+        the features of the source and target rows, training progress p and all rows' logits."""
         raise NotImplementedError
 
     def epoch_end(self, tr: Trained, val: dict[str, Any]) -> bool:
@@ -260,13 +270,43 @@ class Dann(FeatureAlign):
     name = method = "dann"
 
     def align(
-        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float, logits: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The classifier's own loss is added once (unweighted, so it always learns); the body
         # gets its gradient reversed and scaled by weight * lambda(p), through the layer.
         scale = self.cfg.adapt.weight * reversal_coefficient(p)
-        feats = grad_reverse(torch.cat([src, tgt]), scale)
+        feats = grad_reverse(self.condition(torch.cat([src, tgt]), logits), scale)
         return feats, feats.new_zeros(())
+
+    def condition(self, feats: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return feats
+
+
+class Cdan(Dann):
+    """Conditional adversarial adaptation (Long et al. 2018): the domain classifier reads the
+    features times the class probabilities (their outer product, or a fixed random projection
+    of it when that is wider than MULTILINEAR_MAX), so it can tell the domains apart class by
+    class and the body must match each class's features across domains, not just the clouds.
+    The gradient flows through both factors, reversed."""
+
+    name = method = "cdan"
+    MULTILINEAR_MAX = 8192
+    RANDOM_DIM = 1024
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.proj: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def domain_input(self, features: int, classes: int, device: torch.device) -> int:
+        if features * classes <= self.MULTILINEAR_MAX:
+            return features * classes
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 13)  # the same on resume
+        rf, rg = (torch.randn(k, self.RANDOM_DIM, generator=gen) for k in (features, classes))
+        self.proj = (rf.to(device), rg.to(device))
+        return self.RANDOM_DIM
+
+    def condition(self, feats: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return condition(feats, logits.softmax(1), self.proj)
 
 
 class Discrepancy(FeatureAlign):
@@ -277,7 +317,7 @@ class Discrepancy(FeatureAlign):
         raise NotImplementedError
 
     def align(
-        self, src: torch.Tensor, tgt: torch.Tensor, p: float
+        self, src: torch.Tensor, tgt: torch.Tensor, p: float, logits: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.cat([src, tgt]).detach(), self.measure(src, tgt)
 

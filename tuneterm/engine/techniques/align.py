@@ -2,6 +2,8 @@
 
 - `grad_reverse`: DANN's gradient-reversal layer (Ganin & Lempitsky 2015), with
   `reversal_coefficient`, the schedule 2 / (1 + exp(-10 p)) - 1 over training progress p.
+- `condition`: CDAN's input to the domain classifier (Long et al. 2018), the features times
+  the class probabilities: their outer product, or its randomized form.
 - `coral_loss`: Deep CORAL (Sun & Saenko 2016), the distance between the feature covariances.
 - `mmd_loss`: a multi-kernel Gaussian MMD (Long et al. 2015, DAN), biased estimate.
 """
@@ -34,6 +36,20 @@ def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 def reversal_coefficient(p: float) -> float:
     """Ganin's ramp of the reversal strength, 0 at the start of training, ~1 at the end."""
     return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+
+
+def condition(
+    feats: torch.Tensor,
+    probs: torch.Tensor,
+    proj: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """CDAN's multilinear map of (n, d) features and (n, C) probabilities: the (n, d*C) outer
+    product, or with `proj` = (R_f (d, k), R_g (C, k)) the randomized map
+    (f R_f) * (g R_g) / sqrt(k), which keeps k columns when d*C is too wide."""
+    if proj is None:
+        return (feats.unsqueeze(2) * probs.unsqueeze(1)).flatten(1)
+    rf, rg = proj
+    return (feats @ rf) * (probs @ rg) / rf.shape[1] ** 0.5
 
 
 def coral_loss(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from tuneterm.engine.data import (
     stratified,
 )
 from tuneterm.engine.kinds.classify.resize import SQUASH, Resize
+from tuneterm.engine.kinds.classify.shifts import apply_shift
 from tuneterm.tasks.classify import SHAPES
 
 CACHE_BYTES = 4 << 30
@@ -68,33 +69,6 @@ def _to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
     x = gray.float().unsqueeze(1)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
-
-
-def apply_shift(images: torch.Tensor, shift: str) -> torch.Tensor:
-    """A deterministic domain shift of (N, 3, S, S) uint8 images: the target-domain variants."""
-    if shift == "invert":
-        return 255 - images
-    if shift == "rot90":
-        return torch.rot90(images, 1, dims=(2, 3)).contiguous()
-    if shift == "rot180":
-        return torch.rot90(images, 2, dims=(2, 3)).contiguous()
-    if shift == "contrast":  # a third of the contrast on a bright background: 0..255 -> 140..225
-        return (images.float() * (85 / 255) + 140).round().to(torch.uint8)
-    if shift == "colour":
-        return colour_blend(images)
-    return images
-
-
-def colour_blend(images: torch.Tensor) -> torch.Tensor:
-    """MNIST-M's recipe on generated patches: |image - patch| per channel, where each patch is
-    a smooth random dark colour texture (4x4 random colours in 0..128, upsampled), so the
-    digit stays brighter than its background. Seeded by the pixels, so the same image always
-    gets the same patch, in a batch or decoded alone."""
-    n, _, h, w = images.shape
-    gen = torch.Generator().manual_seed(int(images.to(torch.int64).sum()) % (2**31))
-    coarse = torch.rand(n, 3, 4, 4, generator=gen) * 128
-    patch = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    return (images.float() - patch).abs().round().clamp(0, 255).to(torch.uint8)
 
 
 def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
