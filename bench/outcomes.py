@@ -3,8 +3,10 @@
 Embedded data (scikit-learn digits), fixed seeds, CPU. Runs in-process through the engine's
 Trainer (the same code path as `tuneterm run`, minus the detached process).
 
-    python bench/outcomes.py --quick     # a few CPU minutes
-    python bench/outcomes.py             # longer schedules
+    python bench/outcomes.py --quick --shifts ""   # the transfer rows: a few CPU minutes
+    python bench/outcomes.py --quick                # and the DA rows: ~45 min on 2 cores
+    python bench/outcomes.py --only-da              # only the DA rows (bench/outcomes_da.py)
+    python bench/outcomes.py                        # longer schedules
 
 Tasks:
 - source: resnet18 (random init) trained on all ten digits (the train split).
