@@ -138,7 +138,8 @@ async def test_launch_errors_from_the_launcher_show_inline(
     async with app.run_test(size=(120, 40)) as pilot:
         editor = await open_editor(pilot)
         await pilot.press("ctrl+l")
-        await until(pilot, lambda: "did you mean resnet18" in screen_text(app), timeout=30)
+        # the launch checks the model with torchvision first: a cold torch import can be slow
+        await until(pilot, lambda: "did you mean resnet18" in screen_text(app), timeout=60)
         assert isinstance(app.screen, EditorScreen) and not editor.launching
 
 

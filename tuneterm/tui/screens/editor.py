@@ -299,6 +299,7 @@ class EditorScreen(Screen[None]):
                             widget.value = shown
                 elif (
                     isinstance(widget, Input)
+                    and not widget.has_focus  # being typed in: the TOML follows it, not back
                     and widget.value != _show(value)
                     and _coerce(widget.value, f) != value  # keep text being typed: "256, "
                 ):
