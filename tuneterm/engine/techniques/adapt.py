@@ -198,7 +198,8 @@ class FeatureAlign(Technique):
         self.sums = torch.zeros(3, device=tr.device)
 
     def domain_input(self, features: int, classes: int, device: torch.device) -> int:
-        """The width of what the domain classifier reads (the features, for all but CDAN)."""
+        """The width of what the domain classifier reads: the features' (all but CDAN, which
+        also builds its projection here when the outer product is too wide)."""
         return features
 
     def param_groups(self, tr: Trained) -> list[dict[str, Any]]:
