@@ -26,6 +26,8 @@ from tuneterm.health.watch import Watcher
 from tuneterm.store import RunStore
 from tuneterm.tui.history import X_AXES, RunHistory, XAxis
 from tuneterm.tui.messages import EventsArrived, GpuSampled, HistoryChanged
+from tuneterm.tui.panes import registered_panes
+from tuneterm.tui.protocols import TuneTermHost
 from tuneterm.tui.reading import ConfigCache, EventPoller, RunLister
 from tuneterm.tui.settings import BUILTIN_THEMES_DIR, Settings, load_settings, save_theme
 from tuneterm.tui.themes import load_themes
@@ -115,12 +117,10 @@ class TuneTermApp(App[int]):
         from tuneterm.tui.screens.main import MainScreen
         from tuneterm.tui.screens.queue import QueueScreen
 
-        known = {
-            b.id
-            for owner in (self, MainScreen, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
-            for b in owner.BINDINGS
-            if isinstance(b, Binding) and b.id
-        }
+        owners = (self, MainScreen, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
+        bindings = [b for owner in owners for b in owner.BINDINGS]
+        bindings += [pane.binding() for pane in registered_panes()]  # bound per main screen
+        known = {b.id for b in bindings if isinstance(b, Binding) and b.id}
         unknown = sorted(set(self.settings.keymap) - known)
         keymap = {k: v for k, v in self.settings.keymap.items() if k in known}
         if keymap:
@@ -316,3 +316,7 @@ def run_app(runs_dir: str | None) -> int:
     app = TuneTermApp(RunStore.from_env(runs_dir))
     app.run()
     return app.return_code or 0
+
+
+# mypy checks here that the app holds all that the screens read through `TuneTermHost`.
+HOST: type[TuneTermHost] = TuneTermApp

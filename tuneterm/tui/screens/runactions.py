@@ -7,22 +7,16 @@ reports back with an `ActionDone` message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import on, work
 from textual.screen import Screen
 
 from tuneterm.runs import launcher
 from tuneterm.store import RunInfo
 from tuneterm.tui.messages import ActionDone
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
+from tuneterm.tui.protocols import Hosted
 
 
-class RunActions(Screen[None]):
-    app: TuneTermApp
-
+class RunActions(Hosted, Screen[None]):
     @property
     def selected_info(self) -> RunInfo | None:
         """The run the actions apply to (the screen that shows the list says which)."""
@@ -131,7 +125,7 @@ class RunActions(Screen[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def run_action_worker(self, action: str, run_id: str, text: str = "") -> None:
-        store = self.app.store
+        store = self.host.store
         error = ""
         try:
             if action == "stop":
@@ -162,5 +156,5 @@ class RunActions(Screen[None]):
                     "notes": "notes saved"}  # fmt: skip
             self.notify(f"{message.run_id}: {done.get(message.action, message.action)}", timeout=3)
         if message.action == "delete" and not message.error:
-            self.app.forget_run(message.run_id)
+            self.host.forget_run(message.run_id)
         self.rescan()
