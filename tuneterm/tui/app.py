@@ -42,9 +42,23 @@ class TuneTermApp(App[int]):
     TITLE = "tuneterm"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
-        Binding("T", "next_theme", "Theme", id="app.theme", show=False),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit tuneterm (runs keep training)"),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="app.help",
+            key_display="?",
+            tooltip="Show every key of this screen, with its binding id for keymap.toml",
+        ),
+        Binding(
+            "T",
+            "next_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch to the next colour theme (remembered in settings.toml)",
+        ),
     ]
 
     def __init__(
@@ -112,12 +126,17 @@ class TuneTermApp(App[int]):
 
     def _apply_keymap(self) -> list[str]:
         from tuneterm.tui.screens.compare import CompareScreen
+        from tuneterm.tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
         from tuneterm.tui.screens.editor import EditorScreen
         from tuneterm.tui.screens.group import GroupScreen
         from tuneterm.tui.screens.main import MainScreen
         from tuneterm.tui.screens.queue import QueueScreen
+        from tuneterm.tui.screens.runactions import RunActions
+        from tuneterm.tui.widgets.runtable import RunTable
 
-        owners = (self, MainScreen, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
+        screens = (MainScreen, RunActions, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
+        dialogs = (ConfirmScreen, PromptScreen, HelpScreen)
+        owners = (self, *screens, *dialogs, RunTable)
         bindings = [b for owner in owners for b in owner.BINDINGS]
         bindings += [pane.binding() for pane in registered_panes()]  # bound per main screen
         known = {b.id for b in bindings if isinstance(b, Binding) and b.id}

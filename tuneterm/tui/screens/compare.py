@@ -135,12 +135,36 @@ def metric_rows(
 
 class CompareScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,c", "close", "Back", id="compare.close"),
-        Binding("z", "smoothing", "Smoothing", id="chart.smoothing"),
-        Binding("x", "x_axis", "X axis", id="chart.x_axis"),
-        Binding("g", "log_y", "Log y", id="chart.log_y"),
-        Binding("1", "tab('metrics')", "Metrics", id="compare.metrics", show=False),
-        Binding("2", "tab('diff')", "Config diff", id="compare.diff", show=False),
+        Binding("escape,c", "close", "Back", id="compare.close", tooltip="Back to the run list"),
+        Binding(
+            "z",
+            "smoothing",
+            "Smoothing",
+            id="chart.smoothing",
+            tooltip="Cycle the smoothing of the loss curves",
+        ),
+        Binding(
+            "x", "x_axis", "X axis", id="chart.x_axis", tooltip="Plot against step, epoch or time"
+        ),
+        Binding(
+            "g", "log_y", "Log y", id="chart.log_y", tooltip="Toggle a logarithmic y axis for loss"
+        ),
+        Binding(
+            "1",
+            "tab('metrics')",
+            "Metrics",
+            id="compare.metrics",
+            show=False,
+            tooltip="Show the metrics table: best and last value of each run",
+        ),
+        Binding(
+            "2",
+            "tab('diff')",
+            "Config diff",
+            id="compare.diff",
+            show=False,
+            tooltip="Show the config keys whose values differ between the runs",
+        ),
     ]
 
     def __init__(self, infos: list[RunInfo]) -> None:

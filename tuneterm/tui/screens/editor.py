@@ -160,10 +160,34 @@ def _show(value: Any) -> str:
 
 class EditorScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+l", "launch", "Launch", id="editor.launch"),
-        Binding("f2", "toggle_form", "Form/TOML", id="editor.form"),
-        Binding("ctrl+n", "template", "Template", id="editor.template"),
-        Binding("escape", "close", "Back (keeps draft)", id="editor.close"),
+        Binding(
+            "ctrl+l",
+            "launch",
+            "Launch",
+            id="editor.launch",
+            tooltip="Check the config and launch the run",
+        ),
+        Binding(
+            "f2",
+            "toggle_form",
+            "Form/TOML",
+            id="editor.form",
+            tooltip="Switch between the form and the TOML text",
+        ),
+        Binding(
+            "ctrl+n",
+            "template",
+            "Template",
+            id="editor.template",
+            tooltip="Replace the text with the commented template",
+        ),
+        Binding(
+            "escape",
+            "close",
+            "Back (keeps draft)",
+            id="editor.close",
+            tooltip="Back to the run list; the text is kept as a draft",
+        ),
     ]
 
     def __init__(self, text: str, title: str) -> None:

@@ -46,9 +46,21 @@ def group_metrics(infos: list[RunInfo]) -> list[Metric]:
 
 class GroupScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,G", "close", "Back", id="group.close"),
-        Binding("m", "next_metric", "Sort metric", id="group.metric"),
-        Binding("enter", "open_run", "Select run", id="group.select"),
+        Binding("escape,G", "close", "Back", id="group.close", tooltip="Back to the run list"),
+        Binding(
+            "m",
+            "next_metric",
+            "Sort metric",
+            id="group.metric",
+            tooltip="Rank the sweep's runs by the next metric",
+        ),
+        Binding(
+            "enter",
+            "open_run",
+            "Select run",
+            id="group.select",
+            tooltip="Back to the run list with the highlighted run selected",
+        ),
     ]
 
     def __init__(self, group: str, metric: str = "") -> None:

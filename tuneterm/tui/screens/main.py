@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from tuneterm.config import ConfigError, template, to_toml
 from tuneterm.store import RunInfo
 from tuneterm.tui.messages import HistoryChanged, RunsScanned, RunTextRead
 from tuneterm.tui.panes import Need, Pane, PaneData, registered_panes
@@ -24,26 +23,92 @@ from tuneterm.tui.widgets.runtable import RunTable
 
 class MainScreen(RunActions):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new_run", "New", id="run.new"),
-        Binding("e", "clone_run", "Clone", id="run.clone"),
-        Binding("s", "stop", "Stop", id="run.stop"),
-        Binding("K", "kill", "Kill", id="run.kill", show=False),  # k moves up, as in k9s
-        Binding("r", "resume", "Resume", id="run.resume"),
-        Binding("d,delete", "delete", "Delete", id="run.delete", show=False),
-        Binding("R", "rename", "Rename", id="run.rename", show=False),
-        Binding("t", "tags", "Tags", id="run.tags", show=False),
-        Binding("o", "notes", "Notes", id="run.notes", show=False),
-        Binding("space", "mark", "Mark", id="run.mark"),
-        Binding("c", "compare", "Compare", id="run.compare"),
-        Binding("Q", "queue", "Queue", id="queue.open", show=False),
-        Binding("G", "sweep_group", "Sweep group", id="sweep.group", show=False),
-        Binding("slash", "filter", "Filter", id="list.filter", key_display="/"),
-        Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
-        Binding("S", "sort", "Sort by next column", id="list.sort", show=False),
-        Binding("O", "sort_order", "Reverse sort", id="list.reverse", show=False),
-        Binding("z", "smoothing", "Loss smoothing", id="chart.smoothing", show=False),
-        Binding("x", "x_axis", "Chart x axis", id="chart.x_axis", show=False),
-        Binding("g", "log_y", "Log y axis", id="chart.log_y", show=False),
+        Binding(
+            "space",
+            "mark",
+            "Mark",
+            id="run.mark",
+            tooltip="Mark the selected run for compare (it keeps a colour while marked)",
+        ),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            id="run.compare",
+            tooltip="Compare the marked runs: overlaid curves, metrics, config diff",
+        ),
+        Binding(
+            "Q",
+            "queue",
+            "Queue",
+            id="queue.open",
+            show=False,
+            tooltip="Show the queue of runs waiting to start",
+        ),
+        Binding(
+            "G",
+            "sweep_group",
+            "Sweep group",
+            id="sweep.group",
+            show=False,
+            tooltip="Show the sweep the selected run belongs to, ranked by a metric",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="list.filter",
+            key_display="/",
+            tooltip="Filter the runs: words, status:x, tag:x, train.lr<0.01",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="list.clear_filter",
+            show=False,
+            tooltip="Clear the filter and show every run",
+        ),
+        Binding(
+            "S",
+            "sort",
+            "Sort by next column",
+            id="list.sort",
+            show=False,
+            tooltip="Sort the list by the next column",
+        ),
+        Binding(
+            "O",
+            "sort_order",
+            "Reverse sort",
+            id="list.reverse",
+            show=False,
+            tooltip="Reverse the sort order",
+        ),
+        Binding(
+            "z",
+            "smoothing",
+            "Loss smoothing",
+            id="chart.smoothing",
+            show=False,
+            tooltip="Cycle the smoothing of the loss curves",
+        ),
+        Binding(
+            "x",
+            "x_axis",
+            "Chart x axis",
+            id="chart.x_axis",
+            show=False,
+            tooltip="Plot against step, epoch or time",
+        ),
+        Binding(
+            "g",
+            "log_y",
+            "Log y axis",
+            id="chart.log_y",
+            show=False,
+            tooltip="Toggle a logarithmic y axis for loss",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -330,38 +395,3 @@ class MainScreen(RunActions):
                         severity="warning")  # fmt: skip
             return
         self.app.push_screen(GroupScreen(group))
-
-    # -- keys: runs ----------------------------------------------------------------------------
-    def action_new_run(self) -> None:
-        from tuneterm.tui.screens.editor import EditorScreen
-
-        if self.host.draft:
-            text, title = self.host.draft
-            self.app.push_screen(EditorScreen(text, title + " (draft)"))
-        else:
-            self.app.push_screen(EditorScreen(template(), "New run from the template"))
-
-    def action_clone_run(self) -> None:
-        info = self.selected_info
-        if info is None:
-            self.action_new_run()
-            return
-        self.clone(info.id)
-
-    @work(thread=True, exclusive=True, group="clone", exit_on_error=False)
-    def clone(self, run_id: str) -> None:
-        try:
-            cfg = self.host.store.config(run_id)
-            cfg.run.name = ""
-            text = to_toml(cfg)
-        except (ConfigError, OSError) as exc:
-            self.app.call_from_thread(
-                self.notify, f"cannot clone {run_id}: {exc}", severity="error"
-            )
-            return
-        self.app.call_from_thread(self._open_clone, text, run_id)
-
-    def _open_clone(self, text: str, run_id: str) -> None:
-        from tuneterm.tui.screens.editor import EditorScreen
-
-        self.app.push_screen(EditorScreen(text, f"Clone of {run_id}"))

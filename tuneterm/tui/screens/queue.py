@@ -45,12 +45,43 @@ class QueueChanged(Message):
 
 class QueueScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,Q", "close", "Back", id="queue.close"),
-        Binding("K,shift+up", "move(-1)", "Move up", id="queue.up"),
-        Binding("J,shift+down", "move(1)", "Move down", id="queue.down"),
-        Binding("t,home", "move_to(1)", "To the front", id="queue.top", show=False),
-        Binding("x,delete", "cancel", "Cancel run", id="queue.cancel"),
-        Binding("s", "start", "Start scheduler", id="queue.start"),
+        Binding("escape,Q", "close", "Back", id="queue.close", tooltip="Back to the run list"),
+        Binding(
+            "K,shift+up",
+            "move(-1)",
+            "Move up",
+            id="queue.up",
+            tooltip="Move the selected queued run one place earlier",
+        ),
+        Binding(
+            "J,shift+down",
+            "move(1)",
+            "Move down",
+            id="queue.down",
+            tooltip="Move the selected queued run one place later",
+        ),
+        Binding(
+            "t,home",
+            "move_to(1)",
+            "To the front",
+            id="queue.top",
+            show=False,
+            tooltip="Move the selected queued run to the front",
+        ),
+        Binding(
+            "x,delete",
+            "cancel",
+            "Cancel run",
+            id="queue.cancel",
+            tooltip="Take the selected run off the queue",
+        ),
+        Binding(
+            "s",
+            "start",
+            "Start scheduler",
+            id="queue.start",
+            tooltip="Start the scheduler that launches the queued runs, unless one runs",
+        ),
     ]
 
     def __init__(self) -> None:
