@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,19 @@ from textual.widgets import Static
 import tuneterm.tui
 from tuneterm import monitor
 from tuneterm.store import RunStore
-from tuneterm.tui.panes import Need, Pane, PaneData, register_pane, registered_panes
+from tuneterm.tui.panes import (
+    ComparedRun,
+    Need,
+    Pane,
+    PaneData,
+    register_pane,
+    registered_panes,
+)
 from tuneterm.tui.panes import unregister_pane as unregister
+from tuneterm.tui.protocols import ChartSettings
+from tuneterm.tui.screens.compare import CompareScreen
 from tuneterm.tui.screens.main import MainScreen
+from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 from tuneterm.tui.widgets.runtable import RunTable
 
 BUILTIN = ["loss", "acc", "system", "speed", "log", "config", "test"]
@@ -49,11 +59,41 @@ class ToyPane(Pane):
         root.query_one("#toy-view", Static).update(text)
 
 
+class StepsPane(Pane):
+    """A pane that compares: on the compare screen, each run's train steps as a line."""
+
+    id = "steps"
+    key = "9"
+    label = "Steps"
+    compares = True
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="steps-view")
+
+    def draw(self, root: Widget, data: PaneData) -> None:
+        root.query_one("#steps-view", Static).update("steps")
+
+    def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
+        out = Chart(title="toy steps per run")
+        for run in runs:
+            if run.history is not None:
+                steps = run.history.train.np("step")
+                out.lines.append(Line(steps, steps, run.name, run.colour))
+        return out
+
+
 @pytest.fixture
 def toy_pane() -> Iterator[type[Pane]]:
     register_pane(ToyPane)
     yield ToyPane
     unregister("toy")
+
+
+@pytest.fixture
+def steps_pane() -> Iterator[type[Pane]]:
+    register_pane(StepsPane)
+    yield StepsPane
+    unregister("steps")
 
 
 @pytest.fixture(autouse=True)
@@ -85,19 +125,43 @@ async def test_a_pane_registered_from_a_test_shows_under_its_key(
         assert "train loss" in screen_text(app)
 
 
+@pilot
+async def test_a_pane_that_compares_draws_a_chart_on_the_compare_screen(
+    tmp_path: Path, steps_pane: type[Pane]
+) -> None:
+    store = RunStore(tmp_path / "runs")
+    make_run(store, "short", "completed", steps=30)
+    make_run(store, "long", "completed", steps=50)
+    app = new_app(store)
+    async with app.run_test(size=(150, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="main screen")
+        await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 2, what="rows")
+        await pilot.press("space", "space", "c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
+        plot = app.screen.query_one("#cmp-steps", CurvePlot)
+        await until(pilot, lambda: sum(len(ln.y) for ln in plot.chart.lines) == 80, what="lines")
+        assert {ln.label: len(ln.y) for ln in plot.chart.lines} == {"short": 30, "long": 50}
+        assert {ln.color for ln in plot.chart.lines} == set(app.marked.values())
+        assert "toy steps per run" in screen_text(app)
+        assert app.screen.query_one("#cmp-loss", CurvePlot).chart.lines  # the built-in ones too
+
+
 def test_the_builtin_panes_keep_their_keys_and_the_toy_is_gone() -> None:
     panes = registered_panes()
     assert [p.id for p in panes] == BUILTIN  # the fixture took the toy pane away
     assert [p.key for p in panes] == [str(i) for i in range(1, 8)]
 
 
-def test_a_taken_key_or_id_is_refused_by_name(toy_pane: type[Pane]) -> None:
+def test_a_taken_key_or_id_or_a_letter_key_is_refused_by_name(toy_pane: type[Pane]) -> None:
     clash = type("Clash", (ToyPane,), {"id": "other"})
     with pytest.raises(ValueError, match="pane key '8' is taken by pane 'toy'"):
         register_pane(clash)
     same = type("Same", (ToyPane,), {"key": "9"})
     with pytest.raises(ValueError, match="pane id 'toy' is taken"):
         register_pane(same)
+    letter = type("Letter", (ToyPane,), {"id": "letter", "key": "n"})
+    with pytest.raises(ValueError, match="pane 'letter': key 'n' must be one digit"):
+        register_pane(letter)
     assert [p.id for p in registered_panes()] == [*BUILTIN, "toy"]
 
 

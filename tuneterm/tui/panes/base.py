@@ -116,9 +116,10 @@ P = TypeVar("P", bound=type[Pane])
 
 def register_pane(cls: P) -> P:
     """Add a pane (usable as a class decorator). Its id and key must be new."""
-    for field, value in (("id", cls.id), ("key", cls.key)):
-        if not value:
-            raise ValueError(f"pane {cls.__name__}: {field} must not be empty")
+    if not cls.id:
+        raise ValueError(f"pane {cls.__name__}: id must not be empty")
+    if not (len(cls.key) == 1 and cls.key.isdigit()):  # the letters are the screen's own keys
+        raise ValueError(f"pane {cls.id!r}: key {cls.key!r} must be one digit, 0 to 9")
     if cls.id in _PANES:
         raise ValueError(f"pane id {cls.id!r} is taken by {_PANES[cls.id].__name__}")
     taken = {p.key: p for p in _PANES.values()}
@@ -134,5 +135,5 @@ def unregister_pane(pane_id: str) -> None:
 
 
 def registered_panes() -> list[type[Pane]]:
-    """The panes in the order of their keys, as the tabs show them."""
-    return sorted(_PANES.values(), key=lambda p: (len(p.key), p.key))
+    """The panes in the order of their keys, 1 to 9 then 0, as the tabs show them."""
+    return sorted(_PANES.values(), key=lambda p: (p.key == "0", p.key))
