@@ -116,8 +116,8 @@ class MainScreen(RunActions):
         # The panes registered when the screen is built, each with its number key. The keys
         # are bound per screen (not in BINDINGS) so that a pane registered later gets one too.
         self.panes: dict[str, Pane] = {cls.id: cls() for cls in registered_panes()}
-        for cls in registered_panes():
-            binding = cls.binding()
+        for pane in self.panes.values():
+            binding = pane.binding()
             self._bindings.key_to_bindings.setdefault(binding.key, []).append(binding)
         self.runs: list[RunInfo] = []
         self.configs: dict[str, dict[str, Any]] = {}
@@ -268,7 +268,8 @@ class MainScreen(RunActions):
     def refresh_detail(self) -> None:
         info = self.selected_info
         self._show_head(info)
-        pane_id = (self.query_one(TabbedContent).active or "pane-loss").removeprefix("pane-")
+        active = self.query_one(TabbedContent).active  # "" before the tabs are mounted
+        pane_id = active.removeprefix("pane-") if active else next(iter(self.panes), "")
         pane = self.panes.get(pane_id)
         if pane is None:
             return
