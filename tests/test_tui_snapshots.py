@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers.fake_store import make_run, new_app, until
+from textual.widgets import TextArea
 
 from tuneterm import monitor
 from tuneterm.store import RunStore
@@ -101,6 +102,8 @@ class TestEditor:
             await listed(pilot)
             await pilot.press("n")
             await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen))
+            for area in pilot.app.screen.query(TextArea):
+                area.cursor_blink = False  # a blinking cursor was caught off in 2 of ~10 runs
             await pilot.pause(0.5)
             await pilot.press("down", "down")
 
