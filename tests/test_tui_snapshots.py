@@ -1,7 +1,9 @@
-"""Snapshot tests (pytest-textual-snapshot) of the main screens at fixed terminal sizes.
+"""Snapshot tests (pytest-textual-snapshot) of the screens at fixed terminal sizes, grouped by
+feature: the run list, the detail panes, the editor, compare and help.
 
 The store is made deterministic: fixed folder, sequential run ids, fixed times, no NVML.
-Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`.
+Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`,
+then look at each changed svg before committing it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 
 import pytest
 from helpers.fake_store import make_run, new_app, until
+from textual.widgets import TextArea
 
 from tuneterm import monitor
 from tuneterm.store import RunStore
 from tuneterm.store import runs as store_runs
 from tuneterm.store.meta import load_meta, save_meta
+from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.runtable import RunTable
 
@@ -62,48 +66,75 @@ async def listed(pilot: Any) -> None:
     await pilot.pause(0.3)
 
 
-def test_main_screen(app: Any, snap_compare: Any) -> None:
-    assert snap_compare(app, terminal_size=(110, 32), run_before=listed)
+class TestRunList:
+    """The main screen as it opens: title bar, run table, the selected run's loss pane."""
+
+    def test_main_screen(self, app: Any, snap_compare: Any) -> None:
+        """Three runs listed at 110x32, the newest selected, its loss curves below."""
+        assert snap_compare(app, terminal_size=(110, 32), run_before=listed)
+
+    def test_main_screen_80x24(self, app: Any, snap_compare: Any) -> None:
+        """The same at 80x24: columns drop out and the footer still fits."""
+        assert snap_compare(app, terminal_size=(80, 24), run_before=listed)
 
 
-def test_main_screen_80x24(app: Any, snap_compare: Any) -> None:
-    assert snap_compare(app, terminal_size=(80, 24), run_before=listed)
+class TestDetailPanes:
+    """The panes of the selected run, each shown by its number key."""
+
+    def test_test_results_pane(self, app: Any, snap_compare: Any) -> None:
+        """Key 7: the test figures, accuracy per class (worst first) and the confusion."""
+
+        async def before(pilot: Any) -> None:
+            await listed(pilot)
+            await pilot.press("7")
+            await pilot.pause(0.3)
+
+        assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
 
-def test_test_results_pane(app: Any, snap_compare: Any) -> None:
-    async def before(pilot: Any) -> None:
-        await listed(pilot)
-        await pilot.press("7")
-        await pilot.pause(0.3)
+class TestEditor:
+    """The new-run editor."""
 
-    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+    def test_editor(self, app: Any, snap_compare: Any) -> None:
+        """Key n: the template in the form view, the cursor two fields down."""
 
+        async def before(pilot: Any) -> None:
+            await listed(pilot)
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen))
+            for area in pilot.app.screen.query(TextArea):
+                area.cursor_blink = False  # a blinking cursor was caught off in 2 of ~10 runs
+            await pilot.pause(0.5)
+            await pilot.press("down", "down")
 
-def test_editor(app: Any, snap_compare: Any) -> None:
-    async def before(pilot: Any) -> None:
-        await listed(pilot)
-        await pilot.press("n")
-        await pilot.pause(0.5)
-        await pilot.press("down", "down")
-
-    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
-
-
-def test_compare(app: Any, snap_compare: Any) -> None:
-    async def before(pilot: Any) -> None:
-        await listed(pilot)
-        await pilot.press("space", "space", "space", "c")
-        await until(pilot, lambda: pilot.app.screen.query_one("#cmp-metrics").row_count == 3)
-        await until(pilot, lambda: pilot.app.screen.query_one("#cmp-diff").row_count > 0)
-        await pilot.pause(0.3)
-
-    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+        assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
 
-def test_help(app: Any, snap_compare: Any) -> None:
-    async def before(pilot: Any) -> None:
-        await listed(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause(0.3)
+class TestCompare:
+    """The compare screen of marked runs."""
 
-    assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+    def test_compare(self, app: Any, snap_compare: Any) -> None:
+        """Three runs marked: overlaid loss and accuracy, the metrics table, each run's colour."""
+
+        async def before(pilot: Any) -> None:
+            await listed(pilot)
+            await pilot.press("space", "space", "space", "c")
+            await until(pilot, lambda: pilot.app.screen.query_one("#cmp-metrics").row_count == 3)
+            await until(pilot, lambda: pilot.app.screen.query_one("#cmp-diff").row_count > 0)
+            await pilot.pause(0.3)
+
+        assert snap_compare(app, terminal_size=(110, 32), run_before=before)
+
+
+class TestHelp:
+    """The key help."""
+
+    def test_help(self, app: Any, snap_compare: Any) -> None:
+        """Key ?: every key of the main screen with its description and binding id."""
+
+        async def before(pilot: Any) -> None:
+            await listed(pilot)
+            await pilot.press("question_mark")
+            await pilot.pause(0.3)
+
+        assert snap_compare(app, terminal_size=(110, 32), run_before=before)

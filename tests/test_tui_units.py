@@ -199,7 +199,8 @@ def test_pipeline_names_the_transforms_the_engine_builds() -> None:
 
 def test_compare_rows_follow_the_spec_and_each_direction(tmp_path: Path) -> None:
     from tuneterm.store import RunStore
-    from tuneterm.tui.screens.compare import chart_title, metric_columns, metric_rows, table_header
+    from tuneterm.tui.panes.acc import chart_title
+    from tuneterm.tui.screens.compare import metric_columns, metric_rows, table_header
 
     store = RunStore(tmp_path)
     mae = {"name": "val_mae", "label": "MAE", "higher": False, "fmt": ".3f"}

@@ -26,6 +26,8 @@ from tuneterm.health.watch import Watcher
 from tuneterm.store import RunStore
 from tuneterm.tui.history import X_AXES, RunHistory, XAxis
 from tuneterm.tui.messages import EventsArrived, GpuSampled, HistoryChanged
+from tuneterm.tui.panes import registered_panes
+from tuneterm.tui.protocols import TuneTermHost
 from tuneterm.tui.reading import ConfigCache, EventPoller, RunLister
 from tuneterm.tui.settings import BUILTIN_THEMES_DIR, Settings, load_settings, save_theme
 from tuneterm.tui.themes import load_themes
@@ -40,9 +42,23 @@ class TuneTermApp(App[int]):
     TITLE = "tuneterm"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
-        Binding("T", "next_theme", "Theme", id="app.theme", show=False),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit tuneterm (runs keep training)"),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="app.help",
+            key_display="?",
+            tooltip="Show every key of this screen, with its binding id for keymap.toml",
+        ),
+        Binding(
+            "T",
+            "next_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch to the next colour theme (remembered in settings.toml)",
+        ),
     ]
 
     def __init__(
@@ -110,17 +126,20 @@ class TuneTermApp(App[int]):
 
     def _apply_keymap(self) -> list[str]:
         from tuneterm.tui.screens.compare import CompareScreen
+        from tuneterm.tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
         from tuneterm.tui.screens.editor import EditorScreen
         from tuneterm.tui.screens.group import GroupScreen
         from tuneterm.tui.screens.main import MainScreen
         from tuneterm.tui.screens.queue import QueueScreen
+        from tuneterm.tui.screens.runactions import RunActions
+        from tuneterm.tui.widgets.runtable import RunTable
 
-        known = {
-            b.id
-            for owner in (self, MainScreen, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
-            for b in owner.BINDINGS
-            if isinstance(b, Binding) and b.id
-        }
+        screens = (MainScreen, RunActions, EditorScreen, CompareScreen, QueueScreen, GroupScreen)
+        dialogs = (ConfirmScreen, PromptScreen, HelpScreen)
+        owners = (self, *screens, *dialogs, RunTable)
+        bindings = [b for owner in owners for b in owner.BINDINGS]
+        bindings += [pane.binding() for pane in registered_panes()]  # bound per main screen
+        known = {b.id for b in bindings if isinstance(b, Binding) and b.id}
         unknown = sorted(set(self.settings.keymap) - known)
         keymap = {k: v for k, v in self.settings.keymap.items() if k in known}
         if keymap:
@@ -316,3 +335,7 @@ def run_app(runs_dir: str | None) -> int:
     app = TuneTermApp(RunStore.from_env(runs_dir))
     app.run()
     return app.return_code or 0
+
+
+# mypy checks here that the app holds all that the screens read through `TuneTermHost`.
+HOST: type[TuneTermHost] = TuneTermApp

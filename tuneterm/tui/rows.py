@@ -220,28 +220,33 @@ def _config_match(term: Term, config: Mapping[str, Any]) -> bool:
     return False
 
 
-def matches(info: RunInfo, terms: list[Term], config: Mapping[str, Any] | None = None) -> bool:
+def _texts(info: RunInfo) -> dict[str, list[str]]:
+    """The run's text fields a `field:value` term searches, lower-cased."""
     m = info.meta
-    tags = [t.lower() for t in info.label.tags]
-    texts = {
+    return {
         "status": [info.status],
-        "tag": tags,
+        "tag": [t.lower() for t in info.label.tags],
         "model": [m.model.lower()] if m else [],
         "data": [m.dataset.lower()] if m else [],
         "name": [info.name.lower()],
         "id": [info.id],
     }
-    for term in terms:
-        if term.op == ":" and term.field:
-            if not any(term.value in t for t in texts[term.field]):
-                return False
-        elif term.op == ":":
-            hay = [*(v for vs in texts.values() for v in vs), info.label.notes.lower()]
-            if not any(term.value in h for h in hay):
-                return False
-        elif term.field == "status" and term.op in ("=", "!="):
-            if (info.status == term.value.lower()) != (term.op == "="):
-                return False
-        elif config is None or not _config_match(term, config):
-            return False
-    return True
+
+
+def _term_matches(
+    info: RunInfo, term: Term, texts: dict[str, list[str]], config: Mapping[str, Any] | None
+) -> bool:
+    if term.op == ":" and term.field:  # status:run, tag:base
+        return any(term.value in t for t in texts[term.field])
+    if term.op == ":":  # a bare word: any text field, or the notes
+        hay = [*(v for vs in texts.values() for v in vs), info.label.notes.lower()]
+        return any(term.value in h for h in hay)
+    if term.field == "status" and term.op in ("=", "!="):
+        return (info.status == term.value.lower()) == (term.op == "=")
+    return config is not None and _config_match(term, config)
+
+
+def matches(info: RunInfo, terms: list[Term], config: Mapping[str, Any] | None = None) -> bool:
+    """Whether the run matches every term (config terms need its flattened config)."""
+    texts = _texts(info)
+    return all(_term_matches(info, term, texts, config) for term in terms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,14 +20,13 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from tuneterm.config import ConfigError, flatten
 from tuneterm.store import RunInfo
 from tuneterm.tasks import Metric
-from tuneterm.tui.history import X_LABELS, RunHistory
+from tuneterm.tui.history import RunHistory
 from tuneterm.tui.messages import HistoryChanged
-from tuneterm.tui.metrics import best_last, classes_of, plotted, spec_of, test_value
+from tuneterm.tui.metrics import best_last, classes_of, spec_of, test_value
+from tuneterm.tui.panes import ComparedRun, Pane, registered_panes
+from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, number
-from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
+from tuneterm.tui.widgets.curve import CurvePlot
 
 _MISSING = "—"
 
@@ -134,23 +133,39 @@ def metric_rows(
     return rows
 
 
-def chart_title(infos: list[RunInfo]) -> str:
-    """The accuracy chart's title: each run's main val metric, once."""
-    labels = dict.fromkeys(m[0].label for i in infos if (m := plotted(i, "acc")))
-    return "val " + " / ".join(labels) if labels else "val"
-
-
-class CompareScreen(Screen[None]):
+class CompareScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,c", "close", "Back", id="compare.close"),
-        Binding("z", "smoothing", "Smoothing", id="chart.smoothing"),
-        Binding("x", "x_axis", "X axis", id="chart.x_axis"),
-        Binding("g", "log_y", "Log y", id="chart.log_y"),
-        Binding("1", "tab('metrics')", "Metrics", id="compare.metrics", show=False),
-        Binding("2", "tab('diff')", "Config diff", id="compare.diff", show=False),
+        Binding("escape,c", "close", "Back", id="compare.close", tooltip="Back to the run list"),
+        Binding(
+            "z",
+            "smoothing",
+            "Smoothing",
+            id="chart.smoothing",
+            tooltip="Cycle the smoothing of the loss curves",
+        ),
+        Binding(
+            "x", "x_axis", "X axis", id="chart.x_axis", tooltip="Plot against step, epoch or time"
+        ),
+        Binding(
+            "g", "log_y", "Log y", id="chart.log_y", tooltip="Toggle a logarithmic y axis for loss"
+        ),
+        Binding(
+            "1",
+            "tab('metrics')",
+            "Metrics",
+            id="compare.metrics",
+            show=False,
+            tooltip="Show the metrics table: best and last value of each run",
+        ),
+        Binding(
+            "2",
+            "tab('diff')",
+            "Config diff",
+            id="compare.diff",
+            show=False,
+            tooltip="Show the config keys whose values differ between the runs",
+        ),
     ]
-
-    app: TuneTermApp
 
     def __init__(self, infos: list[RunInfo]) -> None:
         super().__init__()
@@ -158,12 +173,14 @@ class CompareScreen(Screen[None]):
         self.ids = [i.id for i in infos]
         self.configs: dict[str, dict[str, Any]] = {}
         self.columns: list[Column] = metric_columns(infos)
+        # The panes that draw a chart of several runs (loss and accuracy), side by side.
+        self.panes: list[Pane] = [cls() for cls in registered_panes() if cls.compares]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="legend")
         with Horizontal(id="cmp-charts"):
-            yield CurvePlot(id="cmp-loss")
-            yield CurvePlot(id="cmp-acc")
+            for pane in self.panes:
+                yield CurvePlot(id=f"cmp-{pane.id}")
         with TabbedContent(id="cmp-tabs"):
             with TabPane("1 Metrics (best / last)", id="metrics"):
                 yield DataTable(id="cmp-metrics", cursor_type="row", zebra_stripes=True)
@@ -172,10 +189,10 @@ class CompareScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.app.compared = list(self.ids)
+        self.host.compared = list(self.ids)
         for run_id in self.ids:
-            if run_id not in self.app.marked:
-                self.app.toggle_mark(run_id)  # a colour of its own, kept while marked
+            if run_id not in self.host.marked:
+                self.host.toggle_mark(run_id)  # a colour of its own, kept while marked
         self._add_columns()
         self.read(with_configs=True)
         self.set_interval(2.0, self.read)
@@ -188,11 +205,11 @@ class CompareScreen(Screen[None]):
             metrics.add_column(label)
 
     def on_unmount(self) -> None:
-        self.app.compared = []
+        self.host.compared = []
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def read(self, with_configs: bool = False) -> None:
-        store = self.app.store
+        store = self.host.store
         infos = []
         for run_id in self.ids:
             try:
@@ -232,7 +249,7 @@ class CompareScreen(Screen[None]):
         table.add_column("key")
         names = {i.id: i.name or i.id for i in self.infos}
         for run_id in self.configs:
-            table.add_column(Text(names.get(run_id, run_id), style=self.app.colour(run_id)))
+            table.add_column(Text(names.get(run_id, run_id), style=self.host.colour(run_id)))
         diff = config_diff(self.configs)
         for key, values in diff:
             table.add_row(key, *[str(v) for v in values])
@@ -240,64 +257,55 @@ class CompareScreen(Screen[None]):
             table.add_row("(the configs are identical)", *["" for _ in self.configs])
 
     def redraw(self) -> None:
-        app = self.app
+        self._show_legend()
+        self._draw_charts()
+        self._fill_metrics()
+
+    def _show_legend(self) -> None:
+        host = self.host
         legend = Text(" compare  ", style="bold")
         for info in self.infos:
-            legend.append("● ", style=app.colour(info.id))
-            legend.append(f"{info.name or info.id} ", style=app.colour(info.id))
+            legend.append("● ", style=host.colour(info.id))
+            legend.append(f"{info.name or info.id} ", style=host.colour(info.id))
             legend.append(f"{info.status}  ", style=STATUS_STYLE.get(info.status, "dim"))
-        legend.append(f"   {app.chart_status()}", style="dim")
+        legend.append(f"   {host.chart_status()}", style="dim")
         self.query_one("#legend", Static).update(legend)
-        loss = Chart(title="train loss", xlabel=X_LABELS[app.x_axis], log_y=app.log_y)
-        title = chart_title(self.infos)
-        acc = Chart(title=title, xlabel=X_LABELS[app.x_axis], empty="no val epoch yet")
-        for info in self.infos:
-            h = app.histories.get(info.id)
-            if h is None:
-                continue
-            m = info.meta
-            spe = m.total_steps / m.epochs if m and m.epochs and m.total_steps else 0.0
-            colour = app.colour(info.id)
-            name = info.name or info.id
-            loss.lines.append(
-                Line(
-                    h.x_of(h.train, app.x_axis, spe),
-                    h.train.np("loss"),
-                    name,
-                    colour,
-                    app.smoothing_weight,
-                )
-            )
-            x = h.x_of(h.val, app.x_axis, spe)
-            for k, metric in enumerate(plotted(info, "acc")):  # the main one with points
-                label = name if k == 0 else f"{name} {metric.label}"
-                acc.lines.append(Line(x, h.val.np(metric.name), label, colour, points=k == 0))
-        self.query_one("#cmp-loss", CurvePlot).show(loss)
-        self.query_one("#cmp-acc", CurvePlot).show(acc)
+
+    def _draw_charts(self) -> None:
+        host = self.host
+        runs = [
+            ComparedRun(info, host.histories.get(info.id), host.colour(info.id))
+            for info in self.infos
+        ]
+        for pane in self.panes:
+            self.query_one(f"#cmp-{pane.id}", CurvePlot).show(pane.compare_chart(runs, host))
+
+    def _fill_metrics(self) -> None:
+        host = self.host
         table = self.query_one("#cmp-metrics", DataTable)
-        rows = metric_rows(self.infos, app.histories, self.columns)
+        rows = metric_rows(self.infos, host.histories, self.columns)
         if table.row_count != len(rows) or len(table.columns) != len(rows[0] if rows else []):
             table.clear()
             for info, row in zip(self.infos, rows, strict=True):
-                table.add_row(Text(row[0], style=app.colour(info.id)), *row[1:], key=info.id)
+                table.add_row(Text(row[0], style=host.colour(info.id)), *row[1:], key=info.id)
         else:
-            for info, row in zip(self.infos, rows, strict=True):
+            for index, row in enumerate(rows):
                 for col, value in enumerate(row[1:], start=1):
-                    table.update_cell_at(Coordinate(self.infos.index(info), col), value)
+                    table.update_cell_at(Coordinate(index, col), value)
 
     def action_close(self) -> None:
         self.dismiss(None)
 
     def action_smoothing(self) -> None:
-        self.app.cycle_smoothing()
+        self.host.cycle_smoothing()
         self.redraw()
 
     def action_x_axis(self) -> None:
-        self.app.cycle_x_axis()
+        self.host.cycle_x_axis()
         self.redraw()
 
     def action_log_y(self) -> None:
-        self.app.log_y = not self.app.log_y
+        self.host.log_y = not self.host.log_y
         self.redraw()
 
     def action_tab(self, tab: str) -> None:

@@ -18,8 +18,14 @@ class ConfirmScreen(ModalScreen[bool]):
     """Yes/no for an action that cannot be undone (stop, kill, delete)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes", tooltip="Yes, do it"),
+        Binding(
+            "n,escape",
+            "answer(False)",
+            "No",
+            id="confirm.no",
+            tooltip="No, leave things as they are",
+        ),
     ]
 
     def __init__(self, question: str, detail: str = "") -> None:
@@ -41,7 +47,13 @@ class PromptScreen(ModalScreen[str | None]):
     """One line of text (a name, tags, notes); esc cancels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="prompt.cancel")
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="prompt.cancel",
+            tooltip="Close without changing anything",
+        )
     ]
 
     def __init__(self, title: str, value: str = "", hint: str = "") -> None:
@@ -66,7 +78,9 @@ class HelpScreen(ModalScreen[None]):
     """Every key of the screen underneath, with its binding id (for keymap.toml)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "close", "Close", id="help.close")
+        Binding(
+            "escape,q,question_mark", "close", "Close", id="help.close", tooltip="Close the help"
+        )
     ]
 
     def __init__(self, rows: list[tuple[str, str, str]], where: str) -> None:

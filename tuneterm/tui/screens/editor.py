@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import tomlkit
 from rich.text import Text
@@ -21,10 +21,8 @@ from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, loads, template
 from tuneterm.runs import launcher
 from tuneterm.tui.messages import LaunchDone
+from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.widgets.tomlarea import TomlArea
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
 
 
 @dataclass(frozen=True)
@@ -160,15 +158,37 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-class EditorScreen(Screen[None]):
+class EditorScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+l", "launch", "Launch", id="editor.launch"),
-        Binding("f2", "toggle_form", "Form/TOML", id="editor.form"),
-        Binding("ctrl+n", "template", "Template", id="editor.template"),
-        Binding("escape", "close", "Back (keeps draft)", id="editor.close"),
+        Binding(
+            "ctrl+l",
+            "launch",
+            "Launch",
+            id="editor.launch",
+            tooltip="Check the config and launch the run",
+        ),
+        Binding(
+            "f2",
+            "toggle_form",
+            "Form/TOML",
+            id="editor.form",
+            tooltip="Switch between the form and the TOML text",
+        ),
+        Binding(
+            "ctrl+n",
+            "template",
+            "Template",
+            id="editor.template",
+            tooltip="Replace the text with the commented template",
+        ),
+        Binding(
+            "escape",
+            "close",
+            "Back (keeps draft)",
+            id="editor.close",
+            tooltip="Back to the run list; the text is kept as a draft",
+        ),
     ]
-
-    app: TuneTermApp
 
     def __init__(self, text: str, title: str) -> None:
         super().__init__()
@@ -367,7 +387,7 @@ class EditorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def launch(self, cfg: RunConfig) -> None:
         try:
-            info = launcher.start(self.app.store, cfg)
+            info = launcher.start(self.host.store, cfg)
         except ConfigError as exc:
             self.post_message(LaunchDone(issues=exc.issues))
             return
@@ -380,8 +400,8 @@ class EditorScreen(Screen[None]):
     def launch_done(self, message: LaunchDone) -> None:
         self.launching = False
         if message.run_id:
-            self.app.draft = None
-            self.app.pending_select = message.run_id
+            self.host.draft = None
+            self.host.pending_select = message.run_id
             self.notify(f"launched {message.run_id}", timeout=4)
             self.dismiss(None)
             return
@@ -391,6 +411,6 @@ class EditorScreen(Screen[None]):
     def action_close(self) -> None:
         text = self.text
         if text != self.initial or self.title_text.endswith("(draft)"):
-            self.app.draft = (text, self.title_text.removesuffix(" (draft)"))
+            self.host.draft = (text, self.title_text.removesuffix(" (draft)"))
             self.notify("Draft kept: press n to come back to it.", timeout=3)
         self.dismiss(None)

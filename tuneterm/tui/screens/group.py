@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,10 +20,8 @@ from tuneterm.runs import sweep
 from tuneterm.store import RunInfo
 from tuneterm.tasks.spec import Metric
 from tuneterm.tui.metrics import classes_of, spec_of
+from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, number
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
 
 
 @dataclass
@@ -46,14 +44,24 @@ def group_metrics(infos: list[RunInfo]) -> list[Metric]:
     return list(out.values())
 
 
-class GroupScreen(Screen[None]):
+class GroupScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,G", "close", "Back", id="group.close"),
-        Binding("m", "next_metric", "Sort metric", id="group.metric"),
-        Binding("enter", "open_run", "Select run", id="group.select"),
+        Binding("escape,G", "close", "Back", id="group.close", tooltip="Back to the run list"),
+        Binding(
+            "m",
+            "next_metric",
+            "Sort metric",
+            id="group.metric",
+            tooltip="Rank the sweep's runs by the next metric",
+        ),
+        Binding(
+            "enter",
+            "open_run",
+            "Select run",
+            id="group.select",
+            tooltip="Back to the run list with the highlighted run selected",
+        ),
     ]
-
-    app: TuneTermApp
 
     def __init__(self, group: str, metric: str = "") -> None:
         super().__init__()
@@ -74,7 +82,7 @@ class GroupScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="sweep-group", exit_on_error=False)
     def read(self) -> None:
         try:
-            table = sweep.group_table(self.app.store, self.group, self.metric)
+            table = sweep.group_table(self.host.store, self.group, self.metric)
         except Exception as exc:  # a group whose runs were deleted: say so, stay open
             self.post_message(GroupRead(None, str(exc)))
             return
@@ -139,5 +147,5 @@ class GroupScreen(Screen[None]):
         """Back to the run list with the highlighted run selected."""
         widget = self.query_one("#group-table", DataTable)
         if self.table is not None and widget.cursor_row < len(self.table.rows):
-            self.app.pending_select = self.table.rows[widget.cursor_row].info.id
+            self.host.pending_select = self.table.rows[widget.cursor_row].info.id
         self.dismiss(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -17,10 +17,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from tuneterm.runs import runqueue
 from tuneterm.store import RunInfo
+from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, duration
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
 
 
 @dataclass
@@ -45,17 +43,46 @@ class QueueChanged(Message):
     select: str = ""
 
 
-class QueueScreen(Screen[None]):
+class QueueScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,Q", "close", "Back", id="queue.close"),
-        Binding("K,shift+up", "move(-1)", "Move up", id="queue.up"),
-        Binding("J,shift+down", "move(1)", "Move down", id="queue.down"),
-        Binding("t,home", "move_to(1)", "To the front", id="queue.top", show=False),
-        Binding("x,delete", "cancel", "Cancel run", id="queue.cancel"),
-        Binding("s", "start", "Start scheduler", id="queue.start"),
+        Binding("escape,Q", "close", "Back", id="queue.close", tooltip="Back to the run list"),
+        Binding(
+            "K,shift+up",
+            "move(-1)",
+            "Move up",
+            id="queue.up",
+            tooltip="Move the selected queued run one place earlier",
+        ),
+        Binding(
+            "J,shift+down",
+            "move(1)",
+            "Move down",
+            id="queue.down",
+            tooltip="Move the selected queued run one place later",
+        ),
+        Binding(
+            "t,home",
+            "move_to(1)",
+            "To the front",
+            id="queue.top",
+            show=False,
+            tooltip="Move the selected queued run to the front",
+        ),
+        Binding(
+            "x,delete",
+            "cancel",
+            "Cancel run",
+            id="queue.cancel",
+            tooltip="Take the selected run off the queue",
+        ),
+        Binding(
+            "s",
+            "start",
+            "Start scheduler",
+            id="queue.start",
+            tooltip="Start the scheduler that launches the queued runs, unless one runs",
+        ),
     ]
-
-    app: TuneTermApp
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,11 +103,11 @@ class QueueScreen(Screen[None]):
             table.add_column(label, key=label)
         table.focus()
         self.read()
-        self.set_interval(self.app.scan_interval, self.read)
+        self.set_interval(self.host.scan_interval, self.read)
 
     @work(thread=True, exclusive=True, group="queue", exit_on_error=False)
     def read(self) -> None:
-        store = self.app.store
+        store = self.host.store
         try:
             runs = store.list()
             waiting = runqueue.number_queue(runs)
@@ -176,7 +203,7 @@ class QueueScreen(Screen[None]):
 
     @work(thread=True, group="queue-actions", exit_on_error=False)
     def change(self, what: str, run_id: str, position: int = 0) -> None:
-        store = self.app.store
+        store = self.host.store
         try:
             if what == "move":
                 runqueue.move(store, run_id, position)

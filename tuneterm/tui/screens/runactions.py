@@ -1,27 +1,97 @@
-"""What the keys do to the selected run: stop, kill, resume, delete, rename, tags, notes.
+"""What the keys do to runs: new and clone, then stop, kill, resume, delete, rename, tags and
+notes of the selected run.
 
-The base of `MainScreen`, which binds the keys; each action asks first where it cannot be
-undone, runs in a worker through `tuneterm.runs.launcher` or the store (as the CLI does), and
-reports back with an `ActionDone` message.
+The base of `MainScreen`, which shows the run these keys apply to. Each action asks first
+where it cannot be undone, runs in a worker through `tuneterm.runs.launcher` or the store (as
+the CLI does), and reports back with an `ActionDone` message.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 from textual import on, work
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from tuneterm.config import ConfigError, template, to_toml
 from tuneterm.runs import launcher
 from tuneterm.store import RunInfo
 from tuneterm.tui.messages import ActionDone
-
-if TYPE_CHECKING:
-    from tuneterm.tui.app import TuneTermApp
+from tuneterm.tui.protocols import Hosted
 
 
-class RunActions(Screen[None]):
-    app: TuneTermApp
+class RunActions(Hosted, Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "n",
+            "new_run",
+            "New",
+            id="run.new",
+            tooltip="Write a config for a new run, from the template or the last draft",
+        ),
+        Binding(
+            "e",
+            "clone_run",
+            "Clone",
+            id="run.clone",
+            tooltip="Open the selected run's config in the editor as a new run",
+        ),
+        Binding(
+            "s",
+            "stop",
+            "Stop",
+            id="run.stop",
+            tooltip="Stop the selected run: it finishes its step, saves last.pt and ends",
+        ),
+        Binding(
+            "K",
+            "kill",
+            "Kill",
+            id="run.kill",
+            show=False,
+            tooltip="Kill the selected run's process now, without a checkpoint",
+        ),  # k moves up, as in k9s
+        Binding(
+            "r",
+            "resume",
+            "Resume",
+            id="run.resume",
+            tooltip="Resume the selected run from its last checkpoint",
+        ),
+        Binding(
+            "d,delete",
+            "delete",
+            "Delete",
+            id="run.delete",
+            show=False,
+            tooltip="Delete the selected run's folder (asks first)",
+        ),
+        Binding(
+            "R",
+            "rename",
+            "Rename",
+            id="run.rename",
+            show=False,
+            tooltip="Give the selected run a new name",
+        ),
+        Binding(
+            "t",
+            "tags",
+            "Tags",
+            id="run.tags",
+            show=False,
+            tooltip="Set the selected run's tags (space-separated)",
+        ),
+        Binding(
+            "o",
+            "notes",
+            "Notes",
+            id="run.notes",
+            show=False,
+            tooltip="Write notes on the selected run",
+        ),
+    ]
 
     @property
     def selected_info(self) -> RunInfo | None:
@@ -131,7 +201,7 @@ class RunActions(Screen[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def run_action_worker(self, action: str, run_id: str, text: str = "") -> None:
-        store = self.app.store
+        store = self.host.store
         error = ""
         try:
             if action == "stop":
@@ -162,5 +232,40 @@ class RunActions(Screen[None]):
                     "notes": "notes saved"}  # fmt: skip
             self.notify(f"{message.run_id}: {done.get(message.action, message.action)}", timeout=3)
         if message.action == "delete" and not message.error:
-            self.app.forget_run(message.run_id)
+            self.host.forget_run(message.run_id)
         self.rescan()
+
+    # -- new runs -------------------------------------------------------------------------------
+    def action_new_run(self) -> None:
+        from tuneterm.tui.screens.editor import EditorScreen
+
+        if self.host.draft:
+            text, title = self.host.draft
+            self.app.push_screen(EditorScreen(text, title + " (draft)"))
+        else:
+            self.app.push_screen(EditorScreen(template(), "New run from the template"))
+
+    def action_clone_run(self) -> None:
+        info = self.selected_info
+        if info is None:
+            self.action_new_run()
+            return
+        self.clone(info.id)
+
+    @work(thread=True, exclusive=True, group="clone", exit_on_error=False)
+    def clone(self, run_id: str) -> None:
+        try:
+            cfg = self.host.store.config(run_id)
+            cfg.run.name = ""
+            text = to_toml(cfg)
+        except (ConfigError, OSError) as exc:
+            self.app.call_from_thread(
+                self.notify, f"cannot clone {run_id}: {exc}", severity="error"
+            )
+            return
+        self.app.call_from_thread(self._open_clone, text, run_id)
+
+    def _open_clone(self, text: str, run_id: str) -> None:
+        from tuneterm.tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(text, f"Clone of {run_id}"))

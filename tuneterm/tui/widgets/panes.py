@@ -1,4 +1,4 @@
-"""The text panes of a run's detail: system (GPU/CPU/RAM), speed summary, test results."""
+"""What the System and Speed panes show, as Rich renderables: GPU/CPU/RAM, throughput."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tuneterm.monitor import GpuSample
 from tuneterm.store import RunInfo
 from tuneterm.store.meta import INPUT_BOUND
 from tuneterm.tui.history import RunHistory
-from tuneterm.tui.metrics import test_metrics, test_value
 from tuneterm.tui.rows import number
 
 
@@ -132,49 +131,3 @@ def speed_summary(history: RunHistory | None, unit: str = "img/s") -> Text:
     if len(peak):
         text.append(f"   GPU mem peak {size(float(peak.max()))}")
     return text
-
-
-def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableType:
-    """The final test figures the run's metric spec lists, per class (worst first), confusion."""
-    final: dict[str, Any] = dict(info.meta.final) if info and info.meta else {}
-    test = history.test if history and history.test else {}
-    if not final and not test:
-        if info is not None and info.alive:
-            return Text("The test split is evaluated when the run completes.", style="dim")
-        return Text("No test results: the run did not complete.", style="dim")
-    shown = test_metrics(info)
-    figures = [(m, test_value(m, test, final)) for m in shown]
-    head = Text()
-    head.append(f"{test.get('split', 'test')}: ", style="bold")
-    head.append("   ".join(f"{m.label} {m.format(v)}" for m, v in figures if v is not None))
-    if test.get("n"):
-        head.append(f"   n = {test['n']}")
-    best_epoch = test.get("epoch", final.get("best_epoch"))
-    if best_epoch is not None:
-        head.append(f"   (best checkpoint: epoch {best_epoch})", style="dim")
-    per_class: dict[str, float] = dict(test.get("per_class") or final.get("per_class") or {})
-    parts: list[RenderableType] = [head]
-    if per_class:
-        what = shown[0].label if shown else "value"  # the kind's main figure: acc, mAP
-        table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
-        table.add_column("class")
-        table.add_column(what, justify="right")
-        table.add_column("", min_width=10)
-        for name, value in sorted(per_class.items(), key=lambda kv: kv[1]):
-            filled = round(float(value) * 20)
-            style = "red" if value < 0.5 else ("yellow" if value < 0.8 else "green")
-            table.add_row(name, f"{value:.3f}", Text("█" * filled, style=style))
-        parts.append(Text(f"{what} per class (worst first)", style="bold"))
-        parts.append(table)
-    confusion = test.get("confusion") or final.get("confusion")
-    classes = list(per_class)
-    if confusion and 0 < len(confusion) <= 12 and len(classes) == len(confusion):
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        table.add_column("true \\ pred")
-        for c in classes:
-            table.add_column(c[:6], justify="right")
-        for name, row in zip(classes, confusion, strict=True):
-            table.add_row(name[:12], *[str(v) for v in row])
-        parts.append(Text("confusion", style="bold"))
-        parts.append(table)
-    return Group(*parts)

@@ -37,12 +37,42 @@ class RunTable(ScrollView, can_focus=True):
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {"runtable--header", "runtable--cursor"}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "move(-1)", "Up", show=False, id="list.up"),
-        Binding("down,j", "move(1)", "Down", show=False, id="list.down"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="list.page_up"),
-        Binding("pagedown", "page(1)", "Page down", show=False, id="list.page_down"),
-        Binding("home", "move(-1000000000)", "First run", show=False, id="list.first"),
-        Binding("end", "move(1000000000)", "Last run", show=False, id="list.last"),
+        Binding("up,k", "move(-1)", "Up", show=False, id="list.up", tooltip="Select the run above"),
+        Binding(
+            "down,j", "move(1)", "Down", show=False, id="list.down", tooltip="Select the run below"
+        ),
+        Binding(
+            "pageup",
+            "page(-1)",
+            "Page up",
+            show=False,
+            id="list.page_up",
+            tooltip="Move a page up the list",
+        ),
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Page down",
+            show=False,
+            id="list.page_down",
+            tooltip="Move a page down the list",
+        ),
+        Binding(
+            "home",
+            "move(-1000000000)",
+            "First run",
+            show=False,
+            id="list.first",
+            tooltip="Select the first run of the list",
+        ),
+        Binding(
+            "end",
+            "move(1000000000)",
+            "Last run",
+            show=False,
+            id="list.last",
+            tooltip="Select the last run of the list",
+        ),
     ]
 
     @dataclass

@@ -1,0 +1,58 @@
+"""The Accuracy pane: the val metrics the run's spec draws here (accuracy, mAP, MAE...); on
+compare, each run's main one with points and the others as plain lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+
+from tuneterm.store import RunInfo
+from tuneterm.tui.metrics import colour, plotted
+from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
+from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
+from tuneterm.tui.protocols import ChartSettings
+from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
+
+
+def chart_title(infos: Sequence[RunInfo]) -> str:
+    """The compare chart's title: each run's main val metric, once."""
+    labels = dict.fromkeys(m[0].label for i in infos if (m := plotted(i, "acc")))
+    return "val " + " / ".join(labels) if labels else "val"
+
+
+@register_pane
+class AccuracyPane(Pane):
+    id = "acc"
+    key = "2"
+    label = "Accuracy"
+    needs = Need.INFO | Need.HISTORY | Need.CHART
+    compares = True
+
+    def compose(self) -> ComposeResult:
+        yield CurvePlot(id="plot-acc")
+
+    def draw(self, root: Widget, data: PaneData) -> None:
+        info, history, settings = data.info, data.history, data.chart
+        chart = Chart(xlabel=x_label(settings), empty=empty_text(info, "no val epoch yet"))
+        if history is not None:
+            x = x_values(history, history.val, info, settings)
+            chart.lines = [
+                Line(x, history.val.np(m.name), f"val {m.label}", colour("acc", i), points=True)
+                for i, m in enumerate(plotted(info, "acc"))
+            ]
+        root.query_one("#plot-acc", CurvePlot).show(chart)
+
+    def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
+        title = chart_title([r.info for r in runs])
+        out = Chart(title=title, xlabel=x_label(chart), empty="no val epoch yet")
+        for run in runs:
+            h = run.history
+            if h is None:
+                continue
+            x = x_values(h, h.val, run.info, chart)
+            for k, metric in enumerate(plotted(run.info, "acc")):  # the main one with points
+                label = run.name if k == 0 else f"{run.name} {metric.label}"
+                out.lines.append(Line(x, h.val.np(metric.name), label, run.colour, points=k == 0))
+        return out

@@ -1,0 +1,55 @@
+"""The Loss pane: train loss and the val losses of the run's metric spec; on compare, the
+train loss of every compared run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+
+from tuneterm.tui.metrics import colour, plotted
+from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
+from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
+from tuneterm.tui.protocols import ChartSettings
+from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
+
+
+@register_pane
+class LossPane(Pane):
+    id = "loss"
+    key = "1"
+    label = "Loss"
+    needs = Need.INFO | Need.HISTORY | Need.CHART
+    compares = True
+
+    def compose(self) -> ComposeResult:
+        yield CurvePlot(id="plot-loss")
+
+    def draw(self, root: Widget, data: PaneData) -> None:
+        info, history, settings = data.info, data.history, data.chart
+        chart = Chart(xlabel=x_label(settings), log_y=settings.log_y, empty=empty_text(info))
+        if history is not None:
+            train_x = x_values(history, history.train, info, settings)
+            chart.lines = [
+                Line(train_x, history.train.np("loss"), "train loss", "cyan",
+                     settings.smoothing_weight),
+            ]  # fmt: skip
+            x = x_values(history, history.val, info, settings)
+            chart.lines += [
+                Line(x, history.val.np(m.name), f"val {m.label}", colour("loss", i), points=True)
+                for i, m in enumerate(plotted(info, "loss"))
+            ]
+        root.query_one("#plot-loss", CurvePlot).show(chart)
+
+    def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
+        out = Chart(title="train loss", xlabel=x_label(chart), log_y=chart.log_y)
+        for run in runs:
+            h = run.history
+            if h is None:
+                continue
+            x = x_values(h, h.train, run.info, chart)
+            out.lines.append(
+                Line(x, h.train.np("loss"), run.name, run.colour, chart.smoothing_weight)
+            )
+        return out
