@@ -306,7 +306,7 @@ def test_large_folders_are_checked_on_a_sample_and_say_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tuneterm.config import loads
-    from tuneterm.engine import datacheck
+    from tuneterm.tasks.classify import datacheck
 
     monkeypatch.setattr(datacheck, "FULL_CHECK", 8)
     monkeypatch.setattr(datacheck, "SAMPLE", 10)

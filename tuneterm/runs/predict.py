@@ -7,23 +7,14 @@ imported by the predictor only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.predict import PredictError, PredictInput
 
-
-class PredictError(ValueError):
-    """Inputs or a run that cannot be predicted with; the message names which."""
-
-
-@dataclass(frozen=True)
-class PredictInput:
-    images: list[Path] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    top_k: int = 5
-    score_threshold: float | None = None  # None: the run's detect.score_threshold
+__all__ = ["PredictError", "PredictInput", "best_checkpoint", "predict"]
 
 
 def best_checkpoint(store: RunStore, run_id: str) -> Path:

@@ -68,6 +68,16 @@ def find(name: str) -> TaskSpec | None:
     return _REGISTRY.get(name)
 
 
+def models_of(spec: TaskSpec) -> dict[str, str]:
+    """{model name: what it is} for `tuneterm models --task KIND`: the function the kind's
+    `catalog` names ({} when it names none), imported only when asked."""
+    if not spec.catalog:
+        return {}
+    module, _, func = spec.catalog.partition(":")
+    about = getattr(importlib.import_module(module), func)()
+    return {str(k): str(v) for k, v in dict(about).items()}
+
+
 def all_datasets() -> tuple[str, ...]:
     """Every data set some kind reads, in registration order, each once."""
     out: dict[str, None] = {}

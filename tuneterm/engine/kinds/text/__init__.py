@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import TEXT_TASK, ConfigError, ConfigIssue, RunConfig
-from tuneterm.runs.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.predict import PredictError, PredictInput
 
 if TYPE_CHECKING:
     from torch import nn
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """The model's files can be found without a hang, the data reads, the teacher fits."""
+    from tuneterm.config.launch import device_issues
     from tuneterm.engine.data import DataError
     from tuneterm.engine.kinds.text import data
     from tuneterm.engine.kinds.text.models import TextModelError, resolve
-    from tuneterm.engine.registry import device_issues
 
     issues: list[ConfigIssue] = []
     try:

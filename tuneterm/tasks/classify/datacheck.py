@@ -1,4 +1,5 @@
-"""A fast scan of the data a config names, run before anything is created.
+"""A fast scan of the image data a classify config names, run before anything is created
+(by the kind's launch checks, tuneterm/engine/kinds/classify).
 
 Everything that can be found without training is found here, so a bad folder costs exit code 2
 and no run folder: missing or empty class folders, folders with no images, a single class,
@@ -187,7 +188,7 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
 
         return hfdata.issues(cfg, image=True)
     else:
-        from tuneterm.tasks.classify import EMBEDDED  # torch-free: no engine.data here
+        from tuneterm.tasks.classify import EMBEDDED
 
         classes = list(EMBEDDED.get(cfg.data.dataset, ()))
     if classes and not issues:
