@@ -41,6 +41,7 @@ from tuneterm.config.schema import (
     SpeedSection,
     TextSection,
     TrainSection,
+    kind_name,
     model_label,
 )
 from tuneterm.config.tomlio import flatten, load, loads, parse_toml, template, to_toml
@@ -77,17 +78,9 @@ __all__ = [
     "load",
     "loads",
     "missing_packages",
+    "kind_name",
     "model_label",
     "parse_toml",
     "template",
     "to_toml",
 ]
-
-
-def __getattr__(name: str) -> str:
-    # TEXT_TASK, for old imports: the kind's name lives in its spec (tuneterm.tasks.text).
-    if name == "TEXT_TASK":
-        from tuneterm.tasks.text import NAME
-
-        return NAME
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

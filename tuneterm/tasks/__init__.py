@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tuneterm.config.schema import kind_name
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def names() -> tuple[str, ...]:
 def get(name: str) -> TaskSpec:
     """The spec of a kind; KeyError naming the known kinds (and a close match) otherwise."""
     _load_plugins()
+    name = kind_name(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -65,7 +67,7 @@ def get(name: str) -> TaskSpec:
 
 def find(name: str) -> TaskSpec | None:
     _load_plugins()
-    return _REGISTRY.get(name)
+    return _REGISTRY.get(kind_name(name))
 
 
 def models_of(spec: TaskSpec) -> dict[str, str]:
