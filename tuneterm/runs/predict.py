@@ -28,12 +28,10 @@ def best_checkpoint(store: RunStore, run_id: str) -> Path:
     return best
 
 
-def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+def _check_inputs(run_id: str, task: str, inputs: PredictInput) -> None:
+    """The inputs fit the run's kind: texts for a kind that reads texts, images otherwise."""
     from tuneterm import tasks
-    from tuneterm.engine import kinds as engine_tasks
 
-    cfg = store.config(run_id)
-    task = cfg.run.task
     if inputs.top_k < 1:
         raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")
     if inputs.score_threshold is not None and not 0.0 <= inputs.score_threshold <= 1.0:
@@ -53,6 +51,14 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
     for path in inputs.images:
         if not path.is_file():
             raise PredictError(f"{path}: no such image file")
+
+
+def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+    from tuneterm.engine import kinds as engine_tasks
+
+    cfg = store.config(run_id)
+    task = cfg.run.task
+    _check_inputs(run_id, task, inputs)
     best = best_checkpoint(store, run_id)
     predictor = getattr(engine_tasks.get(task), "predict", None)
     if predictor is None:

@@ -3,7 +3,11 @@
 Built-in kinds are registered here; a plug-in registers its own with `register(spec)` from a
 module named in `TUNETERM_PLUGINS` (comma-separated module names, imported by every tuneterm
 process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point group. Adding a
-kind means a spec (here or in a plug-in) plus the engine module it names, and nothing else.
+kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below) plus the
+engine module it names (`engine/kinds/<kind>/`), and nothing else.
+
+Names are looked up through `config.schema.kind_name`, so a kind's old name (`text-classify`)
+finds it.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ provides:
   `tuneterm predict` (inputs: a `tuneterm.tasks.predict.PredictInput`), one JSON-able dict each.
 
 The built-in kinds live in `kinds/<kind>/`, each with the same files: `__init__.py` (the three
-functions above), `data.py`, `models.py`, `task.py` (the task object). A plug-in kind can be
-one module (see tests/toykind.py). Modules are imported only when their kind is used, so an
-image run never imports transformers.
+functions above), `data.py`, `models.py`, `task.py` (the task object), and `export.py` where
+the spec names an exporter; their torch-free parts (spec, catalog, data scans) are in
+`tuneterm/tasks/<kind>/`. A plug-in kind can be one module (see tests/helpers/toykind.py).
+Modules are imported only when their kind is used, so an image run never imports transformers.
 """
 
 from __future__ import annotations
