@@ -21,6 +21,7 @@ from tuneterm.config.checks import from_dict, installed, missing_packages
 from tuneterm.config.choices import CHOICES, check_choice, choices
 from tuneterm.config.errors import ConfigError, ConfigIssue
 from tuneterm.config.overrides import apply_overrides
+from tuneterm.config.renamed import kind_name
 from tuneterm.config.schema import (
     AdaptSection,
     DataSection,
@@ -41,7 +42,6 @@ from tuneterm.config.schema import (
     SpeedSection,
     TextSection,
     TrainSection,
-    kind_name,
     model_label,
 )
 from tuneterm.config.tomlio import flatten, load, loads, parse_toml, template, to_toml

@@ -29,16 +29,8 @@ from tuneterm.config.choices import (
     one_of,
 )
 from tuneterm.config.operations import HealthSection, ScriptSection
+from tuneterm.config.renamed import kind_name
 from tuneterm.config.section import Section as _Section
-
-# Kinds renamed since runs were first stored: old run.task -> the kind's name now. Configs,
-# stored runs and checkpoints written before a rename read through this one table.
-RENAMED_KINDS: dict[str, str] = {"text-classify": "text"}
-
-
-def kind_name(task: str) -> str:
-    """The kind's name now, for a run.task written by any version."""
-    return RENAMED_KINDS.get(task, task)
 
 
 class RunSection(_Section):

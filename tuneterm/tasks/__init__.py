@@ -6,7 +6,7 @@ process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point gr
 kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below) plus the
 engine module it names (`engine/kinds/<kind>/`), and nothing else.
 
-Names are looked up through `config.schema.kind_name`, so a kind's old name (`text-classify`)
+Names are looked up through `config.renamed.kind_name`, so a kind's old name (`text-classify`)
 finds it.
 """
 
@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config.schema import kind_name
+from tuneterm.config.renamed import kind_name
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
 
 if TYPE_CHECKING:

