@@ -1,4 +1,4 @@
-"""What a kind hands `tuneterm export-model` (tuneterm/runs/export.py): its module, an example
+"""What a kind hands `tuneterm export-model` (runs/export.py): its module, an example
 input, its metadata and its ONNX outputs. Each kind's `export.py` wraps its own model plus its
 preprocessing with one plain tensor signature that TorchScript and ONNX can carry; the spec's
 `exporter` names that function ("module:function", taking the run's best.pt)."""

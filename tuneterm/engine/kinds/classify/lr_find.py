@@ -3,7 +3,7 @@ record the loss.
 
 The run's own data, model and techniques (freezing, head, LoRA) are used; nothing is saved.
 A good lr is usually a little below where the smoothed loss falls fastest. `tuneterm lr-find`
-runs this module in a process of its own (tuneterm/runs/lr_find.py), as it runs the engine,
+runs this module in a process of its own (runs/lr_find.py), as it runs the engine,
 and draws the curve it prints as JSON.
 """
 
