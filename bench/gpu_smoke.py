@@ -1,6 +1,6 @@
 """A CUDA smoke run of each task kind, with the TUI's system (NVML) pane read back.
 
-    python bench/gpu_smoke.py --out DIR [--kinds classify,detect,text-classify] [--text-model DIR]
+    python bench/gpu_smoke.py --out DIR [--kinds classify,detect,text] [--text-model DIR]
 
 For each kind it launches a real `tuneterm run` on `train.device = "cuda"` (detached engine,
 event queue, checkpoints), waits for the end, and prints: the status, the device the engine
@@ -61,8 +61,8 @@ CONFIGS: dict[str, dict[str, dict[str, object]]] = {
     },
     "timm": digits("timm/resnet10t"),
     "script": {"script": {"command": ["{python}", "{runs}/cuda_loop.py"]}},
-    "text-classify": {
-        "run": {"task": "text-classify"},
+    "text": {
+        "run": {"task": "text"},
         "model": {"weights": "none"},
         "data": {"dataset": "topics"},
         "text": {"model": "{text_model}", "max_length": 32},
@@ -118,7 +118,7 @@ async def read_system_panes(runs: Path, ids: dict[str, str], out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("gpu-smoke-out"))
-    ap.add_argument("--kinds", default="classify,detect,text-classify,timm,script")
+    ap.add_argument("--kinds", default="classify,detect,text,timm,script")
     ap.add_argument("--text-model", default="minilm")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/tuneterm-gpu-smoke"))
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script's code paths")

@@ -44,7 +44,7 @@ class Ctx:
 
 def config(args: argparse.Namespace, **sections: dict[str, Any]) -> RunConfig:
     data: dict[str, Any] = {
-        "run": {"task": "text-classify"},
+        "run": {"task": "text"},
         "data": {"dataset": "topics", "per_class": args.per_class},
         "text": {"max_length": 32},
         "train": {

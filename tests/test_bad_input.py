@@ -266,14 +266,14 @@ def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
 
     monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     store, other, _ = bystander
-    text = store.create(loads('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"\n'))
+    text = store.create(loads('[run]\ntask = "text"\n[data]\ndataset = "topics"\n'))
     (store.checkpoint_dir(text.id) / "best.pt").parent.mkdir(parents=True, exist_ok=True)
     (store.checkpoint_dir(text.id) / "best.pt").write_bytes(b"not read by this check")
     config = tmp_path / "c.toml"
     config.write_text(TINY)
     for ref, message in (
         (other, f"run {other} has no best.pt"),
-        (text.id, f"run {text.id} is a text-classify run; this is a classify run"),
+        (text.id, f"run {text.id} is a text run; this is a classify run"),
     ):
         sets = ["--set", f"distill.teacher=run:{ref}"]
         code = main(["--runs-dir", str(store.root), "run", str(config), *sets])
@@ -306,7 +306,7 @@ def test_large_folders_are_checked_on_a_sample_and_say_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tuneterm.config import loads
-    from tuneterm.engine import datacheck
+    from tuneterm.tasks.classify import datacheck
 
     monkeypatch.setattr(datacheck, "FULL_CHECK", 8)
     monkeypatch.setattr(datacheck, "SAMPLE", 10)

@@ -101,7 +101,7 @@ def test_sweep_best_ranks_a_text_sweep_by_val_f1(cli: Cli, runs_dir: Path) -> No
     store = RunStore(runs_dir)
     f1s = [0.7, 0.6, 0.8]
     values = [{"val_f1": v, "val_acc": 1.5 - v, "val_loss": 1 - v} for v in f1s]
-    ids = sweep_of(store, "txt", "text-classify", "val_f1", values)
+    ids = sweep_of(store, "txt", "text", "val_f1", values)
     data = cli.json("sweep-best", "txt")
     assert data["metric"] == "val_f1" and data["higher_is_better"] is True
     assert [r["id"] for r in data["runs"]] == [ids[2], ids[0], ids[1]]

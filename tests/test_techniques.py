@@ -331,9 +331,10 @@ def test_dann_trains_a_domain_classifier(tmp_path: Path) -> None:
 
 # -- lr-find ----------------------------------------------------------------------------------
 def test_lr_find(tmp_path: Path) -> None:
-    from tuneterm.engine.techniques.lr_find import lr_find, plot
+    from tuneterm.engine.kinds.classify.lr_find import lr_find
+    from tuneterm.tui.textplots import lr_curve
 
     res = lr_find(loads(BASE), start=1e-5, end=1.0, steps=8, runs_root=tmp_path)
     assert res.lrs == sorted(res.lrs) and len(res.losses) == len(res.lrs)
     assert res.lrs[0] <= res.suggestion <= res.lrs[-1]
-    assert "LR range test" in plot(res)
+    assert "LR range test" in lr_curve(res.lrs, res.losses, res.suggestion)

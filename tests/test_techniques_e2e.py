@@ -52,3 +52,11 @@ def test_lr_find_cli_prints_a_suggestion(cli: Cli, tiny_config: Path) -> None:
     assert len(res["lrs"]) == 15  # no early stop on a range that does not diverge
     assert res["lrs"] == sorted(res["lrs"]) and 1e-5 <= res["suggestion"] <= 0.1
     assert list(cli.runs.iterdir()) == []  # a range test creates no run
+
+
+def test_lr_find_refuses_a_kind_without_a_range_test(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "det.toml"
+    path.write_text('[run]\ntask = "detect"\n[data]\ndataset = "shapes-boxes"\n')
+    err = cli("lr-find", str(path), check=2).stderr
+    assert 'run.task = "detect": has no LR range test; lr-find runs classify configs' in err
+    assert list(cli.runs.iterdir()) == []

@@ -12,7 +12,7 @@ import pytest
 
 from tuneterm.config import ConfigError, DataSection, TextSection, loads
 
-TEXT = '[run]\ntask = "text-classify"\n[data]\ndataset = "topics"\n'
+TEXT = '[run]\ntask = "text"\n[data]\ndataset = "topics"\n'
 
 
 def issues(text: str, overrides: list[str] | None = None) -> str:
@@ -24,7 +24,7 @@ def issues(text: str, overrides: list[str] | None = None) -> str:
 def test_config_keeps_tasks_and_their_options_apart(tmp_path: Path) -> None:
     assert loads(TEXT, ["train.metric=val_f1", "early_stop.metric=val_f1"]).text.model == "minilm"
     msg = issues('[train]\nmetric = "val_f1"\n')
-    assert 'train.metric = "val_f1": only for run.task = "text-classify"' in msg
+    assert 'train.metric = "val_f1": only for run.task = "text"' in msg
     assert 'data.dataset = "csv": a text data set' in issues('[data]\ndataset = "csv"\n')
     assert 'data.dataset = "digits": not a text data set' in issues(TEXT, ["data.dataset=digits"])
     msg = issues(TEXT, ["data.dataset=csv"])
@@ -32,9 +32,33 @@ def test_config_keeps_tasks_and_their_options_apart(tmp_path: Path) -> None:
     msg = issues(TEXT, ["data.dataset=jsonl", f"data.root={tmp_path}/none.jsonl"])
     assert "none.jsonl" in msg and "no such file" in msg
     msg = issues(TEXT, ["mix.mixup=0.2", "data.augment=light"])
-    assert "mix.mixup = 0.2: not supported for run.task = text-classify" in msg
+    assert "mix.mixup = 0.2: not supported for run.task = text" in msg
     assert 'data.augment = "light": not supported' in msg
     assert "text.padding" in issues(TEXT, ["text.padding=longest"])
+
+
+def test_configs_and_runs_written_as_text_classify_read_as_text(tmp_path: Path) -> None:
+    """The kind was called "text-classify" before it was "text": old files still read."""
+    import json
+
+    from tuneterm import tasks
+    from tuneterm.store import RunStore
+
+    old = TEXT.replace('"text"', '"text-classify"')
+    assert loads(old).run.task == "text"
+    assert tasks.get("text-classify") is tasks.get("text")
+    store = RunStore(tmp_path / "runs")
+    run = store.create(loads(TEXT))
+    config = run.path / "config.toml"
+    config.write_text(config.read_text().replace('task = "text"', 'task = "text-classify"'))
+    meta = json.loads((run.path / "meta.json").read_text())
+    meta["task"] = meta["metrics"]["task"] = "text-classify"
+    (run.path / "meta.json").write_text(json.dumps(meta))
+    assert 'task = "text-classify"' in config.read_text()  # the old name, as stored
+    assert store.config(run.id).run.task == "text"
+    info = store.info(run.id)
+    assert info.meta is not None and tasks.find(info.meta.task) is tasks.get("text")
+    assert info.meta.metric_spec().metric("val_f1").label == "F1"
 
 
 def test_missing_packages_are_named_before_launch(
@@ -49,7 +73,7 @@ def test_missing_packages_are_named_before_launch(
     cfg = loads(TEXT)  # a text run's config still reads (e.g. a run made on another machine)
     with pytest.raises(ConfigError) as exc:
         launcher.start(store, cfg)
-    assert 'run.task = "text-classify": needs transformers' in str(exc.value)
+    assert 'run.task = "text": needs transformers' in str(exc.value)
     assert "pip install 'tuneterm[text]'" in str(exc.value)
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(ConfigError) as exc:

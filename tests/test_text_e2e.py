@@ -19,7 +19,7 @@ from tuneterm.store import RunStore
 TEXT_RUN = """\
 [run]
 name = "text-full"
-task = "text-classify"
+task = "text"
 
 [data]
 dataset = "topics"
@@ -87,7 +87,7 @@ def test_fine_tune_completes_above_chance(text_runs: tuple[Cli, dict[str, Any]])
     cli, runs = text_runs
     full = runs["full"]
     assert full["status"] == "completed", full.get("error")
-    assert full["task"] == "text-classify" and full["model"] == "minilm"
+    assert full["task"] == "text" and full["model"] == "minilm"
     final = full["meta"]["final"]
     assert final["test_acc"] > 0.5 and final["test_f1"] > 0.5  # chance is 0.25 (4 topics)
     assert sorted(final["report"]) == ["food", "sports", "tech", "weather"]

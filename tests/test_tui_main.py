@@ -266,7 +266,7 @@ def test_no_pane_imports_torch(tmp_path: Path) -> None:
 
     store = make_store(tmp_path / "runs", 2)
     store.create(loads('[run]\nname = "aug"\n[data]\naugment = "randaugment"\n[mix]\nmixup = 0.2'))
-    store.create(loads('[run]\ntask = "text-classify"\nname = "txt"\n[data]\ndataset = "topics"'))
+    store.create(loads('[run]\ntask = "text"\nname = "txt"\n[data]\ndataset = "topics"'))
     det = '[run]\ntask = "detect"\nname = "det"\n[data]\ndataset = "shapes-boxes"\n'
     store.create(loads(det + '[train]\nmetric = "val_map"'))
     tests = Path(__file__).resolve().parent

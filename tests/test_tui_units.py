@@ -192,7 +192,7 @@ def test_pipeline_names_the_transforms_the_engine_builds() -> None:
         assert [s.split("(")[0] for s in steps(16)] == [type(t).__name__ for t in BUILT[name](16)]
     text = describe('[data]\nimage_size = 16\naugment = "light"\n[mix]\ncutmix = 1.0')
     assert "RandomCrop(size=16, padding=2)" in text and "CutMix(alpha=1.0)" in text
-    text = describe('[run]\ntask = "text-classify"\n[data]\ndataset = "topics"')
+    text = describe('[run]\ntask = "text"\n[data]\ndataset = "topics"')
     assert "tokenise with minilm" in text and "uint8" not in text
     assert describe("[train]\nlr = -1").startswith("cannot resolve the pipeline")
 

@@ -16,8 +16,6 @@ from tuneterm.tasks import classify
 
 def cmd_models(args: argparse.Namespace) -> int:
     """What a kind's model field (`model.name`, `text.model`, ...) accepts."""
-    from tuneterm.runs.catalog import models_of
-
     spec = tasks.get(args.task)
     if spec.name == classify.SPEC.name:  # image classifiers come from several libraries
         from tuneterm.config import sources
@@ -30,7 +28,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"no {args.source} model matches {args.filter!r}", file=sys.stderr)
             return EXIT_INVALID
     else:
-        about = models_of(spec)
+        about = tasks.models_of(spec)
     if args.json:  # names only when the catalog says nothing more about them
         out(about if any(about.values()) else list(about))
     elif about:
@@ -88,19 +86,15 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from tuneterm.config import load
-    from tuneterm.engine.registry import resolve_init, validate
-    from tuneterm.engine.techniques.lr_find import lr_find, plot
+    from tuneterm.runs.lr_find import lr_find
+    from tuneterm.tui.textplots import lr_curve
 
     cfg = load(args.config, args.set)
-    if cfg.run.task != classify.SPEC.name:  # the range test drives the image classifier's loop
-        raise ConfigError([ConfigIssue("run.task", cfg.run.task, "lr-find runs image runs only")])
-    store = store_of(args)
-    validate(cfg, store)
-    result = lr_find(cfg, args.start, args.end, args.steps, resolve_init(cfg, store), store.root)
+    result = lr_find(cfg, store_of(args), args.start, args.end, args.steps)
     if args.json:
         out({"lrs": result.lrs, "losses": result.losses, "suggestion": result.suggestion})
     else:
-        print(plot(result))
+        print(lr_curve(result.lrs, result.losses, result.suggestion))
         print(f"suggested lr: {result.suggestion:.2e} (steepest fall of the smoothed loss)")
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from tuneterm.config.checks import from_dict, installed, missing_packages
 from tuneterm.config.choices import CHOICES, check_choice, choices
 from tuneterm.config.errors import ConfigError, ConfigIssue
 from tuneterm.config.overrides import apply_overrides
+from tuneterm.config.renamed import kind_name
 from tuneterm.config.schema import (
     AdaptSection,
     DataSection,
@@ -74,6 +75,7 @@ __all__ = [
     "flatten",
     "from_dict",
     "installed",
+    "kind_name",
     "load",
     "loads",
     "missing_packages",
@@ -82,12 +84,3 @@ __all__ = [
     "template",
     "to_toml",
 ]
-
-
-def __getattr__(name: str) -> str:
-    # TEXT_TASK, for old imports: the kind's name lives in its spec (tuneterm.tasks.text).
-    if name == "TEXT_TASK":
-        from tuneterm.tasks.text import NAME
-
-        return NAME
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

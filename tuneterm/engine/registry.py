@@ -1,11 +1,9 @@
-"""Things users pick by name: the launch checks of classify runs, and torchvision's weights
-for the engine.
+"""torchvision's pretrained weights for the engine, and the checkpoint a run starts from.
 
-`validate(cfg, store)` runs before a run is created: it rejects unknown models and weights,
-checkpoints and runs that do not exist or are not checkpoints, and data the scan in
-`datacheck.py` finds unusable, with the same `ConfigError` that schema validation raises, so
-nothing half-made is left. It imports no torch: names come from the model catalog
-(`tuneterm.config.catalog`). `resolve_weights` and `weights_file` are the engine's (torch).
+`resolve_weights` turns `model.weights` into torchvision's weights enum member (an unknown
+name is a `ConfigError` naming the field); `weights_file` says where that file is cached;
+`resolve_init` finds the checkpoint `model.init` names. Each kind's launch checks live in its
+own engine module (tuneterm/engine/kinds/<kind>/__init__.py: `validate`).
 """
 
 from __future__ import annotations
@@ -16,17 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig, catalog, launch
-from tuneterm.config.launch import WEIGHTS_HOST as WEIGHTS_HOST  # re-exported
-from tuneterm.config.launch import device_issues as device_issues  # re-exported
-from tuneterm.config.launch import reachable as _reachable  # noqa: F401  # textcls uses it
 
 if TYPE_CHECKING:
     from tuneterm.store.runs import RunStore
-
-
-def classification_models() -> list[str]:
-    """torchvision's classifiers, from the catalog (no torch import once it is cached)."""
-    return catalog.models("classify")
 
 
 @dataclass(frozen=True)
@@ -66,40 +56,6 @@ def resolve_weights(model: str, weights: str) -> Any | None:
 def weights_file(member: Any) -> WeightsFile:
     w = catalog.Weights(type(member).__name__, member.name, member.url)
     return WeightsFile(w.label, w.url, catalog.weights_path(w))
-
-
-def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
-    """Every check of a classify run before it is created; raises ConfigError naming each
-    field. No torch import (the catalog is cached per library version)."""
-    from tuneterm.config import sources
-    from tuneterm.engine.datacheck import check as check_data
-
-    if sources.split(cfg.model)[0] == "torchvision":
-        issues = launch.classifier_issues(cfg)
-    else:
-        issues = sources.model_issues(cfg)
-        issues += _weights_file_issues(cfg, issues)
-    issues += launch.init_issues(cfg, store)
-    issues += launch.teacher_issues(cfg, store)
-    issues += sources.teacher_issues(cfg)
-    issues += check_data(cfg)
-    issues += launch.device_issues(cfg)
-    if issues:
-        raise ConfigError(issues)
-
-
-def _weights_file_issues(cfg: RunConfig, found: list[ConfigIssue]) -> list[ConfigIssue]:
-    """A timm weights file that is not for model.name's architecture (read with torch)."""
-    from tuneterm.config import sources
-
-    source, name = sources.split(cfg.model)
-    file = sources.weights_file(cfg.model.weights)
-    if source != "timm" or file is None or found:
-        return []
-    from tuneterm.engine.kinds.classify.weightsfit import timm_file_problem
-
-    problem = timm_file_problem(name, file)
-    return [ConfigIssue("model.weights", cfg.model.weights, problem)] if problem else []
 
 
 def resolve_init(cfg: RunConfig, store: RunStore) -> Path | None:

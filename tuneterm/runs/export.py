@@ -5,13 +5,9 @@
 - ONNX (`torch.onnx.export`, the TorchScript-based exporter, opset 17): the same JSON in the
   model's `metadata_props` under the key `tuneterm`; runs with onnxruntime.
 
-What the file takes and returns (also written into its metadata as `input` and `outputs`):
-
-- classify: `image` float32 [N, 3, S, S], RGB in [0, 1], resized to S x S (`image_size`);
-  normalisation (`mean`, `std`) is inside the model. Output `probs` [N, K] (softmax).
-- detect: `image` float32 [3, H, W], RGB in [0, 1], any size; resizing and normalisation are
-  inside the model. Outputs `boxes` [n, 4] (xyxy, pixels of the input), `labels` [n] (1..K,
-  class `classes[label - 1]`), `scores` [n].
+What the file takes and returns is the kind's own: its `TaskSpec.exporter` names a function
+("module:function", e.g. tuneterm/engine/kinds/classify/export.py) that wraps the run's
+best.pt as an `engine.exportable.Wrapped` and says so in the metadata (`input`, `outputs`).
 """
 
 from __future__ import annotations
@@ -20,11 +16,14 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneterm import tasks
 from tuneterm.runs.predict import PredictError, best_checkpoint
 from tuneterm.store.runs import RunStore
+
+if TYPE_CHECKING:
+    from tuneterm.engine.exportable import Wrapped
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -37,18 +36,6 @@ class Exported:
     path: Path
     format: str
     metadata: dict[str, Any]
-
-
-@dataclass
-class Wrapped:
-    """What a kind exports: the module, an example input, its metadata, and its ONNX outputs
-    with their dynamic axes (the input is always `image`)."""
-
-    module: Any
-    example: Any
-    meta: dict[str, Any]
-    outputs: list[str]
-    axes: dict[str, dict[int, str]]
 
 
 def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None) -> Exported:
@@ -76,59 +63,6 @@ def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None
     finally:
         tmp.unlink(missing_ok=True)
     return Exported(path, fmt, wrapped.meta)
-
-
-def wrap_detect(best: Path) -> Wrapped:
-    """A detector (TaskSpec.exporter of detect)."""
-    import torch
-
-    from tuneterm.engine.exportable import DetectExport
-    from tuneterm.engine.kinds.detect.models import from_checkpoint as det_model
-
-    model, info = det_model(best)
-    meta = {
-        "task": "detect",
-        "classes": list(info["classes"]),
-        "min_size": info["min_size"],
-        "max_size": info["max_size"],
-        "mean": info["mean"],
-        "std": info["std"],
-        "input": "image: float32 [3, H, W], RGB in [0, 1]; resized and normalised inside",
-        "outputs": "boxes [n, 4] xyxy pixels, labels [n] (1..K: classes[label - 1]), scores [n]",
-    }
-    names = ["boxes", "labels", "scores"]
-    axes = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
-    example = torch.rand(3, info["min_size"], info["min_size"])
-    return Wrapped(DetectExport(model).eval(), example, meta, names, axes)
-
-
-def wrap_classify(best: Path) -> Wrapped:
-    """An image classifier (TaskSpec.exporter of classify)."""
-    import torch
-
-    from tuneterm.engine import checkpoint
-    from tuneterm.engine.exportable import ClassifyExport
-    from tuneterm.engine.kinds.classify.models import from_checkpoint
-
-    ck = checkpoint.load(best)
-    size = int(ck["image_size"])
-    meta = {
-        "task": "classify",
-        "classes": list(ck["classes"]),
-        "image_size": size,
-        "mean": list(ck["mean"]),
-        "std": list(ck["std"]),
-        "input": f"image: float32 [N, 3, {size}, {size}], RGB in [0, 1]; normalised inside",
-        "outputs": "probs [N, K] softmax over classes",
-    }
-    if ck.get("preprocess"):  # timm/hf: the model's own interpolation and crop
-        pre = ck["preprocess"]
-        meta.update(
-            source=pre["source"], interpolation=pre["interpolation"], crop_pct=pre["crop_pct"]
-        )
-    module = ClassifyExport(from_checkpoint(best).eval(), ck["mean"], ck["std"]).eval()
-    axes = {"image": {0: "batch"}, "probs": {0: "batch"}}
-    return Wrapped(module, torch.rand(1, 3, size, size), meta, ["probs"], axes)
 
 
 def _torchscript(wrapped: Wrapped, path: Path) -> None:

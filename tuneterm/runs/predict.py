@@ -7,23 +7,14 @@ imported by the predictor only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.predict import PredictError, PredictInput
 
-
-class PredictError(ValueError):
-    """Inputs or a run that cannot be predicted with; the message names which."""
-
-
-@dataclass(frozen=True)
-class PredictInput:
-    images: list[Path] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    top_k: int = 5
-    score_threshold: float | None = None  # None: the run's detect.score_threshold
+__all__ = ["PredictError", "PredictInput", "best_checkpoint", "predict"]
 
 
 def best_checkpoint(store: RunStore, run_id: str) -> Path:
@@ -37,12 +28,10 @@ def best_checkpoint(store: RunStore, run_id: str) -> Path:
     return best
 
 
-def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+def _check_inputs(run_id: str, task: str, inputs: PredictInput) -> None:
+    """The inputs fit the run's kind: texts for a kind that reads texts, images otherwise."""
     from tuneterm import tasks
-    from tuneterm.engine import kinds as engine_tasks
 
-    cfg = store.config(run_id)
-    task = cfg.run.task
     if inputs.top_k < 1:
         raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")
     if inputs.score_threshold is not None and not 0.0 <= inputs.score_threshold <= 1.0:
@@ -62,6 +51,14 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
     for path in inputs.images:
         if not path.is_file():
             raise PredictError(f"{path}: no such image file")
+
+
+def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+    from tuneterm.engine import kinds as engine_tasks
+
+    cfg = store.config(run_id)
+    task = cfg.run.task
+    _check_inputs(run_id, task, inputs)
     best = best_checkpoint(store, run_id)
     predictor = getattr(engine_tasks.get(task), "predict", None)
     if predictor is None:

@@ -3,7 +3,11 @@
 Built-in kinds are registered here; a plug-in registers its own with `register(spec)` from a
 module named in `TUNETERM_PLUGINS` (comma-separated module names, imported by every tuneterm
 process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point group. Adding a
-kind means a spec (here or in a plug-in) plus the engine module it names, and nothing else.
+kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below) plus the
+engine module it names (`engine/kinds/<kind>/`), and nothing else.
+
+Names are looked up through `config.renamed.kind_name`, so a kind's old name (`text-classify`)
+finds it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tuneterm.config.renamed import kind_name
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ def names() -> tuple[str, ...]:
 def get(name: str) -> TaskSpec:
     """The spec of a kind; KeyError naming the known kinds (and a close match) otherwise."""
     _load_plugins()
+    name = kind_name(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -65,7 +71,17 @@ def get(name: str) -> TaskSpec:
 
 def find(name: str) -> TaskSpec | None:
     _load_plugins()
-    return _REGISTRY.get(name)
+    return _REGISTRY.get(kind_name(name))
+
+
+def models_of(spec: TaskSpec) -> dict[str, str]:
+    """{model name: what it is} for `tuneterm models --task KIND`: the function the kind's
+    `catalog` names ({} when it names none), imported only when asked."""
+    if not spec.catalog:
+        return {}
+    module, _, func = spec.catalog.partition(":")
+    about = getattr(importlib.import_module(module), func)()
+    return {str(k): str(v) for k, v in dict(about).items()}
 
 
 def all_datasets() -> tuple[str, ...]:

@@ -92,6 +92,9 @@ class TaskSpec:
     catalog: str = ""
     # "module:function" wrapping best.pt for `tuneterm export-model` ("": cannot be exported)
     exporter: str = ""
+    # the module `tuneterm lr-find` runs (`python -m MODULE CONFIG RUNS_ROOT ...`, printing the
+    # curve as JSON: see tuneterm/runs/lr_find.py); "": the kind has no LR range test
+    lr_finder: str = ""
     multi_gpu: bool = False  # trains through torchrun + DDP with train.gpus > 1
     # config keys this kind refuses unless left at the default given here
     refuses: Mapping[str, Any] = field(default_factory=dict)

@@ -10,12 +10,13 @@ provides:
   (engine/trainer.py) trains it, the best checkpoint is tested, and the final metrics are named
   from the spec (`test_metrics`), so a kind writes no loop, no events and no metric names.
 - optionally `predict(best, inputs) -> list[dict]`: the best checkpoint's predictions for
-  `tuneterm predict` (inputs: a `tuneterm.runs.predict.PredictInput`), one JSON-able dict each.
+  `tuneterm predict` (inputs: a `tuneterm.tasks.predict.PredictInput`), one JSON-able dict each.
 
 The built-in kinds live in `kinds/<kind>/`, each with the same files: `__init__.py` (the three
-functions above), `data.py`, `models.py`, `task.py` (the task object). A plug-in kind can be
-one module (see tests/toykind.py). Modules are imported only when their kind is used, so an
-image run never imports transformers.
+functions above), `data.py`, `models.py`, `task.py` (the task object), and `export.py` where
+the spec names an exporter; their torch-free parts (spec, catalog, data scans) are in
+`tuneterm/tasks/<kind>/`. A plug-in kind can be one module (see tests/helpers/toykind.py).
+Modules are imported only when their kind is used, so an image run never imports transformers.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from tuneterm.config import RunConfig, SpeedSection
     from tuneterm.engine.ddp import Dist
     from tuneterm.engine.techniques import Techniques
-    from tuneterm.runs.predict import PredictInput
     from tuneterm.store.runs import RunStore
+    from tuneterm.tasks.predict import PredictInput
 
 
 class Data(Protocol):

@@ -5,18 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config import RunConfig
-from tuneterm.runs.predict import PredictError, PredictInput
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, launch
+from tuneterm.config import sources as model_sources  # not `sources`: a module of this package
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.classify.datacheck import check as check_data
+from tuneterm.tasks.predict import PredictError, PredictInput
 
 if TYPE_CHECKING:
     from tuneterm.engine.kinds import Setup, Task
 
 
-def validate(cfg: RunConfig, store: RunStore | None) -> None:
-    from tuneterm.engine.registry import validate as validate_names
+def validate(cfg: RunConfig, store: RunStore | None = None) -> None:
+    """Every check of a classify run before it is created: the model and its weights, the
+    init checkpoint and the teacher, the data (tuneterm/tasks/classify/datacheck.py) and the
+    device; raises ConfigError naming each field. No torch import (the catalog is cached per
+    library version) unless a timm weights file must be read."""
+    if model_sources.split(cfg.model)[0] == "torchvision":
+        issues = launch.classifier_issues(cfg)
+    else:
+        issues = model_sources.model_issues(cfg)
+        issues += _weights_file_issues(cfg, issues)
+    issues += launch.init_issues(cfg, store)
+    issues += launch.teacher_issues(cfg, store)
+    issues += model_sources.teacher_issues(cfg)
+    issues += check_data(cfg)
+    issues += launch.device_issues(cfg)
+    if issues:
+        raise ConfigError(issues)
 
-    validate_names(cfg, store)
+
+def _weights_file_issues(cfg: RunConfig, found: list[ConfigIssue]) -> list[ConfigIssue]:
+    """A timm weights file that is not for model.name's architecture (read with torch)."""
+    source, name = model_sources.split(cfg.model)
+    file = model_sources.weights_file(cfg.model.weights)
+    if source != "timm" or file is None or found:
+        return []
+    from tuneterm.engine.kinds.classify.weightsfit import timm_file_problem
+
+    problem = timm_file_problem(name, file)
+    return [ConfigIssue("model.weights", cfg.model.weights, problem)] if problem else []
 
 
 def build(cfg: RunConfig, setup: Setup) -> Task:

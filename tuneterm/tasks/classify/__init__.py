@@ -12,13 +12,14 @@ EMBEDDED: dict[str, tuple[str, ...]] = {
     "shapes": SHAPES,
 }
 
+
 SPEC = TaskSpec(
     name="classify",
     noun="classification",
     summary="image classification: torchvision, timm or Hugging Face classifiers, a new head",
     engine="tuneterm.engine.kinds.classify",
-    catalog="tuneterm.runs.catalog:classify_models",
-    exporter="tuneterm.runs.export:wrap_classify",
+    catalog="tuneterm.tasks.classify.catalog:models",
+    exporter="tuneterm.engine.kinds.classify.export:wrap",
     datasets=("digits", "shapes", "folder", "hf"),
     val_metrics=(
         Metric("val_acc", "acc"),
@@ -30,5 +31,6 @@ SPEC = TaskSpec(
         Metric("test_loss", "loss", higher=False, pane="loss"),
     ),
     select=("val_acc", "val_loss"),
+    lr_finder="tuneterm.engine.kinds.classify.lr_find",
     multi_gpu=True,
 )

@@ -1,18 +1,30 @@
-"""LR range test (Smith 2017): raise the lr exponentially each step and record the loss.
+"""LR range test (Smith 2017) of a classify config: raise the lr exponentially each step and
+record the loss.
 
 The run's own data, model and techniques (freezing, head, LoRA) are used; nothing is saved.
-A good lr is usually a little below where the smoothed loss falls fastest."""
+A good lr is usually a little below where the smoothed loss falls fastest. `tuneterm lr-find`
+runs this module in a process of its own (runs/lr_find.py), as it runs the engine,
+and draws the curve it prints as JSON.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tuneterm.config import RunConfig
+from tuneterm.config import RunConfig, load
+from tuneterm.engine.kinds.classify.data import batches, build
+from tuneterm.engine.kinds.classify.models import build_model
+from tuneterm.engine.kinds.classify.task import trainer
+from tuneterm.engine.registry import resolve_init
+from tuneterm.store.runs import RunStore
 
 
 @dataclass
@@ -44,10 +56,6 @@ def lr_find(
     init: Path | None = None,
     runs_root: Path | None = None,
 ) -> LrFind:
-    from tuneterm.engine.kinds.classify.data import batches, build
-    from tuneterm.engine.kinds.classify.models import build_model
-    from tuneterm.engine.kinds.classify.task import trainer
-
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -101,17 +109,24 @@ def _suggest(lrs: list[float], losses: list[float]) -> float:
     return lrs[i + 1]
 
 
-def plot(result: LrFind, width: int = 80, height: int = 20) -> str:
-    """Loss against lr (log scale) as terminal text, with plotext."""
-    import plotext as plt
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tuneterm.engine.kinds.classify.lr_find CONFIG RUNS_ROOT`: the curve as one
+    JSON object on stdout (the config is checked by the caller, as for a run)."""
+    ap = argparse.ArgumentParser(prog="python -m tuneterm.engine.kinds.classify.lr_find")
+    ap.add_argument("config")
+    ap.add_argument("runs_root")
+    ap.add_argument("--start", type=float, default=1e-6)
+    ap.add_argument("--end", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=60)
+    args = ap.parse_args(argv)
+    cfg = load(args.config)
+    root = Path(args.runs_root)
+    init = resolve_init(cfg, RunStore(root))
+    result = lr_find(cfg, args.start, args.end, args.steps, init, root)
+    json.dump(asdict(result), sys.stdout)
+    print()
+    return 0
 
-    plt.clear_figure()
-    plt.plot_size(width, height)
-    plt.xscale("log")
-    plt.plot(result.lrs, result.losses, marker="braille")
-    plt.vline(result.suggestion)
-    plt.title(f"LR range test: suggested lr {result.suggestion:.2e}")
-    plt.xlabel("lr")
-    plt.ylabel("loss (smoothed)")
-    out: str = plt.build()
-    return out
+
+if __name__ == "__main__":
+    sys.exit(main())

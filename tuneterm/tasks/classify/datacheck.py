@@ -1,4 +1,5 @@
-"""A fast scan of the data a config names, run before anything is created.
+"""A fast scan of the image data a classify config names, run before anything is created
+(by the kind's launch checks, tuneterm/engine/kinds/classify).
 
 Everything that can be found without training is found here, so a bad folder costs exit code 2
 and no run folder: missing or empty class folders, folders with no images, a single class,
@@ -84,41 +85,35 @@ def _check_images(scans: list[FolderScan], issues: list[ConfigIssue], root: str)
         )
 
 
-def _check_folder(cfg: RunConfig, issues: list[ConfigIssue]) -> list[str]:
-    root_text = cfg.data.root
-    root = Path(root_text).expanduser()
-    if not root.is_dir():
-        return []  # the schema already reported it
-    splits = [n for n in ("train", "val", "test") if (root / n).is_dir()]
-    scans = [scan(root / n) for n in splits] if "train" in splits else [scan(root)]
-    if splits and "train" not in splits:
+def _check_class_folders(s: FolderScan, root_text: str, issues: list[ConfigIssue]) -> bool:
+    """Class folders, each holding images; False when there are no class folders at all."""
+    if not s.classes:
         issues.append(
-            ConfigIssue("data.root", root_text, f"has {'/'.join(splits)}/ but no train/ folder")
+            ConfigIssue(
+                "data.root",
+                root_text,
+                f"{s.path} has no class folders (expected {s.path}/<class>/<image>)",
+            )
         )
-        return []
-    for s in scans:
-        if not s.classes:
+        return False
+    for cls in s.classes:
+        if not s.files[cls]:
+            found = s.other[cls]
+            names = ", ".join(found[:3]) + (" ..." if len(found) > 3 else "")
+            what = f"only non-image files ({names})" if found else "nothing"
             issues.append(
                 ConfigIssue(
                     "data.root",
                     root_text,
-                    f"{s.path} has no class folders (expected {s.path}/<class>/<image>)",
+                    f"class folder {s.path / cls} has no images: it holds {what}; "
+                    f"image types read: {', '.join(sorted(IMAGE_EXTS))}",
                 )
             )
-            return []
-        for cls in s.classes:
-            if not s.files[cls]:
-                found = s.other[cls]
-                names = ", ".join(found[:3]) + (" ..." if len(found) > 3 else "")
-                what = f"only non-image files ({names})" if found else "nothing"
-                issues.append(
-                    ConfigIssue(
-                        "data.root",
-                        root_text,
-                        f"class folder {s.path / cls} has no images: it holds {what}; "
-                        f"image types read: {', '.join(sorted(IMAGE_EXTS))}",
-                    )
-                )
+    return True
+
+
+def _check_same_classes(scans: list[FolderScan], root_text: str, issues: list[ConfigIssue]) -> None:
+    """At least two classes in train/, and the same ones in val/ and test/."""
     train = scans[0]
     if len(train.classes) == 1:
         issues.append(
@@ -142,9 +137,27 @@ def _check_folder(cfg: RunConfig, issues: list[ConfigIssue]) -> list[str]:
                     "give every split the same class folders",
                 )
             )
+
+
+def _check_folder(cfg: RunConfig, issues: list[ConfigIssue]) -> list[str]:
+    root_text = cfg.data.root
+    root = Path(root_text).expanduser()
+    if not root.is_dir():
+        return []  # the schema already reported it
+    splits = [n for n in ("train", "val", "test") if (root / n).is_dir()]
+    scans = [scan(root / n) for n in splits] if "train" in splits else [scan(root)]
+    if splits and "train" not in splits:
+        issues.append(
+            ConfigIssue("data.root", root_text, f"has {'/'.join(splits)}/ but no train/ folder")
+        )
+        return []
+    for s in scans:
+        if not _check_class_folders(s, root_text, issues):
+            return []
+    _check_same_classes(scans, root_text, issues)
     if not issues:
         _check_images(scans, issues, root_text)
-    return train.classes
+    return scans[0].classes
 
 
 def _check_names(cfg: RunConfig, classes: list[str], issues: list[ConfigIssue]) -> None:
@@ -187,7 +200,7 @@ def check(cfg: RunConfig) -> list[ConfigIssue]:
 
         return hfdata.issues(cfg, image=True)
     else:
-        from tuneterm.tasks.classify import EMBEDDED  # torch-free: no engine.data here
+        from tuneterm.tasks.classify import EMBEDDED
 
         classes = list(EMBEDDED.get(cfg.data.dataset, ()))
     if classes and not issues:

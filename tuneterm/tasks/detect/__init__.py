@@ -25,6 +25,10 @@ MODELS: dict[str, str] = {
 }
 
 
+def models() -> dict[str, str]:
+    return dict(MODELS)
+
+
 def check(cfg: RunConfig) -> list[ConfigIssue]:
     """Detection's own options, and its data sets and metrics refused elsewhere."""
     issues = []
@@ -75,8 +79,8 @@ SPEC = TaskSpec(
     noun="detection",
     summary="object detection: torchvision detectors with a new box predictor",
     engine="tuneterm.engine.kinds.detect",
-    catalog="tuneterm.runs.catalog:detect_models",
-    exporter="tuneterm.runs.export:wrap_detect",
+    catalog=f"{__name__}:models",
+    exporter="tuneterm.engine.kinds.detect.export:wrap",
     datasets=DATASETS,
     val_metrics=(
         Metric("val_map", "mAP"),

@@ -1,0 +1,21 @@
+"""Charts as plain terminal text, for the CLI (plotext is the front ends' only: tui/)."""
+
+from __future__ import annotations
+
+
+def lr_curve(
+    lrs: list[float], losses: list[float], suggestion: float, width: int = 80, height: int = 20
+) -> str:
+    """An LR range test: smoothed loss against lr (log scale), the suggested lr marked."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plot_size(width, height)
+    plt.xscale("log")
+    plt.plot(lrs, losses, marker="braille")
+    plt.vline(suggestion)
+    plt.title(f"LR range test: suggested lr {suggestion:.2e}")
+    plt.xlabel("lr")
+    plt.ylabel("loss (smoothed)")
+    out: str = plt.build()
+    return out
