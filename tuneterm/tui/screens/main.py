@@ -311,7 +311,7 @@ class MainScreen(RunActions):
         wait = Chart(title="data wait %", xlabel=X_LABELS[app.x_axis], empty="")
         if history is not None:
             x = history.x_of(history.train, app.x_axis, self._steps_per_epoch(info))
-            speed.lines = [Line(x, history.train.np("img_s"), unit, "cyan")]
+            speed.lines = [Line(x, history.train.np("examples_s"), unit, "cyan")]
             wait.lines = [Line(x, history.train.np("data_wait") * 100, "data wait %", "yellow")]
         self.query_one("#plot-speed", CurvePlot).show(speed)
         self.query_one("#plot-wait", CurvePlot).show(wait)
