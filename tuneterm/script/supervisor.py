@@ -111,7 +111,7 @@ class Supervisor:
             self.reports += 1
             step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
             epoch = rec.epoch if rec.epoch is not None else float(self.meta.epoch)
-            where: dict[str, Any] = {"off": offset} if offset is not None else {}
+            where: dict[str, int] = {"off": offset} if offset is not None else {}
             for kind, fields in mx.events_of(rec, step, epoch):
                 if kind == "train":
                     self.meta.last_loss = float(fields["loss"])
