@@ -108,7 +108,9 @@ async def emit_to_screen(root: Path) -> list[float]:
             await pilot.pause(0.01)
         for i in range(1, 11):
             t = time.perf_counter()
-            writer.emit("train", step=i, epoch=1, loss=1.0 / i, lr=1e-3, examples_s=30.0, data_wait=0.1)
+            writer.emit(
+                "train", step=i, epoch=1, loss=1.0 / i, lr=1e-3, examples_s=30.0, data_wait=0.1
+            )
             while True:
                 h = app.histories.get(info.id)
                 if h is not None and len(h.train) >= i:
