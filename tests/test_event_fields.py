@@ -108,3 +108,25 @@ def test_an_old_stores_img_s_reads_as_examples_s(cli: Cli, runs_dir: Path) -> No
     health = RunHealth()
     health.feed(evs)
     assert list(health.speeds) == speeds
+
+
+def test_the_history_reads_every_kind_and_no_location_field_is_a_curve() -> None:
+    t = 1_800_000_000.0
+    evs = [
+        {"seq": 0, "t": t, "kind": "status", "status": "running"},
+        {"seq": 1, "t": t, "kind": "data", "train": 60, "val": 15},
+        {"seq": 2, "t": t, "kind": "train", "step": 1, "epoch": 1, "loss": 0.5, "off": 90},
+        {"seq": 3, "t": t, "kind": "val", "step": 1, "epoch": 1.0, "off": 120, "user_seq": 3.0},
+        {"seq": 4, "t": t, "kind": "unfreeze", "epoch": 2, "frozen_stages": 1, "trainable": 9},
+        {"seq": 5, "t": t, "kind": "early_stop", "epoch": 2, "metric": "val_acc", "best": 0.5,
+         "patience": 1},
+        {"seq": 6, "t": t, "kind": "adapt", "method": "adabn", "target_images": 10},
+        {"seq": 7, "t": t, "kind": "a_kind_of_tomorrow", "x": 1.0},
+        {"seq": 8, "t": t, "kind": "log", "level": "out", "msg": "hello"},
+    ]  # fmt: skip
+    history = RunHistory()
+    history.add(evs)
+    assert history.events == len(evs) and history.last_seq == 8
+    assert history.val.names == ("step", "epoch", "t", "user_seq")  # `off` is no curve
+    assert [line.msg for line in history.logs] == ["running", "hello"]
+    assert history.train.np("loss").tolist() == [0.5]

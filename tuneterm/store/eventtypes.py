@@ -113,7 +113,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "out"]
 class LogEvent(Envelope):
     """A line for the run's log: the engine's own words, or (level `out`) a script's output."""
 
-    level: str  # one of LogLevel
+    level: LogLevel
     msg: str
 
 
