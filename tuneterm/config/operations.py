@@ -43,7 +43,7 @@ class HealthSection(_Section):
         3.0, gt=0.0, description="The run's GPUs idle this long while it runs: gpu_idle"
     )
     input_bound: float = Field(
-        0.3,
+        0.3,  # = store.meta.INPUT_BOUND, which the engine's own warning and the speed pane use
         gt=0.0,
         le=1.0,
         description="Fraction of step time spent waiting for data that counts as input-bound",
