@@ -3,8 +3,8 @@
 
     python bench/ddp_scaling.py            # prints a table; ~2-4 minutes on 2 cores
 
-Throughput is the mean `img_s` of the train events after the first epoch (the first steps
-include start-up); for the DDP run `img_s` is summed over both ranks by the engine. On a
+Throughput is the mean `examples_s` of the train events after the first epoch (the first steps
+include start-up); for the DDP run `examples_s` is summed over both ranks by the engine. On a
 2-core CPU each DDP process gets one core (train.threads = 1), so the ratio says how much DDP's
 gradient all-reduce and the extra process cost, not what 2 GPUs would give. GPU figures need
 a GPU machine: run the same script there with train.device left at auto.
@@ -56,7 +56,7 @@ def _run(
     if final.status != "completed":
         raise SystemExit(f"gpus={gpus}: run {info.id} ended {final.status}: {final.reason}")
     train = [e for e in store.events(info.id) if e["kind"] == "train" and e["epoch"] > 1]
-    return statistics.mean(e["img_s"] for e in train), wall, len(train)
+    return statistics.mean(e["examples_s"] for e in train), wall, len(train)
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ t0 = time.perf_counter()
 for step in range(1, steps + 1):
     if step % log_every == 0:
         engine.emit("train", step=step, epoch=step // 10_000 + 1, loss=1.0 / step, lr=1e-3,
-                    img_s=1234.5, data_wait=0.01)
+                    examples_s=1234.5, data_wait=0.01)
         engine.progress(step=step, last_loss=1.0 / step, throughput=1234.5)
     if step % 10_000 == 0:
         engine.emit("val", epoch=step // 10_000, step=step, val_loss=0.5, val_acc=0.9)

@@ -51,7 +51,9 @@ def build(root: Path, runs: int, active: int, events: int) -> tuple[RunStore, li
         with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
             w.emit("status", status="running")
             for s in range(events):
-                w.emit("train", step=s, epoch=1, loss=1.0 / (s + 1), img_s=100.0, data_wait=0.01)
+                w.emit(
+                    "train", step=s, epoch=1, loss=1.0 / (s + 1), examples_s=100.0, data_wait=0.01
+                )
                 if s % 20 == 19:
                     w.emit("val", epoch=s // 20, step=s, val_loss=0.5, val_acc=0.9)
                     w.emit("sys", cpu=50.0, rss=1e9)
@@ -98,7 +100,7 @@ def main() -> int:
         def grow_and_check() -> None:
             for wr in writers.values():
                 for s in range(10):
-                    wr.emit("train", step=s, epoch=2, loss=0.1, img_s=100.0, data_wait=0.01)
+                    wr.emit("train", step=s, epoch=2, loss=0.1, examples_s=100.0, data_wait=0.01)
                 wr.flush()
             w.check()
 

@@ -77,7 +77,7 @@ def curve_redraw(points: int, width: int = 120, height: int = 14) -> list[float]
             "t": steps,
             "loss": 2 * np.exp(-steps / (points / 5)) + 0.1 * np.random.rand(points),
             "lr": np.full(points, 1e-3),
-            "img_s": np.full(points, 30.0),
+            "examples_s": np.full(points, 30.0),
             "data_wait": np.full(points, 0.1),
             "gpu_mem": np.full(points, math.nan),
         }
@@ -108,7 +108,9 @@ async def emit_to_screen(root: Path) -> list[float]:
             await pilot.pause(0.01)
         for i in range(1, 11):
             t = time.perf_counter()
-            writer.emit("train", step=i, epoch=1, loss=1.0 / i, lr=1e-3, img_s=30.0, data_wait=0.1)
+            writer.emit(
+                "train", step=i, epoch=1, loss=1.0 / i, lr=1e-3, examples_s=30.0, data_wait=0.1
+            )
             while True:
                 h = app.histories.get(info.id)
                 if h is not None and len(h.train) >= i:
@@ -128,7 +130,7 @@ with EventWriter(Path(sys.argv[1])) as w:
     step, end = 0, time.time() + float(sys.argv[2])
     while time.time() < end:
         step += 1
-        w.emit("train", step=step, epoch=1, loss=1 / step, lr=1e-3, img_s=30.0, data_wait=0.1)
+        w.emit("train", step=step, epoch=1, loss=1 / step, lr=1e-3, examples_s=30.0, data_wait=0.1)
         time.sleep(1 / float(sys.argv[3]))
 """
 

@@ -8,22 +8,26 @@ from collections import namedtuple
 from typing import Any
 
 import pytest
+from helpers.cli import TINY
 
-from tuneterm.health import HealthSettings, RunHealth
-from tuneterm.health.detectors import check
+from tuneterm.config import HealthSection, loads
+from tuneterm.health import RunHealth
+from tuneterm.health.detectors import DETECTORS, KINDS, check
 
 Disk = namedtuple("Disk", "total used free")
 BIG_DISK = Disk(1000 * 2**30, 100 * 2**30, 900 * 2**30)
 T0 = 1_800_000_000.0
 
 
-def train(step: int, loss: float = 1.0, img_s: float = 100.0, wait: float = 0.05) -> dict[str, Any]:
+def train(
+    step: int, loss: float = 1.0, examples_s: float = 100.0, wait: float = 0.05
+) -> dict[str, Any]:
     return {
         "kind": "train",
         "t": T0 + step,
         "step": step,
         "loss": loss,
-        "img_s": img_s,
+        "examples_s": examples_s,
         "data_wait": wait,
     }
 
@@ -40,7 +44,7 @@ def kinds(
 
 
 def fed(events: list[dict[str, Any]], **settings: Any) -> RunHealth:
-    h = RunHealth(HealthSettings(**settings))
+    h = RunHealth(HealthSection(**settings))
     h.feed(events)
     return h
 
@@ -73,7 +77,7 @@ def test_no_spike_during_warmup() -> None:
 
 
 def test_stalled_when_silent_while_alive_and_only_then() -> None:
-    h = fed(healthy(20), stall_factor=10, stall_min_s=30)
+    h = fed(healthy(20), stall_factor=10, stall_seconds=30)
     assert kinds(h, T0 + 19 + 29) == []  # usual gap 1 s: 30 s allowed
     assert kinds(h, T0 + 19 + 31) == ["stalled"]
     assert kinds(h, T0 + 19 + 31, alive=False) == []  # a dead process is "crashed", not stalled
@@ -82,14 +86,14 @@ def test_stalled_when_silent_while_alive_and_only_then() -> None:
 
 def test_a_run_still_starting_gets_minutes_before_it_is_stalled() -> None:
     start = [{"kind": "status", "t": T0, "status": "starting"}, {"kind": "log", "t": T0 + 1}]
-    h = fed(start, stall_min_s=3)
+    h = fed(start, stall_seconds=3)
     assert kinds(h, T0 + 120) == []
     assert kinds(h, T0 + 400) == ["stalled"]
 
 
 def test_sys_samples_do_not_hide_a_stall() -> None:
     sys_ticks = [{"kind": "sys", "t": T0 + 20 + i, "cpu": 5.0} for i in range(60)]
-    h = fed([*healthy(20), *sys_ticks], stall_min_s=30)
+    h = fed([*healthy(20), *sys_ticks], stall_seconds=30)
     assert kinds(h, T0 + 80) == ["stalled"]
 
 
@@ -100,7 +104,7 @@ def gpu(t: float, util: float) -> dict[str, Any]:
 def test_gpu_idle_after_minutes_near_zero_utilisation() -> None:
     busy = [gpu(T0 + i, 90.0) for i in range(10)]
     idle = [gpu(T0 + 10 + i, 1.0) for i in range(0, 300, 2)]
-    h = fed([*busy, *idle, train(305)], gpu_idle_s=180, stall_min_s=1e9)
+    h = fed([*busy, *idle, train(305)], gpu_idle_minutes=3, stall_seconds=1e9)
     assert kinds(h, T0 + 150) == []
     assert kinds(h, T0 + 200) == ["gpu_idle"]
     assert kinds(h, T0 + 200, running=False) == []
@@ -108,7 +112,7 @@ def test_gpu_idle_after_minutes_near_zero_utilisation() -> None:
 
 def test_no_gpu_alert_without_gpu_samples() -> None:
     cpu_only = [{"kind": "sys", "t": T0 + i, "cpu": 100.0} for i in range(400)]
-    assert "gpu_idle" not in kinds(fed(cpu_only, stall_min_s=1e9), T0 + 400)
+    assert "gpu_idle" not in kinds(fed(cpu_only, stall_seconds=1e9), T0 + 400)
 
 
 def test_input_bound_after_three_intervals_in_a_row() -> None:
@@ -160,8 +164,48 @@ def test_disk_nearly_full() -> None:
 
 
 def test_a_2x_slowdown_against_the_runs_own_speed() -> None:
-    fast = [train(i, img_s=800.0) for i in range(10)]
-    slow = [train(10 + i, img_s=350.0) for i in range(10)]
+    fast = [train(i, examples_s=800.0) for i in range(10)]
+    slow = [train(10 + i, examples_s=350.0) for i in range(10)]
     assert kinds(fed([*fast, *slow]), T0 + 21) == ["slowdown"]
-    a_bit = [train(10 + i, img_s=600.0) for i in range(10)]
+    a_bit = [train(10 + i, examples_s=600.0) for i in range(10)]
     assert kinds(fed([*fast, *a_bit]), T0 + 21) == []
+
+
+def test_each_detector_raises_only_and_all_the_alerts_it_declares() -> None:
+    """Every alert kind happens in one of these runs; each comes from a detector that
+    declares it, and `KINDS` (read from the registry) is exactly what the runs raised."""
+    spike = [*healthy(10), train(10, loss=50.0)]
+    busy_then_idle = [gpu(T0 + i, 90.0) for i in range(5)] + [gpu(T0 + 400, 1.0)]
+    slow = [train(i, examples_s=800.0) for i in range(10)]
+    slow += [train(10 + i, examples_s=100.0, wait=0.5) for i in range(10)]
+    runs = [
+        (fed([*healthy(5), train(5, loss=math.nan)]), T0 + 6, BIG_DISK),
+        (fed(spike), T0 + 11, BIG_DISK),
+        (fed(healthy(20), stall_seconds=5), T0 + 500, BIG_DISK),
+        (fed([*busy_then_idle, train(0)], stall_seconds=1e9), T0 + 600, BIG_DISK),
+        (fed(slow, stall_seconds=1e9), T0 + 21, Disk(100 * 2**30, 99 * 2**30, 2**30)),
+        (fed([*healthy(3), {"kind": "error", "t": T0 + 4, "message": "out of memory"}]),
+         T0 + 5, BIG_DISK),
+        (fed([*healthy(3), {"kind": "log", "t": T0 + 4, "level": "error", "msg": "boom"}]),
+         T0 + 5, BIG_DISK),
+    ]  # fmt: skip
+    raised: set[str] = set()
+    for name, detector in DETECTORS.items():
+        for h, now, disk in runs:
+            for alert in detector.check(h, now, True, True, disk):
+                assert alert.kind in detector.raises, (name, alert.kind)
+                raised.add(alert.kind)
+    assert raised == set(KINDS)
+    assert len(KINDS) == len(set(KINDS)) == 9
+
+
+def test_the_thresholds_are_the_runs_health_section_as_users_write_it() -> None:
+    """The keys the README documents, in a run's TOML, are what the detectors read."""
+    cfg = loads(TINY + "\n[health]\nstall_seconds = 2\nstall_factor = 2\ngpu_idle_minutes = 0.5\n")
+    events = [gpu(T0 + i, 90.0) for i in range(5)] + [train(5), gpu(T0 + 6, 1.0)]
+    h = RunHealth(cfg.health)
+    h.feed(events)
+    assert kinds(h, T0 + 20) == ["stalled"]  # 2 s, not the default minute
+    assert kinds(h, T0 + 40) == ["gpu_idle", "stalled"]  # half a minute, not three
+    default = fed(events)
+    assert kinds(default, T0 + 40) == []

@@ -83,7 +83,7 @@ def test_input_hint_after_three_waiting_intervals_names_what_to_change() -> None
 def test_speed_pane_flags_an_input_bound_run() -> None:
     h = RunHistory()
     h.add(
-        {"seq": i, "t": float(i), "kind": "train", "step": i, "loss": 1.0, "img_s": 100.0,
+        {"seq": i, "t": float(i), "kind": "train", "step": i, "loss": 1.0, "examples_s": 100.0,
          "data_wait": 0.6 if i > 2 else 0.05}
         for i in range(1, 5)
     )  # fmt: skip
@@ -91,6 +91,6 @@ def test_speed_pane_flags_an_input_bound_run() -> None:
     assert "input-bound: 60% of step time waiting for data" in text
     assert "data.workers" in text
     h2 = RunHistory()
-    h2.add([{"seq": 1, "t": 1.0, "kind": "train", "step": 1, "loss": 1.0, "img_s": 100.0,
+    h2.add([{"seq": 1, "t": 1.0, "kind": "train", "step": 1, "loss": 1.0, "examples_s": 100.0,
              "data_wait": 0.05}])  # fmt: skip
     assert "input-bound" not in speed_summary(h2).plain

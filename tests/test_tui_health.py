@@ -27,7 +27,7 @@ def poison(store: RunStore, run_id: str, step: int) -> None:
     """The run's loss turns NaN at `step`, as a diverging run's does (its event, then its
     meta.json progress, in the engine's order)."""
     with EventWriter(store.events_dir(run_id), fsync=False, background=False) as w:
-        w.emit("train", step=step, epoch=2, loss=math.nan, lr=1e-3, img_s=30.0, data_wait=0.0)
+        w.emit("train", step=step, epoch=2, loss=math.nan, lr=1e-3, examples_s=30.0, data_wait=0.0)
     meta = load_meta(store.meta_path(run_id))
     meta.step, meta.last_loss = step, math.nan
     save_meta(store.meta_path(run_id), meta)

@@ -212,7 +212,9 @@ async def test_a_metric_only_the_run_declares_draws_its_curve(
     maes = [1.5, 0.9, 0.4]
     with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
         for epoch, value in enumerate(maes, start=1):
-            w.emit("train", step=epoch * 10, epoch=epoch, loss=value, lr=0.1, img_s=5, data_wait=0)
+            w.emit(
+                "train", step=epoch * 10, epoch=epoch, loss=value, lr=0.1, examples_s=5, data_wait=0
+            )
             w.emit("val", step=epoch * 10, epoch=epoch, val_mae=value, val_loss=value * 2)
     app = new_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -305,10 +307,12 @@ async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
         plot = app.screen.query_one("#plot-loss", CurvePlot)
         with EventWriter(store.events_dir(info.id), flush_interval=0.05) as w:
             for step in range(1, 6):
-                w.emit("train", step=step, epoch=1, loss=1.0 / step, lr=0.1, img_s=1, data_wait=0)
+                w.emit(
+                    "train", step=step, epoch=1, loss=1.0 / step, lr=0.1, examples_s=1, data_wait=0
+                )
             await until(pilot, lambda: plot.chart.lines and len(plot.chart.lines[0].y) == 5)
             w.emit("resume", step=3, epoch=0, batch=3, from_checkpoint=True)
-            w.emit("train", step=4, epoch=1, loss=0.2, lr=0.1, img_s=1, data_wait=0)
+            w.emit("train", step=4, epoch=1, loss=0.2, lr=0.1, examples_s=1, data_wait=0)
             await until(pilot, lambda: plot.chart.lines[0].x.tolist() == [1, 2, 3, 4])
 
 

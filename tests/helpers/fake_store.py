@@ -39,9 +39,11 @@ def make_run(
     tags: tuple[str, ...] = (),
     events: bool = True,
     seed: float = 1.0,
+    speed_field: str = "examples_s",
     **meta: Any,
 ) -> RunInfo:
-    """A run as the engine would leave it: meta.json, config.toml and an event queue."""
+    """A run as the engine would leave it: meta.json, config.toml and an event queue
+    (`speed_field="img_s"`: as a tuneterm before `examples_s` wrote its train events)."""
     cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
     info = store.create(cfg)
     if tags:
@@ -72,11 +74,18 @@ def make_run(
     save_meta(info.path / "meta.json", m)
     if events:
         with EventWriter(store.events_dir(info.id), fsync=False, background=False) as w:
-            write_events(w, done, per_epoch, status, seed)
+            write_events(w, done, per_epoch, status, seed, speed_field)
     return store.info(info.id)
 
 
-def write_events(w: EventWriter, steps: int, per_epoch: int, status: str, seed: float) -> None:
+def write_events(
+    w: EventWriter,
+    steps: int,
+    per_epoch: int,
+    status: str,
+    seed: float,
+    speed_field: str = "examples_s",
+) -> None:
     w.emit("status", status="running")
     w.emit("log", level="info", msg="data digits: 3 classes, train 60, val 15, test 15")
     for step in range(1, steps + 1):
@@ -86,8 +95,8 @@ def write_events(w: EventWriter, steps: int, per_epoch: int, status: str, seed: 
             epoch=(step - 1) // per_epoch + 1,
             loss=2 * math.exp(-step / (40 * seed)) + 0.05 * math.sin(step),
             lr=1e-3,
-            img_s=28.0 + step % 5,
             data_wait=0.1,
+            **{speed_field: 28.0 + step % 5},
         )
         if step % per_epoch == 0:
             e = step // per_epoch

@@ -12,7 +12,8 @@ from tuneterm.config.section import Section as _Section
 
 
 class HealthSection(_Section):
-    """What the health watcher (tuneterm/health/) looks for, and what the engine does itself."""
+    """What the health watcher (tuneterm/health/) looks for, and what the engine does itself:
+    the one type of every health threshold, read by the detectors as it is written here."""
 
     on_nan: OnNan = Field(
         "stop",
@@ -23,26 +24,50 @@ class HealthSection(_Section):
     spike_factor: float = Field(
         5.0, gt=1.0, description="A train loss this many times its smoothed level is a spike"
     )
+    spike_warmup: int = Field(
+        5, ge=0, description="Train points seen before loss spikes are looked for"
+    )
     stall_factor: float = Field(
         10.0,
         gt=1.0,
-        description="No event for this many times the run's usual interval (and at least a "
-        "minute) while its process lives: stalled",
+        description="No event for this many times the run's usual interval (and at least "
+        "stall_seconds) while its process lives: stalled",
     )
     stall_seconds: float = Field(
         60.0, gt=0.0, description="... and never before this many seconds of silence"
     )
+    gpu_idle_util: float = Field(
+        5.0, ge=0.0, le=100.0, description="A GPU under this many % busy is idle"
+    )
     gpu_idle_minutes: float = Field(
-        3.0, gt=0.0, description="The run's GPUs under 5% busy this long while it runs: idle"
+        3.0, gt=0.0, description="The run's GPUs idle this long while it runs: gpu_idle"
+    )
+    input_bound: float = Field(
+        0.3,  # = store.meta.INPUT_BOUND, which the engine's own warning and the speed pane use
+        gt=0.0,
+        le=1.0,
+        description="Fraction of step time spent waiting for data that counts as input-bound",
+    )
+    input_bound_streak: int = Field(
+        3, ge=1, description="... for this many log intervals in a row: input_bound"
     )
     slowdown_factor: float = Field(
         2.0, gt=1.0, description="Examples/s this many times below the run's own earlier speed"
+    )
+    slowdown_window: int = Field(
+        5, ge=1, description="Train points in each of the two speed medians slowdown compares"
     )
     disk_reserve_gb: float = Field(
         2.0,
         ge=0.0,
         description="Free space (GiB) the engine keeps on the runs folder's disk: below it, no "
-        "more epoch checkpoints are written (the last one and a stop still are)",
+        "more epoch checkpoints are written (the last one and a stop still are), and disk_full",
+    )
+    disk_free_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="disk_full also below this fraction of the disk free, whichever is larger",
     )
 
 

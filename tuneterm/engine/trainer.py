@@ -231,7 +231,7 @@ class Trainer:
             "epoch": st.epoch + 1,
             "loss": loss,
             "lr": self.opt.param_groups[self.task.lr_group]["lr"],
-            "img_s": round(per_s, 2 if per_s < 100 else 1),  # examples/s, whatever the kind
+            "examples_s": round(per_s, 2 if per_s < 100 else 1),
             "data_wait": round(wait_frac, 3),
         }
         peak: dict[str, Any] = {}
@@ -243,7 +243,7 @@ class Trainer:
             step=st.step,
             epoch=st.epoch,
             last_loss=loss,
-            throughput=fields["img_s"],
+            throughput=fields["examples_s"],
             data_wait=fields["data_wait"],
             **peak,
         )

@@ -1,10 +1,13 @@
-"""What a run's health is made of: the alerts (and how each kind is worded) and the
-thresholds of the detectors."""
+"""What a run's health is made of: the alerts, and how each kind read from one event is
+worded. The thresholds are the run's `[health]` section (config.HealthSection)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from tuneterm.store.eventtypes import TrainEvent
 
 SEVERITIES = ("error", "warning")
 
@@ -28,25 +31,7 @@ class Alert:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class HealthSettings:
-    """Thresholds of the detectors (the run's `[health]` config section overrides them)."""
-
-    spike_factor: float = 5.0  # loss above this many times its smoothed level is a spike
-    spike_warmup: int = 5  # train points before spikes are looked for
-    stall_factor: float = 10.0  # no event for this many times the usual interval: stalled
-    stall_min_s: float = 60.0  # ... and for at least this long
-    gpu_idle_util: float = 5.0  # % utilisation under which a GPU is idle
-    gpu_idle_s: float = 180.0  # ... for this long while the run is running
-    input_bound: float = 0.3  # fraction of step time waiting for data
-    input_bound_streak: int = 3  # ... this many log intervals in a row
-    slowdown_factor: float = 2.0  # recent speed this many times below the run's own earlier
-    slowdown_window: int = 5  # train points in each of the two medians compared
-    disk_free_fraction: float = 0.05  # runs folder's disk with less free than this
-    disk_free_bytes: int = 2 * 2**30  # ... or less than this, whichever is larger
-
-
-def nan_alert(t: float, e: dict[str, Any]) -> Alert:
+def nan_alert(t: float, e: TrainEvent) -> Alert:
     return Alert(
         "nan_loss",
         "error",
@@ -58,7 +43,7 @@ def nan_alert(t: float, e: dict[str, Any]) -> Alert:
     )
 
 
-def spike_alert(t: float, e: dict[str, Any], level: float, factor: float) -> Alert:
+def spike_alert(t: float, e: TrainEvent, level: float, factor: float) -> Alert:
     loss = float(e["loss"])
     return Alert(
         "loss_spike",
@@ -83,7 +68,7 @@ def input_bound_alert(t: float, wait: float) -> Alert:
 _OOM = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
 
 
-def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
+def log_alert(t: float, e: Mapping[str, Any]) -> Alert | None:
     """An out-of-memory or a traceback in the run's log or error events."""
     text = str(e.get("message") or e.get("msg") or "") + "\n" + str(e.get("traceback") or "")
     low = text.lower()
@@ -107,15 +92,3 @@ def log_alert(t: float, e: dict[str, Any]) -> Alert | None:
             "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
         )
     return None
-
-
-def settings_from(health: Any) -> HealthSettings:
-    """The thresholds of a run from its config's `[health]` section (a HealthSection)."""
-    return HealthSettings(
-        spike_factor=health.spike_factor,
-        stall_factor=health.stall_factor,
-        stall_min_s=health.stall_seconds,
-        gpu_idle_s=health.gpu_idle_minutes * 60,
-        slowdown_factor=health.slowdown_factor,
-        disk_free_bytes=int(health.disk_reserve_gb * 2**30),
-    )

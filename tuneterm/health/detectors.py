@@ -1,13 +1,16 @@
-"""One detector per alert kind. Each reads a `RunHealth` and returns the alerts it raises.
+"""The detectors: each reads a `RunHealth` and returns the alerts it raises.
 
-The registry `DETECTORS` is the one list of kinds: `tuneterm health`, the TUI and the watcher
-read it. A detector never reads files: `RunHealth.feed` has already kept what it needs.
+The registry `DETECTORS` is the one list of them, and each declares the alert kinds it may
+raise: `KINDS`, every alert kind, is read from it. `tuneterm health`, the TUI and the watcher
+go through `check`. A detector never reads files: `RunHealth.feed` has already kept what it
+needs. The thresholds are the run's `[health]` section (config.HealthSection), by its names.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.health.alerts import Alert
@@ -16,7 +19,15 @@ if TYPE_CHECKING:
     from tuneterm.health.state import RunHealth
 
 STARTUP_S = 300.0  # silence allowed before a run's first train event
-Detector = Callable[["RunHealth", float, bool, bool, Any], list[Alert]]
+GIB = 2**30
+# (health, now, said to be running, its process alive, the runs folder's disk usage)
+Check = Callable[["RunHealth", float, bool, bool, Any], list[Alert]]
+
+
+@dataclass(frozen=True)
+class Detector:
+    raises: tuple[str, ...]  # the alert kinds it may return
+    check: Check
 
 
 def _nan(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
@@ -40,7 +51,7 @@ def _stalled(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) ->
     if not (running and alive) or h.last_t is None:
         return []
     s = h.settings
-    allowed = max(s.stall_min_s, s.stall_factor * (gap or s.stall_min_s))
+    allowed = max(s.stall_seconds, s.stall_factor * (gap or s.stall_seconds))
     if not h.train_points:  # still starting: imports, data, model, the first compiled steps
         allowed = max(allowed, STARTUP_S)
     silent = now - h.last_t
@@ -63,14 +74,14 @@ def _gpu_idle(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -
     s = h.settings
     if not (running and alive and h.gpu_seen) or h.gpu_busy_t is None:
         return []
-    idle = now - h.gpu_busy_t
-    if idle < s.gpu_idle_s:
+    idle, allowed = now - h.gpu_busy_t, s.gpu_idle_minutes * 60
+    if idle < allowed:
         return []
     return [
         Alert(
             "gpu_idle",
             "warning",
-            h.gpu_busy_t + s.gpu_idle_s,
+            h.gpu_busy_t + allowed,
             f"the run's GPUs have been under {s.gpu_idle_util:g}% busy for {idle / 60:.1f} min",
             "the run waits on something else: data loading (data.workers), the disk, a hung "
             "collective; or it trains on the CPU (train.device)",
@@ -102,7 +113,8 @@ def _slowdown(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -
 def _disk(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
     if disk is None or not running:
         return []
-    return disk_alerts(disk, h.settings.disk_free_fraction, h.settings.disk_free_bytes, now)
+    s = h.settings
+    return disk_alerts(disk, s.disk_free_fraction, int(s.disk_reserve_gb * GIB), now)
 
 
 def disk_alerts(disk: Any, fraction: float, min_bytes: int, now: float) -> list[Alert]:
@@ -123,34 +135,24 @@ def disk_alerts(disk: Any, fraction: float, min_bytes: int, now: float) -> list[
 
 
 DETECTORS: dict[str, Detector] = {
-    "nan_loss": _nan,
-    "loss_spike": _spike,
-    "stalled": _stalled,
-    "gpu_idle": _gpu_idle,
-    "input_bound": _input_bound,
-    "log": _crashes,  # out-of-memory and tracebacks
-    "disk_full": _disk,
-    "slowdown": _slowdown,
+    "nan_loss": Detector(("nan_loss",), _nan),
+    "loss_spike": Detector(("loss_spike",), _spike),
+    "stalled": Detector(("stalled",), _stalled),
+    "gpu_idle": Detector(("gpu_idle",), _gpu_idle),
+    "input_bound": Detector(("input_bound",), _input_bound),
+    "log": Detector(("oom", "traceback"), _crashes),  # out-of-memory and tracebacks
+    "disk_full": Detector(("disk_full",), _disk),
+    "slowdown": Detector(("slowdown",), _slowdown),
 }
 
 # Every alert kind, for help texts and filters.
-KINDS = (
-    "nan_loss",
-    "loss_spike",
-    "stalled",
-    "gpu_idle",
-    "input_bound",
-    "oom",
-    "traceback",
-    "disk_full",
-    "slowdown",
-)
+KINDS = tuple(kind for d in DETECTORS.values() for kind in d.raises)
 
 
 def check(h: RunHealth, now: float, running: bool, alive: bool, disk: Any = None) -> list[Alert]:
     """The open alerts of a run, given the time, whether it is (said to be) running, whether
     its process is alive, and the runs folder's disk usage (`shutil.disk_usage`)."""
     out: list[Alert] = []
-    for detect in DETECTORS.values():
-        out.extend(detect(h, now, running, alive, disk))
+    for detector in DETECTORS.values():
+        out.extend(detector.check(h, now, running, alive, disk))
     return out

@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneterm.config.operations import HealthSection
 from tuneterm.health.alerts import (
     Alert,
-    HealthSettings,
     input_bound_alert,
     log_alert,
     nan_alert,
     spike_alert,
 )
+from tuneterm.store.eventtypes import SysEvent, TrainEvent
 
 _WINDOW = 64  # recent points kept per series
 
@@ -25,7 +27,7 @@ class RunHealth:
     """One run's incremental state: fed its events in order, it keeps what the detectors need
     (never the whole stream), so checking a long run costs the same as a short one."""
 
-    settings: HealthSettings = field(default_factory=HealthSettings)
+    settings: HealthSection = field(default_factory=lambda: HealthSection.model_validate({}))
     first_t: float | None = None
     last_t: float | None = None
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
@@ -41,26 +43,23 @@ class RunHealth:
     gpu_seen: bool = False
     crashes: list[Alert] = field(default_factory=list)  # OOM and tracebacks from the log
 
-    def feed(self, events: list[dict[str, Any]]) -> None:
+    def feed(self, events: Iterable[Mapping[str, Any]]) -> None:
         for e in events:
             self._one(e)
 
-    def _one(self, e: dict[str, Any]) -> None:
+    def _one(self, e: Mapping[str, Any]) -> None:
         t = float(e.get("t", 0.0))
-        if self.last_t is not None and t > self.last_t and e.get("kind") != "sys":
-            self.gaps.append(t - self.last_t)
-        if e.get("kind") != "sys":  # the sampler ticks while a hung loop stays silent
+        kind = str(e.get("kind"))
+        if kind != "sys":  # the sampler ticks while a hung loop stays silent
+            if self.last_t is not None and t > self.last_t:
+                self.gaps.append(t - self.last_t)
             self.last_t = t if self.last_t is None else max(self.last_t, t)
         self.first_t = t if self.first_t is None else self.first_t
-        kind = e.get("kind")
-        if kind == "train":
-            self._train(t, e)
-        elif kind == "sys":
-            self._sys(t, e)
-        elif kind in ("log", "error"):
-            self._log(t, e)
+        on = _ON.get(kind)
+        if on is not None:
+            on(self, t, e)
 
-    def _train(self, t: float, e: dict[str, Any]) -> None:
+    def _train(self, t: float, e: TrainEvent) -> None:
         s = self.settings
         loss = e.get("loss")
         if isinstance(loss, int | float) and not isinstance(loss, bool):
@@ -84,13 +83,13 @@ class RunHealth:
                 self.input_bound = input_bound_alert(t, wait)
             elif self.wait_streak == 0:
                 self.input_bound = None  # it recovered: the alert closes
-        speed = e.get("img_s")
+        speed = e.get("examples_s")
         if isinstance(speed, int | float) and speed > 0:
             if len(self.early_speed) < s.slowdown_window:
                 self.early_speed.append(float(speed))
             self.speeds.append(float(speed))
 
-    def _sys(self, t: float, e: dict[str, Any]) -> None:
+    def _sys(self, t: float, e: SysEvent) -> None:
         gpus = e.get("gpus") or []
         if not gpus:
             return
@@ -99,7 +98,7 @@ class RunHealth:
         if busiest > self.settings.gpu_idle_util or self.gpu_busy_t is None:
             self.gpu_busy_t = t
 
-    def _log(self, t: float, e: dict[str, Any]) -> None:
+    def _log(self, t: float, e: Mapping[str, Any]) -> None:
         alert = log_alert(t, e)
         if alert is not None and len(self.crashes) < 8:
             self.crashes.append(alert)
@@ -112,3 +111,12 @@ class RunHealth:
 
     def usual_gap(self) -> float | None:
         return statistics.median(self.gaps) if len(self.gaps) >= 3 else None
+
+
+# What each kind of event feeds; every kind but `sys` also counts as a sign of life.
+_ON: dict[str, Callable[[RunHealth, float, Any], None]] = {
+    "train": RunHealth._train,
+    "sys": RunHealth._sys,
+    "log": RunHealth._log,
+    "error": RunHealth._log,
+}

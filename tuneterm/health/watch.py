@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.config.errors import ConfigError
+from tuneterm.config.operations import HealthSection
 from tuneterm.health import detectors
-from tuneterm.health.alerts import Alert, HealthSettings, settings_from
+from tuneterm.health.alerts import Alert
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
 from tuneterm.health.state import RunHealth
 from tuneterm.proc import ProcessIdentity, is_alive, spawn_detached
@@ -62,9 +63,9 @@ class RunHealthReport:
 
 
 class Watcher:
-    def __init__(self, store: RunStore, settings: HealthSettings | None = None) -> None:
+    def __init__(self, store: RunStore, settings: HealthSection | None = None) -> None:
         self.store = store
-        self.settings = settings or HealthSettings()
+        self.settings = settings or HealthSection.model_validate({})
         self._runs: dict[str, _Watched] = {}
 
     def check(self, now: float | None = None, only: str | None = None) -> list[RunHealthReport]:
@@ -81,10 +82,10 @@ class Watcher:
                 out.append(report)
         return out
 
-    def _settings(self, rid: str) -> HealthSettings:
+    def _settings(self, rid: str) -> HealthSection:
         """The run's own thresholds (its config's [health]), else the watcher's."""
         try:
-            return settings_from(self.store.config(rid).health)
+            return self.store.config(rid).health
         except (ConfigError, OSError):  # an unreadable config: `show` says why
             return self.settings
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from tuneterm.proc import SCRIPT_MARKER, ProcessIdentity
 from tuneterm.script import metrics as mx
 from tuneterm.script.output import LineSplitter
 from tuneterm.store.events import EventWriter, list_segments, segment_path
+from tuneterm.store.eventtypes import user_metrics, user_name
 from tuneterm.store.files import FILE_MODE
 from tuneterm.store.meta import RunMeta, load_meta, save_meta
 from tuneterm.store.runs import RunStore
@@ -104,11 +106,12 @@ class Supervisor:
 
     def record(self, rec: mx.Record, offset: int | None = None) -> None:
         """Turn one report into events, progress and, when a name is new, a new spec."""
+        rec = dataclasses.replace(rec, metrics=user_metrics(rec.metrics))  # never `seq`, `t`...
         with self._lock:
             self.reports += 1
             step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
             epoch = rec.epoch if rec.epoch is not None else float(self.meta.epoch)
-            where: dict[str, Any] = {"off": offset} if offset is not None else {}
+            where: dict[str, int] = {"off": offset} if offset is not None else {}
             for kind, fields in mx.events_of(rec, step, epoch):
                 if kind == "train":
                     self.meta.last_loss = float(fields["loss"])
@@ -130,9 +133,10 @@ class Supervisor:
             return
         old = self.meta.best.get("value") if self.meta.best.get("metric") == name else None
         if old is None or self.book.metric(name).better(value, float(old)):
-            self.meta.best = {"metric": name, "value": value, **fields}
+            self.meta.best = {**fields, "metric": name, "value": value}
 
     def declare(self, name: str, higher: bool, best: bool) -> None:
+        name = user_name(name)  # the name its values are stored under
         with self._lock:
             self.book.declare(name, higher, best)
             if name not in self.book.seen:

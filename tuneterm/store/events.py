@@ -32,6 +32,7 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
+from tuneterm.store.eventtypes import ENVELOPE, Event, upgrade
 from tuneterm.store.files import atomic_write_bytes, make_dir
 from tuneterm.store.meta import UnreadableRun
 
@@ -42,7 +43,6 @@ LOCK_FILE = ".writer.lock"  # flock'ed by the one live writer; the kernel drops 
 # and stays under 250 ms with room for a slow fsync or a backlog at 20,000 events/s.
 FLUSH_INTERVAL = 0.1
 TABLE = "events"
-Event = dict[str, Any]
 
 
 def segment_path(events_dir: Path, index: int) -> Path:
@@ -166,7 +166,11 @@ class EventWriter:
         return None
 
     def emit(self, kind: str, /, **fields: Any) -> Event:
-        """Queue one event; visible to readers within `flush_interval` plus a flush."""
+        """Queue one event; visible to readers within `flush_interval` plus a flush. The
+        envelope (`seq`, `t`, `kind`) is the writer's own: a field of that name is refused."""
+        if not ENVELOPE.isdisjoint(fields):
+            taken = sorted(ENVELOPE.intersection(fields))
+            raise ValueError(f"{kind} event: {', '.join(taken)} is the writer's own field")
         with self._lock:
             event: Event = {"seq": self.seq, "t": round(time.time(), 3), "kind": kind, **fields}
             self.seq += 1
@@ -265,7 +269,7 @@ def _read_segment(path: Path) -> list[tuple[int, Event]]:
     ):
         raise DamagedEvents(f"{where} is not an event segment this tuneterm reads")
     db = TinyDB(storage=_ReadOnlyStorage, data=data)
-    return [(doc.doc_id, dict(doc)) for doc in db.table(TABLE, cache_size=0).all()]
+    return [(doc.doc_id, upgrade(dict(doc))) for doc in db.table(TABLE, cache_size=0).all()]
 
 
 def check_events(events_dir: Path) -> None:

@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from tuneterm.store.eventtypes import (
+    CheckpointEvent,
+    ErrorEvent,
+    LogEvent,
+    ResumeEvent,
+    StatusEvent,
+    SysEvent,
+    TestResultEvent,
+    TrainEvent,
+    ValEvent,
+    metric_fields,
+)
+
 XAxis = Literal["step", "epoch", "time"]
 X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
 LOG_LINES = 500
-_NOT_METRICS = frozenset({"kind", "seq", "t", "step", "epoch"})  # val event fields, not metrics
 
 
 class Series:
@@ -105,14 +117,14 @@ class RunHistory:
 
     train: Series = field(
         default_factory=lambda: Series(
-            "step", "epoch", "t", "loss", "lr", "img_s", "data_wait", "gpu_mem"
+            "step", "epoch", "t", "loss", "lr", "examples_s", "data_wait", "gpu_mem"
         )
     )
     # step, epoch, t, then every numeric field the run's val events carry, whatever its kind
     val: Series = field(default_factory=lambda: Series("step", "epoch", "t"))
-    sys: dict[str, Any] = field(default_factory=dict)
+    sys: Mapping[str, Any] = field(default_factory=dict)  # the last `sys` event
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
-    test: dict[str, Any] = field(default_factory=dict)
+    test: Mapping[str, Any] = field(default_factory=dict)  # the `test` event
     error: str = ""
     status: str = ""
     first_t: float = 0.0
@@ -130,54 +142,58 @@ class RunHistory:
             t = float(ev.get("t", 0.0))
             if not self.first_t:
                 self.first_t = t
-            kind = ev.get("kind")
-            if kind == "train":
-                self.train.append(
-                    step=ev.get("step", 0),
-                    epoch=ev.get("epoch", 0),
-                    t=t,
-                    loss=ev.get("loss", math.nan),
-                    lr=ev.get("lr", math.nan),
-                    img_s=ev.get("img_s", math.nan),
-                    data_wait=ev.get("data_wait", math.nan),
-                    gpu_mem=ev.get("gpu_mem_peak", math.nan),
-                )
-            elif kind == "val":
-                self._add_val(ev, t)
-            elif kind == "resume":
-                step = float(ev.get("step", 0))
-                self.train.truncate_after("step", step)
-                self.val.truncate_after("step", step)
-                self._log(t, "info", f"resumed at step {int(step)}")
-            elif kind == "sys":
-                self.sys = dict(ev)
-            elif kind == "log":
-                self._log(t, str(ev.get("level", "info")), str(ev.get("msg", "")))
-            elif kind == "error":
-                self.error = str(ev.get("message", ""))
-                self._log(t, "error", self.error)
-                for line in str(ev.get("traceback", "")).splitlines()[-12:]:
-                    self._log(t, "trace", line)
-            elif kind == "status":
-                self.status = str(ev.get("status", ""))
-                extra = f": {ev['error']}" if ev.get("error") else ""
-                self._log(t, "status", f"{self.status}{extra}")
-            elif kind == "test":
-                self.test = dict(ev)
-            elif kind == "checkpoint":
-                self._log(t, "debug", f"checkpoint {ev.get('which', '')} at step {ev.get('step')}")
+            on = _ON.get(str(ev.get("kind")))
+            if on is not None:  # a kind this view does not show (data, adapt...) is counted
+                on(self, t, ev)
         if changed:
             self.version += 1
 
-    def _add_val(self, ev: Mapping[str, Any], t: float) -> None:
-        metrics = {
-            k: float(v)
-            for k, v in ev.items()
-            if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
-        }
+    def _train(self, t: float, ev: TrainEvent) -> None:
+        self.train.append(
+            step=ev.get("step", 0),
+            epoch=ev.get("epoch", 0),
+            t=t,
+            loss=ev.get("loss", math.nan),
+            lr=ev.get("lr", math.nan),
+            examples_s=ev.get("examples_s", math.nan),
+            data_wait=ev.get("data_wait", math.nan),
+            gpu_mem=ev.get("gpu_mem_peak", math.nan),
+        )
+
+    def _val(self, t: float, ev: ValEvent) -> None:
+        metrics = metric_fields(ev)
         for name in metrics:
             self.val.add_column(name)
         self.val.append(step=ev.get("step", 0), epoch=ev.get("epoch", 0), t=t, **metrics)
+
+    def _resume(self, t: float, ev: ResumeEvent) -> None:
+        step = float(ev.get("step", 0))
+        self.train.truncate_after("step", step)
+        self.val.truncate_after("step", step)
+        self._log(t, "info", f"resumed at step {int(step)}")
+
+    def _sys(self, t: float, ev: SysEvent) -> None:
+        self.sys = ev
+
+    def _log_event(self, t: float, ev: LogEvent) -> None:
+        self._log(t, str(ev.get("level", "info")), str(ev.get("msg", "")))
+
+    def _error(self, t: float, ev: ErrorEvent) -> None:
+        self.error = str(ev.get("message", ""))
+        self._log(t, "error", self.error)
+        for line in str(ev.get("traceback", "")).splitlines()[-12:]:
+            self._log(t, "trace", line)
+
+    def _status(self, t: float, ev: StatusEvent) -> None:
+        self.status = str(ev.get("status", ""))
+        extra = f": {ev['error']}" if ev.get("error") else ""
+        self._log(t, "status", f"{self.status}{extra}")
+
+    def _test(self, t: float, ev: TestResultEvent) -> None:
+        self.test = ev
+
+    def _checkpoint(self, t: float, ev: CheckpointEvent) -> None:
+        self._log(t, "debug", f"checkpoint {ev.get('which', '')} at step {ev.get('step')}")
 
     def _log(self, t: float, level: str, msg: str) -> None:
         self.logs.append(LogLine(t, level, msg))
@@ -194,6 +210,20 @@ class RunHistory:
                 return series.np("epoch")
             return series.np("epoch")
         return series.np("step")
+
+
+# What each kind of event does to the history; other kinds are counted, not shown.
+_ON: dict[str, Callable[[RunHistory, float, Any], None]] = {
+    "train": RunHistory._train,
+    "val": RunHistory._val,
+    "resume": RunHistory._resume,
+    "sys": RunHistory._sys,
+    "log": RunHistory._log_event,
+    "error": RunHistory._error,
+    "status": RunHistory._status,
+    "test": RunHistory._test,
+    "checkpoint": RunHistory._checkpoint,
+}
 
 
 X_LABELS: dict[XAxis, str] = {"step": "step", "epoch": "epoch", "time": "minutes"}

@@ -36,7 +36,7 @@ class SpeedPane(Pane):
         wait = Chart(title="data wait %", xlabel=x_label(settings), empty="")
         if history is not None:
             x = x_values(history, history.train, info, settings)
-            speed.lines = [Line(x, history.train.np("img_s"), unit, "cyan")]
+            speed.lines = [Line(x, history.train.np("examples_s"), unit, "cyan")]
             wait.lines = [Line(x, history.train.np("data_wait") * 100, "data wait %", "yellow")]
         root.query_one("#plot-speed", CurvePlot).show(speed)
         root.query_one("#plot-wait", CurvePlot).show(wait)

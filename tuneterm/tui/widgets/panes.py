@@ -113,13 +113,13 @@ def speed_summary(history: RunHistory | None, unit: str = "img/s") -> Text:
     """Throughput (in the run's `unit`), data wait and peak GPU memory, from the train events."""
     if history is None or not len(history.train):
         return Text("no training steps yet", style="dim")
-    img_s = history.train.np("img_s")
+    speed = history.train.np("examples_s")
     wait = history.train.np("data_wait")
     mem = history.train.np("gpu_mem")
     last_wait = float(wait[-1]) if len(wait) else math.nan
     text = Text()
-    text.append(f"{number(float(img_s[-1]))} {unit}", style="bold")
-    text.append(f"  (mean {number(float(img_s[~(img_s != img_s)].mean()))})   ")
+    text.append(f"{number(float(speed[-1]))} {unit}", style="bold")
+    text.append(f"  (mean {number(float(speed[~(speed != speed)].mean()))})   ")
     text.append(f"data wait {last_wait * 100:.0f}%")
     if last_wait == last_wait and last_wait >= INPUT_BOUND:
         text.append(
