@@ -69,7 +69,9 @@ class Supervisor:
         self.meta.host = socket.gethostname()
         self.meta.epochs = 0  # a script's length is its own business (train.epochs is unused)
         self.writer = EventWriter(self.dir / "events", flush_interval=FLUSH_EVERY)
-        self.book = mx.MetricBook.from_spec(self.meta.metrics)
+        self.book = mx.MetricBook.from_spec(
+            self.meta.metrics, self.cfg.script.metric, self.meta.best
+        )
         self.patterns = [re.compile(p) for p in self.cfg.script.patterns]
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._lock = threading.Lock()  # meta.json, the metric book, the step counter
@@ -107,30 +109,21 @@ class Supervisor:
         with self._lock:
             self.reports += 1
             step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
+            if rec.at_last_step:  # an eval (or more of a report) belongs to the step reached
+                step = self.meta.step
             epoch = rec.epoch if rec.epoch is not None else float(self.meta.epoch)
             where: dict[str, Any] = {"off": offset} if offset is not None else {}
             for kind, fields in mx.events_of(rec, step, epoch):
                 if kind == "train":
                     self.meta.last_loss = float(fields["loss"])
-                else:
-                    self._track_best(fields)
                 self.writer.emit(kind, **fields, **where)
             self.meta.step, self.meta.epoch = step, int(epoch)
-            changed = self.book.see(
-                [k for k in rec.metrics if k not in (*mx.TRAIN_LOSS, *mx.LR_KEYS)]
-            )
+            changed = self.book.see(list(rec.metrics))
+            for _, fields in mx.events_of(rec, step, epoch):  # after see: the chosen metric
+                self.meta.best = self.book.offer(fields)
             if changed:
                 self.meta.metrics = self.book.spec()
             self._save(force=changed)
-
-    def _track_best(self, fields: dict[str, Any]) -> None:
-        name = self.book.best() or next(iter(k for k in fields if k not in ("step", "epoch")), "")
-        value = fields.get(name)
-        if not isinstance(value, float) or value != value:
-            return
-        old = self.meta.best.get("value") if self.meta.best.get("metric") == name else None
-        if old is None or self.book.metric(name).better(value, float(old)):
-            self.meta.best = {"metric": name, "value": value, **fields}
 
     def declare(self, name: str, higher: bool, best: bool) -> None:
         with self._lock:
@@ -138,6 +131,7 @@ class Supervisor:
             if name not in self.book.seen:
                 self.book.seen.append(name)
             self.meta.metrics = self.book.spec()
+            self.meta.best = self.book.offer({})  # the declared best may now rank the run
             self._save(force=True)
 
     # -- the script --------------------------------------------------------------------------
@@ -261,7 +255,10 @@ class Supervisor:
             return
         self.tail.append(line)
         self.writer.emit("log", level="out", msg=line)
-        if self.api:  # the script reports through the API: its printed lines would repeat it
+        # The script reports through the API: its printed lines would repeat it. The API writes
+        # its file before the script prints on, so a look at the file now cannot miss it.
+        if self.api or (self.dir / METRICS_FILE).exists():
+            self.api = True
             return
         rec = mx.parse_line(line, self.patterns)
         if rec is not None:
