@@ -105,3 +105,82 @@ def sweep_configs(
         filled = fill(command, values)
         out.append(from_dict({**data, "script": {**data["script"], "command": filled}}))
     return out
+
+
+# -- tuneterm parse ------------------------------------------------------------------------------
+def cmd_parse(args: argparse.Namespace) -> int:
+    """What a script run would read from a log: each record, its format, step and metrics, and
+    the metric that would rank the run; `--pattern`s (or a config's [script] patterns) replace
+    the built-in formats, as they do in a run."""
+    import re
+    import sys
+
+    from tuneterm.cli.common import EXIT_OK, console, out
+    from tuneterm.script.formats import read_line, read_patterns
+    from tuneterm.script.metrics import MetricBook
+    from tuneterm.script.output import LineSplitter
+
+    sources = list(args.pattern)
+    metric = ""
+    if args.config:
+        cfg = from_dict(_base(args), args.config)
+        sources += cfg.script.patterns
+        metric = cfg.script.metric
+    patterns = []
+    for source in sources:
+        try:
+            patterns.append(re.compile(source))
+        except re.error as exc:
+            raise ConfigError([ConfigIssue("--pattern", source, f"not a regex: {exc}")]) from None
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("FILE", args.file, f"cannot read: {exc.strerror}")]) from None
+    splitter = LineSplitter()  # as the supervisor splits output: a \r redraw keeps its last state
+    book = MetricBook(configured=metric)
+    records = []
+    for number, line in enumerate(splitter.feed(raw) + splitter.close(), start=1):
+        reading = read_patterns(line, patterns) if patterns else read_line(line)
+        if reading is None or reading.record is None or not reading.record.metrics:
+            continue
+        rec = reading.record
+        book.see(list(rec.metrics))
+        records.append(
+            {
+                "line": number,
+                "format": reading.source,
+                "step": rec.step,
+                "epoch": rec.epoch,
+                "phase": rec.phase or None,
+                "metrics": rec.metrics,
+            }
+        )
+    if args.json:
+        out({"file": args.file, "metric": book.best(), "records": records})
+        return EXIT_OK
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{args.file}: {len(records)} records", box=None, header_style="bold")
+    for col in ("line", "format", "step", "metrics"):
+        table.add_column(col, no_wrap=col != "metrics")
+    for r in records:
+        shown = "  ".join(f"{k} {v:.6g}" for k, v in r["metrics"].items())
+        step = "-" if r["step"] is None else str(r["step"])
+        table.add_row(str(r["line"]), r["format"], step, escape(shown))
+    con = console()
+    con.print(table)
+    con.print(f"the run's metric: {escape(book.best() or 'none yet')}")
+    return EXIT_OK
+
+
+def add_commands(add: Any) -> None:
+    p = add("parse", cmd_parse, "show the metrics tuneterm would read from a script's output")
+    p.add_argument("file", metavar="FILE", help="a log of the script's output, or - for stdin")
+    p.add_argument(
+        "--pattern",
+        action="append",
+        default=[],
+        help="a regex whose named groups are metrics (as [script] patterns); repeatable",
+    )
+    p.add_argument("--config", help="a run config: its [script] patterns and metric")
