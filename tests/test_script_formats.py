@@ -118,7 +118,11 @@ def test_lightning_bars_postfix_without_v_num_and_no_summary_table() -> None:
     assert got[1][1] == {"train_loss": 0.426, "val_loss": 0.546, "val_acc": 0.913}
     assert got[1][2] == 20
     rich = readings("lightning_rich.txt")
-    assert [m for _, m, _ in rich] == [{"train_loss": 0.342}, {"val_loss": 0.352}, {"val_acc": 0.941}]
+    assert [m for _, m, _ in rich] == [
+        {"train_loss": 0.342},
+        {"val_loss": 0.352},
+        {"val_acc": 0.941},
+    ]
     for name in ("lightning_tqdm.txt", "lightning_rich.txt"):
         for line in lines(name):
             if "params" in line or "FLOPs" in line or "mode:" in line or "available" in line:

@@ -74,6 +74,22 @@ def script_config(args: argparse.Namespace, command: list[str] | None) -> RunCon
     return None if data is None else from_dict(data, args.config or "the command line")
 
 
+def swept_args(command: list[str], keys: list[str]) -> dict[str, str]:
+    """Which `--name` argument each sweep key fills: `--learning_rate={lr}` and
+    `--learning_rate {lr}` both give lr -> learning_rate (as `script.args` names it)."""
+    out: dict[str, str] = {}
+    for i, arg in enumerate(command):
+        for key in keys:
+            if "{" + key + "}" not in arg or key in out:
+                continue
+            flag, eq, _ = arg.partition("=")
+            if eq and flag.startswith("-"):
+                out[key] = flag.lstrip("-").replace("-", "_")
+            elif i > 0 and command[i - 1].startswith("-") and "=" not in command[i - 1]:
+                out[key] = command[i - 1].lstrip("-").replace("-", "_")
+    return out
+
+
 def sweep_configs(
     data: dict[str, Any], points: list[dict[str, str]], keys: list[str]
 ) -> list[RunConfig]:
@@ -135,10 +151,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
-        raise ConfigError([ConfigIssue("FILE", args.file, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            [ConfigIssue("FILE", args.file, f"cannot read: {exc.strerror}")]
+        ) from None
     splitter = LineSplitter()  # as the supervisor splits output: a \r redraw keeps its last state
     book = MetricBook(configured=metric)
-    records = []
+    records: list[dict[str, Any]] = []
     for number, line in enumerate(splitter.feed(raw) + splitter.close(), start=1):
         reading = read_patterns(line, patterns) if patterns else read_line(line)
         if reading is None or reading.record is None or not reading.record.metrics:

@@ -162,5 +162,5 @@ class KerasProgress:
                 values[named(k, "eval" if k.startswith("val_") else "train")] = value
         if not values:
             return None
-        phase = "train" if "loss" in values else "eval"
-        return Reading(Record(values, phase=phase, source=self.name), self.name)
+        rec = Record(values, phase="train" if "loss" in values else "eval", source=self.name)
+        return Reading(rec, self.name)

@@ -32,7 +32,9 @@ class NanoGPT:
             return Reading(rec, self.name)
         if m := self._EVAL.match(text):
             values = {"val_loss": _f(m[3]), "eval_train_loss": _f(m[2])}
-            return Reading(Record(values, step=int(m[1]), phase="eval", source=self.name), self.name)
+            return Reading(
+                Record(values, step=int(m[1]), phase="eval", source=self.name), self.name
+            )
         return None
 
 
@@ -81,7 +83,9 @@ class Timm:
         rf"^Test( \(EMA\))?: \[\s*(\d+)/(\d+)\]\s+Time:.*?Loss:\s*{_N} \(\s*{_N}\)\s+"
         rf"Acc@1:\s*{_N} \(\s*{_N}\)\s+Acc@5:\s*{_N} \(\s*{_N}\)"
     )
-    _BANNER = re.compile(r"^(Model \S+ created, param count|\*\*\* Best metric:|Current checkpoints)")
+    _BANNER = re.compile(
+        r"^(Model \S+ created, param count|\*\*\* Best metric:|Current checkpoints)"
+    )
 
     def read(self, line: str) -> Reading | None:
         text = line.strip()
@@ -116,9 +120,11 @@ class Torchvision:
     project = "pytorch/vision references/classification"
     _TRAIN = re.compile(r"^Epoch: \[(\d+)\]\s+\[\s*(\d+)/(\d+)\]\s+eta: \S+\s+(.*)$")
     _METER = re.compile(rf"([A-Za-z_][\w/@]*): {_N}(?: \(\s*{_N}\))?")
-    _SKIP = {"time", "data", "img/s", "mem", "eta"}
+    _SKIP = frozenset({"time", "data", "img/s", "mem", "eta"})
     _SUMMARY = re.compile(rf"^(?:Test:\s*(EMA)?\s*|\* )Acc@1 {_N} Acc@5 {_N}$")
-    _OTHER = re.compile(r"^(Test:\s*(EMA)?\s*\[\s*\d+/\d+\]|Test:.*Total time|Epoch: \[\d+\] Total)")
+    _OTHER = re.compile(
+        r"^(Test:\s*(EMA)?\s*\[\s*\d+/\d+\]|Test:.*Total time|Epoch: \[\d+\] Total)"
+    )
 
     def read(self, line: str) -> Reading | None:
         text = line.strip()
