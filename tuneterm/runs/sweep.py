@@ -371,7 +371,11 @@ def _params(
 def _pick_metric(runs: list[RunInfo], metric: str, group: str) -> tuple[str, tuple[str, ...]]:
     """The metric to sort by: `--metric` if the runs report it (else exit 2 naming it), else
     the one the runs' metric spec ranks them by; "" while no run reports any."""
-    allowed = metrics_of(runs)
+    specs = [r.meta.metric_spec() for r in runs if r.meta is not None]
+    # A script run may be ranked by its train loss, which is no curve of its spec's val list.
+    ranked = [str(r.meta.metrics["best"]) for r in runs if r.meta and r.meta.metrics.get("best")]
+    curves = metrics_of(runs)
+    allowed = (*curves, *(n for n in dict.fromkeys(ranked) if n not in curves))
     if metric and metric not in allowed:
         raise ConfigError(
             [
@@ -383,8 +387,8 @@ def _pick_metric(runs: list[RunInfo], metric: str, group: str) -> tuple[str, tup
             ]
         )
     if not metric:
-        specs = [r.meta.metric_spec() for r in runs if r.meta is not None]
-        metric = next((s.best for s in specs if s.best), "") or next(iter(allowed), "")
+        metric = next((s.best for s in specs if s.best in allowed), "")
+        metric = metric or next(iter(allowed), "")
     return metric, allowed
 
 

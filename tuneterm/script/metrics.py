@@ -190,6 +190,8 @@ class MetricBook:
             old = self.bests.get(key, {}).get("value")
             if old is None or self.metric(key).better(value, float(old)):
                 extra = {k: v for k, v in fields.items() if k != "off"}
+                if isinstance(extra.get("epoch"), float) and math.isfinite(extra["epoch"]):
+                    extra["epoch"] = int(extra["epoch"])  # the epoch it was reached in
                 self.bests[key] = {**extra, "metric": key, "value": value}
         return dict(self.bests.get(self.best(), {}))
 

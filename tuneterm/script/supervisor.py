@@ -80,6 +80,7 @@ class Supervisor:
         self._done = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
         self.reports = 0
+        self._printed: tuple[int | None, dict[str, float]] = (None, {})
         self.api = False  # the script has written to the API's metrics file
         self.offset = _last_offset(self.dir / "events")
         self.api = self.offset > 0 or (self.dir / METRICS_FILE).exists()
@@ -107,10 +108,11 @@ class Supervisor:
     def record(self, rec: mx.Record, offset: int | None = None) -> None:
         """Turn one report into events, progress and, when a name is new, a new spec."""
         with self._lock:
-            self.reports += 1
-            step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
             if rec.at_last_step:  # an eval (or more of a report) belongs to the step reached
                 step = self.meta.step
+            else:
+                self.reports += 1
+                step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
             epoch = rec.epoch if rec.epoch is not None else float(self.meta.epoch)
             where: dict[str, Any] = {"off": offset} if offset is not None else {}
             for kind, fields in mx.events_of(rec, step, epoch):
@@ -261,7 +263,8 @@ class Supervisor:
             self.api = True
             return
         rec = mx.parse_line(line, self.patterns)
-        if rec is not None:
+        if rec is not None and (rec.step is None or (rec.step, rec.metrics) != self._printed):
+            self._printed = (rec.step, rec.metrics)  # a bar printed twice is one report
             self.record(rec)
 
     def _tail_metrics(self) -> None:
