@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tuneterm.script.formats import REGISTRY, number, read_line
-from tuneterm.script.metrics import MetricBook, parse_line, run_metric
+from tuneterm.script.metrics import MetricBook, from_mapping, parse_line, run_metric
 
 DATA = Path(__file__).resolve().parent / "data" / "script_formats"
 
@@ -190,6 +190,11 @@ def test_the_runs_best_follows_the_chosen_metric_and_skips_non_finite_values() -
     assert best["metric"] == "val_acc" and best["value"] == 0.75 and best["step"] == 2
     assert book.bests["val_loss"]["value"] == 0.8  # inf is no best
     assert book.spec()["best"] == "val_acc"
+
+
+def test_an_epoch_passed_to_log_is_never_a_curve() -> None:
+    rec = from_mapping({"loss": 0.5, "epoch": 1.5, "eval_runtime": 0.1}, step=3, epoch=1.5)
+    assert rec is not None and rec.metrics == {"loss": 0.5} and rec.epoch == 1.5 and rec.step == 3
 
 
 def run_parse(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

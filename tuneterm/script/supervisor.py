@@ -257,13 +257,17 @@ class Supervisor:
             return
         self.tail.append(line)
         self.writer.emit("log", level="out", msg=line)
-        # The script reports through the API: its printed lines would repeat it. The API writes
-        # its file before the script prints on, so a look at the file now cannot miss it.
-        if self.api or (self.dir / METRICS_FILE).exists():
-            self.api = True
+        if self.api:  # the script reports through the API: its printed lines would repeat it
             return
         rec = mx.parse_line(line, self.patterns)
-        if rec is not None and (rec.step is None or (rec.step, rec.metrics) != self._printed):
+        if rec is None:
+            return
+        # The API writes its file before the script prints on, so a look at the file now
+        # cannot miss it, however late the tailer's next poll (the start-up race).
+        if (self.dir / METRICS_FILE).exists():
+            self.api = True
+            return
+        if rec.step is None or (rec.step, rec.metrics) != self._printed:
             self._printed = (rec.step, rec.metrics)  # a bar printed twice is one report
             self.record(rec)
 

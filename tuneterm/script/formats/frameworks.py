@@ -54,7 +54,7 @@ class HfTrainerDict:
 # The bar's count and its bracket; text may follow the bracket when a message was printed
 # onto the bar's line (Lightning's "`Trainer.fit` stopped").
 _BAR = re.compile(r"\|\s*(\d+)/(\d+|\?)\s*\[[^\],]*(?:, [^\],]*?(?:it/s|s/it))?(?:, ([^\]]*))?\]")
-_POSTFIX = re.compile(rf"([A-Za-z_][\w./\-]*)=\s*{_N}(?=,|$)", re.IGNORECASE)
+_POSTFIX = re.compile(rf"([A-Za-z_][\w./\-]*+)=\s*{_N}(?=,|$)", re.IGNORECASE)
 
 
 def _postfix(text: str) -> dict[str, float]:
@@ -101,8 +101,8 @@ class LightningRich:
     name = "lightning-rich"
     project = "Lightning RichProgressBar"
     _HEAD = re.compile(r"^Epoch (\d+)/\d+\s+\S*\s+(\d+)/(\d+)\s.*?(?:it/s|s/it)(.*)$")
-    _MORE = re.compile(rf"^\s{{20,}}([A-Za-z_][\w./\-]*): {_N}\s*$")
-    _PAIR = re.compile(rf"([A-Za-z_][\w./\-]*): {_N}")
+    _MORE = re.compile(rf"^\s{{20,}}([A-Za-z_][\w./\-]*+): {_N}\s*$")
+    _PAIR = re.compile(rf"([A-Za-z_][\w./\-]*+): {_N}")
 
     def read(self, line: str) -> Reading | None:
         if m := self._MORE.match(line):
@@ -148,7 +148,7 @@ class KerasProgress:
     name = "keras"
     project = "keras Model.fit progress bar"
     _LINE = re.compile(r"^(\d+/\d+ \S.*? - |)\w+: ")
-    _PAIR = re.compile(rf"(?:^|\s-\s)([A-Za-z_]\w*): {_N}(?=\s-\s|\s*$)")
+    _PAIR = re.compile(rf"(?:^|\s-\s)([A-Za-z_]\w*+): {_N}(?=\s-\s|\s*$)")
 
     def read(self, line: str) -> Reading | None:
         text = line.strip()

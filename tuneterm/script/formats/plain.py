@@ -9,18 +9,17 @@ from tuneterm.script.formats.base import NUM, Reading, Record, metric_like, name
 from tuneterm.script.formats.frameworks import EPOCH_KEYS, NOT_CURVES, STEP_KEYS
 
 _BANNERS = re.compile(
-    r"^(Overriding\b"  # nanoGPT's configurator
-    r"|.*\bparam(eter)?s?\b"  # parameter counts and summaries (Lightning, timm, nanoGPT)
-    r"|.*\bparameters?\b"
+    r"(Overriding\b"  # nanoGPT's configurator
     r"|tokens per iteration"
-    r"|.*\bFLOPs\b"
     r"|Modules in (train|eval) mode"
     r"|(Created|Using|Loading|Saving|saving|Creating|Initiali[sz]ing|Scheduled)\b"
-    r"|\w+(Arguments|Config)?\(|Namespace\("  # repr of the run's arguments
+    r"|\w++\("  # the repr of the run's arguments: Namespace(...), TrainingArguments(...)
     r"|Learning rate \(|found vocab_size|\s*\|"  # table rows of a model summary
     r")",
     re.IGNORECASE,
 )
+# Anywhere in the line: parameter counts and summaries (Lightning, timm, nanoGPT).
+_COUNTS = re.compile(r"\b(param(eter)?s?|FLOPs)\b", re.IGNORECASE)
 
 
 class Banner:
@@ -32,11 +31,12 @@ class Banner:
     project = "settings and banners"
 
     def read(self, line: str) -> Reading | None:
-        return Reading(None, self.name) if _BANNERS.match(line.strip()) else None
+        text = line.strip()
+        return Reading(None, self.name) if _BANNERS.match(text) or _COUNTS.search(text) else None
 
 
 _PAIR = re.compile(
-    rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*)\s*[:=]\s*({NUM})(?![\w%/.:])", re.IGNORECASE
+    rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*+)\s*+[:=]\s*({NUM})(?![\w%/.:])", re.IGNORECASE
 )
 _JSON_MEMBER = re.compile(r"^\s*\"[^\"]+\"\s*:\s*[^,]*,?\s*$")  # one member of a printed dict
 MAX_PROSE_WORDS = 4  # words outside the pairs: more, and the line is a sentence
@@ -51,7 +51,7 @@ class PlainPairs:
     project = "key: value / key=value"
 
     def read(self, line: str) -> Reading | None:
-        if _JSON_MEMBER.match(line):
+        if (":" not in line and "=" not in line) or _JSON_MEMBER.match(line):
             return None
         pairs = _PAIR.findall(line)
         if not pairs:

@@ -119,7 +119,7 @@ class Torchvision:
     name = "torchvision"
     project = "pytorch/vision references/classification"
     _TRAIN = re.compile(r"^Epoch: \[(\d+)\]\s+\[\s*(\d+)/(\d+)\]\s+eta: \S+\s+(.*)$")
-    _METER = re.compile(rf"([A-Za-z_][\w/@]*): {_N}(?: \(\s*{_N}\))?")
+    _METER = re.compile(rf"([A-Za-z_][\w/@]*+): {_N}(?: \(\s*{_N}\))?")
     _SKIP = frozenset({"time", "data", "img/s", "mem", "eta"})
     _SUMMARY = re.compile(rf"^(?:Test:\s*(EMA)?\s*|\* )Acc@1 {_N} Acc@5 {_N}$")
     _OTHER = re.compile(
