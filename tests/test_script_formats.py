@@ -105,8 +105,8 @@ def test_hf_trainer_dicts_train_eval_and_no_summary_no_epoch_curve() -> None:
     assert got[0] == ("hf-trainer", {"loss": 0.7731, "grad_norm": 0.8436, "lr": 4e-05}, None)
     evals = [m for _, m, _ in got if "eval_loss" in m]
     assert evals == [
-        {"eval_loss": 0.7465, "eval_acc": 0.4531},
-        {"eval_loss": 0.7464, "eval_acc": 0.4531},
+        {"eval_loss": 0.7465, "eval_accuracy": 0.4531},
+        {"eval_loss": 0.7464, "eval_accuracy": 0.4531},
     ]
     assert not any("epoch" in m or "train_runtime" in m for _, m, _ in got)
     assert len(got) == 6  # 4 train dicts, 2 evaluations; the train() summary is not a step
@@ -133,8 +133,8 @@ def test_lightning_bars_postfix_without_v_num_and_no_summary_table() -> None:
 def test_keras_lines_keep_train_and_val_apart() -> None:
     got = readings("keras.txt")
     assert [m for _, m, _ in got] == [
-        {"loss": 0.6931, "train_acc": 0.5, "val_loss": 0.689, "val_acc": 0.5312},
-        {"train_acc": 0.625, "loss": 0.6512, "val_acc": 0.6562, "val_loss": 0.6401},
+        {"loss": 0.6931, "train_accuracy": 0.5, "val_loss": 0.689, "val_accuracy": 0.5312},
+        {"train_accuracy": 0.625, "loss": 0.6512, "val_accuracy": 0.6562, "val_loss": 0.6401},
     ]
 
 
