@@ -173,6 +173,7 @@ def test_settings_and_banners_are_never_metrics(line: str) -> None:
 def test_one_rule_picks_accuracy_then_eval_loss_then_train_loss_never_junk() -> None:
     assert run_metric(["val_loss", "val_acc", "loss"]) == "val_acc"
     assert run_metric(["eval_loss", "eval_acc"]) == "eval_acc"
+    assert run_metric(["grad_norm", "eval_loss", "eval_accuracy"]) == "eval_accuracy"
     assert run_metric(["val_loss", "eval_train_loss", "loss"]) == "val_loss"
     assert run_metric(["loss"]) == "loss"
     assert run_metric(["n_layer", "be", "count", "mine"]) == ""

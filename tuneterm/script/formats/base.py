@@ -121,7 +121,7 @@ def named(name: str, phase: Phase) -> str:
 # Words a metric's name is made of. A plain `key: value` is a metric only when its key has one
 # of them: `n_layer = 2` and `crop_pct: 0.875` are settings, not curves.
 _METRIC_WORDS = re.compile(
-    r"^(loss|acc\d*|err|error|f1|precision|prec\d*|recall|auc|auroc|ap\d*|map\d*|miou|iou|dice"
+    r"^(loss|acc\d*|accuracy|err|error|f1|precision|prec\d*|recall|auc|auroc|ap\d*|map\d*|miou|iou|dice"
     r"|bleu|rouge\w*|ppl|perplexity|mse|mae|rmse|nll|kl|wer|cer|score|reward|lr|grad_norm|psnr"
     r"|ssim|r2|mcc|em|exact_match|bpc|bpb|top\d|metric|objective)$"
 )
