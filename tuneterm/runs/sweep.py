@@ -368,14 +368,23 @@ def _params(
     return {k: config[k] if config.get(k) is not None else mine.get(k) for k in keys}
 
 
+def _rankable(runs: list[RunInfo]) -> tuple[str, ...]:
+    """What a group can be ranked by: its curves, and the train loss of script runs ranked by
+    it (no curve of their spec's val list)."""
+    ranked = [
+        str(r.meta.metrics["best"])
+        for r in runs
+        if r.meta and r.meta.metrics.get("best") == "loss" and r.meta.last_loss is not None
+    ]
+    curves = metrics_of(runs)
+    return (*curves, *(n for n in dict.fromkeys(ranked) if n not in curves))
+
+
 def _pick_metric(runs: list[RunInfo], metric: str, group: str) -> tuple[str, tuple[str, ...]]:
     """The metric to sort by: `--metric` if the runs report it (else exit 2 naming it), else
     the one the runs' metric spec ranks them by; "" while no run reports any."""
     specs = [r.meta.metric_spec() for r in runs if r.meta is not None]
-    # A script run may be ranked by its train loss, which is no curve of its spec's val list.
-    ranked = [str(r.meta.metrics["best"]) for r in runs if r.meta and r.meta.metrics.get("best")]
-    curves = metrics_of(runs)
-    allowed = (*curves, *(n for n in dict.fromkeys(ranked) if n not in curves))
+    allowed = _rankable(runs)
     if metric and metric not in allowed:
         raise ConfigError(
             [
