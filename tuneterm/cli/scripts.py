@@ -4,6 +4,8 @@ lr=1e-4,3e-4 -- python train.py --lr {lr}`. The command after `--` is argv, neve
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from tuneterm.config import (
     parse_toml,
 )
 from tuneterm.config.scriptargs import fill, placeholders
+from tuneterm.script.formats import read_line, read_patterns
+from tuneterm.script.metrics import MetricBook
+from tuneterm.script.output import LineSplitter
 
 
 def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -124,18 +129,8 @@ def sweep_configs(
 
 
 # -- tuneterm parse ------------------------------------------------------------------------------
-def cmd_parse(args: argparse.Namespace) -> int:
-    """What a script run would read from a log: each record, its format, step and metrics, and
-    the metric that would rank the run; `--pattern`s (or a config's [script] patterns) replace
-    the built-in formats, as they do in a run."""
-    import re
-    import sys
-
-    from tuneterm.cli.common import EXIT_OK, console, out
-    from tuneterm.script.formats import read_line, read_patterns
-    from tuneterm.script.metrics import MetricBook
-    from tuneterm.script.output import LineSplitter
-
+def _parse_setup(args: argparse.Namespace) -> tuple[list[re.Pattern[str]], str]:
+    """The patterns (`--pattern`, then a config's [script] patterns) and `[script] metric`."""
     sources = list(args.pattern)
     metric = ""
     if args.config:
@@ -148,14 +143,22 @@ def cmd_parse(args: argparse.Namespace) -> int:
             patterns.append(re.compile(source))
         except re.error as exc:
             raise ConfigError([ConfigIssue("--pattern", source, f"not a regex: {exc}")]) from None
+    return patterns, metric
+
+
+def _log_bytes(name: str) -> bytes:
     try:
-        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
-        raise ConfigError(
-            [ConfigIssue("FILE", args.file, f"cannot read: {exc.strerror}")]
-        ) from None
-    splitter = LineSplitter()  # as the supervisor splits output: a \r redraw keeps its last state
-    book = MetricBook(configured=metric)
+        raise ConfigError([ConfigIssue("FILE", name, f"cannot read: {exc.strerror}")]) from None
+
+
+def parse_log(
+    raw: bytes, patterns: list[re.Pattern[str]], book: MetricBook
+) -> list[dict[str, Any]]:
+    """Each record a run would read from `raw`, split into lines as the supervisor splits
+    output (a \\r redraw keeps its last state); `book` notes the names."""
+    splitter = LineSplitter()
     records: list[dict[str, Any]] = []
     for number, line in enumerate(splitter.feed(raw) + splitter.close(), start=1):
         reading = read_patterns(line, patterns) if patterns else read_line(line)
@@ -173,6 +176,18 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 "metrics": rec.metrics,
             }
         )
+    return records
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """What a script run would read from a log: each record, its format, step and metrics, and
+    the metric that would rank the run; `--pattern`s (or a config's [script] patterns) replace
+    the built-in formats, as they do in a run."""
+    from tuneterm.cli.common import EXIT_OK, console, out
+
+    patterns, metric = _parse_setup(args)
+    book = MetricBook(configured=metric)
+    records = parse_log(_log_bytes(args.file), patterns, book)
     if args.json:
         out({"file": args.file, "metric": book.best(), "records": records})
         return EXIT_OK
