@@ -19,7 +19,7 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
-from tuneterm.cli.listing import COLUMNS, cut, layout, plain_lines, row_of
+from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report
 from tuneterm.store.runs import RunNotFound
@@ -41,7 +41,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.text import Text
 
-    fit = layout(rows, shutil.get_terminal_size().columns)
+    fit, rows = fit_rows(rows, shutil.get_terminal_size().columns)
     headers = dict(COLUMNS)
     con = console()
     line = "  ".join(headers[k].ljust(fit.widths[k]) for k in fit.keys)

@@ -22,8 +22,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("elapsed", "ELAPSED"),
     ("device", "DEVICE"),
 )
-# dropped first to last when the terminal is too narrow; id and status are never dropped
-DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "best", "name")
+# dropped first to last when the terminal is too narrow (short ids first keep BEST at 80
+# columns: fit_rows); id and status are never dropped
+DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "name", "best")
 GAP = 2
 NAME_CAP = 24  # a long name is cut to this before any column is dropped
 
@@ -79,6 +80,33 @@ def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
                 break
         keys.remove(key)
     return Layout(tuple(keys), {k: widths[k] for k in keys})
+
+
+def short_ids(ids: Sequence[str]) -> dict[str, str]:
+    """Each id's shortest unique tail, whole `-`-separated parts from the end (`317e`, or
+    `script-317e` if another id ends in `317e`): what `show`, `stop` and the rest accept as
+    the run (RunStore.resolve), in fewer columns."""
+    out = {}
+    for run_id in ids:
+        parts = run_id.split("-")
+        for n in range(1, len(parts) + 1):
+            tail = "-".join(parts[-n:])
+            if not any(o != run_id and o.endswith(tail) for o in ids):
+                break
+        out[run_id] = tail
+    return out
+
+
+def fit_rows(rows: Sequence[dict[str, str]], width: int) -> tuple[Layout, list[dict[str, str]]]:
+    """The layout for a terminal `width`, and the rows as shown: when the whole ids leave no
+    room for BEST, each id is shown as its shortest unique tail. Piped output and
+    `--json` keep whole ids (plain_lines)."""
+    whole = layout(rows, width)
+    if "best" in whole.keys:
+        return whole, list(rows)
+    short = short_ids([r["id"] for r in rows])
+    shown = [{**r, "id": short[r["id"]]} for r in rows]
+    return layout(shown, width), shown
 
 
 def cut(text: str, width: int) -> str:

@@ -82,7 +82,7 @@ def _script_points(
     args: argparse.Namespace, store: RunStore, data: dict[str, Any]
 ) -> tuple[str, list[sweep.Point], list[str]]:
     """A sweep over a command: --grid/--choice values fill its {key} fields."""
-    from tuneterm.cli.scripts import sweep_configs
+    from tuneterm.cli.scripts import sweep_configs, swept_args
     from tuneterm.config import flatten
     from tuneterm.runs import launcher
 
@@ -102,7 +102,8 @@ def _script_points(
     cfgs = sweep_configs(data, values, keys)
     launcher.validate(cfgs[0], store)
     flat = flatten(cfgs[0])
-    shown = [f"args.{k}" if f"args.{k}" in flat else k for k in keys]
+    arg_of = swept_args([str(a) for a in data["script"]["command"]], keys)
+    shown = [f"args.{arg_of.get(k, k)}" if f"args.{arg_of.get(k, k)}" in flat else k for k in keys]
     for p, cfg, vals in zip(pts, cfgs, values, strict=True):
         p.cfg = cfg
         f = flatten(cfg)
@@ -138,7 +139,7 @@ def _print_best(args: argparse.Namespace, store: RunStore, group: str, metric: s
     con = console()
     con.print(table_out)
     if best is None:
-        con.print(f"no run of sweep {group} has {table.metric} yet")
+        con.print(f"no run of sweep {group} has {table.metric or 'a metric'} yet")
         return EXIT_FAILED
     params = " ".join(f"{k}={json.dumps(v)}" for k, v in best.params.items())
     con.print(f"best: {best.info.id} ({best.info.name}) {table.metric} {best.value:.4f}  {params}")

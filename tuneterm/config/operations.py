@@ -85,6 +85,11 @@ class ScriptSection(_Section):
         description="Your own metric patterns: regular expressions whose named groups are "
         'metrics, e.g. "acc (?P<val_acc>[0-9.]+)"',
     )
+    metric: str = Field(
+        "",
+        description="The metric that ranks the run (ls BEST, sweep-best, compare); empty: an "
+        "accuracy-like eval metric, else an eval loss, else the train loss",
+    )
     stop_signal: StopSignal = Field(
         "SIGTERM", description="What `tuneterm stop` sends the script's process group"
     )

@@ -328,35 +328,64 @@ class GroupTable:
         }
 
 
-def group_table(
-    store: RunStore, group: str, metric: str = "", runs: list[RunInfo] | None = None
-) -> GroupTable:
-    """The group's runs sorted by `metric` (default: the runs' train.metric), with the swept
-    keys as columns (from the sweep's record, else the config keys that differ)."""
-    runs = [r for r in (runs if runs is not None else store.list()) if group_of(r) == group]
-    if not runs:
-        raise ConfigError([ConfigIssue("group", group, "no runs carry the tag sweep:" + group)])
+def _configs(store: RunStore, runs: list[RunInfo]) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {}
     for r in runs:
         try:
             configs[r.id] = flatten(store.config(r.id))
         except (ConfigError, OSError):
             configs[r.id] = {}
-    keys: list[str] = []
+    return configs
+
+
+def _recorded(store: RunStore, group: str) -> dict[str, Any]:
     try:
-        recorded = read_json(group_file(store, group))
-        keys = [str(k) for k in recorded.get("keys", [])]
-    except (OSError, ValueError, AttributeError):
-        pass
-    if not keys:
-        all_keys = sorted({k for c in configs.values() for k in c} - {"run.name", "run.tags"})
-        keys = [k for k in all_keys if len({repr(c.get(k)) for c in configs.values()}) > 1]
-    spec = _spec_of(runs)
-    allowed = metrics_of(runs)
-    if not metric:
-        metric = spec.best if spec is not None else ""
-        metric = metric or next(iter(allowed), "")
-    if metric not in allowed:
+        data = read_json(group_file(store, group))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _swept_keys(recorded: dict[str, Any], configs: dict[str, dict[str, Any]]) -> list[str]:
+    """The sweep's keys as recorded, else the config keys whose values differ."""
+    keys = [str(k) for k in recorded.get("keys", [])]
+    if keys:
+        return keys
+    all_keys = sorted({k for c in configs.values() for k in c} - {"run.name", "run.tags"})
+    return [k for k in all_keys if len({repr(c.get(k)) for c in configs.values()}) > 1]
+
+
+def _params(
+    run_id: str, keys: list[str], config: dict[str, Any], recorded: dict[str, Any]
+) -> dict[str, Any]:
+    """A run's swept values: from its config, else from the sweep's record of the run (a
+    script sweep's `{lr}` may fill `--learning_rate={lr}`, which the config knows by that
+    name)."""
+    runs = recorded.get("runs", [])
+    mine: dict[str, Any] = next(
+        (r.get("params", {}) for r in runs if isinstance(r, dict) and r.get("id") == run_id), {}
+    )
+    return {k: config[k] if config.get(k) is not None else mine.get(k) for k in keys}
+
+
+def _rankable(runs: list[RunInfo]) -> tuple[str, ...]:
+    """What a group can be ranked by: its curves, and the train loss of script runs ranked by
+    it (no curve of their spec's val list)."""
+    ranked = [
+        str(r.meta.metrics["best"])
+        for r in runs
+        if r.meta and r.meta.metrics.get("best") == "loss" and r.meta.last_loss is not None
+    ]
+    curves = metrics_of(runs)
+    return (*curves, *(n for n in dict.fromkeys(ranked) if n not in curves))
+
+
+def _pick_metric(runs: list[RunInfo], metric: str, group: str) -> tuple[str, tuple[str, ...]]:
+    """The metric to sort by: `--metric` if the runs report it (else exit 2 naming it), else
+    the one the runs' metric spec ranks them by; "" while no run reports any."""
+    specs = [r.meta.metric_spec() for r in runs if r.meta is not None]
+    allowed = _rankable(runs)
+    if metric and metric not in allowed:
         raise ConfigError(
             [
                 ConfigIssue(
@@ -366,10 +395,34 @@ def group_table(
                 )
             ]
         )
-    assert spec is not None  # a metric is allowed only if some run has a spec
-    higher = spec.metric(metric).higher
+    if not metric:
+        metric = next((s.best for s in specs if s.best in allowed), "")
+        metric = metric or next(iter(allowed), "")
+    return metric, allowed
+
+
+def group_table(
+    store: RunStore, group: str, metric: str = "", runs: list[RunInfo] | None = None
+) -> GroupTable:
+    """The group's runs sorted by `metric` (default: the one their metric spec ranks them
+    by), with the swept keys as columns (from the sweep's record, else the config keys that
+    differ). With no metric reported yet, the rows come unsorted and `best` is None."""
+    runs = [r for r in (runs if runs is not None else store.list()) if group_of(r) == group]
+    if not runs:
+        raise ConfigError([ConfigIssue("group", group, "no runs carry the tag sweep:" + group)])
+    configs = _configs(store, runs)
+    recorded = _recorded(store, group)
+    keys = _swept_keys(recorded, configs)
+    metric, allowed = _pick_metric(runs, metric, group)
+    spec = _spec_of(runs)
+    higher = spec.metric(metric).higher if spec is not None and metric else True
     rows = [
-        GroupRow(r, {k: configs[r.id].get(k) for k in keys}, metric_value(r, metric)) for r in runs
+        GroupRow(
+            r,
+            _params(r.id, keys, configs[r.id], recorded),
+            metric_value(r, metric) if metric else None,
+        )
+        for r in runs
     ]
     sign = -1.0 if higher else 1.0
     rows.sort(key=lambda row: (row.value is None, sign * (row.value or 0.0), row.info.id))

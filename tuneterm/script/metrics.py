@@ -1,79 +1,54 @@
 """Metrics from what a script reports: printed lines, or records from the API.
 
-Printed lines, with no change to the script (used unless the run gives patterns of its own):
+Printed lines are read by the recognisers of `tuneterm.script.formats` (nanoGPT, pytorch/examples,
+timm, torchvision, the HF Trainer's dicts, Lightning's and tqdm's bars, Keras, plain `key: value`),
+unless the run gives `[script] patterns` of its own: regular expressions whose named groups are
+metrics. A record's `loss` goes to a `train` event (with the learning rate); every other metric
+to a `val` event, the curves. `MetricBook` keeps the run's metric spec as names appear, and
+`run_metric` is the one rule that says which metric ranks the run.
 
-- `key: value` and `key=value` (tqdm postfixes such as `[..., loss=0.41, acc=0.9]` included);
-- the dicts Hugging Face `Trainer` prints: `{'loss': 0.41, 'learning_rate': 5e-05, ...}`.
-
-`[script] patterns` replaces these with regular expressions whose named groups are metrics.
-A record's `loss` goes to a `train` event (with the learning rate); every other metric to a
-`val` event, the curves. `MetricBook` keeps the run's metric spec as names appear.
+Non-finite values (`inf`, `nan`, an overflowing `1e309`) are kept: events store them as JSON's
+`Infinity`/`NaN`, which tuneterm's readers and the health checks read back as floats.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneterm.script.formats import (
+    EPOCH_KEYS,
+    NOT_CURVES,
+    STEP_KEYS,
+    Record,
+    base_name,
+    metric_like,
+    read_line,
+    read_patterns,
+)
 from tuneterm.tasks import Metric, guess_metric
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan"
-_PAIR = re.compile(
-    rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*)\s*[:=]\s*({_NUM})(?![\w%/.:])", re.IGNORECASE
-)
-# transformers 5 prints the values quoted: {'loss': '0.6876', 'epoch': '1'}
-_DICT_PAIR = re.compile(
-    rf"['\"]([\w./\-]+)['\"]\s*:\s*['\"]?({_NUM})['\"]?(?=\s*[,}}])", re.IGNORECASE
-)
-STEP_KEYS = ("step", "global_step", "iter", "iteration", "it")
-EPOCH_KEYS = ("epoch", "ep")
+__all__ = ["MetricBook", "Record", "events_of", "from_mapping", "parse_line", "run_metric"]
+
 LR_KEYS = ("lr", "learning_rate")
 TRAIN_LOSS = ("loss", "train_loss")
-# Figures about the run, not of the model: never curves.
-_NOT_CURVES = re.compile(r"(_runtime|_per_second|total_flos|^v_num)$")
-
-
-@dataclass
-class Record:
-    """One report: metrics at a step (None: the supervisor counts reports)."""
-
-    metrics: dict[str, float]
-    step: int | None = None
-    epoch: float | None = None
-    t: float | None = None
-
-
-def _pairs(line: str) -> list[tuple[str, str]]:
-    body = line.strip()
-    if body.startswith("{") and body.endswith("}"):
-        return _DICT_PAIR.findall(body)
-    return _PAIR.findall(line)
+EVAL_PREFIXES = ("val_", "eval_", "test_")
 
 
 def parse_line(line: str, patterns: list[re.Pattern[str]] | None = None) -> Record | None:
     """The metrics a printed line carries, or None."""
-    found: dict[str, float] = {}
-    if patterns:
-        for pattern in patterns:
-            m = pattern.search(line)
-            if m is None:
-                continue
-            for name, raw in m.groupdict().items():
-                try:
-                    found[name] = float(raw)
-                except (TypeError, ValueError):
-                    continue
-    else:
-        for name, raw in _pairs(line):
-            found[name.strip("'\"")] = float(raw)
-    return from_mapping(found) if found else None
+    reading = read_patterns(line, patterns) if patterns else read_line(line)
+    if reading is None or reading.record is None or not reading.record.metrics:
+        return None
+    return reading.record
 
 
 def from_mapping(values: Mapping[str, Any], step: Any = None, epoch: Any = None) -> Record | None:
-    """A record from metric values, its step and epoch taken out of them if they are there."""
+    """A record from metric values (the API, the integrations), its step and epoch taken out of
+    them if they are there. An epoch is never a curve, whoever passes it."""
     metrics: dict[str, float] = {}
     for name, value in values.items():
         try:
@@ -81,18 +56,19 @@ def from_mapping(values: Mapping[str, Any], step: Any = None, epoch: Any = None)
         except (TypeError, ValueError):
             continue
         low = name.lower()
-        if low in STEP_KEYS and step is None:
-            step = number
-        elif low in EPOCH_KEYS and epoch is None:
-            epoch = number
-        elif not math.isinf(number) and not _NOT_CURVES.search(low):
+        if low in STEP_KEYS:
+            step = number if step is None else step
+        elif low in EPOCH_KEYS:
+            epoch = number if epoch is None else epoch
+        elif not NOT_CURVES.search(low):
             metrics[name] = number
     if not metrics:
         return None
     return Record(
         metrics,
-        int(step) if isinstance(step, int | float) else None,
+        int(step) if isinstance(step, int | float) and math.isfinite(step) else None,
         float(epoch) if isinstance(epoch, int | float) else None,
+        source="api",
     )
 
 
@@ -110,22 +86,73 @@ def events_of(rec: Record, step: int, epoch: float) -> list[tuple[str, dict[str,
     return out
 
 
+# -- the one rule ---------------------------------------------------------------------------------
+def _is_eval(name: str) -> bool:
+    return name.startswith(EVAL_PREFIXES) and "train" not in name
+
+
+def run_metric(
+    names: Iterable[str],
+    higher: Mapping[str, bool] | None = None,
+    configured: str = "",
+    declared: str = "",
+) -> str:
+    """The metric that ranks a script run, the same for `ls`, `show`, `sweep-best`, compare and
+    the TUI: the user's `[script] metric`, else the one the script declared best, else the
+    first accuracy-like eval metric (val_acc, val_acc1, eval_accuracy...), else any other eval
+    metric where higher is better, else an eval loss, else the train loss. Only a name with a
+    metric word in it (loss, acc, f1...) is ever picked by this rule; "" when none qualifies."""
+    if configured:
+        return configured
+    if declared:
+        return declared
+    seen = list(dict.fromkeys(names))
+    up = higher or {}
+
+    def goes_up(n: str) -> bool:
+        return up.get(n, guess_metric(n).higher)
+
+    evals = [n for n in seen if _is_eval(n) and metric_like(n)]
+    tiers = (
+        [n for n in evals if goes_up(n) and "acc" in base_name(n)],
+        [n for n in evals if goes_up(n)],
+        [n for n in evals if "loss" in n],
+        evals,
+        [n for n in seen if n in TRAIN_LOSS],
+    )
+    for tier in tiers:
+        if tier:
+            # val_ first: eval_ and test_ names are the same measure under another prefix
+            return sorted(tier, key=lambda n: not n.startswith("val_"))[0]
+    return ""
+
+
 @dataclass
 class MetricBook:
-    """The run's metric spec (meta.json `metrics`), grown as metric names appear."""
+    """The run's metric spec (meta.json `metrics`), grown as metric names appear, and the best
+    value seen of each metric, so that the run's best follows the chosen metric."""
 
     declared: dict[str, bool] = field(default_factory=dict)  # name -> higher
     best_name: str = ""  # declared with best=True
+    configured: str = ""  # [script] metric
     seen: list[str] = field(default_factory=list)
+    has_loss: bool = False
+    bests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> MetricBook:
-        book = cls()
+    def from_spec(
+        cls, spec: Mapping[str, Any], configured: str = "", best: Mapping[str, Any] | None = None
+    ) -> MetricBook:
+        """The book of a run's meta.json (`metrics`, and `best` so a resume keeps it)."""
+        book = cls(configured=configured)
+        if best and isinstance(best.get("value"), float) and best.get("metric"):
+            book.bests[str(best["metric"])] = dict(best)
         for m in spec.get("val", []):
             book.seen.append(str(m["name"]))
             book.declared[str(m["name"])] = bool(m.get("higher", True))
         if spec.get("declared_best"):
             book.best_name = str(spec["declared_best"])
+        book.has_loss = spec.get("best") in TRAIN_LOSS
         return book
 
     def declare(self, name: str, higher: bool, best: bool = False) -> None:
@@ -134,10 +161,12 @@ class MetricBook:
             self.best_name = name
 
     def see(self, names: list[str]) -> bool:
-        """Note the curves of a record; True if one is new."""
-        new = [n for n in names if n not in self.seen]
+        """Note the names of a record; True if the spec changes."""
+        before = (len(self.seen), self.has_loss)
+        self.has_loss = self.has_loss or any(n in TRAIN_LOSS for n in names)
+        new = [n for n in names if n not in self.seen and n not in (*TRAIN_LOSS, *LR_KEYS)]
         self.seen += new
-        return bool(new)
+        return (len(self.seen), self.has_loss) != before
 
     def metric(self, name: str) -> Metric:
         guess = guess_metric(name)
@@ -146,13 +175,25 @@ class MetricBook:
         return Metric(name, guess.label, higher=higher, pane=pane)
 
     def best(self) -> str:
-        if self.best_name:
-            return self.best_name
-        evals = [n for n in self.seen if n.startswith(("eval_", "val_", "test_"))]
-        for group in ([n for n in evals if self.metric(n).higher], evals, self.seen):
-            if group:
-                return group[0]
-        return ""
+        names = [*self.seen, *(["loss"] if self.has_loss else [])]
+        higher = {n: self.metric(n).higher for n in names}
+        return run_metric(names, higher, self.configured, self.best_name)
+
+    def offer(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Note an event's values; the run's best (meta.json `best`) of the chosen metric."""
+        for name, value in fields.items():
+            if name in ("step", "epoch", "lr", "off") or not isinstance(value, float):
+                continue
+            if not math.isfinite(value):
+                continue  # a NaN or inf is an alert (health), never the run's best
+            key = "loss" if name in TRAIN_LOSS else name
+            old = self.bests.get(key, {}).get("value")
+            if old is None or self.metric(key).better(value, float(old)):
+                extra = {k: v for k, v in fields.items() if k != "off"}
+                if isinstance(extra.get("epoch"), float) and math.isfinite(extra["epoch"]):
+                    extra["epoch"] = int(extra["epoch"])  # the epoch it was reached in
+                self.bests[key] = {**extra, "metric": key, "value": value}
+        return dict(self.bests.get(self.best(), {}))
 
     def spec(self) -> dict[str, Any]:
         best = self.best()

@@ -71,7 +71,9 @@ class Supervisor:
         self.meta.host = socket.gethostname()
         self.meta.epochs = 0  # a script's length is its own business (train.epochs is unused)
         self.writer = EventWriter(self.dir / "events", flush_interval=FLUSH_EVERY)
-        self.book = mx.MetricBook.from_spec(self.meta.metrics)
+        self.book = mx.MetricBook.from_spec(
+            self.meta.metrics, self.cfg.script.metric, self.meta.best
+        )
         self.patterns = [re.compile(p) for p in self.cfg.script.patterns]
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._lock = threading.Lock()  # meta.json, the metric book, the step counter
@@ -80,6 +82,7 @@ class Supervisor:
         self._done = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
         self.reports = 0
+        self._printed: tuple[int | None, dict[str, float]] = (None, {})
         self.api = False  # the script has written to the API's metrics file
         self.offset = _last_offset(self.dir / "events")
         self.api = self.offset > 0 or (self.dir / METRICS_FILE).exists()
@@ -108,32 +111,24 @@ class Supervisor:
         """Turn one report into events, progress and, when a name is new, a new spec."""
         rec = dataclasses.replace(rec, metrics=user_metrics(rec.metrics))  # never `seq`, `t`...
         with self._lock:
-            self.reports += 1
-            step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
+            if rec.at_last_step:  # an eval (or more of a report) belongs to the step reached
+                step = self.meta.step
+            else:
+                self.reports += 1
+                step = rec.step if rec.step is not None else max(self.meta.step + 1, self.reports)
             epoch = rec.epoch if rec.epoch is not None else float(self.meta.epoch)
             where: dict[str, int] = {"off": offset} if offset is not None else {}
             for kind, fields in mx.events_of(rec, step, epoch):
                 if kind == "train":
                     self.meta.last_loss = float(fields["loss"])
-                else:
-                    self._track_best(fields)
                 self.writer.emit(kind, **fields, **where)
             self.meta.step, self.meta.epoch = step, int(epoch)
-            changed = self.book.see(
-                [k for k in rec.metrics if k not in (*mx.TRAIN_LOSS, *mx.LR_KEYS)]
-            )
+            changed = self.book.see(list(rec.metrics))
+            for _, fields in mx.events_of(rec, step, epoch):  # after see: the chosen metric
+                self.meta.best = self.book.offer(fields)
             if changed:
                 self.meta.metrics = self.book.spec()
             self._save(force=changed)
-
-    def _track_best(self, fields: dict[str, Any]) -> None:
-        name = self.book.best() or next(iter(k for k in fields if k not in ("step", "epoch")), "")
-        value = fields.get(name)
-        if not isinstance(value, float) or value != value:
-            return
-        old = self.meta.best.get("value") if self.meta.best.get("metric") == name else None
-        if old is None or self.book.metric(name).better(value, float(old)):
-            self.meta.best = {**fields, "metric": name, "value": value}
 
     def declare(self, name: str, higher: bool, best: bool) -> None:
         name = user_name(name)  # the name its values are stored under
@@ -142,6 +137,7 @@ class Supervisor:
             if name not in self.book.seen:
                 self.book.seen.append(name)
             self.meta.metrics = self.book.spec()
+            self.meta.best = self.book.offer({})  # the declared best may now rank the run
             self._save(force=True)
 
     # -- the script --------------------------------------------------------------------------
@@ -268,7 +264,15 @@ class Supervisor:
         if self.api:  # the script reports through the API: its printed lines would repeat it
             return
         rec = mx.parse_line(line, self.patterns)
-        if rec is not None:
+        if rec is None:
+            return
+        # The API writes its file before the script prints on, so a look at the file now
+        # cannot miss it, however late the tailer's next poll (the start-up race).
+        if (self.dir / METRICS_FILE).exists():
+            self.api = True
+            return
+        if rec.step is None or (rec.step, rec.metrics) != self._printed:
+            self._printed = (rec.step, rec.metrics)  # a bar printed twice is one report
             self.record(rec)
 
     def _tail_metrics(self) -> None:

@@ -147,7 +147,7 @@ class RunStore:
         return sorted(n for n in names if is_run_id(n))
 
     def resolve(self, ref: str) -> str:
-        """A run id from an id, a unique id prefix, or a unique name."""
+        """A run id from an id, a unique id prefix, a unique id tail, or a unique name."""
         ids = self.ids()
         if ref in ids:
             return ref
@@ -156,6 +156,8 @@ class RunStore:
         except ValueError:  # not an id prefix (a name with spaces, '../x', ...): names only
             prefix = ""
         matches = [i for i in ids if i.startswith(prefix)] if prefix else []
+        if not matches and prefix:  # the id's tail, as `ls` shows it when columns are few
+            matches = [i for i in ids if i.endswith("-" + prefix)]
         if not matches and ref:  # an empty ref must not match every unnamed run
             matches = [i for i in ids if self.info(i).name == ref]
         if not matches:
