@@ -16,8 +16,10 @@ if mode == "log":
     tuneterm.define_metric("seq", higher=False, best=True)
 for step in range(1, 4):
     if mode == "print":
-        pairs = " ".join(f"{name}: {step + k / 10}" for k, name in enumerate(PRINTED))
-        print(f"step={step} {pairs} loss: 0.45", flush=True)
+        # An HF Trainer log dict: the one printed format that reads every name it holds (a
+        # plain `seq: 3` is no metric word, so the reader would not take it at all).
+        pairs = ", ".join(f"'{name}': {step + k / 10}" for k, name in enumerate(PRINTED))
+        print(f"{{'loss': 0.45, {pairs}, 'epoch': 1.0}}", flush=True)
     else:
         values = {name: step + k / 10 for k, name in enumerate(LOGGED)}
         tuneterm.log({**values, "loss": 0.45}, step=step, epoch=1)

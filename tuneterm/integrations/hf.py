@@ -57,7 +57,9 @@ class TuneTermCallback(TrainerCallback):
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
     ) -> None:
         if logs and "train_runtime" not in logs:  # not the summary train() ends with
-            api.log(logs, step=state.global_step, epoch=state.epoch)
+            # The epoch is where the values sit, never a curve of its own.
+            values = {k: v for k, v in logs.items() if k != "epoch"}
+            api.log(values, step=state.global_step, epoch=state.epoch)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if api.should_stop():

@@ -48,7 +48,9 @@ def parse_line(line: str, patterns: list[re.Pattern[str]] | None = None) -> Reco
 
 def from_mapping(values: Mapping[str, Any], step: Any = None, epoch: Any = None) -> Record | None:
     """A record from metric values (the API, the integrations), its step and epoch taken out of
-    them if they are there. An epoch is never a curve, whoever passes it."""
+    them where the caller did not pass them, and dropped where they repeat what it passed (HF's
+    logs carry the epoch). A `step` or `epoch` value that differs from the one passed is the
+    caller's own metric, and the event rule keeps it as `user_step`/`user_epoch`."""
     metrics: dict[str, float] = {}
     for name, value in values.items():
         try:
@@ -56,10 +58,10 @@ def from_mapping(values: Mapping[str, Any], step: Any = None, epoch: Any = None)
         except (TypeError, ValueError):
             continue
         low = name.lower()
-        if low in STEP_KEYS:
-            step = number if step is None else step
-        elif low in EPOCH_KEYS:
-            epoch = number if epoch is None else epoch
+        if low in STEP_KEYS and (step is None or number == step):
+            step = number
+        elif low in EPOCH_KEYS and (epoch is None or number == epoch):
+            epoch = number
         elif not NOT_CURVES.search(low):
             metrics[name] = number
     if not metrics:
