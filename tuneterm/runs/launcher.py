@@ -31,6 +31,8 @@ from tuneterm.runs.lifecycle import (
     LaunchError,
     RunStateError,
     check_resumable,
+    end_orphaned,
+    kill_script_group,
     wait_shut_down,
 )
 from tuneterm.runs.lifecycle import identity as _identity
@@ -254,11 +256,14 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     info = store.info(run_id)
     if info.status == QUEUED:
         return runqueue.cancel(store, run_id)
+    if not info.alive and end_orphaned(store, info, force, wait):  # a script run's leftovers
+        return store.info(run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
     ident = _identity(info)
     if force:
         sent = kill_tree(ident)
+        kill_script_group(info)  # a script's processes that left its supervisor's tree
     elif is_torchrun(ident):
         sent = signal_workers(ident, signal.SIGTERM)
     else:
