@@ -197,6 +197,8 @@ def test_damaged_meta_and_missing_segments_are_reported(cli: Cli, runs_dir: Path
         proc = cli("events", run_id, "--json")
         assert proc.returncode == 1 and f"events/{segment} is missing" in proc.stderr
         assert "seq" not in proc.stdout  # no event printed before the error
+        export = cli("export", run_id)
+        assert export.returncode == 1 and f"events/{segment} is missing" in export.stderr
         show = cli("show", run_id)
         assert "unreadable" in show.stdout and f"events/{segment}" in show.stdout
         (run / "events" / segment).write_bytes(keep)

@@ -23,7 +23,7 @@ from tuneterm.cli.listing import COLUMNS, cut, layout, plain_lines, row_of
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report
 from tuneterm.store.events import DamagedEvents, missing_segments
-from tuneterm.store.runs import RunNotFound
+from tuneterm.store.runs import RunNotFound, RunStore
 from tuneterm.store.text import printable
 
 
@@ -144,16 +144,21 @@ def _short(v: Any) -> str:
     return str(v)
 
 
+def _check_segments(store: RunStore, run_id: str) -> None:
+    """Never a silent gap: meta.json knows how many events a finished run wrote."""
+    meta = store.info(run_id).meta
+    missing = missing_segments(store.events_dir(run_id), meta.events if meta else 0)
+    if missing:
+        count = f" (meta.json counts {meta.events} events)" if meta and meta.events else ""
+        raise DamagedEvents(f"{missing[0]} is missing{count}")
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     store = store_of(args)
     run_id = store.resolve(args.run)
     reader = store.events(run_id)
     kinds = set(args.kind) if args.kind else None
-    meta = store.info(run_id).meta
-    missing = missing_segments(store.events_dir(run_id), meta.events if meta else 0)
-    if missing:  # never a silent gap: meta.json knows how many events the run wrote
-        count = f" (meta.json counts {meta.events} events)" if meta and meta.events else ""
-        raise DamagedEvents(f"{missing[0]} is missing{count}")
+    _check_segments(store, run_id)
     try:
         while True:
             for e in reader.poll():
@@ -208,6 +213,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = store_of(args)
     info = store.info(store.resolve(args.run))
+    _check_segments(store, info.id)
     events = list(store.events(info.id))
     text = (
         report.export_csv(events)
