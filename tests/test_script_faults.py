@@ -232,3 +232,24 @@ def test_the_launch_folder_is_where_resume_runs_the_script(
     proc = _cli_in(elsewhere, runs_dir, "resume", run_id, "--detach")
     assert proc.returncode == 2 and "script.cwd" in proc.stderr and str(here) in proc.stderr
     assert status(runs_dir, run_id) == "failed"
+
+
+def test_a_sweep_queued_from_one_folder_runs_there_whoever_started_the_scheduler(
+    cli: Cli, runs_dir: Path, tmp_path: Path
+) -> None:
+    sched_home, project = tmp_path / "a", tmp_path / "b"
+    sched_home.mkdir()
+    project.mkdir()
+    (project / "train.py").write_text("import sys\nprint('loss:', sys.argv[-1], flush=True)\n")
+    started = _cli_in(sched_home, runs_dir, "queue", "start", "--cpu-slots", "2")
+    assert started.returncode == 0, started.stderr
+    proc = _cli_in(project, runs_dir, "sweep", "--queue", "--name", "g", "--grid",
+                   "x=0.5,0.25", "--json", "--", PY, "train.py", "--x", "{x}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ids = [r["id"] for r in json.loads(proc.stdout)["runs"]]
+    busy = ("queued", "created", "starting", "running")
+    for run_id in ids:
+        wait_for(lambda r=run_id: status(runs_dir, r) not in busy, timeout=120)
+        assert status(runs_dir, run_id) == "completed", runs_dir / run_id / "engine.log"
+    assert sorted(events(runs_dir, i, "train")[0]["loss"] for i in ids) == [0.25, 0.5]
+    cli("queue", "stop", check=0)
