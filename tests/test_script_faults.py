@@ -5,15 +5,18 @@ stores, and a resume from another folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 from helpers.cli import Cli, wait_for
 from helpers.scripts import PY, events, launch, script, status, wait_events, wait_status
 
@@ -35,6 +38,17 @@ def _run_processes(run_dir: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return out
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(runs_dir: Path) -> Iterator[None]:
+    """A failed test must not leave a run's processes behind (an orphan is none of the
+    supervisor's, so `kill_engines_under` would miss it)."""
+    yield
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("TUNETERM_RUN_DIR", "").startswith(str(runs_dir)):
+                proc.kill()
 
 
 def _meta(runs: Path, run_id: str) -> dict:
@@ -77,6 +91,7 @@ def test_a_supervisor_killed_with_9_takes_its_script_along_and_leftovers_read_or
     assert proc.returncode == 3 and "stop --force" in proc.stderr, proc.stderr
     assert _meta(runs_dir, run_id)["pid"] == supervisor
     assert [p.name() for p in _run_processes(run_dir)] == ["sleep"]
+    assert cli("rm", run_id).returncode == 3  # deleting it would leave them unseen
     cli("stop", run_id, "--force", check=0)
     assert _run_processes(run_dir) == []
     assert status(runs_dir, run_id) == "crashed"
@@ -249,7 +264,11 @@ def test_a_sweep_queued_from_one_folder_runs_there_whoever_started_the_scheduler
     ids = [r["id"] for r in json.loads(proc.stdout)["runs"]]
     busy = ("queued", "created", "starting", "running")
     for run_id in ids:
-        wait_for(lambda r=run_id: status(runs_dir, r) not in busy, timeout=120)
+
+        def ended(r: str = run_id) -> bool:
+            return status(runs_dir, r) not in busy
+
+        wait_for(ended, timeout=120)
         assert status(runs_dir, run_id) == "completed", runs_dir / run_id / "engine.log"
     assert sorted(events(runs_dir, i, "train")[0]["loss"] for i in ids) == [0.25, 0.5]
     cli("queue", "stop", check=0)

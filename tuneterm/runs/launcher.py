@@ -295,12 +295,14 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
         info = runqueue.cancel(store, run_id)
-    if info.alive:
+    if info.alive or info.status == "orphaned":
         if not force:
             raise RunStateError(
                 f"run {run_id} is {info.status}; stop it first (or delete with --force)"
             )
-        if info.meta is not None and info.meta.pid > 0:
+        if info.status == "orphaned":
+            end_orphaned(store, info, force=True, wait=0.0)
+        elif info.meta is not None and info.meta.pid > 0:
             kill(store, run_id)
     else:
         wait_shut_down(info)
