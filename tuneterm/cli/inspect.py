@@ -194,16 +194,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = Table(title="metrics", box=None, header_style="bold")
     table.add_column("metric")
     for r in data["runs"]:
-        table.add_column(f"{r['name']}\n{r['id']}", justify="right")
+        table.add_column(f"{_plain(r['name'])}\n{r['id']}", justify="right")
     for metric, values in data["metrics"].items():
         fmt = report.fmt_duration if metric == "elapsed" else report.fmt_metric
-        table.add_row(metric, *[fmt(values[i]) for i in ids])
+        table.add_row(_plain(metric), *[fmt(values[i]) for i in ids])
     diff = Table(title="config keys that differ", box=None, header_style="bold")
     diff.add_column("key")
     for r in data["runs"]:
         diff.add_column(r["id"])
     for key, values in data["config_diff"].items():
-        diff.add_row(key, *[json.dumps(values[i]) for i in ids])
+        diff.add_row(_plain(key), *[_plain(json.dumps(values[i])) for i in ids])
     con = console()
     con.print(table)
     con.print(diff if data["config_diff"] else "configs are identical")
