@@ -33,6 +33,7 @@ from tuneterm.runs.lifecycle import (
     check_resumable,
     end_orphaned,
     kill_script_group,
+    record_launch_folder,
     wait_shut_down,
 )
 from tuneterm.runs.lifecycle import identity as _identity
@@ -107,6 +108,7 @@ def start(
 ) -> RunInfo:
     """Validate, create the run folder, and start its engine. Raises ConfigError before
     creating anything if the config cannot run. `env` adds to the engine's environment."""
+    record_launch_folder(cfg)
     if not checked:
         validate(cfg, store)
     info = store.create(cfg, name)

@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.config.scriptargs import launch_folder
 from tuneterm.proc import (
     ProcessIdentity,
     is_alive,
@@ -61,6 +62,13 @@ def check_resumable(store: RunStore, run_id: str) -> tuple[RunInfo, RunConfig]:
         )
     check_workdir(cfg)
     return info, cfg
+
+
+def record_launch_folder(cfg: RunConfig) -> None:
+    """A script run keeps the folder it was launched from, absolute, in its config: resume,
+    the queue's scheduler and sweeps start it there, wherever they themselves run."""
+    if cfg.run.task == "script":
+        cfg.script.cwd = launch_folder(cfg.script.cwd, Path.cwd())
 
 
 def check_workdir(cfg: RunConfig) -> None:
