@@ -240,7 +240,7 @@ def signal_group(group: ProcessGroup, sig: signal.Signals, scan: bool = True) ->
     return sent
 
 
-def wait_group_gone(group: ProcessGroup, timeout: float, every: float = 0.05) -> bool:
+def wait_group_gone(group: ProcessGroup, timeout: float, every: float = 0.1) -> bool:
     """Whether every process of the group is gone within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while group_members(group):

@@ -34,6 +34,7 @@ from tuneterm.runs.lifecycle import (
     end_orphaned,
     kill_script_group,
     record_launch_folder,
+    wait_script_gone,
     wait_shut_down,
 )
 from tuneterm.runs.lifecycle import identity as _identity
@@ -272,8 +273,8 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
         sent = send_signal(ident, signal.SIGTERM)
     if not sent:
         raise RunStateError(f"run {run_id}: its process is no longer running")
-    if wait > 0:
-        wait_gone(ident, wait)
+    if wait > 0 and wait_gone(ident, wait):
+        wait_script_gone(info)
     return store.info(run_id)
 
 

@@ -113,6 +113,13 @@ def end_orphaned(store: RunStore, info: RunInfo, force: bool, wait: float) -> st
     return "killed" if wait_group_gone(group, KILL_WAIT) else "alive"
 
 
+def wait_script_gone(info: RunInfo, timeout: float = KILL_WAIT) -> bool:
+    """After its supervisor: a SIGKILLed script takes a moment to be gone too (a run read in
+    that moment would say `orphaned`)."""
+    group = script_group(info.meta, info.path) if info.meta is not None else None
+    return group is None or wait_group_gone(group, timeout)
+
+
 def kill_script_group(info: RunInfo) -> None:
     """SIGKILL every verified process of a script run's group (after its supervisor's tree)."""
     group = script_group(info.meta, info.path) if info.meta is not None else None
