@@ -12,7 +12,6 @@ kernel: a kill -9 of the script right after loses nothing (a crash of the machin
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
@@ -86,19 +85,21 @@ def _write(record: Mapping[str, Any]) -> None:
 
 
 def _number(value: Any) -> float | None:
+    """As `tuneterm.store.values.decode_value` (not imported: `import tuneterm` stays cheap).
+    nan, inf and -inf are kept: Python's json writes them, the supervisor reads them, and
+    health's nan_loss alert is raised on them."""
     if type(value) is float:  # the common case, first: log() runs every step
-        return None if math.isinf(value) else value
+        return value
     try:
-        out = float(value)  # ints, numpy and 0-d torch scalars
-    except (TypeError, ValueError):
+        return float(value)  # ints, numpy and 0-d torch scalars
+    except (TypeError, ValueError, OverflowError):
         return None
-    return None if math.isinf(out) else out
 
 
 def log(metrics: Mapping[str, Any], step: int | None = None, epoch: float | None = None) -> None:
     """Record metrics at a step. Names starting with `eval_`, `val_` or `test_`, and any name
     but `loss`, `lr` and `learning_rate`, become the run's curves; `loss` is its train loss.
-    Values that are not numbers are skipped."""
+    Values that are not numbers are skipped; nan, inf and -inf are kept (and alerted)."""
     if not os.environ.get(ENV_RUN_DIR):
         return
     values = {}

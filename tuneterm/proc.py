@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -159,3 +160,91 @@ def spawn_detached(cmd: Sequence[str], out: BinaryIO) -> subprocess.Popen[bytes]
     )
     threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
     return popen
+
+
+# -- a script run's process group ----------------------------------------------------------
+ENV_RUN_DIR = "TUNETERM_RUN_DIR"  # tuneterm.api's: every process of a script run carries it
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """A script run's own processes: the group its script leads (pgid = the script's pid, as
+    it starts a session of its own) from the group's start time, and processes recorded by
+    pid + start time (they may have left the group: `start_new_session=True`)."""
+
+    pgid: int
+    start_time: float
+    run_dir: str  # its processes carry TUNETERM_RUN_DIR = this in their environment
+    procs: tuple[tuple[int, float], ...] = ()
+
+
+def _verified(pid: int, start: float) -> psutil.Process | None:
+    """The live process with this pid and start time, or None (gone, a zombie, or a reuse)."""
+    if pid <= 0:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - start) > _START_TOLERANCE:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return proc
+
+
+def _carries_run(proc: psutil.Process, run_dir: str) -> bool:
+    try:
+        return proc.environ().get(ENV_RUN_DIR) == run_dir
+    except psutil.Error:
+        return False
+
+
+def group_members(group: ProcessGroup, scan: bool = True) -> list[psutil.Process]:
+    """The group's live processes, each verified: a recorded one by pid + start time; with
+    `scan`, any other process in the group too, if it started after the group did and carries
+    the run's folder in its environment (a pgid alone may since belong to someone else)."""
+    found: dict[int, psutil.Process] = {}
+    for pid, start in ((group.pgid, group.start_time), *group.procs):
+        proc = _verified(pid, start)
+        if proc is not None:
+            found[pid] = proc
+    if scan and group.pgid > 0:
+        for proc in psutil.process_iter():
+            if proc.pid in found or proc.pid == os.getpid():
+                continue
+            try:
+                if os.getpgid(proc.pid) != group.pgid:
+                    continue
+                if proc.create_time() < group.start_time - _START_TOLERANCE:
+                    continue
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+            except (OSError, psutil.Error):
+                continue
+            if _carries_run(proc, group.run_dir):
+                found[proc.pid] = proc
+    return list(found.values())
+
+
+def signal_group(group: ProcessGroup, sig: signal.Signals, scan: bool = True) -> int:
+    """Send `sig` to each verified process of the group (never a bare killpg: a process is
+    checked before it is signalled); returns how many got it."""
+    sent = 0
+    for proc in group_members(group, scan):
+        try:
+            proc.send_signal(sig)
+            sent += 1
+        except psutil.Error:
+            continue
+    return sent
+
+
+def wait_group_gone(group: ProcessGroup, timeout: float, every: float = 0.1) -> bool:
+    """Whether every process of the group is gone within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while group_members(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True

@@ -18,10 +18,13 @@ from tuneterm.runs.view import status_style
 from tuneterm.store.runs import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+# `stop`: the run did not end within its stop grace period and was killed; it still runs.
+EXIT_KILLED, EXIT_ALIVE = 5, 6
 STATUS_EXIT = {
     "completed": EXIT_OK,
     "failed": EXIT_FAILED,
     "crashed": EXIT_FAILED,
+    "orphaned": EXIT_FAILED,
     "unreadable": EXIT_FAILED,
     "stopped": EXIT_STOPPED,
 }

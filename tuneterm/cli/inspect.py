@@ -22,7 +22,16 @@ from tuneterm.cli.common import (
 from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report
-from tuneterm.store.runs import RunNotFound
+from tuneterm.store.events import DamagedEvents, missing_segments
+from tuneterm.store.runs import RunNotFound, RunStore
+from tuneterm.store.text import printable
+
+
+def _plain(value: object) -> str:
+    """User text for a rich console: no control codes, no markup."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -68,8 +77,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     con = console()
     con.print(
-        f"[bold]{info.name}[/] ({info.id})  [{status_style(info.status)}]{info.status}[/]"
-        + (f"  {info.reason}" if info.reason else "")
+        f"[bold]{_plain(info.name)}[/] ({info.id})  [{status_style(info.status)}]{info.status}[/]"
+        + (f"  {_plain(info.reason)}" if info.reason else "")
     )
     for key in (
         "model",
@@ -92,23 +101,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         "error",
     ):
         if data.get(key) not in (None, "", {}, 0) or key in ("epoch", "step"):
-            con.print(f"  {key:12} {data.get(key)}")
-    for a in data["alerts"]:
+            con.print(f"  {key:12} {_plain(data.get(key))}")
+    for a in data.get("alerts", []):  # none for a run whose meta.json is damaged
         colour = "red" if a["severity"] == "error" else "yellow"
         con.print(
-            f"  [{colour}]alert[/]        {a['kind']}: {a['message']}\n{'':15}[dim]{a['hint']}[/]"
+            f"  [{colour}]alert[/]        {a['kind']}: {_plain(a['message'])}\n"
+            f"{'':15}[dim]{_plain(a['hint'])}[/]"
         )
     if info.meta and info.meta.final.get("per_class"):
         con.print(
             "  per class    "
-            + "  ".join(f"{k}:{v:.2f}" for k, v in info.meta.final["per_class"].items())
+            + "  ".join(f"{_plain(k)}:{v:.2f}" for k, v in info.meta.final["per_class"].items())
         )
     report_rows = info.meta.final.get("report") if info.meta else None
     if report_rows:  # text runs: precision, recall and F1 per class
         con.print("  class report " + "  ".join(("precision", "recall", "f1", "support")))
         for cls, r in report_rows.items():
             con.print(
-                f"    {cls:12} {r['precision']:9.3f} {r['recall']:6.3f} {r['f1']:4.3f} "
+                f"    {_plain(cls):12} {r['precision']:9.3f} {r['recall']:6.3f} {r['f1']:4.3f} "
                 f"{r['support']:7d}"
             )
     con.print(f"  path         {data['path']}")
@@ -118,8 +128,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _fmt_event(e: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
     skip = {"seq", "t", "kind", "traceback", "confusion", "per_class", "report"}
-    fields = " ".join(f"{k}={_short(v)}" for k, v in e.items() if k not in skip)
-    return f"{stamp} {e['kind']:<10} {fields}"
+    fields = " ".join(
+        f"{printable(str(k), tabs=False)}={printable(_short(v), tabs=False)}"
+        for k, v in e.items()
+        if k not in skip
+    )
+    return f"{stamp} {printable(str(e['kind']), tabs=False):<10} {fields}"
 
 
 def _short(v: Any) -> str:
@@ -130,11 +144,21 @@ def _short(v: Any) -> str:
     return str(v)
 
 
+def _check_segments(store: RunStore, run_id: str) -> None:
+    """Never a silent gap: meta.json knows how many events a finished run wrote."""
+    meta = store.info(run_id).meta
+    missing = missing_segments(store.events_dir(run_id), meta.events if meta else 0)
+    if missing:
+        count = f" (meta.json counts {meta.events} events)" if meta and meta.events else ""
+        raise DamagedEvents(f"{missing[0]} is missing{count}")
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     store = store_of(args)
     run_id = store.resolve(args.run)
     reader = store.events(run_id)
     kinds = set(args.kind) if args.kind else None
+    _check_segments(store, run_id)
     try:
         while True:
             for e in reader.poll():
@@ -170,16 +194,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = Table(title="metrics", box=None, header_style="bold")
     table.add_column("metric")
     for r in data["runs"]:
-        table.add_column(f"{r['name']}\n{r['id']}", justify="right")
+        table.add_column(f"{_plain(r['name'])}\n{r['id']}", justify="right")
     for metric, values in data["metrics"].items():
         fmt = report.fmt_duration if metric == "elapsed" else report.fmt_metric
-        table.add_row(metric, *[fmt(values[i]) for i in ids])
+        table.add_row(_plain(metric), *[fmt(values[i]) for i in ids])
     diff = Table(title="config keys that differ", box=None, header_style="bold")
     diff.add_column("key")
     for r in data["runs"]:
         diff.add_column(r["id"])
     for key, values in data["config_diff"].items():
-        diff.add_row(key, *[json.dumps(values[i]) for i in ids])
+        diff.add_row(_plain(key), *[_plain(json.dumps(values[i])) for i in ids])
     con = console()
     con.print(table)
     con.print(diff if data["config_diff"] else "configs are identical")
@@ -189,6 +213,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = store_of(args)
     info = store.info(store.resolve(args.run))
+    _check_segments(store, info.id)
     events = list(store.events(info.id))
     text = (
         report.export_csv(events)

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.cli.common import (
+    EXIT_ALIVE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_KILLED,
     EXIT_OK,
     STATUS_EXIT,
     AddCommand,
@@ -24,6 +26,7 @@ from tuneterm.cli.common import (
 from tuneterm.config import ConfigError, ConfigIssue, load, template
 from tuneterm.runs import report, view
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.store.text import printable
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -168,7 +171,7 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
     m = info.meta
     con.print(f"run {info.id}: [{status_style(info.status)}]{info.status}[/]")
     if m is None:
-        con.print(info.reason)
+        con.print(printable(info.reason), markup=False)
         return
     best = view.best(info)
     if best is not None:
@@ -178,23 +181,67 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
         if metric.name in m.final:
             con.print(f"  {metric.name} {metric.format(m.final[metric.name])}")
     if m.error or info.reason:
-        con.print(f"  [red]{m.error or info.reason}[/]")
+        from rich.text import Text
+
+        con.print(Text("  " + printable(m.error or info.reason), style="red"))
     if info.status in ("stopped", "crashed", "failed"):
         con.print(f"  resume with: tuneterm resume {info.id}")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
+    """Exit 0: the run ended (or, with --wait 0, was asked to); 5: it outlived its stop grace
+    period and was killed; 6: it still runs when the wait ran out."""
+    from tuneterm.runs import launcher, lifecycle
 
     store = store_of(args)
     run_id = store.resolve(args.run)
-    info = launcher.stop(store, run_id, force=args.force, wait=args.wait)
-    if args.json:
-        out(report.summary(info))
+    grace = _stop_grace(store, run_id)
+    wait = args.wait if args.wait is not None else (grace + 10.0 if grace else 30.0)
+    before = store.info(run_id)
+    outcome = "" if before.alive else lifecycle.end_orphaned(store, before, args.force, wait)
+    if outcome:  # the supervisor was gone: its script's processes were ended from here
+        info = store.info(run_id)
     else:
-        what = "killed" if args.force else "asked to stop"
+        info = launcher.stop(store, run_id, force=args.force, wait=wait)
+        outcome = _outcome(info, args.force, wait)
+    code = {"killed": EXIT_OK if args.force else EXIT_KILLED, "alive": EXIT_ALIVE}.get(
+        outcome, EXIT_OK
+    )
+    if args.json:
+        out({**report.summary(info), "stop": outcome})
+    elif outcome == "alive":
+        after = f"; it is killed {grace:g} s after the stop signal" if grace else ""
+        print(
+            f"{run_id}: still {info.status} after {wait:g} s{after}; "
+            f"`tuneterm stop --force {run_id}` kills it now",
+            file=sys.stderr,
+        )
+    elif outcome == "killed" and not args.force:
+        print(f"{run_id}: did not end within {grace:g} s of the stop signal (script.stop_grace_s);"
+              f" killed; status now {info.status}")  # fmt: skip
+    else:
+        what = "killed" if args.force else ("asked to stop" if wait <= 0 else "stopped")
         print(f"{run_id}: {what}; status now {info.status}")
-    return EXIT_OK
+    return code
+
+
+def _stop_grace(store: RunStore, run_id: str) -> float:
+    """A script run's script.stop_grace_s; 0 for an engine run (or a config that won't read)."""
+    try:
+        cfg = store.config(run_id)
+    except (ConfigError, OSError):
+        return 0.0
+    return cfg.script.stop_grace_s if cfg.run.task == "script" else 0.0
+
+
+def _outcome(info: RunInfo, force: bool, wait: float) -> str:
+    if wait <= 0:
+        return ""
+    if info.alive or info.status == "orphaned":
+        return "alive"
+    if force or (info.meta is not None and info.meta.stop_outcome == "killed"):
+        return "killed"
+    return "clean"
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
@@ -277,7 +324,11 @@ def add_commands(add: AddCommand) -> None:
         "--force", action="store_true", help="SIGKILL: no checkpoint; the run reads as crashed"
     )
     p.add_argument(
-        "--wait", type=float, default=30.0, help="seconds to wait for it to end (default 30)"
+        "--wait",
+        type=float,
+        default=None,
+        help="seconds to wait for it to end (default 30; a script run: script.stop_grace_s "
+        "+ 10); exit 5 if it had to be killed, 6 if it still runs",
     )
     p = add(
         "resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint"

@@ -17,7 +17,7 @@ from tuneterm.config import (
     from_dict,
     parse_toml,
 )
-from tuneterm.config.scriptargs import fill, placeholders
+from tuneterm.config.scriptargs import fill, launch_folder, placeholders
 from tuneterm.script.formats import read_line, read_patterns
 from tuneterm.script.metrics import MetricBook
 from tuneterm.script.output import LineSplitter
@@ -62,6 +62,9 @@ def script_dict(args: argparse.Namespace, command: list[str] | None) -> dict[str
     if not (isinstance(script, dict) and script.get("command")):
         return None
     data = apply_overrides(base, args.set)
+    if isinstance(data.get("script"), dict):  # the launch folder, recorded for resume and queue
+        cwd = str(data["script"].get("cwd") or "")
+        data["script"] = {**data["script"], "cwd": launch_folder(cwd, Path.cwd())}
     if getattr(args, "tag", None):
         run = dict(data.get("run") or {})
         run["tags"] = sorted({*run.get("tags", []), *args.tag})

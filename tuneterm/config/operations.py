@@ -78,7 +78,11 @@ class ScriptSection(_Section):
         default_factory=list,
         description='The command, as argv (never through a shell): ["python", "train.py"]',
     )
-    cwd: str = Field("", description="Working folder of the command; empty: where tuneterm ran")
+    cwd: str = Field(
+        "",
+        description="Working folder of the command; `run` and `sweep` store the folder they "
+        "were called from (absolute), which `resume` and the queue use too",
+    )
     env: dict[str, str] = Field(default_factory=dict, description="Added to its environment")
     patterns: list[str] = Field(
         default_factory=list,
@@ -92,6 +96,18 @@ class ScriptSection(_Section):
     )
     stop_signal: StopSignal = Field(
         "SIGTERM", description="What `tuneterm stop` sends the script's process group"
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        gt=0.0,
+        description="Seconds a script may take to end after the stop signal; then it is "
+        "killed, with every process it started",
+    )
+    max_metrics: int = Field(
+        300,
+        ge=1,
+        description="Distinct metric names drawn as curves at most; later new names stay in "
+        "the events only (one warning says so)",
     )
     resume_args: list[str] = Field(
         default_factory=list,

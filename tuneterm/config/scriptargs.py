@@ -89,3 +89,11 @@ def fill(args: list[str], values: dict[str, str]) -> list[str]:
                 parts.append(values[field])
         out.append("".join(parts))
     return out
+
+
+def launch_folder(cwd: str, here: Path) -> str:
+    """`script.cwd` as stored in a run's config: absolute, and `here` (the folder `run` or
+    `sweep` was called from) when empty, so a resume or the queue starts the script where it
+    was launched, wherever they are called from."""
+    where = Path(cwd).expanduser() if cwd else here
+    return str(where if where.is_absolute() else (here / where).resolve())

@@ -31,6 +31,10 @@ from tuneterm.runs.lifecycle import (
     LaunchError,
     RunStateError,
     check_resumable,
+    end_orphaned,
+    kill_script_group,
+    record_launch_folder,
+    wait_script_gone,
     wait_shut_down,
 )
 from tuneterm.runs.lifecycle import identity as _identity
@@ -105,6 +109,7 @@ def start(
 ) -> RunInfo:
     """Validate, create the run folder, and start its engine. Raises ConfigError before
     creating anything if the config cannot run. `env` adds to the engine's environment."""
+    record_launch_folder(cfg)
     if not checked:
         validate(cfg, store)
     info = store.create(cfg, name)
@@ -254,19 +259,22 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     info = store.info(run_id)
     if info.status == QUEUED:
         return runqueue.cancel(store, run_id)
+    if not info.alive and end_orphaned(store, info, force, wait):  # a script run's leftovers
+        return store.info(run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
         raise RunStateError(f"run {run_id} is {info.status}, not running")
     ident = _identity(info)
     if force:
         sent = kill_tree(ident)
+        kill_script_group(info)  # a script's processes that left its supervisor's tree
     elif is_torchrun(ident):
         sent = signal_workers(ident, signal.SIGTERM)
     else:
         sent = send_signal(ident, signal.SIGTERM)
     if not sent:
         raise RunStateError(f"run {run_id}: its process is no longer running")
-    if wait > 0:
-        wait_gone(ident, wait)
+    if wait > 0 and wait_gone(ident, wait):
+        wait_script_gone(info)
     return store.info(run_id)
 
 
@@ -290,12 +298,14 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
         info = runqueue.cancel(store, run_id)
-    if info.alive:
+    if info.alive or info.status == "orphaned":
         if not force:
             raise RunStateError(
                 f"run {run_id} is {info.status}; stop it first (or delete with --force)"
             )
-        if info.meta is not None and info.meta.pid > 0:
+        if info.status == "orphaned":
+            end_orphaned(store, info, force=True, wait=0.0)
+        elif info.meta is not None and info.meta.pid > 0:
             kill(store, run_id)
     else:
         wait_shut_down(info)

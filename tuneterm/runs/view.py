@@ -21,6 +21,7 @@ STATUS_STYLE: dict[str, str] = {
     "stopped": "yellow",
     "failed": "bold red",
     "crashed": "bold red",
+    "orphaned": "bold magenta",
     "unreadable": "red",
     "queued": "magenta",
     "cancelled": "dim",

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.store.text import printable
 from tuneterm.tasks import Metric
 
 POLL = 0.25
@@ -17,6 +18,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
     KeyboardInterrupt propagates: the caller says how to stop the runs, which go on.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.text import Text
 
     readers = {rid: store.events(rid) for rid in run_ids}
     stats: dict[str, dict[str, str]] = {rid: {} for rid in run_ids}
@@ -31,7 +33,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
         disable=quiet,
     ) as bar:
         tasks = {
-            rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting")
+            rid: bar.add_task(_plain(store.info(rid).name or rid), total=None, info="starting")
             for rid in run_ids
         }
         while len(final) < len(run_ids):
@@ -49,20 +51,30 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                                 stats[rid][metric.name] = metric.format(e[metric.name])
                     elif quiet:
                         continue
-                    elif kind == "log" and len(run_ids) == 1:
-                        bar.console.print(f"[dim]{e['msg']}[/]")
+                    elif kind == "log" and len(run_ids) == 1:  # text as printed, never markup
+                        bar.console.print(Text(printable(str(e.get("msg", ""))), style="dim"))
                     elif kind == "error":
-                        bar.console.print(f"[red]{info.name}: {e['message']}[/]")
+                        text = printable(f"{info.name}: {e.get('message', '')}")
+                        bar.console.print(Text(text, style="red"))
                 m = info.meta
                 if m is not None:
                     text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
                     text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
-                    bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text)
+                    bar.update(
+                        tasks[rid], total=m.total_steps or None, completed=m.step, info=_plain(text)
+                    )
                 if not info.alive and info.status != "queued":  # a queued run starts later
                     final[rid] = info.status
             if len(final) < len(run_ids):
                 time.sleep(POLL)
     return final
+
+
+def _plain(text: str) -> str:
+    """A run's name in a markup column (the task description): no markup, no control codes."""
+    from rich.markup import escape
+
+    return escape(printable(text, tabs=False))
 
 
 def _shown(info: RunInfo) -> list[Metric]:

@@ -2,21 +2,21 @@
 
 Bytes come in as the pipe gives them. A `\\r` (a tqdm redraw) starts the line over, so a line
 keeps only its last state; a line longer than `MAX_LINE` keeps its first `MAX_LINE` bytes (the
-raw log keeps it whole); bytes that are not UTF-8 are replaced, control characters dropped.
+raw log keeps it whole); bytes that are not UTF-8 are replaced, escape sequences and C0/C1
+control characters dropped (`tuneterm.store.text.printable`).
 """
 
 from __future__ import annotations
 
-import re
+from tuneterm.store.text import printable
 
 MAX_LINE = 4096  # bytes of one line kept for its event (and for metric parsing)
-# ANSI sequences first: ESC itself is a control character, and the sequence must go whole.
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def clean(raw: bytes) -> str:
-    """Printable text of one line: UTF-8 (errors replaced), ANSI codes and controls dropped."""
-    return _CONTROL.sub("", raw.decode("utf-8", errors="replace")).rstrip()
+    """Printable text of one line: UTF-8 (errors replaced), escape sequences and controls
+    dropped."""
+    return printable(raw.decode("utf-8", errors="replace")).rstrip()
 
 
 class LineSplitter:

@@ -7,9 +7,16 @@ group of its own, and is the one writer of the run's events and meta.json until 
   parser (three threads: output, the API's metrics file, system samples);
 - SIGTERM or SIGINT (`tuneterm stop`) is forwarded as `[script] stop_signal` to the script's
   process group, and `script/stop` is written for `tuneterm.should_stop()`: status `stopped`;
+  a script still running `script.stop_grace_s` later is killed, with its whole tree;
+- the run ends when the script exits, not when its output pipe closes: what it printed is read
+  for a short while more, then whatever it left running is ended (SIGTERM, then SIGKILL);
 - exit 0: `completed`; another exit code: `failed`, the last output lines as the reason;
 - the script killed by a signal nobody sent through tuneterm (kill -9): the supervisor exits
   without a final status, so the run reads `crashed` and `tuneterm resume` continues it.
+
+The script dies with the supervisor (`tree.die_with_parent`), and the supervisor adopts what the
+script leaves behind (`tree.become_subreaper`); the script's process group and the processes
+seen under it are recorded in meta.json (`group`), so readers can tell `orphaned` from `crashed`.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import collections
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -38,12 +47,15 @@ from tuneterm.config.scriptargs import fill
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import SCRIPT_MARKER, ProcessIdentity
 from tuneterm.script import metrics as mx
+from tuneterm.script import tree
+from tuneterm.script.apifile import api_record, last_offset
 from tuneterm.script.output import LineSplitter
-from tuneterm.store.events import EventWriter, list_segments, segment_path
+from tuneterm.store.events import EventWriter
 from tuneterm.store.eventtypes import user_metrics, user_name
 from tuneterm.store.files import FILE_MODE
-from tuneterm.store.meta import RunMeta, load_meta, save_meta
+from tuneterm.store.meta import RunMeta, ScriptGroup, load_meta, save_meta
 from tuneterm.store.runs import RunStore
+from tuneterm.store.text import printable
 
 OUTPUT_LOG = "output.log"
 SAMPLE_EVERY = 2.0
@@ -55,6 +67,9 @@ NICENESS = 5  # the supervisor yields the CPU to the script it watches
 META_EVERY = 1.0
 TAIL_LINES = 12  # output lines kept for a failure's reason
 CHUNK = 65536
+DRAIN_S = 2.0  # seconds to read what the script printed before it exited, once it has
+LEFTOVER_GRACE = 3.0  # seconds a process the script left running gets between TERM and KILL
+POLL_CHILD = 0.2  # seconds between looks at a stop's grace period while the script runs
 
 
 class Supervisor:
@@ -83,25 +98,40 @@ class Supervisor:
         self._child: subprocess.Popen[bytes] | None = None
         self.reports = 0
         self._printed: tuple[int | None, dict[str, float]] = (None, {})
+        self._known = set(self.book.seen)  # every metric name seen, in the spec or not
+        self._spec_dirty = False  # names came that meta.json's spec does not have yet
+        self._over_cap = False  # the warning that names are left out of the spec was given
+        self._stop_at: float | None = None  # monotonic time of the first stop request
+        self._killed = False  # the script outlived its stop grace period and was killed
+        self._drained = threading.Event()  # stop reading output: the script is gone
         self.api = False  # the script has written to the API's metrics file
-        self.offset = _last_offset(self.dir / "events")
+        self.offset = last_offset(self.dir / "events")
         self.api = self.offset > 0 or (self.dir / METRICS_FILE).exists()
 
     # -- meta.json and events ------------------------------------------------------------
     def _save(self, force: bool = False) -> None:
+        """meta.json at most every META_EVERY seconds (a new metric name waits for the next
+        write too: a script printing 10,000 names must not rewrite it 10,000 times)."""
         now = time.monotonic()
         if force or now - self._meta_saved >= META_EVERY:
+            if self._spec_dirty:
+                self.meta.metrics = self.book.spec()
+                self._spec_dirty = False
             save_meta(self.meta_path, self.meta)
             self._meta_saved = now
 
     def set_status(self, status: str, error: str = "") -> None:
         with self._lock:
-            extra = {"error": error} if error else {}
+            extra: dict[str, Any] = {"error": error} if error else {}
+            final = status in ("completed", "failed", "stopped")
+            if final:  # how many events the queue holds (this one included): a reader's check
+                extra["events"] = self.writer.seq + 1
+                extra["events_written"] = self.writer.emitted + 1
             self.writer.emit("status", status=status, **extra)
             self.meta.status = status
             if error:
                 self.meta.error = error
-            if status in ("completed", "failed", "stopped"):
+            if final:
                 self.meta.events = self.writer.seq
                 self.meta.ended = time.time()
                 self.writer.flush()  # every event on disk before meta.json says it is over
@@ -122,13 +152,30 @@ class Supervisor:
                 if kind == "train":
                     self.meta.last_loss = float(fields["loss"])
                 self.writer.emit(kind, **fields, **where)
-            self.meta.step, self.meta.epoch = step, int(epoch)
-            changed = self.book.see(list(rec.metrics))
-            for _, fields in mx.events_of(rec, step, epoch):  # after see: the chosen metric
+            self.meta.step, self.meta.epoch = step, int(epoch) if math.isfinite(epoch) else 0
+            new = [k for k in rec.metrics if k not in self._known]
+            if new:
+                self._new_names(new)
+                self._known.update(new)
+            for _, fields in mx.events_of(rec, step, epoch):  # after the names: the chosen metric
                 self.meta.best = self.book.offer(fields)
-            if changed:
-                self.meta.metrics = self.book.spec()
-            self._save(force=changed)
+            self._save()
+
+    def _new_names(self, names: list[str]) -> None:
+        """Into the spec while it has room (`script.max_metrics` curves); past it, the names
+        stay in the events only, and one warning says so."""
+        curves = [k for k in names if k not in (*mx.TRAIN_LOSS, *mx.LR_KEYS)]
+        room = max(0, self.cfg.script.max_metrics - len(self.book.seen))
+        if self.book.see([k for k in names if k not in curves] + curves[:room]):
+            self._spec_dirty = True
+        if curves[room:] and not self._over_cap:
+            self._over_cap = True
+            msg = (
+                f"more than script.max_metrics = {self.cfg.script.max_metrics} metric names: "
+                f"{curves[room]!r} and any later new name are kept in the events but not "
+                "drawn as curves"
+            )
+            self.writer.emit("log", level="warning", msg=msg)
 
     def declare(self, name: str, higher: bool, best: bool) -> None:
         name = user_name(name)  # the name its values are stored under
@@ -136,7 +183,8 @@ class Supervisor:
             self.book.declare(name, higher, best)
             if name not in self.book.seen:
                 self.book.seen.append(name)
-            self.meta.metrics = self.book.spec()
+                self._known.add(name)
+            self._spec_dirty = True
             self.meta.best = self.book.offer({})  # the declared best may now rank the run
             self._save(force=True)
 
@@ -164,6 +212,8 @@ class Supervisor:
     def _on_term(self, signum: int, frame: object) -> None:
         # Flags, a file and a signal only: no locks in a handler.
         self._stop.set()
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
         with contextlib.suppress(OSError):  # for should_stop(), whatever the script's handlers
             (self.dir / STOP_FILE).touch()
         child = self._child
@@ -175,12 +225,14 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end it
+        tree.become_subreaper()
         if resume:
             self.meta.resumes += 1
             self.meta.error, self.meta.ended = "", None
             (self.dir / STOP_FILE).unlink(missing_ok=True)
         else:
             self.meta.started = time.time()
+        self.meta.stop_outcome = ""
         self.set_status("starting")
         (self.dir / "checkpoints").mkdir(exist_ok=True)
         (self.dir / "script").mkdir(exist_ok=True)
@@ -197,32 +249,89 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop reaches its workers too
                 close_fds=True,
+                preexec_fn=tree.die_with_parent(),  # it dies with this process (kill -9)
             )
         except OSError as exc:
             os.close(log_fd)
             self.set_status("failed", error=f"cannot run {argv[0]}: {exc}")
             self.writer.close()
             return 1
+        self._record_group()
         with contextlib.suppress(OSError):  # after the fork: the script keeps its priority
             os.nice(NICENESS)
-        self.writer.emit("log", level="info", msg="$ " + " ".join(argv))
+        self.writer.emit("log", level="info", msg=printable("$ " + " ".join(argv)))
         self.set_status("running")
         reader = threading.Thread(target=self._read_output, args=(log_fd,), daemon=True)
         tailer = threading.Thread(target=self._tail_metrics, daemon=True)
         sampler = threading.Thread(target=self._sample, daemon=True)
         for t in (reader, tailer, sampler):
             t.start()
-        code = self._child.wait()
-        reader.join()
+        code = self._wait_script()
+        reader.join(DRAIN_S)  # what it printed before it exited; a child may hold the pipe
+        self._end_leftovers()
+        self._drained.set()
+        reader.join(DRAIN_S)
         self._done.set()
         tailer.join()
         self._read_metrics()  # what the script wrote just before it ended
         return self._finish(code)
 
+    def _record_group(self) -> None:
+        assert self._child is not None
+        with self._lock:
+            try:
+                start = psutil.Process(self._child.pid).create_time()
+            except psutil.Error:  # it has already ended: nothing of it can be left
+                start = time.time()
+            self.meta.group = ScriptGroup(pgid=self._child.pid, start=round(start, 3))
+            self._save(force=True)
+
+    def _wait_script(self) -> int:
+        """The script's exit code. Once a stop was asked, a script still running after
+        `script.stop_grace_s` is killed, with its process group and every process under it."""
+        assert self._child is not None
+        while True:
+            try:
+                return self._child.wait(timeout=POLL_CHILD)
+            except subprocess.TimeoutExpired:
+                pass
+            at = self._stop_at
+            if at is None or self._killed:
+                continue
+            if time.monotonic() - at >= self.cfg.script.stop_grace_s:
+                self._killed = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._child.pid, signal.SIGKILL)  # not reaped: still our group
+                tree.kill_now(tree.descendants())
+
+    def _end_leftovers(self) -> None:
+        """The script has exited; what it started and left running (adopted by this process,
+        the subreaper) is ended now, and the log says what it was."""
+        left = tree.descendants()
+        if not left:
+            return
+        ended = tree.end_all(left, LEFTOVER_GRACE)
+        parts = []
+        if ended.termed:
+            parts.append("ended by SIGTERM: " + ", ".join(ended.termed))
+        if ended.killed:
+            parts.append(f"killed after {LEFTOVER_GRACE:.0f} s: " + ", ".join(ended.killed))
+        if ended.alive:
+            parts.append("still running: " + ", ".join(ended.alive))
+        msg = f"the script exited leaving {len(left)} process(es) running; " + "; ".join(parts)
+        self.writer.emit("log", level="warning", msg=printable(msg))
+
     def _finish(self, code: int) -> int:
         if self._stop.is_set():
-            self.set_status("stopped", error=f"stopped ({self.cfg.script.stop_signal}); "
-                            f"resume with `tuneterm resume {self.run_id}`")  # fmt: skip
+            sc = self.cfg.script
+            how = (
+                f"killed: still running {sc.stop_grace_s:g} s after {sc.stop_signal} "
+                "(script.stop_grace_s)"
+                if self._killed
+                else f"stopped ({sc.stop_signal})"
+            )
+            self.meta.stop_outcome = "killed" if self._killed else "clean"
+            self.set_status("stopped", error=f"{how}; resume with `tuneterm resume {self.run_id}`")
         elif code == 0:
             self.set_status("completed")
         elif code < 0 and -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS):
@@ -247,7 +356,14 @@ class Supervisor:
         pipe = self._child.stdout.fileno()
         lines = LineSplitter()
         try:
-            while chunk := os.read(pipe, CHUNK):
+            # Until end-of-file, or until the script is gone and what it left is ended: a
+            # process it left holding the pipe must not keep the run open.
+            while not self._drained.is_set():
+                if not select.select([pipe], [], [], TAIL_EVERY)[0]:
+                    continue
+                chunk = os.read(pipe, CHUNK)
+                if not chunk:
+                    break
                 os.write(log_fd, chunk)  # the raw log keeps every byte
                 for line in lines.feed(chunk):
                     self._line(line)
@@ -310,7 +426,7 @@ class Supervisor:
                 str(item["define"]), bool(item.get("higher", True)), bool(item.get("best"))
             )
             return
-        rec = mx.from_mapping(item.get("m") or {}, item.get("step"), item.get("epoch"))
+        rec = api_record(item)
         if rec is not None:
             self.record(rec, offset)
 
@@ -325,13 +441,17 @@ class Supervisor:
         while not self._done.wait(SAMPLE_EVERY):
             try:
                 sample: dict[str, Any] = {**process_sample(me), **system_sample()}
-                tree = {p.pid for p in me.children(recursive=True)}
+                tree.reap()  # adopted processes that ended since
+                below = tree.descendants()
                 gpus = gpu_samples(indices)
                 if gpus:
                     sample["gpus"] = [g.to_dict() for g in gpus]
-                    sample["gpu_mem_tree"] = _gpu_mem_of(tree)
+                    sample["gpu_mem_tree"] = _gpu_mem_of({p.pid for p in below})
                 with self._lock:
                     if not self._done.is_set():
+                        # Who to look for if this process dies: readers check these by pid
+                        # and start time (`orphaned`), `stop --force` ends them.
+                        self.meta.group.procs = tree.identities(below)
                         self.writer.emit("sys", **sample)
                         self._save()
             except psutil.Error:
@@ -352,22 +472,6 @@ def _gpu_mem_of(pids: set[int]) -> int:
         return total
     except Exception:  # no NVML, no driver: the pane says so from the GPU samples
         return 0
-
-
-def _last_offset(events_dir: Path) -> int:
-    """Where the API's metrics file was read up to: the `off` of the newest event that has
-    one. Events are flushed after the cursor moves, so a kill -9 re-reads, never skips."""
-    for index in reversed(list_segments(events_dir)):
-        try:
-            data = json.loads(segment_path(events_dir, index).read_bytes())
-        except (OSError, ValueError):
-            continue
-        docs = data.get("events", {}) if isinstance(data, dict) else {}
-        for key in sorted(docs, key=int, reverse=True):
-            off = docs[key].get("off")
-            if isinstance(off, int):
-                return off
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -278,6 +278,17 @@ def check_events(events_dir: Path) -> None:
         _read_segment(segment_path(events_dir, index))
 
 
+def missing_segments(events_dir: Path, events: int = 0) -> list[str]:
+    """Segments that should be there and are not: a gap in the numbering, or fewer than the
+    `events` meta.json counts need (segments hold SEGMENT_EVENTS each, in order)."""
+    have = list_segments(events_dir)
+    last = max([*have, (events - 1) // SEGMENT_EVENTS if events > 0 else -1])
+    present = set(have)
+    return [
+        f"events/{segment_path(events_dir, i).name}" for i in range(last + 1) if i not in present
+    ]
+
+
 def _stat(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)

@@ -23,13 +23,25 @@ ACTIVE = ("created", "submitted", "starting", "running", "stopping")
 # A queued run has a folder and a validated config but no engine yet (see tuneterm/runqueue.py).
 QUEUED = "queued"
 FINAL = ("completed", "failed", "stopped", "cancelled")
-# Statuses derived by readers: the process died without a final status; the files are damaged.
-DERIVED = ("crashed", "unreadable")
+# Statuses derived by readers: the process died without a final status; a script run's
+# supervisor died while processes of its script live on; the files are damaged.
+DERIVED = ("crashed", "orphaned", "unreadable")
 STATUSES = (*ACTIVE, QUEUED, *FINAL, *DERIVED)
 STARTUP_GRACE = 60.0  # seconds a `created` run may wait for its engine to come up
 
 
 INPUT_BOUND = 0.3  # a run waiting on data for this fraction of its step time is input-bound
+
+
+class ScriptGroup(BaseModel):
+    """A script run's processes (tuneterm/script/): the process group its script leads, from
+    the group's start time, and the processes seen under the supervisor (pid, start time)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pgid: int = 0
+    start: float = 0.0
+    procs: list[tuple[int, float]] = Field(default_factory=list)
 
 
 class RunMeta(BaseModel):
@@ -82,6 +94,10 @@ class RunMeta(BaseModel):
     dequeued: float | None = None
     queued_from: str = ""
     gpus: str = ""
+    group: ScriptGroup = Field(default_factory=ScriptGroup)  # script runs only
+    # How the last stop ended: "" (none), "clean" (the script ended by itself after the stop
+    # signal) or "killed" (it was still running after script.stop_grace_s).
+    stop_outcome: str = ""
 
     def metric_spec(self) -> Any:
         """This run's `tuneterm.tasks.MetricSpec` (from its kind's spec for older runs)."""

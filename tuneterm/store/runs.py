@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tuneterm import tasks
 from tuneterm.config import RunConfig, loads, model_label, to_toml
-from tuneterm.proc import ProcessIdentity, is_alive
-from tuneterm.store.events import EventReader, check_events
+from tuneterm.proc import ProcessGroup, ProcessIdentity, group_members, is_alive
+from tuneterm.store.events import DamagedEvents, EventReader, check_events, missing_segments
 from tuneterm.store.files import atomic_write_text, make_dir
 from tuneterm.store.ids import check_prefix, is_run_id, new_run_id
 from tuneterm.store.meta import (
@@ -93,7 +93,33 @@ def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
         return "crashed", "the engine never started (see engine.log)"
     if is_alive(ProcessIdentity(meta.pid, meta.pid_start, meta.id)):
         return meta.status, ""
+    left = script_processes(meta)
+    if left:
+        pids = ", ".join(str(p) for p in sorted(left)[:5])
+        return "orphaned", (
+            f"its supervisor (pid {meta.pid}) is gone but the script's processes live on "
+            f"(pid {pids}); end them with `tuneterm stop --force {meta.id}`"
+        )
     return "crashed", f"engine process {meta.pid} ended without a final status"
+
+
+def script_group(meta: RunMeta, run_dir: Path | None = None) -> ProcessGroup | None:
+    """The process group a script run's supervisor recorded, or None (not a script run)."""
+    g = meta.group
+    if g.pgid <= 0:
+        return None
+    where = str(run_dir) if run_dir is not None else ""
+    return ProcessGroup(g.pgid, g.start, where, tuple((p, s) for p, s in g.procs))
+
+
+def script_processes(meta: RunMeta, run_dir: Path | None = None) -> list[int]:
+    """The live, verified processes of a script run (its supervisor aside). Without the run's
+    folder, only those recorded by pid + start time: cheap enough for every `ls`; with it, the
+    rest of its process group too (checked by the run folder in their environment)."""
+    group = script_group(meta, run_dir)
+    if group is None:
+        return []
+    return [p.pid for p in group_members(group, scan=run_dir is not None)]
 
 
 def number_queue(runs: list[RunInfo]) -> list[RunInfo]:
@@ -178,6 +204,12 @@ class RunStore:
             meta = load_meta(path / "meta.json")
             if events:
                 check_events(path / "events")
+                missing = missing_segments(path / "events", meta.events)
+                if missing:
+                    raise DamagedEvents(
+                        f"{missing[0]} is missing"
+                        + (f" (meta.json counts {meta.events} events)" if meta.events else "")
+                    )
         except UnreadableRun as exc:
             return RunInfo(run_id, path, "unreadable", None, label, exc.reason)
         if meta.id != run_id:

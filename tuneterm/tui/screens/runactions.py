@@ -114,7 +114,7 @@ class RunActions(Hosted, Screen[None]):
             self._confirm(f"Cancel {info.name}?", "It leaves the queue as cancelled.", "stop",
                           info.id)  # fmt: skip
             return
-        if not info.alive:
+        if not info.alive and info.status != "orphaned":  # orphaned: its script's leftovers
             self.notify(f"{info.name} is {info.status}: nothing to stop.", severity="warning")
             return
         self._confirm(
@@ -127,7 +127,7 @@ class RunActions(Hosted, Screen[None]):
     def action_kill(self) -> None:
         if (info := self._need_run()) is None:
             return
-        if not info.alive:
+        if not info.alive and info.status != "orphaned":
             self.notify(f"{info.name} is {info.status}: nothing to kill.", severity="warning")
             return
         self._confirm(
