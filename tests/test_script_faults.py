@@ -193,9 +193,9 @@ def test_ten_thousand_metric_names_keep_the_spec_bounded_and_every_event(
     spec = _meta(runs_dir, run_id)["metrics"]
     assert len(spec["val"]) == 300  # script.max_metrics
     warnings = [e for e in events(runs_dir, run_id, "log") if e["level"] == "warning"]
-    assert len(warnings) == 1 and "'m300'" in warnings[0]["msg"]
+    assert len(warnings) == 1 and "'m300_loss'" in warnings[0]["msg"]
     vals = events(runs_dir, run_id, "val")
-    assert len(vals) == 10000 and vals[-1]["m9999"] == 0.5
+    assert len(vals) == 10000 and vals[-1]["m9999_loss"] == 0.5
 
 
 def test_damaged_meta_and_missing_segments_are_reported(cli: Cli, runs_dir: Path) -> None:

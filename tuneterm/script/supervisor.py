@@ -67,7 +67,7 @@ NICENESS = 5  # the supervisor yields the CPU to the script it watches
 META_EVERY = 1.0
 TAIL_LINES = 12  # output lines kept for a failure's reason
 CHUNK = 65536
-DRAIN_S = 2.0  # seconds to read what the script printed before it exited, once it has
+DRAIN_S = 2.0  # seconds without output after the script exited before the rest is ended
 LEFTOVER_GRACE = 3.0  # seconds a process the script left running gets between TERM and KILL
 POLL_CHILD = 0.2  # seconds between looks at a stop's grace period while the script runs
 
@@ -104,6 +104,7 @@ class Supervisor:
         self._stop_at: float | None = None  # monotonic time of the first stop request
         self._killed = False  # the script outlived its stop grace period and was killed
         self._drained = threading.Event()  # stop reading output: the script is gone
+        self._last_read = time.monotonic()  # when the reader last got bytes (or end-of-file)
         self.api = False  # the script has written to the API's metrics file
         self.offset = last_offset(self.dir / "events")
         self.api = self.offset > 0 or (self.dir / METRICS_FILE).exists()
@@ -267,14 +268,21 @@ class Supervisor:
         for t in (reader, tailer, sampler):
             t.start()
         code = self._wait_script()
-        reader.join(DRAIN_S)  # what it printed before it exited; a child may hold the pipe
+        self._await_output(reader)  # what it printed before it exited; a child may hold the pipe
         self._end_leftovers()
+        self._await_output(reader)
         self._drained.set()
         reader.join(DRAIN_S)
         self._done.set()
         tailer.join()
         self._read_metrics()  # what the script wrote just before it ended
         return self._finish(code)
+
+    def _await_output(self, reader: threading.Thread) -> None:
+        """Until the output ends, or DRAIN_S pass with nothing read: a backlog is read whole, and
+        a leftover process that holds the pipe cannot keep the run open."""
+        while reader.is_alive() and time.monotonic() - self._last_read < DRAIN_S:
+            reader.join(0.1)
 
     def _record_group(self) -> None:
         assert self._child is not None
@@ -362,11 +370,13 @@ class Supervisor:
                 if not select.select([pipe], [], [], TAIL_EVERY)[0]:
                     continue
                 chunk = os.read(pipe, CHUNK)
+                self._last_read = time.monotonic()
                 if not chunk:
                     break
                 os.write(log_fd, chunk)  # the raw log keeps every byte
                 for line in lines.feed(chunk):
                     self._line(line)
+                    self._last_read = time.monotonic()  # busy reading a backlog is no idle pipe
             for line in lines.close():
                 self._line(line)
         finally:
