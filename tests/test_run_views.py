@@ -20,6 +20,7 @@ from tuneterm import tasks
 from tuneterm.cli import listing
 from tuneterm.config import loads, parse_toml
 from tuneterm.runs import runqueue, sweep, view
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
 
@@ -37,7 +38,7 @@ def finished_run(
     **meta: Any,
 ) -> RunInfo:
     """A completed run of `task` as its engine leaves it: metric spec, best and final."""
-    info = store.create(loads(TINY), name)
+    info = store.create(new_run(loads(TINY), name))
     m = load_meta(info.path / "meta.json")
     kind = spec or tasks.get(task)
     m.task, m.metrics = kind.name, kind.metric_spec(configured)
@@ -272,7 +273,7 @@ def test_a_dead_run_reads_the_same_in_report_and_the_tui_list(runs_dir: Path) ->
     from tuneterm.tui import rows
 
     store = RunStore(runs_dir)
-    info = store.create(loads(TINY), "killed")
+    info = store.create(new_run(loads(TINY), "killed"))
     m = load_meta(info.path / "meta.json")
     m.status, m.pid, m.started, m.ended = "running", 0, time.time() - 600, None
     m.step, m.total_steps = 10, 40  # killed a quarter through: no end time written

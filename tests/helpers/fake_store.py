@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.config import loads
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
@@ -43,7 +44,7 @@ def make_run(
 ) -> RunInfo:
     """A run as the engine would leave it: meta.json, config.toml and an event queue."""
     cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
-    info = store.create(cfg)
+    info = store.create(new_run(cfg))
     if tags:
         store.set_label(info.id, tags=list(tags))
     m = load_meta(info.path / "meta.json")

@@ -24,6 +24,7 @@ from tuneterm.cli.common import (
 from tuneterm.config import ConfigError, ConfigIssue, load, template
 from tuneterm.runs import report, view
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.tasks import metric_spec_of_run
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -173,7 +174,7 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
     best = view.best(info)
     if best is not None:
         con.print(f"  best {best.metric.name} {best.text} at epoch {best.epoch}")
-    spec = m.metric_spec()
+    spec = metric_spec_of_run(m)
     for metric in (*spec.test, *spec.val):  # what the final test measured
         if metric.name in m.final:
             con.print(f"  {metric.name} {metric.format(m.final[metric.name])}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.errors import ConfigIssue
 
 if TYPE_CHECKING:
     from tuneterm.config.schema import RunConfig

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import catalog
 from tuneterm.config.choices import MODEL_SOURCES
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.errors import ConfigIssue
 
 if TYPE_CHECKING:
     from tuneterm.config.schema import ModelSection, RunConfig

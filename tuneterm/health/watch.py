@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config.errors import ConfigError
+from tuneterm.config import run_config
+from tuneterm.errors import ConfigError
 from tuneterm.health import detectors
 from tuneterm.health.alerts import Alert, HealthSettings, settings_from
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
@@ -84,7 +85,7 @@ class Watcher:
     def _settings(self, rid: str) -> HealthSettings:
         """The run's own thresholds (its config's [health]), else the watcher's."""
         try:
-            return settings_from(self.store.config(rid).health)
+            return settings_from(run_config(self.store, rid).health)
         except (ConfigError, OSError):  # an unreadable config: `show` says why
             return self.settings
 

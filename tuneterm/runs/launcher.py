@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, run_config
 from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
     is_torchrun,
@@ -31,6 +31,7 @@ from tuneterm.runs.lifecycle import (
     LaunchError,
     RunStateError,
     check_resumable,
+    new_run,
     wait_shut_down,
 )
 from tuneterm.runs.lifecycle import identity as _identity
@@ -107,7 +108,7 @@ def start(
     creating anything if the config cannot run. `env` adds to the engine's environment."""
     if not checked:
         validate(cfg, store)
-    info = store.create(cfg, name)
+    info = store.create(new_run(cfg, name))
     try:
         _spawn(store, info.id, resume=False, env=env)
     except LaunchError:
@@ -135,7 +136,7 @@ def prepare_slurm(
     from tuneterm.runs import torchrun
 
     validate(cfg, store, here=False)
-    info = store.create(cfg, name, status="submitted")
+    info = store.create(new_run(cfg, name), status="submitted")
     script = out or info.path / "slurm.sbatch"
     script.write_text(torchrun.sbatch_script(info.path, job, python=ENGINE_CMD[0]))
     script.chmod(0o755)
@@ -150,7 +151,7 @@ def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | 
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
-    cfg = store.config(run_id)
+    cfg = run_config(store, run_id)
     runner = tasks.get(cfg.run.task).runner
     if runner:  # a kind with a process of its own (a script run's supervisor)
         cmd = [ENGINE_CMD[0], "-m", runner, str(run_dir), *(["--resume"] if resume else [])]

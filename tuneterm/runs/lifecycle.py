@@ -1,12 +1,14 @@
-"""The run lifecycle: which statuses may resume, the errors a wrong-status action raises, and
-the checks a resume makes. Used by the launcher (resume now) and the queue (resume later), so
-both refuse the same runs with the same words; neither imports the other for this."""
+"""The run lifecycle: what a new run folder is made from, which statuses may resume, the errors a
+wrong-status action raises, and the checks a resume makes. Used by the launcher (start and
+resume now) and the queue (later), so both make and refuse runs alike; neither imports the
+other for this."""
 
 from __future__ import annotations
 
-from tuneterm.config import ConfigError, RunConfig
+from tuneterm import tasks
+from tuneterm.config import ConfigError, RunConfig, model_label, run_config, to_toml
 from tuneterm.proc import ProcessIdentity, is_alive, wait_gone
-from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.store.runs import NewRun, RunInfo, RunStore
 
 RESUMABLE = ("stopped", "crashed", "failed")
 SHUTDOWN_WAIT = 15.0
@@ -18,6 +20,24 @@ class LaunchError(RuntimeError):
 
 class RunStateError(RuntimeError):
     """The action does not fit the run's status (e.g. stopping a finished run)."""
+
+
+def new_run(cfg: RunConfig, name: str = "") -> NewRun:
+    """What the store makes a run folder from: the config as TOML, and the metric spec its kind
+    and techniques report (the store knows neither the schema nor the kinds)."""
+    init = cfg.model.init
+    return NewRun(
+        config_toml=to_toml(cfg),
+        task=cfg.run.task,
+        model=model_label(cfg),
+        dataset=cfg.data.dataset,
+        epochs=cfg.train.epochs,
+        metrics=tasks.run_metric_spec(cfg),
+        name=name or cfg.run.name,
+        parent=init.removeprefix("run:") if init.startswith("run:") else "",
+        tags=list(cfg.run.tags),
+        notes=cfg.run.notes,
+    )
 
 
 def identity(info: RunInfo) -> ProcessIdentity:
@@ -34,7 +54,7 @@ def check_resumable(store: RunStore, run_id: str) -> tuple[RunInfo, RunConfig]:
             f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
         )
     try:
-        cfg = store.config(run_id)
+        cfg = run_config(store, run_id)
     except ConfigError as exc:
         raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
     return info, cfg

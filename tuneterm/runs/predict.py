@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tuneterm.config import run_config
 from tuneterm.store.runs import RunStore
 
 
@@ -41,7 +42,7 @@ def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any
     from tuneterm import tasks
     from tuneterm.engine import kinds as engine_tasks
 
-    cfg = store.config(run_id)
+    cfg = run_config(store, run_id)
     task = cfg.run.task
     if inputs.top_k < 1:
         raise PredictError(f"--top-k = {inputs.top_k}: must be >= 1")

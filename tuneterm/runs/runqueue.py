@@ -80,7 +80,7 @@ def _next_pos(store: RunStore) -> int:
 def enqueue(store: RunStore, cfg: RunConfig, name: str = "") -> RunInfo:
     """Create the run folder as `queued` at the end of the queue. The caller validated cfg."""
     with queue_lock(store):
-        info = store.create(cfg, name, status=QUEUED, queue_pos=_next_pos(store))
+        info = store.create(lifecycle.new_run(cfg, name), status=QUEUED, queue_pos=_next_pos(store))
     return info
 
 

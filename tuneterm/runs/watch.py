@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from tuneterm.store.runs import RunInfo, RunStore
-from tuneterm.tasks import Metric
+from tuneterm.tasks import Metric, metric_spec_of_run
 
 POLL = 0.25
 
@@ -70,4 +70,4 @@ def _shown(info: RunInfo) -> list[Metric]:
     m = info.meta
     if m is None:
         return []
-    return list(m.metric_spec().plotted("acc", len(m.classes)))
+    return list(metric_spec_of_run(m).plotted("acc", len(m.classes)))

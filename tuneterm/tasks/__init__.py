@@ -18,6 +18,7 @@ from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
+    from tuneterm.store.meta import RunMeta
 
 __all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
 
@@ -93,6 +94,11 @@ def metric_spec_of(
             task, configured or "val_acc", guess_metric(configured or "val_acc").higher, (), ()
         )
     return MetricSpec.from_dict(spec.metric_spec(configured or spec.select[0]))
+
+
+def metric_spec_of_run(meta: RunMeta) -> MetricSpec:
+    """The metric spec of a run from its meta.json (older runs: from its kind's spec)."""
+    return metric_spec_of(meta.task, meta.metrics, str(meta.best.get("metric", "")))
 
 
 def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
-    from tuneterm.config.errors import ConfigIssue
+    from tuneterm.errors import ConfigIssue
     from tuneterm.store.runs import RunStore
 
 

@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Log, Static, TabbedContent, TabPane
 
-from tuneterm.config import ConfigError, template, to_toml
+from tuneterm.config import ConfigError, run_config, template, to_toml
 from tuneterm.store import RunInfo
 from tuneterm.tui.history import X_LABELS, RunHistory
 from tuneterm.tui.messages import HistoryChanged, RunsScanned, RunTextRead
@@ -474,7 +474,7 @@ class MainScreen(RunActions):
     @work(thread=True, exclusive=True, group="clone", exit_on_error=False)
     def clone(self, run_id: str) -> None:
         try:
-            cfg = self.app.store.config(run_id)
+            cfg = run_config(self.app.store, run_id)
             cfg.run.name = ""
             text = to_toml(cfg)
         except (ConfigError, OSError) as exc:

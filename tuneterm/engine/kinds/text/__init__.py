@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config import TEXT_TASK, ConfigError, ConfigIssue, RunConfig
+from tuneterm.config import TEXT_TASK, ConfigError, ConfigIssue, RunConfig, run_config
 from tuneterm.runs.predict import PredictError, PredictInput
 from tuneterm.store.runs import RunStore
 
@@ -52,7 +52,7 @@ def _teacher_checkpoint(spec: str, store: RunStore | None) -> Path:
     if store is None:
         raise ValueError("needs a runs folder to look in")
     run_id = store.resolve(spec.removeprefix("run:"))
-    if store.config(run_id).run.task != TEXT_TASK:
+    if run_config(store, run_id).run.task != TEXT_TASK:
         raise ValueError(f"run {run_id} is not a {TEXT_TASK} run")
     best = store.checkpoint_dir(run_id) / "best.pt"
     if not best.is_file():
