@@ -21,8 +21,11 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
+from tuneterm.cli.queue import enqueue_config, requeue_run
+from tuneterm.cli.scripts import script_config
 from tuneterm.config import ConfigError, ConfigIssue, load, template
-from tuneterm.runs import report, view
+from tuneterm.runs import launcher, report, torchrun, view
+from tuneterm.runs.watch import watch
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.tasks import metric_spec_of_run
 
@@ -38,9 +41,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tuneterm.cli.scripts import script_config
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     cfg = script_config(args, getattr(args, "script_command", None))
     if cfg is None:  # a run of tuneterm's engine
@@ -54,8 +54,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg.run.tags = sorted({*cfg.run.tags, *args.tag})
     check_name(args.name)
     if args.queue:
-        from tuneterm.cli.queue import enqueue_config
-
         return enqueue_config(args, cfg)
     info = launcher.start(store, cfg, name=args.name or "")
     if args.detach:
@@ -85,8 +83,6 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     N nodes through srun + torchrun; `--submit` also hands it to sbatch."""
     import shutil
     import subprocess
-
-    from tuneterm.runs import launcher, torchrun
 
     store = store_of(args)
     sets = list(args.set)
@@ -129,13 +125,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     if args.queue:
-        from tuneterm.cli.queue import requeue_run
-
         return requeue_run(args, store, run_id)
     info = launcher.resume(store, run_id)
     if args.detach:
@@ -146,8 +138,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def follow(store: RunStore, run_id: str, as_json: bool) -> int:
     """Show the run's progress until it ends. Ctrl-C stops following, never the run."""
-    from tuneterm.runs.watch import watch
-
     con = console()
     try:
         watch(store, [run_id], con, quiet=as_json)
@@ -185,8 +175,6 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     info = launcher.stop(store, run_id, force=args.force, wait=args.wait)
@@ -199,8 +187,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     ids = [store.resolve(r) for r in args.runs]
     for run_id in ids:

@@ -30,6 +30,7 @@ from tuneterm.config.choices import (
 )
 from tuneterm.config.operations import HealthSection, ScriptSection
 from tuneterm.config.section import Section as _Section
+from tuneterm.store.ids import check_name
 
 
 class RunSection(_Section):
@@ -43,8 +44,6 @@ class RunSection(_Section):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        from tuneterm.store.ids import check_name
-
         return check_name(v)
 
 

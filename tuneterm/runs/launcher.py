@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig, run_config
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, missing_packages, run_config
+from tuneterm.engine import kinds
 from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
     is_torchrun,
@@ -25,7 +26,7 @@ from tuneterm.proc import (
     signal_workers,
     wait_gone,
 )
-from tuneterm.runs import runqueue
+from tuneterm.runs import runqueue, torchrun
 from tuneterm.runs.lifecycle import (
     RESUMABLE,
     LaunchError,
@@ -53,10 +54,6 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     """Every check that can be made before anything is created (imports torchvision).
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
-    from tuneterm.config import missing_packages
-    from tuneterm.engine import kinds
-    from tuneterm.runs import torchrun
-
     missing = missing_packages(cfg)  # before importing what is missing
     if missing:
         raise ConfigError(missing)
@@ -133,8 +130,6 @@ def prepare_slurm(
 ) -> tuple[RunInfo, Path]:
     """Validate, create the run folder (status `submitted`) and write its sbatch script
     (default: RUN_DIR/slurm.sbatch). The run folder must be on a filesystem every node mounts."""
-    from tuneterm.runs import torchrun
-
     validate(cfg, store, here=False)
     info = store.create(new_run(cfg, name), status="submitted")
     script = out or info.path / "slurm.sbatch"
@@ -144,8 +139,6 @@ def prepare_slurm(
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
-    from tuneterm.runs import torchrun
-
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:

@@ -14,7 +14,9 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tuneterm.tasks import classify, detect, script, text
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+from tuneterm.tasks.techniques import with_techniques
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
@@ -103,14 +105,10 @@ def metric_spec_of_run(meta: RunMeta) -> MetricSpec:
 
 def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:
     """What meta.json records for a run of `cfg`: its kind's metrics plus its techniques'."""
-    from tuneterm.tasks.techniques import with_techniques
-
     return with_techniques(get(cfg.run.task).metric_spec(cfg.train.metric), cfg)
 
 
 def _builtin() -> None:
-    from tuneterm.tasks import classify, detect, script, text
-
     for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC):
         register(spec)
 
