@@ -49,7 +49,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                 store.events(rid),
                 progress.add_task(store.info(rid).name or rid, total=None, info="starting"),
             )
-            for rid in run_ids
+            for rid in dict.fromkeys(run_ids)  # each run once, in the order given
         }
         while True:
             for rid, run in runs.items():
