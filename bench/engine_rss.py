@@ -31,6 +31,7 @@ from pathlib import Path
 from tuneterm.config import RunConfig
 from tuneterm.engine.process import EngineProcess
 from tuneterm.store.runs import RunStore
+from tuneterm.runs.lifecycle import new_run
 
 def mem():
     out = {}
@@ -41,7 +42,7 @@ def mem():
 
 root, steps, log_every = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 store = RunStore(root)
-info = store.create(RunConfig(), "rss")
+info = store.create(new_run(RunConfig(), "rss"))
 engine = EngineProcess(store, info.id)
 threading.Thread(target=engine._sampler, daemon=True).start()
 engine.set_status("running")

@@ -28,6 +28,7 @@ from pathlib import Path
 from tuneterm.config import loads
 from tuneterm.health.watch import Watcher
 from tuneterm.proc import ProcessIdentity
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
@@ -38,7 +39,7 @@ def build(root: Path, runs: int, active: int, events: int) -> tuple[RunStore, li
     me = ProcessIdentity.current("x")
     live = []
     for i in range(runs):
-        info = store.create(cfg)
+        info = store.create(new_run(cfg))
         m = load_meta(info.path / "meta.json")
         now = time.time()
         if i < active:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuneterm.config import loads
 from tuneterm.runs import runqueue, scheduler
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
@@ -42,7 +43,7 @@ def main() -> None:
         cfg = loads(CFG)
         t = time.perf_counter()
         for _ in range(n):
-            info = store.create(cfg)
+            info = store.create(new_run(cfg))
             meta = load_meta(info.path / "meta.json")
             meta.status = "completed"
             save_meta(info.path / "meta.json", meta)

@@ -30,6 +30,7 @@ from pathlib import Path
 from tinydb import TinyDB
 
 from tuneterm.config import RunConfig
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store.events import (
     FLUSH_INTERVAL,
     SEGMENT_EVENTS,
@@ -210,7 +211,7 @@ def build_runs(root: Path, n_runs: int, events_each: int) -> RunStore:
     cfg = RunConfig()
     me = os.getpid()
     for r in range(n_runs):
-        info = store.create(cfg)
+        info = store.create(new_run(cfg))
         with EventWriter(store.events_dir(info.id), background=False) as w:
             for k in range(events_each):
                 w.emit("train", step=k, loss=1.0 / (k + 1))

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers.fake_store import make_run
 
+from tuneterm.config import run_config
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
@@ -36,9 +38,9 @@ def make_many(root: Path, n: int) -> RunStore:
     store = RunStore(root)
     template = make_run(store, "r0", "completed", events=False)
     meta = load_meta(template.path / "meta.json")
-    cfg = store.config(template.id)
+    cfg = run_config(store, template.id)
     for i in range(1, n):
-        info = store.create(cfg, name=f"r{i}")
+        info = store.create(new_run(cfg, name=f"r{i}"))
         meta.id, meta.name = info.id, f"r{i}"
         save_meta(info.path / "meta.json", meta)
     return store

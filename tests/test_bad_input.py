@@ -24,6 +24,7 @@ from helpers.fake_store import make_run
 from PIL import Image
 
 from tuneterm.cli import main
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store.runs import RunStore
 
 
@@ -266,7 +267,7 @@ def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
 
     monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     store, other, _ = bystander
-    text = store.create(loads('[run]\ntask = "text"\n[data]\ndataset = "topics"\n'))
+    text = store.create(new_run(loads('[run]\ntask = "text"\n[data]\ndataset = "topics"\n')))
     (store.checkpoint_dir(text.id) / "best.pt").parent.mkdir(parents=True, exist_ok=True)
     (store.checkpoint_dir(text.id) / "best.pt").write_bytes(b"not read by this check")
     config = tmp_path / "c.toml"

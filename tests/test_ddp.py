@@ -14,8 +14,9 @@ import pytest
 import torch
 from helpers.cli import TINY, Cli, wait_for
 
-from tuneterm.config import ConfigError, loads
+from tuneterm.config import ConfigError, loads, run_config
 from tuneterm.engine.ddp import shard
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.runs.torchrun import SlurmJob, sbatch_script, torchrun_cmd
 from tuneterm.store.runs import RunStore
 
@@ -130,7 +131,7 @@ def _check_best_against_single_process(store: RunStore, run_id: str) -> None:
     from tuneterm.engine.kinds.classify.data import batches, build
     from tuneterm.engine.kinds.classify.models import build_model
 
-    cfg = store.config(run_id)
+    cfg = run_config(store, run_id)
     data = build(cfg.data, cfg.train.seed)
     best = checkpoint.load(store.checkpoint_dir(run_id) / "best.pt")
     model = build_model(cfg.model, len(data.classes), None, cfg.head).model
@@ -168,7 +169,7 @@ def _fake_torchrun(store: RunStore) -> tuple[str, psutil.Process, list[psutil.Pr
     the engine marker and the run) with two rank processes in sessions of their own."""
     import subprocess
 
-    run_id = store.create(loads(TINY)).id
+    run_id = store.create(new_run(loads(TINY))).id
     cmd = [sys.executable, "-c", AGENT, "torch.distributed.run", str(store.run_dir(run_id))]
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert popen.stdout is not None
@@ -237,7 +238,7 @@ def test_slurm_script_and_torchrun_command_line(
     store = RunStore(runs_dir)
     info = store.info(out["id"])
     assert info.status == "submitted" and info.alive  # waits in the queue, never "crashed"
-    cfg = store.config(out["id"])
+    cfg = run_config(store, out["id"])
     assert (cfg.train.gpus, cfg.dist.nnodes) == (4, 2)
     script = Path(out["script"]).read_text()
     assert Path(out["script"]) == run_dir / "slurm.sbatch"

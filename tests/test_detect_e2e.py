@@ -16,6 +16,7 @@ from helpers.fake_store import new_app, pilot, screen_text, until
 from tuneterm.runs.export import export_model
 from tuneterm.runs.predict import PredictError, PredictInput, predict
 from tuneterm.store import RunStore
+from tuneterm.tasks import metric_spec_of_run
 
 DETECT = """\
 [run]
@@ -199,10 +200,10 @@ def test_compare_includes_map(det_run: tuple[Cli, str, Path]) -> None:
     (row,) = metric_rows([info], {run_id: history}, columns)
     cell = dict(zip(table_header(columns), row, strict=True))  # columns from the metric spec
     assert "val acc" not in cell and "test acc" not in cell
-    val_map = info.meta.metric_spec().metric("val_map")
+    val_map = metric_spec_of_run(info.meta).metric("val_map")
     maps = history.val.np("val_map")
     assert cell["val mAP"] == f"{val_map.format(maps.max())} / {val_map.format(maps[-1])}"
-    test_map50 = info.meta.metric_spec().metric("test_map50")
+    test_map50 = metric_spec_of_run(info.meta).metric("test_map50")
     assert cell["test mAP@.5"] == test_map50.format(info.meta.final["test_map50"])
     data = report.compare(store, [info, info])
     assert data["metrics"]["final.test_map50"][run_id] == info.meta.final["test_map50"]

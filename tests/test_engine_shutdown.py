@@ -14,13 +14,14 @@ import pytest
 from tuneterm.config import RunConfig
 from tuneterm.engine.process import EngineProcess
 from tuneterm.runs import launcher, lifecycle
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
 
 def test_sigterm_handler_never_takes_the_event_writer_lock(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs")
-    run_id = store.create(RunConfig()).id
+    run_id = store.create(new_run(RunConfig())).id
     engine = EngineProcess(store, run_id)
     try:
         # The handler runs between bytecodes of whatever the main thread was doing, possibly
@@ -39,7 +40,7 @@ def test_resume_waits_for_an_engine_that_is_still_shutting_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = RunStore(tmp_path / "runs")
-    run_id = store.create(RunConfig()).id
+    run_id = store.create(new_run(RunConfig())).id
     # A live process that is the run's engine by pid, start time and command line, whose
     # meta.json already says `stopped` (the moment between the final status and its exit).
     sleeper = subprocess.Popen(

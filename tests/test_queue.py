@@ -15,7 +15,7 @@ import psutil
 import pytest
 from helpers.cli import TINY, Cli, wait_for
 
-from tuneterm.config import ConfigError, loads
+from tuneterm.config import ConfigError, loads, run_config
 from tuneterm.runs import launcher, runqueue
 from tuneterm.store.meta import STARTUP_GRACE, load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
@@ -154,7 +154,7 @@ def test_sweep_queue_runs_one_at_a_time_and_survives_scheduler_kill(
     for run_id in ids:
         info = store.info(run_id)
         assert info.status == "queued" and "sweep:g" in info.label.tags
-        assert store.config(run_id).train.epochs == 1
+        assert run_config(store, run_id).train.epochs == 1
     cli("queue", "move", ids[3], "1", check=0)
     cli("queue", "cancel", ids[1], check=0)
     listed = cli.json("queue")

@@ -3,6 +3,7 @@ show, compare and sweep-best, for the built-in kinds and a kind registered only 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -15,11 +16,15 @@ from typing import Any
 
 import pytest
 from helpers.cli import TINY, Cli
+from helpers.fake_store import make_run
+from rich.console import Console
 
 from tuneterm import tasks
 from tuneterm.cli import listing
 from tuneterm.config import loads, parse_toml
 from tuneterm.runs import runqueue, sweep, view
+from tuneterm.runs.lifecycle import new_run
+from tuneterm.runs.watch import watch
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.store.runs import RunInfo, RunStore
 
@@ -37,7 +42,7 @@ def finished_run(
     **meta: Any,
 ) -> RunInfo:
     """A completed run of `task` as its engine leaves it: metric spec, best and final."""
-    info = store.create(loads(TINY), name)
+    info = store.create(new_run(loads(TINY), name))
     m = load_meta(info.path / "meta.json")
     kind = spec or tasks.get(task)
     m.task, m.metrics = kind.name, kind.metric_spec(configured)
@@ -272,7 +277,7 @@ def test_a_dead_run_reads_the_same_in_report_and_the_tui_list(runs_dir: Path) ->
     from tuneterm.tui import rows
 
     store = RunStore(runs_dir)
-    info = store.create(loads(TINY), "killed")
+    info = store.create(new_run(loads(TINY), "killed"))
     m = load_meta(info.path / "meta.json")
     m.status, m.pid, m.started, m.ended = "running", 0, time.time() - 600, None
     m.step, m.total_steps = 10, 40  # killed a quarter through: no end time written
@@ -314,3 +319,20 @@ def test_tui_run_list_shows_the_best_value_whole(tmp_path: Path, size: tuple[int
                 assert best is not None and best.cell in text, (best.cell, text)
 
     asyncio.run(check())
+
+
+def test_following_ended_runs_returns_each_status_once_with_its_metrics(tmp_path: Path) -> None:
+    """`tuneterm run` without --detach follows with runs/watch.py: a bar per run, showing the
+    metrics its spec plots, its errors printed above, and each run's final status."""
+    store = RunStore(tmp_path / "runs")
+    done, broke = make_run(store, "done"), make_run(store, "broke", status="failed")
+    con = Console(file=io.StringIO(), width=200)
+    # A run named twice is followed once (and the loop still ends).
+    final = watch(store, [done.id, broke.id, done.id], con)
+    assert final == {done.id: "completed", broke.id: "failed"}
+    lines = con.file.getvalue().splitlines()
+    assert "broke: CUDA out of memory" in lines  # the failed run's error event
+    bars = [line.split() for line in lines if line.startswith(("done ", "broke "))]
+    assert [bar[0] for bar in bars] == ["done", "broke"], lines
+    for bar, status in zip(bars, ("completed", "failed"), strict=True):
+        assert status in bar and "val_acc" in bar and "loss" in bar, bar

@@ -20,6 +20,7 @@ import pytest
 from helpers.cli import Cli, wait_for
 from helpers.scripts import PY, events, launch, script, status, wait_events, wait_status
 
+from tuneterm.config import run_config
 from tuneterm.store.runs import RunStore
 
 
@@ -234,7 +235,7 @@ def test_the_launch_folder_is_where_resume_runs_the_script(
     proc = _cli_in(here, runs_dir, "run", "--detach", "--", PY, "train.py")
     run_id = proc.stdout.split()[0]
     wait_status(runs_dir, run_id, "failed", 60)
-    cfg = RunStore(runs_dir).config(run_id)
+    cfg = run_config(RunStore(runs_dir), run_id)
     assert cfg.script.cwd == str(here)
     proc = _cli_in(elsewhere, runs_dir, "resume", run_id, "--detach")
     assert proc.returncode == 0, proc.stderr

@@ -12,8 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tuneterm.config import RunConfig
+from tuneterm.config import RunConfig, run_config
 from tuneterm.proc import ENGINE_MARKER, ProcessIdentity, is_alive
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import AmbiguousRun, RunNotFound, RunStore
 from tuneterm.store.events import EventWriter, read_all
 from tuneterm.store.ids import is_run_id
@@ -39,13 +40,13 @@ C = "20260102-093000-vit_b_16-0f0f"
 
 
 def test_create_writes_a_complete_run_folder(store: RunStore) -> None:
-    info = store.create(RunConfig(), name="baseline")
+    info = store.create(new_run(RunConfig(), name="baseline"))
     assert is_run_id(info.id) and "-resnet18-" in info.id
     assert info.path == store.root / info.id
     assert info.status == "starting"  # created, engine not up yet, within the grace period
     assert info.name == "baseline" and info.meta is not None and info.meta.model == "resnet18"
     assert (info.path / "config.toml").is_file()
-    assert store.config(info.id) == RunConfig()
+    assert run_config(store, info.id) == RunConfig()
     assert store.ids() == [info.id]
     with EventWriter(store.events_dir(info.id)) as w:
         w.emit("status", status="running")
@@ -55,7 +56,7 @@ def test_create_writes_a_complete_run_folder(store: RunStore) -> None:
 def test_created_files_are_not_world_writable(store: RunStore) -> None:
     old = os.umask(0)  # even with the most permissive umask
     try:
-        info = store.create(RunConfig())
+        info = store.create(new_run(RunConfig()))
         store.set_label(info.id, name="x", tags=["a"], notes="n")
         with EventWriter(store.events_dir(info.id)) as w:
             w.emit("status", status="running")
@@ -215,7 +216,7 @@ def test_created_without_an_engine_becomes_crashed_after_the_grace_period(
 
 
 def test_delete_removes_the_folder(store: RunStore) -> None:
-    info = store.create(RunConfig())
+    info = store.create(new_run(RunConfig()))
     with EventWriter(store.events_dir(info.id)) as w:
         w.emit("status", status="completed")
     assert read_all(store.events_dir(info.id))

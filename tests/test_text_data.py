@@ -42,23 +42,26 @@ def test_configs_and_runs_written_as_text_classify_read_as_text(tmp_path: Path) 
     import json
 
     from tuneterm import tasks
+    from tuneterm.config import run_config
+    from tuneterm.runs.lifecycle import new_run
     from tuneterm.store import RunStore
+    from tuneterm.tasks import metric_spec_of_run
 
     old = TEXT.replace('"text"', '"text-classify"')
     assert loads(old).run.task == "text"
     assert tasks.get("text-classify") is tasks.get("text")
     store = RunStore(tmp_path / "runs")
-    run = store.create(loads(TEXT))
+    run = store.create(new_run(loads(TEXT)))
     config = run.path / "config.toml"
     config.write_text(config.read_text().replace('task = "text"', 'task = "text-classify"'))
     meta = json.loads((run.path / "meta.json").read_text())
     meta["task"] = meta["metrics"]["task"] = "text-classify"
     (run.path / "meta.json").write_text(json.dumps(meta))
     assert 'task = "text-classify"' in config.read_text()  # the old name, as stored
-    assert store.config(run.id).run.task == "text"
+    assert run_config(store, run.id).run.task == "text"
     info = store.info(run.id)
     assert info.meta is not None and tasks.find(info.meta.task) is tasks.get("text")
-    assert info.meta.metric_spec().metric("val_f1").label == "F1"
+    assert metric_spec_of_run(info.meta).metric("val_f1").label == "F1"
 
 
 def test_missing_packages_are_named_before_launch(

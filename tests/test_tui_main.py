@@ -15,6 +15,7 @@ from helpers.fake_store import make_run, make_store, new_app, pilot, screen_text
 from tuneterm import monitor
 from tuneterm.monitor import GpuSample
 from tuneterm.proc import ProcessIdentity
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 from tuneterm.tui.screens.dialogs import ConfirmScreen, PromptScreen
@@ -267,10 +268,12 @@ def test_no_pane_imports_torch(tmp_path: Path) -> None:
     from tuneterm.config import loads
 
     store = make_store(tmp_path / "runs", 2)
-    store.create(loads('[run]\nname = "aug"\n[data]\naugment = "randaugment"\n[mix]\nmixup = 0.2'))
-    store.create(loads('[run]\ntask = "text"\nname = "txt"\n[data]\ndataset = "topics"'))
+    store.create(
+        new_run(loads('[run]\nname = "aug"\n[data]\naugment = "randaugment"\n[mix]\nmixup = 0.2'))
+    )
+    store.create(new_run(loads('[run]\ntask = "text"\nname = "txt"\n[data]\ndataset = "topics"')))
     det = '[run]\ntask = "detect"\nname = "det"\n[data]\ndataset = "shapes-boxes"\n'
-    store.create(loads(det + '[train]\nmetric = "val_map"'))
+    store.create(new_run(loads(det + '[train]\nmetric = "val_map"')))
     tests = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
            "TUNETERM_CONFIG_DIR": str(tmp_path / "settings")}  # fmt: skip
@@ -453,7 +456,7 @@ async def test_config_pane_shows_the_resolved_pipeline(tmp_path: Path, no_nvml: 
         '[run]\nname = "aug"\n[model]\nweights = "none"\n'
         '[data]\nimage_size = 16\naugment = "light"\n[mix]\nmixup = 0.2\n'
     )
-    store.create(cfg)
+    store.create(new_run(cfg))
     app = new_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, 2)

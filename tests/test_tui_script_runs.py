@@ -13,7 +13,7 @@ from helpers.fake_store import make_run, new_app, pilot, screen_text, until
 from helpers.scripts import PY, script
 from textual.widgets import DataTable
 
-from tuneterm.config import from_dict
+from tuneterm.config import from_dict, run_config
 from tuneterm.runs import launcher
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.compare import CompareScreen
@@ -104,5 +104,5 @@ async def test_editor_creates_a_script_run_and_clones_it(tmp_path: Path) -> None
         await pilot.press("ctrl+l")
         await wait(pilot, lambda: len(store.ids()) == 2, timeout=30, what="the clone")
     clone = next(i for i in store.ids() if i != first)
-    assert store.config(clone).script.args["steps"] == 5
-    assert store.config(first).script.args["steps"] == 4
+    assert run_config(store, clone).script.args["steps"] == 5
+    assert run_config(store, first).script.args["steps"] == 4

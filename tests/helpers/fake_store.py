@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.config import loads
+from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
@@ -45,7 +46,7 @@ def make_run(
     """A run as the engine would leave it: meta.json, config.toml and an event queue
     (`speed_field="img_s"`: as a tuneterm before `examples_s` wrote its train events)."""
     cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
-    info = store.create(cfg)
+    info = store.create(new_run(cfg))
     if tags:
         store.set_label(info.id, tags=list(tags))
     m = load_meta(info.path / "meta.json")

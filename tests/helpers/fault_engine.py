@@ -35,6 +35,7 @@ import psutil
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[2]))  # the repository root
 
+from tuneterm.config import run_config  # noqa: E402
 from tuneterm.engine.process import EngineProcess  # noqa: E402
 from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.store.files import atomic_write_json  # noqa: E402
@@ -53,7 +54,7 @@ def read_checkpoint(run_dir: Path) -> dict[str, Any] | None:
 
 class StandInEngine(EngineProcess):
     def _train(self, resume: bool) -> int:
-        cfg = self.store.config(self.run_id)
+        cfg = run_config(self.store, self.run_id)
         per_epoch = int(os.environ.get("STANDIN_STEPS", "20"))
         step_s = float(os.environ.get("STANDIN_STEP_S", "0.01"))
         epochs = cfg.train.epochs

@@ -25,7 +25,11 @@ from tuneterm.cli.common import (
     fail,
     open_tui,
 )
+from tuneterm.cli.scripts import split_command
 from tuneterm.config import ConfigError
+from tuneterm.runs.lifecycle import LaunchError, RunStateError
+from tuneterm.runs.runqueue import QueueStateError, SchedulerError
+from tuneterm.store.meta import UnreadableRun
 from tuneterm.store.runs import AmbiguousRun, RunNotFound
 
 __all__ = ["build_parser", "main"]
@@ -59,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tuneterm.cli.scripts import split_command
-
     own, command = split_command(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(own)
     args.script_command = command  # `tuneterm run/sweep ... -- CMD`: a script run
@@ -71,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         return open_tui(args)
     as_json = getattr(args, "json", False)
-    from tuneterm.runs.lifecycle import LaunchError, RunStateError
-    from tuneterm.runs.runqueue import QueueStateError, SchedulerError
-    from tuneterm.store.meta import UnreadableRun
 
     try:
         return int(args.func(args))

@@ -15,6 +15,7 @@ from typing import Any
 
 from tuneterm.config import ConfigError, ConfigIssue
 from tuneterm.runs.view import status_style
+from tuneterm.store import ids
 from tuneterm.store.runs import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STATE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -58,11 +59,9 @@ def fail(message: str, code: int, as_json: bool) -> int:
 
 
 def check_name(name: str) -> None:
-    from tuneterm.store.ids import check_name as check
-
     if name:
         try:
-            check(name)
+            ids.check_name(name)
         except ValueError as exc:
             raise ConfigError([ConfigIssue("--name", name, str(exc))]) from None
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from tuneterm import tasks
 from tuneterm.cli.common import EXIT_INVALID, EXIT_OK, AddCommand, out, store_of
-from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.config import ConfigError, ConfigIssue, load, sources
 from tuneterm.config.choices import MODEL_SOURCES
+from tuneterm.runs.export import export_model
+from tuneterm.runs.predict import PredictInput, predict
 from tuneterm.tasks import classify
 
 
@@ -18,8 +20,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     """What a kind's model field (`model.name`, `text.model`, ...) accepts."""
     spec = tasks.get(args.task)
     if spec.name == classify.SPEC.name:  # image classifiers come from several libraries
-        from tuneterm.config import sources
-
         need = sources.missing_package(args.source)
         if need:
             raise ConfigError([ConfigIssue("--source", args.source, need)])
@@ -40,8 +40,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tuneterm.runs.predict import PredictInput, predict
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     inputs = PredictInput(
@@ -69,8 +67,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
-    from tuneterm.runs.export import export_model
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
@@ -85,7 +81,6 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from tuneterm.config import load
     from tuneterm.runs.lr_find import lr_find
     from tuneterm.tui.textplots import lr_curve
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from tuneterm.cli.common import EXIT_OK, AddCommand, console, out, store_of
-from tuneterm.runs import report, runqueue
+from tuneterm.runs import launcher, report, runqueue
 from tuneterm.runs.lifecycle import RunStateError
 from tuneterm.store.runs import RunInfo, RunStore
 
@@ -35,8 +35,6 @@ def say_scheduler(store: RunStore, started: bool | None = None) -> str:
 # -- run --queue / resume --queue ----------------------------------------------------------------
 def enqueue_config(args: argparse.Namespace, cfg: Any) -> int:
     """`tuneterm run CONFIG --queue`: validated now, started by the scheduler later."""
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     launcher.validate(cfg, store)
     info = runqueue.enqueue(store, cfg, name=args.name or "")

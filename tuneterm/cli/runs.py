@@ -23,10 +23,14 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
-from tuneterm.config import ConfigError, ConfigIssue, load, template
-from tuneterm.runs import report, view
+from tuneterm.cli.queue import enqueue_config, requeue_run
+from tuneterm.cli.scripts import script_config
+from tuneterm.config import ConfigError, ConfigIssue, load, run_config, template
+from tuneterm.runs import launcher, lifecycle, report, torchrun, view
+from tuneterm.runs.watch import watch
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.store.text import printable
+from tuneterm.tasks import metric_spec_of_run
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -40,9 +44,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tuneterm.cli.scripts import script_config
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     cfg = script_config(args, getattr(args, "script_command", None))
     if cfg is None:  # a run of tuneterm's engine
@@ -56,8 +57,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg.run.tags = sorted({*cfg.run.tags, *args.tag})
     check_name(args.name)
     if args.queue:
-        from tuneterm.cli.queue import enqueue_config
-
         return enqueue_config(args, cfg)
     info = launcher.start(store, cfg, name=args.name or "")
     if args.detach:
@@ -87,8 +86,6 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     N nodes through srun + torchrun; `--submit` also hands it to sbatch."""
     import shutil
     import subprocess
-
-    from tuneterm.runs import launcher, torchrun
 
     store = store_of(args)
     sets = list(args.set)
@@ -131,13 +128,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     if args.queue:
-        from tuneterm.cli.queue import requeue_run
-
         return requeue_run(args, store, run_id)
     info = launcher.resume(store, run_id)
     if args.detach:
@@ -148,8 +141,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def follow(store: RunStore, run_id: str, as_json: bool) -> int:
     """Show the run's progress until it ends. Ctrl-C stops following, never the run."""
-    from tuneterm.runs.watch import watch
-
     con = console()
     try:
         watch(store, [run_id], con, quiet=as_json)
@@ -176,7 +167,7 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
     best = view.best(info)
     if best is not None:
         con.print(f"  best {best.metric.name} {best.text} at epoch {best.epoch}")
-    spec = m.metric_spec()
+    spec = metric_spec_of_run(m)
     for metric in (*spec.test, *spec.val):  # what the final test measured
         if metric.name in m.final:
             con.print(f"  {metric.name} {metric.format(m.final[metric.name])}")
@@ -191,8 +182,6 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
 def cmd_stop(args: argparse.Namespace) -> int:
     """Exit 0: the run ended (or, with --wait 0, was asked to); 5: it outlived its stop grace
     period and was killed; 6: it still runs when the wait ran out."""
-    from tuneterm.runs import launcher, lifecycle
-
     store = store_of(args)
     run_id = store.resolve(args.run)
     grace = _stop_grace(store, run_id)
@@ -228,7 +217,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def _stop_grace(store: RunStore, run_id: str) -> float:
     """A script run's script.stop_grace_s; 0 for an engine run (or a config that won't read)."""
     try:
-        cfg = store.config(run_id)
+        cfg = run_config(store, run_id)
     except (ConfigError, OSError):
         return 0.0
     return cfg.script.stop_grace_s if cfg.run.task == "script" else 0.0
@@ -245,8 +234,6 @@ def _outcome(info: RunInfo, force: bool, wait: float) -> str:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     ids = [store.resolve(r) for r in args.runs]
     for run_id in ids:

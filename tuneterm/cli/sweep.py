@@ -10,15 +10,14 @@ from typing import Any
 
 from tuneterm.cli.common import EXIT_FAILED, EXIT_OK, AddCommand, console, out, store_of
 from tuneterm.cli.queue import say_scheduler, scheduler_json
-from tuneterm.config import ConfigError, ConfigIssue, apply_overrides, load, parse_toml
-from tuneterm.runs import report, runqueue, sweep
+from tuneterm.cli.scripts import script_dict, sweep_configs, swept_args
+from tuneterm.config import ConfigError, ConfigIssue, apply_overrides, flatten, load, parse_toml
+from tuneterm.runs import launcher, report, runqueue, sweep
+from tuneterm.runs.watch import watch
 from tuneterm.store.runs import RunInfo, RunStore
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tuneterm.cli.scripts import script_dict
-    from tuneterm.runs import launcher
-
     store = store_of(args)
     script = script_dict(args, getattr(args, "script_command", None))
     if script is not None:
@@ -52,8 +51,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(say_scheduler(store, started), file=sys.stderr)
         print(f"best so far: tuneterm sweep-best {group}", file=sys.stderr)
     if args.wait:
-        from tuneterm.runs.watch import watch
-
         watch(store, [i.id for i, _ in created], console(), quiet=args.json)
         return _print_best(args, store, group, "")
     return EXIT_OK
@@ -62,8 +59,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _config_points(
     args: argparse.Namespace, store: RunStore
 ) -> tuple[str, list[sweep.Point], list[str]]:
-    from tuneterm.runs import launcher
-
     if not args.config:
         raise ConfigError([ConfigIssue("config", "", "give a config file, or a command after --")])
     load(args.config, args.set)  # the base config must be valid by itself
@@ -82,10 +77,6 @@ def _script_points(
     args: argparse.Namespace, store: RunStore, data: dict[str, Any]
 ) -> tuple[str, list[sweep.Point], list[str]]:
     """A sweep over a command: --grid/--choice values fill its {key} fields."""
-    from tuneterm.cli.scripts import sweep_configs, swept_args
-    from tuneterm.config import flatten
-    from tuneterm.runs import launcher
-
     if args.range:
         raise ConfigError([ConfigIssue("--range", args.range[0], "not for a command; use --grid")])
     axes = []

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from tuneterm.config.checks import from_dict, installed, missing_packages
 from tuneterm.config.choices import CHOICES, check_choice, choices
-from tuneterm.config.errors import ConfigError, ConfigIssue
 from tuneterm.config.overrides import apply_overrides
 from tuneterm.config.renamed import kind_name
 from tuneterm.config.schema import (
@@ -44,7 +43,16 @@ from tuneterm.config.schema import (
     TrainSection,
     model_label,
 )
-from tuneterm.config.tomlio import flatten, load, loads, parse_toml, template, to_toml
+from tuneterm.config.tomlio import (
+    flatten,
+    load,
+    loads,
+    parse_toml,
+    run_config,
+    template,
+    to_toml,
+)
+from tuneterm.errors import ConfigError, ConfigIssue
 
 __all__ = [
     "CHOICES",
@@ -81,6 +89,7 @@ __all__ = [
     "missing_packages",
     "model_label",
     "parse_toml",
+    "run_config",
     "template",
     "to_toml",
 ]

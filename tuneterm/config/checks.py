@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from tuneterm.config.choices import FEATURE_ADAPT, check_choice, choices
-from tuneterm.config.errors import MISSING as _MISSING
-from tuneterm.config.errors import ConfigError, ConfigIssue, path_issues
 from tuneterm.config.schema import RunConfig
+from tuneterm.errors import MISSING as _MISSING
+from tuneterm.errors import ConfigError, ConfigIssue, path_issues
 
 if TYPE_CHECKING:
     from tuneterm.tasks.spec import TaskSpec

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, get_args
 
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.errors import ConfigIssue
 
 # Plain strings checked against a tuple (registries that may grow).
 OPTIMIZERS = ("sgd", "adam", "adamw")

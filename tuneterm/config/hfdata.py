@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.config.launch import reachable
+from tuneterm.errors import ConfigIssue
 
 if TYPE_CHECKING:
     from tuneterm.config.schema import RunConfig
@@ -72,7 +73,6 @@ def _open(root: str) -> Any:
             root,
             "not a save_to_disk folder, imagefolder, parquet file or hub name ORG/NAME",
         )
-    from tuneterm.config.launch import reachable
 
     offline = os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
     if offline or not reachable(HF_HOST):

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneterm.config import catalog
-from tuneterm.config.errors import ConfigError, ConfigIssue
 from tuneterm.config.schema import RunConfig
+from tuneterm.config.tomlio import run_config
+from tuneterm.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
     from tuneterm.store.runs import RunStore
@@ -142,7 +143,7 @@ def _best_of(ref: str, field: str, cfg: RunConfig, store: RunStore | None) -> li
     if not best.is_file():
         return [ConfigIssue(field, value, f"run {run_id} has no {best.name}")]
     try:
-        kind = store.config(run_id).run.task
+        kind = run_config(store, run_id).run.task
     except (ConfigError, OSError):  # its config no longer reads: the engine will say more
         return []
     if kind != cfg.run.task:

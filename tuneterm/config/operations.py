@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tuneterm.config.choices import OnNan, StopSignal, one_of
+from tuneterm.config.scriptargs import command_args, command_label
 from tuneterm.config.section import Section as _Section
 
 
@@ -124,8 +125,6 @@ class ScriptSection(_Section):
     @classmethod
     def _derive(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("command"), list) and data["command"]:
-            from tuneterm.config.scriptargs import command_args, command_label
-
             argv = [str(a) for a in data["command"]]
             data = {**data, "args": command_args(argv)}
             if not data.get("label"):

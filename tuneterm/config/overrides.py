@@ -6,7 +6,7 @@ import tomllib
 from collections.abc import Iterable
 from typing import Any
 
-from tuneterm.config.errors import ConfigError, ConfigIssue
+from tuneterm.errors import ConfigError, ConfigIssue
 
 
 def parse_value(raw: str) -> Any:

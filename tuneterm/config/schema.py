@@ -31,6 +31,7 @@ from tuneterm.config.choices import (
 from tuneterm.config.operations import HealthSection, ScriptSection
 from tuneterm.config.renamed import kind_name
 from tuneterm.config.section import Section as _Section
+from tuneterm.store.ids import check_name
 
 
 class RunSection(_Section):
@@ -44,8 +45,6 @@ class RunSection(_Section):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        from tuneterm.store.ids import check_name
-
         return check_name(v)
 
     @field_validator("task")

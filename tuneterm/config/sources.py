@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import catalog
+from tuneterm.config.checks import installed
 from tuneterm.config.choices import MODEL_SOURCES
-from tuneterm.config.errors import ConfigIssue
+from tuneterm.config.launch import reachable
+from tuneterm.errors import ConfigIssue
 
 if TYPE_CHECKING:
     from tuneterm.config.schema import ModelSection, RunConfig
@@ -66,8 +68,6 @@ def split(model: ModelSection) -> tuple[str, str]:
 
 def missing_package(source: str) -> str | None:
     """The pip command a source needs, when its package is not installed here."""
-    from tuneterm.config.checks import installed
-
     s = SOURCES[source]
     if not s.package or installed(s.package):
         return None
@@ -283,6 +283,5 @@ def _hf_cached(repo: str) -> bool:
 def catalog_reachable() -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return False
-    from tuneterm.config.launch import reachable
 
     return reachable(HF_HOST)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 from pydantic import BaseModel
 
 from tuneterm.config.checks import from_dict
 from tuneterm.config.choices import STATIC, choices, one_of
-from tuneterm.config.errors import MISSING, ConfigError, ConfigIssue
 from tuneterm.config.overrides import apply_overrides
 from tuneterm.config.schema import RunConfig
+from tuneterm.errors import MISSING, ConfigError, ConfigIssue
+
+if TYPE_CHECKING:
+    from tuneterm.store.runs import RunStore
 
 
 def parse_toml(text: str, source: str = "") -> dict[str, Any]:
@@ -37,6 +40,12 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
 
 def loads(text: str, overrides: Iterable[str] = (), source: str = "") -> RunConfig:
     return from_dict(apply_overrides(parse_toml(text, source), overrides), source)
+
+
+def run_config(store: RunStore, run_id: str) -> RunConfig:
+    """A run's config as it was launched (the store keeps it as TOML and knows no schema)."""
+    path = store.config_path(run_id)
+    return loads(path.read_text(encoding="utf-8"), source=str(path))
 
 
 def to_toml(cfg: RunConfig, comments: bool = False) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from tuneterm.config import run_config
+
 
 class NonFiniteLoss(RuntimeError):
     """The train loss became NaN or inf and `health.on_nan = "stop"`: the run fails, and no
@@ -60,7 +62,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 def _batch_size(engine: Any) -> int:
     try:
-        return int(engine.store.config(engine.run_id).train.batch_size)
+        return int(run_config(engine.store, engine.run_id).train.batch_size)
     except Exception:
         return 0
 

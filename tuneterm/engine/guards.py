@@ -13,19 +13,30 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
 from tuneterm.config import HealthSection
 from tuneterm.engine.errors import NonFiniteLoss
 
-if TYPE_CHECKING:
-    from tuneterm.engine.epochs import RunContext, State
+
+# What the guards need of the epoch loop (engine/epochs.py's RunContext and State meet these),
+# declared here so that the loop imports the guards and not the other way round.
+class Reporter(Protocol):
+    ckpt_dir: Path
+
+    def emit(self, kind: str, /, **fields: Any) -> None: ...
+
+
+class Position(Protocol):
+    epoch: int
+    step: int
+    best: dict[str, Any]
 
 
 class NanGuard:
-    def __init__(self, health: HealthSection, ctx: RunContext) -> None:
+    def __init__(self, health: HealthSection, ctx: Reporter) -> None:
         self.mode, self.ctx = health.on_nan, ctx
         self.skipped = 0  # batches whose update was dropped since the last log interval
 
@@ -38,7 +49,7 @@ class NanGuard:
         self.skipped += 1
         return False
 
-    def check(self, mean_loss: float, st: State) -> None:
+    def check(self, mean_loss: float, st: Position) -> None:
         """At a log interval, with the interval's mean loss (already in its "train" event)."""
         if self.skipped:
             self.ctx.emit(
@@ -86,7 +97,7 @@ class Room:
     """Whether the disk has room for another epoch's checkpoints (health.disk_reserve_gb);
     says so once when it has not, and once when it has again."""
 
-    def __init__(self, reserve_gb: float, ctx: RunContext) -> None:
+    def __init__(self, reserve_gb: float, ctx: Reporter) -> None:
         self.reserve_gb, self.ctx, self.paused = reserve_gb, ctx, False
 
     def ok(self, ckpt: Path) -> bool:

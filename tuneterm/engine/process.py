@@ -29,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from tuneterm.config import run_config
 from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import ENGINE_MARKER, ProcessIdentity
@@ -195,7 +196,7 @@ class EngineProcess:
     def _train(self, resume: bool) -> int:
         from tuneterm.engine import recipe
 
-        cfg = self.store.config(self.run_id)
+        cfg = run_config(self.store, self.run_id)
         return recipe.run(self, cfg, resume)
 
     def stopped_message(self, step: int) -> str:

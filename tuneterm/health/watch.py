@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config.errors import ConfigError
+from tuneterm.config import run_config
 from tuneterm.config.operations import HealthSection
+from tuneterm.errors import ConfigError
 from tuneterm.health import detectors
 from tuneterm.health.alerts import Alert
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
@@ -85,7 +86,7 @@ class Watcher:
     def _settings(self, rid: str) -> HealthSection:
         """The run's own thresholds (its config's [health]), else the watcher's."""
         try:
-            return self.store.config(rid).health
+            return run_config(self.store, rid).health
         except (ConfigError, OSError):  # an unreadable config: `show` says why
             return self.settings
 

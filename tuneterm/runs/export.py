@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneterm import tasks
+from tuneterm.config import run_config
 from tuneterm.runs.predict import PredictError, best_checkpoint
 from tuneterm.store.runs import RunStore
 
@@ -41,7 +42,7 @@ class Exported:
 def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None) -> Exported:
     if fmt not in FORMATS:
         raise PredictError(f"--format = {fmt!r}: must be one of {', '.join(FORMATS)}")
-    task = store.config(run_id).run.task
+    task = run_config(store, run_id).run.task
     spec = tasks.get(task)
     if not spec.exporter:
         raise PredictError(f"{task} runs cannot be exported")

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, missing_packages, run_config
+from tuneterm.engine import kinds
 from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
     is_torchrun,
@@ -25,7 +26,7 @@ from tuneterm.proc import (
     signal_workers,
     wait_gone,
 )
-from tuneterm.runs import runqueue
+from tuneterm.runs import runqueue, torchrun
 from tuneterm.runs.lifecycle import (
     RESUMABLE,
     LaunchError,
@@ -33,6 +34,7 @@ from tuneterm.runs.lifecycle import (
     check_resumable,
     end_orphaned,
     kill_script_group,
+    new_run,
     record_launch_folder,
     wait_script_gone,
     wait_shut_down,
@@ -56,10 +58,6 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     """Every check that can be made before anything is created (imports torchvision).
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
-    from tuneterm.config import missing_packages
-    from tuneterm.engine import kinds
-    from tuneterm.runs import torchrun
-
     missing = missing_packages(cfg)  # before importing what is missing
     if missing:
         raise ConfigError(missing)
@@ -112,7 +110,7 @@ def start(
     record_launch_folder(cfg)
     if not checked:
         validate(cfg, store)
-    info = store.create(cfg, name)
+    info = store.create(new_run(cfg, name))
     try:
         _spawn(store, info.id, resume=False, env=env)
     except LaunchError:
@@ -137,10 +135,8 @@ def prepare_slurm(
 ) -> tuple[RunInfo, Path]:
     """Validate, create the run folder (status `submitted`) and write its sbatch script
     (default: RUN_DIR/slurm.sbatch). The run folder must be on a filesystem every node mounts."""
-    from tuneterm.runs import torchrun
-
     validate(cfg, store, here=False)
-    info = store.create(cfg, name, status="submitted")
+    info = store.create(new_run(cfg, name), status="submitted")
     script = out or info.path / "slurm.sbatch"
     script.write_text(torchrun.sbatch_script(info.path, job, python=ENGINE_CMD[0]))
     script.chmod(0o755)
@@ -148,14 +144,12 @@ def prepare_slurm(
 
 
 def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
-    from tuneterm.runs import torchrun
-
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
-    cfg = store.config(run_id)
+    cfg = run_config(store, run_id)
     runner = tasks.get(cfg.run.task).runner
     if runner:  # a kind with a process of its own (a script run's supervisor)
         cmd = [ENGINE_CMD[0], "-m", runner, str(run_dir), *(["--resume"] if resume else [])]

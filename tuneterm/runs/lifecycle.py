@@ -1,6 +1,7 @@
-"""The run lifecycle: which statuses may resume, the errors a wrong-status action raises, and
-the checks a resume makes. Used by the launcher (resume now) and the queue (resume later), so
-both refuse the same runs with the same words; neither imports the other for this.
+"""The run lifecycle: what a new run folder is made from, which statuses may resume, the errors a
+wrong-status action raises, and the checks a resume makes. Used by the launcher (start and
+resume now) and the queue (later), so both make and refuse runs alike; neither imports the
+other for this.
 
 Also the end of a script run whose supervisor is gone (`orphaned`): its processes are found
 by pid + start time, or by its process group and the run folder in their environment, and
@@ -11,7 +12,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig
+from tuneterm import tasks
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, model_label, run_config, to_toml
 from tuneterm.config.scriptargs import launch_folder
 from tuneterm.proc import (
     ProcessIdentity,
@@ -20,7 +22,7 @@ from tuneterm.proc import (
     wait_gone,
     wait_group_gone,
 )
-from tuneterm.store.runs import RunInfo, RunStore, script_group, script_processes
+from tuneterm.store.runs import NewRun, RunInfo, RunStore, script_group, script_processes
 
 RESUMABLE = ("stopped", "crashed", "failed")
 SHUTDOWN_WAIT = 15.0
@@ -34,6 +36,24 @@ class LaunchError(RuntimeError):
 
 class RunStateError(RuntimeError):
     """The action does not fit the run's status (e.g. stopping a finished run)."""
+
+
+def new_run(cfg: RunConfig, name: str = "") -> NewRun:
+    """What the store makes a run folder from: the config as TOML, and the metric spec its kind
+    and techniques report (the store knows neither the schema nor the kinds)."""
+    init = cfg.model.init
+    return NewRun(
+        config_toml=to_toml(cfg),
+        task=cfg.run.task,
+        model=model_label(cfg),
+        dataset=cfg.data.dataset,
+        epochs=cfg.train.epochs,
+        metrics=tasks.run_metric_spec(cfg),
+        name=name or cfg.run.name,
+        parent=init.removeprefix("run:") if init.startswith("run:") else "",
+        tags=list(cfg.run.tags),
+        notes=cfg.run.notes,
+    )
 
 
 def identity(info: RunInfo) -> ProcessIdentity:
@@ -50,7 +70,7 @@ def check_resumable(store: RunStore, run_id: str) -> tuple[RunInfo, RunConfig]:
             f"run {run_id} is {info.status}{why}; only {', '.join(RESUMABLE)} runs can be resumed"
         )
     try:
-        cfg = store.config(run_id)
+        cfg = run_config(store, run_id)
     except ConfigError as exc:
         raise RunStateError(f"run {run_id}: its config.toml no longer validates: {exc}") from None
     live = script_processes(info.meta, info.path)
@@ -99,7 +119,7 @@ def end_orphaned(store: RunStore, info: RunInfo, force: bool, wait: float) -> st
     if group is None or not script_processes(info.meta, info.path):
         return ""
     try:
-        sc = store.config(info.id).script
+        sc = run_config(store, info.id).script
         grace, stop_signal = sc.stop_grace_s, signal.Signals[sc.stop_signal]
     except (ConfigError, OSError):
         grace, stop_signal = DEFAULT_GRACE, signal.SIGTERM

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tuneterm.config import run_config
 from tuneterm.store.runs import RunStore
 from tuneterm.tasks.predict import PredictError, PredictInput
 
@@ -56,7 +57,7 @@ def _check_inputs(run_id: str, task: str, inputs: PredictInput) -> None:
 def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
     from tuneterm.engine import kinds as engine_tasks
 
-    cfg = store.config(run_id)
+    cfg = run_config(store, run_id)
     task = cfg.run.task
     _check_inputs(run_id, task, inputs)
     best = best_checkpoint(store, run_id)

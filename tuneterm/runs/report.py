@@ -8,11 +8,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from tuneterm.config import ConfigError, flatten
+from tuneterm.config import ConfigError, flatten, run_config
 from tuneterm.runs import view
 from tuneterm.runs.view import elapsed, eta, progress
 from tuneterm.store.events import Event
 from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.tasks import metric_spec_of_run
 
 __all__ = ["compare", "detail", "elapsed", "eta", "progress", "summary"]
 
@@ -63,7 +64,7 @@ def detail(store: RunStore, info: RunInfo, alerts: list[Any] | None = None) -> d
     out["path"] = str(info.path)
     out["meta"] = info.meta.model_dump() if info.meta else None
     try:
-        out["config"] = store.config(info.id).model_dump()
+        out["config"] = run_config(store, info.id).model_dump()
     except (ConfigError, OSError) as exc:
         out["config"] = None
         out["config_error"] = str(exc)
@@ -99,7 +100,7 @@ def compare_keys(infos: list[RunInfo]) -> list[str]:
     for info in infos:
         if info.meta is None:
             continue
-        spec = info.meta.metric_spec()
+        spec = metric_spec_of_run(info.meta)
         val.update(dict.fromkeys(f"best.{m.name}" for m in spec.val))
         test.update(dict.fromkeys(f"final.{m.name}" for m in spec.test))
     return [*val, "best.epoch", *test, *RUN_FIELDS]
@@ -121,7 +122,7 @@ def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
     declared = []
     for i in infos:
         if i.meta is not None:
-            spec = i.meta.metric_spec()
+            spec = metric_spec_of_run(i.meta)
             final = i.meta.final
             declared += [f"final.{m.name}" for m in (*spec.val, *spec.test) if m.name in final]
     keys = list(dict.fromkeys([*compare_keys(infos), *declared]))
@@ -129,7 +130,7 @@ def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
     configs: dict[str, dict[str, Any]] = {}
     for info in infos:
         try:
-            configs[info.id] = flatten(store.config(info.id))
+            configs[info.id] = flatten(run_config(store, info.id))
         except (ConfigError, OSError):
             configs[info.id] = {}
     keys = sorted({k for c in configs.values() for k in c})

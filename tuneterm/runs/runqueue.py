@@ -81,7 +81,7 @@ def enqueue(store: RunStore, cfg: RunConfig, name: str = "") -> RunInfo:
     """Create the run folder as `queued` at the end of the queue. The caller validated cfg."""
     lifecycle.record_launch_folder(cfg)
     with queue_lock(store):
-        info = store.create(cfg, name, status=QUEUED, queue_pos=_next_pos(store))
+        info = store.create(lifecycle.new_run(cfg, name), status=QUEUED, queue_pos=_next_pos(store))
     return info
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneterm.config import ConfigError
+from tuneterm.config import ConfigError, run_config
 from tuneterm.proc import ProcessIdentity
 from tuneterm.runs import launcher, runqueue
 from tuneterm.store.files import FILE_MODE, atomic_write_json
@@ -44,7 +44,7 @@ def take_next(store: RunStore, slots: dict[str, int]) -> tuple[str, list[str], b
         head = waiting[0]
         path = store.meta_path(head.id)
         try:
-            need = runqueue.gpus_needed(store.config(head.id))
+            need = runqueue.gpus_needed(run_config(store, head.id))
         except (ConfigError, OSError) as exc:
             meta = load_meta(path)
             meta.status, meta.error, meta.ended = "failed", f"config.toml: {exc}", time.time()

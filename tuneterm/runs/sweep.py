@@ -26,11 +26,12 @@ from tuneterm.config import (
     apply_overrides,
     flatten,
     from_dict,
+    run_config,
 )
 from tuneterm.runs.view import metric_value
 from tuneterm.store.files import atomic_write_json, make_dir, read_json
 from tuneterm.store.runs import RunInfo, RunStore
-from tuneterm.tasks import MetricSpec
+from tuneterm.tasks import MetricSpec, metric_spec_of_run
 
 GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
 TAG_PREFIX = "sweep:"
@@ -267,14 +268,14 @@ def metrics_of(runs: list[RunInfo]) -> tuple[str, ...]:
     test: dict[str, None] = {}
     for r in runs:
         if r.meta is not None:
-            spec = r.meta.metric_spec()
+            spec = metric_spec_of_run(r.meta)
             val.update(dict.fromkeys(m.name for m in spec.val))
             test.update(dict.fromkeys(m.name for m in spec.test))
     return (*val, *test)
 
 
 def _spec_of(runs: list[RunInfo]) -> MetricSpec | None:
-    return next((r.meta.metric_spec() for r in runs if r.meta is not None), None)
+    return next((metric_spec_of_run(r.meta) for r in runs if r.meta is not None), None)
 
 
 def groups(runs: list[RunInfo]) -> list[str]:
@@ -332,7 +333,7 @@ def _configs(store: RunStore, runs: list[RunInfo]) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {}
     for r in runs:
         try:
-            configs[r.id] = flatten(store.config(r.id))
+            configs[r.id] = flatten(run_config(store, r.id))
         except (ConfigError, OSError):
             configs[r.id] = {}
     return configs
@@ -383,7 +384,7 @@ def _rankable(runs: list[RunInfo]) -> tuple[str, ...]:
 def _pick_metric(runs: list[RunInfo], metric: str, group: str) -> tuple[str, tuple[str, ...]]:
     """The metric to sort by: `--metric` if the runs report it (else exit 2 naming it), else
     the one the runs' metric spec ranks them by; "" while no run reports any."""
-    specs = [r.meta.metric_spec() for r in runs if r.meta is not None]
+    specs = [metric_spec_of_run(r.meta) for r in runs if r.meta is not None]
     allowed = _rankable(runs)
     if metric and metric not in allowed:
         raise ConfigError(

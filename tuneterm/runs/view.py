@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from tuneterm.store.runs import RunInfo
-from tuneterm.tasks import Metric
+from tuneterm.tasks import Metric, metric_spec_of_run
 
 STATUS_STYLE: dict[str, str] = {
     "created": "cyan",
@@ -97,7 +97,7 @@ def best(info: RunInfo) -> Best | None:
     value = m.best.get("value")
     if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
         return None
-    spec = m.metric_spec()
+    spec = metric_spec_of_run(m)
     metric = spec.metric(str(m.best.get("metric") or spec.best))
     epoch = m.best.get("epoch")
     return Best(metric, float(value), int(epoch) if isinstance(epoch, int) else None)
@@ -109,7 +109,7 @@ def metric_value(info: RunInfo, metric: str) -> float | None:
     m = info.meta
     if m is None:
         return None
-    spec = m.metric_spec()
+    spec = metric_spec_of_run(m)
     is_test = metric in {t.name for t in spec.test} or metric.startswith("test_")
     value = (m.final if is_test else m.best).get(metric)
     if not isinstance(value, int | float) or isinstance(value, bool):

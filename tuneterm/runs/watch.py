@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
+from tuneterm.store.events import Event, EventReader
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.store.text import printable
-from tuneterm.tasks import Metric
+from tuneterm.tasks import Metric, metric_spec_of_run
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 POLL = 0.25
+
+
+@dataclass
+class _Followed:
+    """One run being followed: its event reader, its progress bar, and what the bar shows."""
+
+    reader: EventReader
+    bar: TaskID
+    stats: dict[str, str] = field(default_factory=dict)  # metric name -> formatted value
 
 
 def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False) -> dict[str, str]:
@@ -17,11 +34,9 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
 
     KeyboardInterrupt propagates: the caller says how to stop the runs, which go on.
     """
+    # rich is imported here, not at the top: only following a run draws bars.
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.text import Text
 
-    readers = {rid: store.events(rid) for rid in run_ids}
-    stats: dict[str, dict[str, str]] = {rid: {} for rid in run_ids}
     final: dict[str, str] = {}
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -31,43 +46,62 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
         TimeRemainingColumn(),
         console=console,
         disable=quiet,
-    ) as bar:
-        tasks = {
-            rid: bar.add_task(_plain(store.info(rid).name or rid), total=None, info="starting")
-            for rid in run_ids
+    ) as progress:
+        runs = {
+            rid: _Followed(
+                store.events(rid),
+                progress.add_task(_plain(store.info(rid).name or rid), total=None, info="starting"),
+            )
+            for rid in dict.fromkeys(run_ids)  # each run once, in the order given
         }
-        while len(final) < len(run_ids):
-            for rid in run_ids:
-                if rid in final:
-                    continue
-                info = store.info(rid)
-                for e in readers[rid].poll():
-                    kind = e["kind"]
-                    if kind == "train":
-                        stats[rid]["loss"] = f"{e['loss']:.4f}"
-                    elif kind == "val":
-                        for metric in _shown(info):
-                            if metric.name in e:
-                                stats[rid][metric.name] = metric.format(e[metric.name])
-                    elif quiet:
-                        continue
-                    elif kind == "log" and len(run_ids) == 1:  # text as printed, never markup
-                        bar.console.print(Text(printable(str(e.get("msg", ""))), style="dim"))
-                    elif kind == "error":
-                        text = printable(f"{info.name}: {e.get('message', '')}")
-                        bar.console.print(Text(text, style="red"))
-                m = info.meta
-                if m is not None:
-                    text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
-                    text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
-                    bar.update(
-                        tasks[rid], total=m.total_steps or None, completed=m.step, info=_plain(text)
-                    )
-                if not info.alive and info.status != "queued":  # a queued run starts later
-                    final[rid] = info.status
-            if len(final) < len(run_ids):
-                time.sleep(POLL)
-    return final
+        while True:
+            for rid, run in runs.items():
+                if rid not in final:
+                    status = _follow_once(store.info(rid), run, progress, quiet, len(runs) == 1)
+                    if status:
+                        final[rid] = status
+            if len(final) == len(runs):
+                return final
+            time.sleep(POLL)
+
+
+def _follow_once(
+    info: RunInfo, run: _Followed, progress: Progress, quiet: bool, alone: bool
+) -> str:
+    """Read a run's new events and redraw its bar; its final status once it has ended, else ""."""
+    for event in run.reader.poll():
+        _read_event(event, info, run.stats, progress.console, quiet, alone)
+    m = info.meta
+    if m is not None:
+        text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
+        text += "".join(f"  {k} {v}" for k, v in run.stats.items())
+        progress.update(run.bar, total=m.total_steps or None, completed=m.step, info=_plain(text))
+    if not info.alive and info.status != "queued":  # a queued run starts later
+        return info.status
+    return ""
+
+
+def _read_event(
+    e: Event,
+    info: RunInfo,
+    stats: dict[str, str],
+    console: Console,
+    quiet: bool,
+    alone: bool,
+) -> None:
+    """Metrics go to the run's bar; its log lines (when it is the only run followed) and its
+    errors are printed above the bars, unless quiet."""
+    kind = e["kind"]
+    if kind == "train":
+        stats["loss"] = f"{e['loss']:.4f}"
+    elif kind == "val":
+        stats.update({m.name: m.format(e[m.name]) for m in _shown(info) if m.name in e})
+    elif quiet:
+        return
+    elif kind == "log" and alone:  # text as printed, never markup
+        console.print(Text(printable(str(e.get("msg", ""))), style="dim"))
+    elif kind == "error":
+        console.print(Text(printable(f"{info.name}: {e.get('message', '')}"), style="red"))
 
 
 def _plain(text: str) -> str:
@@ -82,4 +116,4 @@ def _shown(info: RunInfo) -> list[Metric]:
     m = info.meta
     if m is None:
         return []
-    return list(m.metric_spec().plotted("acc", len(m.classes)))
+    return list(metric_spec_of_run(m).plotted("acc", len(m.classes)))

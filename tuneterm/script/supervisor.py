@@ -42,7 +42,7 @@ from typing import Any
 import psutil
 
 from tuneterm.api import ENV_RESUME, ENV_RUN_DIR, ENV_STOP_SIGNAL, METRICS_FILE, STOP_FILE
-from tuneterm.config import RunConfig
+from tuneterm.config import RunConfig, run_config
 from tuneterm.config.scriptargs import fill
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import SCRIPT_MARKER, ProcessIdentity
@@ -78,7 +78,7 @@ class Supervisor:
         self.dir = store.run_dir(run_id)
         self.meta_path = self.dir / "meta.json"
         self.meta: RunMeta = load_meta(self.meta_path)
-        self.cfg: RunConfig = store.config(run_id)
+        self.cfg: RunConfig = run_config(store, run_id)
         for stale in self.dir.glob(".meta.json.*.tmp"):
             stale.unlink(missing_ok=True)
         me = ProcessIdentity.current(run_id, SCRIPT_MARKER)

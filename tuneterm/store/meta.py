@@ -77,7 +77,8 @@ class RunMeta(BaseModel):
     final: dict[str, Any] = Field(default_factory=dict)
     # The run's metric spec (tuneterm.tasks.TaskSpec.metric_spec): which metrics it reports,
     # their labels and formats, which way each is better, and which one picks best.pt. Written
-    # when the run is created, so readers render any kind of run from data alone.
+    # when the run is created, so readers render any kind of run from data alone; read it with
+    # tuneterm.tasks.metric_spec_of_run (the store knows no kinds).
     metrics: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, int | float] = Field(default_factory=dict)
     techniques: dict[str, Any] = Field(default_factory=dict)
@@ -98,12 +99,6 @@ class RunMeta(BaseModel):
     # How the last stop ended: "" (none), "clean" (the script ended by itself after the stop
     # signal) or "killed" (it was still running after script.stop_grace_s).
     stop_outcome: str = ""
-
-    def metric_spec(self) -> Any:
-        """This run's `tuneterm.tasks.MetricSpec` (from its kind's spec for older runs)."""
-        from tuneterm import tasks
-
-        return tasks.metric_spec_of(self.task, self.metrics, str(self.best.get("metric", "")))
 
 
 class RunLabel(BaseModel):

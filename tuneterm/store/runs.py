@@ -6,6 +6,11 @@ runs/<id>/label.json      name, tags, notes set by people after launch
 runs/<id>/events/         the TinyDB event queue (see events.py)
 runs/<id>/checkpoints/    best.pt and last.pt
 runs/<id>/engine.log      the engine's stdout/stderr
+
+The store is the bottom layer but one (tuneterm.errors, proc, api, monitor): it reads and
+writes run folders and knows neither the config schema nor the kinds. The launcher hands it a
+`NewRun` (the config as TOML text, and the metric spec the kind reports); reading a folder's
+config back as a `RunConfig` is `tuneterm.config.run_config(store, run_id)`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,14 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tuneterm import tasks
-from tuneterm.config import RunConfig, loads, model_label, to_toml
 from tuneterm.proc import ProcessGroup, ProcessIdentity, group_members, is_alive
 from tuneterm.store.events import DamagedEvents, EventReader, check_events, missing_segments
 from tuneterm.store.files import atomic_write_text, make_dir
-from tuneterm.store.ids import check_prefix, is_run_id, new_run_id
+from tuneterm.store.ids import check_name, check_prefix, is_run_id, new_run_id
 from tuneterm.store.meta import (
     ACTIVE,
     QUEUED,
@@ -47,6 +51,22 @@ class RunNotFound(LookupError):
 
 class AmbiguousRun(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What a new run folder is made from, worked out by the launcher from the run's config."""
+
+    config_toml: str  # the config exactly as launched (resolved, every key)
+    task: str
+    model: str  # what it trains, for its id and listings
+    dataset: str
+    epochs: int
+    metrics: dict[str, Any]  # the metric spec its kind (and techniques) report, for meta.json
+    name: str = ""
+    parent: str = ""  # the run it starts from (model.init = "run:ID")
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
 
 
 @dataclass
@@ -161,6 +181,10 @@ class RunStore:
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "checkpoints"
 
+    def config_path(self, run_id: str) -> Path:
+        """The config as launched; `tuneterm.config.run_config` reads it as a RunConfig."""
+        return self.run_dir(run_id) / "config.toml"
+
     def log_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "engine.log"
 
@@ -224,12 +248,10 @@ class RunStore:
         return [r for r in runs if status is None or r.status == status]
 
     # -- creating and changing ---------------------------------------------------------------
-    def create(
-        self, cfg: RunConfig, name: str = "", status: str = "created", queue_pos: int = 0
-    ) -> RunInfo:
+    def create(self, new: NewRun, status: str = "created", queue_pos: int = 0) -> RunInfo:
         make_dir(self.root)
         for _ in range(10):
-            run_id = new_run_id(model_label(cfg))
+            run_id = new_run_id(new.model)
             path = self.root / run_id
             try:
                 path.mkdir(mode=0o755)
@@ -238,28 +260,24 @@ class RunStore:
                 continue
         else:
             raise RuntimeError("could not allocate a unique run id")
-        atomic_write_text(path / "config.toml", to_toml(cfg))
+        atomic_write_text(path / "config.toml", new.config_toml)
         meta = RunMeta(
             id=run_id,
-            name=name or cfg.run.name or run_id.split("-", 2)[2].rsplit("-", 1)[0],
-            task=cfg.run.task,
-            model=model_label(cfg),
-            dataset=cfg.data.dataset,
-            epochs=cfg.train.epochs,
+            name=new.name or run_id.split("-", 2)[2].rsplit("-", 1)[0],
+            task=new.task,
+            model=new.model,
+            dataset=new.dataset,
+            epochs=new.epochs,
             host=socket.gethostname(),
-            parent=cfg.model.init.removeprefix("run:") if cfg.model.init.startswith("run:") else "",
+            parent=new.parent,
             status=status,
             queue_pos=queue_pos,
-            metrics=tasks.run_metric_spec(cfg),
+            metrics=new.metrics,
         )
         save_meta(path / "meta.json", meta)
-        if cfg.run.tags or cfg.run.notes:
-            save_label(path / "label.json", RunLabel(tags=cfg.run.tags, notes=cfg.run.notes))
+        if new.tags or new.notes:
+            save_label(path / "label.json", RunLabel(tags=new.tags, notes=new.notes))
         return self.info(run_id)
-
-    def config(self, run_id: str) -> RunConfig:
-        path = self.run_dir(run_id) / "config.toml"
-        return loads(path.read_text(encoding="utf-8"), source=str(path))
 
     def set_label(
         self,
@@ -268,8 +286,6 @@ class RunStore:
         tags: builtins.list[str] | None = None,
         notes: str | None = None,
     ) -> RunLabel:
-        from tuneterm.store.ids import check_name
-
         path = self.run_dir(run_id) / "label.json"
         label = load_label(path)
         if name is not None:

@@ -19,10 +19,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.config.renamed import kind_name
+from tuneterm.tasks import classify, detect, script, text
 from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+from tuneterm.tasks.techniques import with_techniques
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
+    from tuneterm.store.meta import RunMeta
 
 __all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
 
@@ -111,16 +114,17 @@ def metric_spec_of(
     return MetricSpec.from_dict(spec.metric_spec(configured or spec.select[0]))
 
 
+def metric_spec_of_run(meta: RunMeta) -> MetricSpec:
+    """The metric spec of a run from its meta.json (older runs: from its kind's spec)."""
+    return metric_spec_of(meta.task, meta.metrics, str(meta.best.get("metric", "")))
+
+
 def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:
     """What meta.json records for a run of `cfg`: its kind's metrics plus its techniques'."""
-    from tuneterm.tasks.techniques import with_techniques
-
     return with_techniques(get(cfg.run.task).metric_spec(cfg.train.metric), cfg)
 
 
 def _builtin() -> None:
-    from tuneterm.tasks import classify, detect, script, text
-
     for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC):
         register(spec)
 

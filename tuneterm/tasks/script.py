@@ -14,7 +14,7 @@ from tuneterm.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
-    from tuneterm.config.errors import ConfigIssue
+    from tuneterm.errors import ConfigIssue
 
 NAME = "script"
 
@@ -22,8 +22,8 @@ NAME = "script"
 def check(cfg: RunConfig) -> list[ConfigIssue]:
     """[script] in a script run: a command, patterns that compile, known resume placeholders;
     in a run of another kind: left at its defaults."""
-    from tuneterm.config.errors import ConfigIssue
     from tuneterm.config.scriptargs import RESUME_PLACEHOLDERS
+    from tuneterm.errors import ConfigIssue
 
     sc = cfg.script
     if cfg.run.task != NAME:

@@ -2,8 +2,9 @@
 
 A `TaskSpec` is the one place that says what a kind measures and which way is better. The
 config checks, the CLI (`ls`, `show`, `compare`, `sweep-best`, `predict`, `models`) and every
-TUI pane read it; the engine writes `TaskSpec.metric_spec()` into the run's `meta.json` when it
-starts, so a reader can render any run, of any kind, from data alone.
+TUI pane read it; the launcher hands `TaskSpec.metric_spec()` to the store, which writes it into
+the run's `meta.json` when it creates the run, so a reader can render any run, of any kind,
+from data alone (`tuneterm.tasks.metric_spec_of_run`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
-    from tuneterm.config.errors import ConfigIssue
+    from tuneterm.errors import ConfigIssue
     from tuneterm.store.runs import RunStore
 
 

@@ -28,7 +28,7 @@ def spec_of(info: RunInfo | None) -> MetricSpec:
     meta = info.meta if info else None
     if meta is None:
         return tasks.metric_spec_of("", None)
-    spec: MetricSpec = meta.metric_spec()
+    spec: MetricSpec = tasks.metric_spec_of_run(meta)
     return spec
 
 

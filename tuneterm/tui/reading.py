@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config import ConfigError, flatten
+from tuneterm.config import ConfigError, flatten, run_config
 from tuneterm.store import EventReader, RunInfo, RunStore
 from tuneterm.store.meta import ACTIVE, UnreadableRun
 from tuneterm.store.runs import number_queue
@@ -68,7 +68,7 @@ class ConfigCache:
     def get(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._cache:
             try:
-                self._cache[run_id] = flatten(self.store.config(run_id))
+                self._cache[run_id] = flatten(run_config(self.store, run_id))
             except (ConfigError, OSError, ValueError):
                 self._cache[run_id] = {}
         return self._cache[run_id]

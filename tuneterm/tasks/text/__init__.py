@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config.errors import ConfigIssue, path_issues
+from tuneterm.errors import ConfigIssue, path_issues
 from tuneterm.tasks.spec import Metric, TaskSpec
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from tuneterm.config import ConfigError, flatten
+from tuneterm.config import ConfigError, flatten, run_config
 from tuneterm.store import RunInfo
 from tuneterm.tasks import Metric
 from tuneterm.tui.history import RunHistory
@@ -221,7 +221,7 @@ class CompareScreen(Hosted, Screen[None]):
             configs = {}
             for info in infos:
                 try:
-                    configs[info.id] = flatten(store.config(info.id))
+                    configs[info.id] = flatten(run_config(store, info.id))
                 except (ConfigError, OSError) as exc:
                     configs[info.id] = {"(config)": f"unreadable: {exc}"}
         self.post_message(CompareRead(infos, configs))

@@ -14,7 +14,7 @@ from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from tuneterm.config import ConfigError, template, to_toml
+from tuneterm.config import ConfigError, run_config, template, to_toml
 from tuneterm.runs import launcher
 from tuneterm.store import RunInfo
 from tuneterm.tui.messages import ActionDone
@@ -255,7 +255,7 @@ class RunActions(Hosted, Screen[None]):
     @work(thread=True, exclusive=True, group="clone", exit_on_error=False)
     def clone(self, run_id: str) -> None:
         try:
-            cfg = self.host.store.config(run_id)
+            cfg = run_config(self.host.store, run_id)
             cfg.run.name = ""
             text = to_toml(cfg)
         except (ConfigError, OSError) as exc:

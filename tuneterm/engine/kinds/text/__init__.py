@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig, kind_name
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, kind_name, run_config
 from tuneterm.store.runs import RunStore
 from tuneterm.tasks.predict import PredictError, PredictInput
 from tuneterm.tasks.text import NAME
@@ -53,7 +53,7 @@ def _teacher_checkpoint(spec: str, store: RunStore | None) -> Path:
     if store is None:
         raise ValueError("needs a runs folder to look in")
     run_id = store.resolve(spec.removeprefix("run:"))
-    if store.config(run_id).run.task != NAME:
+    if run_config(store, run_id).run.task != NAME:
         raise ValueError(f"run {run_id} is not a {NAME} run")
     best = store.checkpoint_dir(run_id) / "best.pt"
     if not best.is_file():

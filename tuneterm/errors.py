@@ -1,4 +1,5 @@
-"""The errors a run config can raise: every one names the field and the value."""
+"""The errors a user can act on, at the bottom of the layers: config, tasks and every layer
+above raise and collect them. Every one names the field and the value."""
 
 from __future__ import annotations
 
