@@ -142,13 +142,6 @@ def _a_cycle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
 # Imports that still close a loop, each with the work that removes it. Empty this list as they
 # go: an entry whose import is gone fails the test below, so the list cannot go stale.
 KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
-    # kinds (issue #21 item 4): PredictInput moves down out of runs/predict.py.
-    ("tuneterm.engine.kinds", "tuneterm.runs.predict"): "kinds",
-    ("tuneterm.engine.kinds.classify", "tuneterm.runs.predict"): "kinds",
-    ("tuneterm.engine.kinds.detect", "tuneterm.runs.predict"): "kinds",
-    ("tuneterm.engine.kinds.text", "tuneterm.runs.predict"): "kinds",
-    # kinds (issue #21 item 4): the text kind gets one name, and config's TEXT_TASK shim goes.
-    ("tuneterm.config", "tuneterm.tasks.text"): "kinds",
     # Open (issue #21 item 5): config checks a config against the kinds' registry; those checks
     # move up to tasks/. Also in the layers contract's ignore_imports (pyproject.toml).
     ("tuneterm.config.checks", "tuneterm.tasks"): "open",
@@ -158,11 +151,6 @@ KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
     # Open: engine/kinds names `Techniques` and techniques/base names the kinds' `Data`, both
     # for type hints only; one of the two protocols moves to a module both import.
     ("tuneterm.engine.kinds", "tuneterm.engine.techniques"): "open",
-    # panes (issue #21 item 2): the screens get a small protocol of what they need from the app.
-    **{
-        (f"tuneterm.tui.screens.{screen}", "tuneterm.tui.app"): "panes"
-        for screen in ("compare", "editor", "group", "main", "queue", "runactions")
-    },
 }
 
 
