@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tuneterm.runs import view
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.tasks import Metric
 
@@ -24,14 +25,14 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[where]}"),
         TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(),
         console=console,
         disable=quiet,
     ) as bar:
         tasks = {
-            rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting")
+            rid: bar.add_task(store.info(rid).name or rid, total=None, info="starting", where="")
             for rid in run_ids
         }
         while len(final) < len(run_ids):
@@ -55,9 +56,14 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                         bar.console.print(f"[red]{info.name}: {e['message']}[/]")
                 m = info.meta
                 if m is not None:
-                    text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
+                    text = f"{info.status:<9}" + (
+                        f" epoch {m.epoch}/{m.epochs}" if m.epochs else ""
+                    )
                     text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
-                    bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text)
+                    # a run of unknown length (a script) counts its steps, with no total
+                    where = f"{m.step}/{m.total_steps}" if m.total_steps else view.position(info)
+                    bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text,
+                               where=where)  # fmt: skip
                 if not info.alive and info.status != "queued":  # a queued run starts later
                     final[rid] = info.status
             if len(final) < len(run_ids):

@@ -178,6 +178,8 @@ class Supervisor:
         if resume:
             self.meta.resumes += 1
             self.meta.error, self.meta.ended = "", None
+            # No step: where the script starts is its first report; the curves drop from there
+            self.writer.emit("resume", resumes=self.meta.resumes)
             (self.dir / STOP_FILE).unlink(missing_ok=True)
         else:
             self.meta.started = time.time()

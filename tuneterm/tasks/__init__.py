@@ -14,12 +14,21 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+from tuneterm.tasks.spec import Metric, MetricSpec, RunView, TaskSpec, guess_metric
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
 
-__all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
+__all__ = [
+    "Metric",
+    "MetricSpec",
+    "RunView",
+    "TaskSpec",
+    "all_datasets",
+    "get",
+    "names",
+    "register",
+]
 
 _REGISTRY: dict[str, TaskSpec] = {}
 _plugins_loaded = False

@@ -21,6 +21,9 @@ LOG_LINES = 500
 _NOT_METRICS = frozenset({"kind", "seq", "t", "step", "epoch"})  # val event fields, not metrics
 
 
+Mask = np.ndarray  # of bool, one per row (`np` is also the name of a method of Series)
+
+
 class Series:
     """Parallel growing float columns (one per name), appended row by row.
 
@@ -79,7 +82,13 @@ class Series:
 
     def truncate_after(self, name: str, limit: float) -> None:
         """Drop the rows whose `name` column is > limit (a resumed run replays those steps)."""
-        keep = self.np(name) <= limit
+        self._keep(self.np(name) <= limit)
+
+    def drop_from(self, name: str, first: float) -> None:
+        """Drop the rows whose `name` column is >= first (a resumed script starts there)."""
+        self._keep(~(self.np(name) >= first))
+
+    def _keep(self, keep: Mask) -> None:
         if keep.all():
             return
         if keep[: int(keep.sum())].all():  # the usual case: a tail to cut
@@ -120,6 +129,9 @@ class RunHistory:
     events: int = 0
     log_total: int = 0  # lines ever logged (the deque keeps the last LOG_LINES)
     version: int = 0  # bumped on every change, so views redraw only when needed
+    # The series whose first step after a `resume` event is still to come: that step is
+    # where the resumed run starts, and the points it replays from there are dropped.
+    resumed: set[str] = field(default_factory=set)
 
     def add(self, events: Iterable[Mapping[str, Any]]) -> None:
         changed = False
@@ -132,6 +144,7 @@ class RunHistory:
                 self.first_t = t
             kind = ev.get("kind")
             if kind == "train":
+                self.after_resume("train", self.train, ev)
                 self.train.append(
                     step=ev.get("step", 0),
                     epoch=ev.get("epoch", 0),
@@ -145,10 +158,14 @@ class RunHistory:
             elif kind == "val":
                 self._add_val(ev, t)
             elif kind == "resume":
-                step = float(ev.get("step", 0))
-                self.train.truncate_after("step", step)
-                self.val.truncate_after("step", step)
-                self._log(t, "info", f"resumed at step {int(step)}")
+                self.resumed = {"train", "val"}
+                if "step" in ev:  # the engine's checkpoint: what came after it is replayed
+                    step = float(ev["step"])
+                    self.train.truncate_after("step", step)
+                    self.val.truncate_after("step", step)
+                    self._log(t, "info", f"resumed at step {int(step)}")
+                else:  # a script: where it starts is its first step from here on
+                    self._log(t, "info", "resumed")
             elif kind == "sys":
                 self.sys = dict(ev)
             elif kind == "log":
@@ -169,7 +186,14 @@ class RunHistory:
         if changed:
             self.version += 1
 
+    def after_resume(self, name: str, series: Series, ev: Mapping[str, Any]) -> None:
+        """The first step of `series` after a resume: drop the points it replays."""
+        if name in self.resumed:
+            self.resumed.discard(name)
+            series.drop_from("step", float(ev.get("step", 0)))
+
     def _add_val(self, ev: Mapping[str, Any], t: float) -> None:
+        self.after_resume("val", self.val, ev)
         metrics = {
             k: float(v)
             for k, v in ev.items()
