@@ -18,7 +18,8 @@ import numpy as np
 XAxis = Literal["step", "epoch", "time"]
 X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
 LOG_LINES = 500
-_NOT_METRICS = frozenset({"kind", "seq", "t", "step", "epoch"})  # val event fields, not metrics
+# val event fields, not metrics (`off`: a script's cursor in its API metrics file)
+_NOT_METRICS = frozenset({"kind", "seq", "t", "step", "epoch", "off"})
 
 
 Mask = np.ndarray  # of bool, one per row (`np` is also the name of a method of Series)

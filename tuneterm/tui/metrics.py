@@ -54,6 +54,12 @@ def val_curves(info: RunInfo | None) -> list[Metric]:
     return plotted(info, "acc") or [m for m in spec_of(info).val if m.shown_for(classes_of(info))]
 
 
+def val_label(label: str) -> str:
+    """`val acc` for the engine's `val_acc` (labelled `acc`); a script's own name that says
+    its split already (`val loss`, `eval f1`) is shown as it is, not as `val val loss`."""
+    return label if label.startswith(("val ", "eval ", "test ")) else f"val {label}"
+
+
 def test_metrics(info: RunInfo | None) -> list[Metric]:
     """The final test metrics worth showing for this run (top-5 needs more than 5 classes)."""
     classes = classes_of(info)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 
 from tuneterm.store import RunInfo
-from tuneterm.tui.metrics import colour, spec_of, val_curves
+from tuneterm.tui.metrics import colour, spec_of, val_curves, val_label
 from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
 from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
 from tuneterm.tui.protocols import ChartSettings
@@ -20,12 +20,6 @@ def chart_title(infos: Sequence[RunInfo]) -> str:
     """The compare chart's title: each run's main val metric, once."""
     labels = dict.fromkeys(m[0].label for i in infos if (m := val_curves(i)))
     return "val " + " / ".join(labels) if labels else "val"
-
-
-def val_label(label: str) -> str:
-    """`val acc` for the engine's `val_acc` (labelled `acc`); a script's own name that says
-    its split already (`val loss`, `eval f1`) is shown as it is, not as `val val loss`."""
-    return label if label.startswith(("val ", "eval ", "test ")) else f"val {label}"
 
 
 @register_pane

@@ -126,11 +126,7 @@ def last_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
         table.add_column(col, justify="left" if col == "metric" else "right")
     loss = Metric("loss", "train loss", higher=False)
     last_row(table, "train loss", loss, history.train)
-    names = [m.name for m in spec.val] + [
-        n for n in history.val.names if n not in ("step", "epoch", "t")
-    ]
-    for name in dict.fromkeys(names):
-        metric = spec.metric(name)
+    for metric in spec.val:  # the run's metrics, as its spec names them
         last_row(table, metric.label, metric, history.val)
     parts: list[RenderableType] = [head, table]
     best = view.best(info) if info is not None else None
