@@ -1,6 +1,7 @@
-"""A loop that reports through tuneterm.log: a train loss every step, val_loss and val_acc every
---eval steps. It saves its state every --every steps and goes on from there when resumed, so a
-resume replays the steps since the last save. --die-at N: SIGKILL at step N on the first run.
+"""A loop that reports through tuneterm.log: a train loss every step, val_loss and val_acc
+every --eval steps (--vals picks them). It saves its state every --every steps and goes on
+from there when resumed, so a resume replays the steps since the last save.
+--die-at N: SIGKILL at step N on the first run.
 --busy-child: a child process spins the CPU while the loop runs (the process tree's CPU)."""
 
 import argparse
@@ -20,6 +21,7 @@ ap.add_argument("--every", type=int, default=5)
 ap.add_argument("--die-at", type=int, default=-1)
 ap.add_argument("--sleep", type=float, default=0.05)
 ap.add_argument("--busy-child", action="store_true")
+ap.add_argument("--vals", default="val_loss,val_acc", help="the val metrics it reports")
 args = ap.parse_args()
 
 child = None
@@ -37,7 +39,8 @@ try:
             state.write_text(json.dumps({"step": step}))
         metrics = {"loss": 1.0 / (step + 1)}
         if step % args.eval == 0:
-            metrics.update(val_loss=2.0 / (step + 1), val_acc=step / args.steps)
+            every = {"val_loss": 2.0 / (step + 1), "val_acc": step / args.steps}
+            metrics.update({k: every[k] for k in args.vals.split(",") if k})
         tuneterm.log(metrics, step=step)
         if step == args.die_at and not tuneterm.resuming():
             os.kill(os.getpid(), signal.SIGKILL)
