@@ -106,12 +106,11 @@ class ProcessTree:
     def __init__(self, root: psutil.Process) -> None:
         self.root = root
         self._seconds: dict[tuple[int, float], float] = {}  # (pid, start) -> CPU s last time
-        self._wall = time.time()
         self._mono = time.monotonic()
 
     def sample(self) -> dict[str, float]:
         """{"cpu": percent of one core since the last call (0 on the first), "rss": bytes}."""
-        now_wall, now_mono = time.time(), time.monotonic()
+        now = time.monotonic()
         first = not self._seconds
         seen: dict[tuple[int, float], float] = {}
         used = 0.0
@@ -129,10 +128,12 @@ class ProcessTree:
             rss += mem
             if key in self._seconds:
                 used += max(0.0, seconds - self._seconds[key])
-            elif not first and key[1] >= self._wall:
-                used += seconds  # born since the last sample
-        span = now_mono - self._mono
-        self._seconds, self._wall, self._mono = seen, now_wall, now_mono
+            elif not first:
+                # Born since the last sample. (Not checked against the clock: psutil's start
+                # times come from the boot time and drift from time.time() by a second.)
+                used += seconds
+        span = now - self._mono
+        self._seconds, self._mono = seen, now
         cpu = 0.0 if first or span <= 0 else 100.0 * used / span
         return {"cpu": cpu, "rss": float(rss)}
 
