@@ -55,7 +55,7 @@ def command_view(text: RunText) -> Group:
     head = Text()
     head.append("# command\n", style="bold")
     head.append(f"$ {shlex.join(argv)}\n" if argv else "(none)\n")
-    head.append(f"# in {script.get('cwd') or 'the folder tuneterm was started in'}\n\n",
+    head.append(f"# in {script.get('cwd') or 'the folder tuneterm was started in'}\n",
                 style="dim")  # fmt: skip
     table = tables(text.config, "script") or "# no [script] table in config.toml"
     body = Syntax(table, "toml", theme="ansi_dark", background_color="default")
