@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.cli import wait_for
 from helpers.fake_store import new_app, pilot, screen_text, until
@@ -15,6 +16,7 @@ from helpers.scripts import PY, events, script
 from tuneterm.config import from_dict
 from tuneterm.runs import launcher
 from tuneterm.store import RunStore
+from tuneterm.tui.panes.speed import step_rates
 from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.curve import CurvePlot
 from tuneterm.tui.widgets.runtable import RunTable
@@ -137,3 +139,12 @@ async def test_a_resumed_script_draws_the_steps_it_replays_once(tmp_path: Path) 
         assert list(train.x) == list(range(16))  # 10, 11, 12 once: the resumed run's
         assert list(train.y) == [1.0 / (s + 1) for s in range(16)]
         assert list(val.x) == [0, 5, 10, 15]
+
+
+def test_no_step_time_is_measured_across_the_pause_of_a_resume() -> None:
+    # two steps a second; crashed at t=3 and resumed at t=100 from step 2 (rows 4 on)
+    step = np.array([0.0, 2, 4, 6, 4, 6, 8])
+    t = np.array([0.0, 1, 2, 3, 100, 101, 102])
+    rates = step_rates(step, t, starts=[4])
+    assert list(rates[1:4]) == [2.0, 2.0, 2.0] and list(rates[5:]) == [2.0, 2.0]
+    assert np.isnan(rates[0]) and np.isnan(rates[4])  # nothing before it in its stretch

@@ -26,7 +26,9 @@ args = ap.parse_args()
 
 child = None
 if args.busy_child:
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # it spins until its parent is gone, so a kill -9 of the loop leaves nothing behind
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.DEVNULL)
 ckpt = tuneterm.checkpoint_dir()
 state = ckpt / "state.json" if ckpt else None
 start = 0

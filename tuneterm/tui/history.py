@@ -133,6 +133,8 @@ class RunHistory:
     # The series whose first step after a `resume` event is still to come: that step is
     # where the resumed run starts, and the points it replays from there are dropped.
     resumed: set[str] = field(default_factory=set)
+    # The train rows where each resumed run's steps begin: no speed is measured across one
+    resume_rows: list[int] = field(default_factory=list)
 
     def add(self, events: Iterable[Mapping[str, Any]]) -> None:
         changed = False
@@ -192,6 +194,9 @@ class RunHistory:
         if name in self.resumed:
             self.resumed.discard(name)
             series.drop_from("step", float(ev.get("step", 0)))
+            if series is self.train:
+                kept = [r for r in self.resume_rows if r < len(series)]
+                self.resume_rows = [*kept, len(series)]
 
     def _add_val(self, ev: Mapping[str, Any], t: float) -> None:
         self.after_resume("val", self.val, ev)

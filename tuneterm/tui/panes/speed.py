@@ -4,7 +4,9 @@ the step time, from the step and time of its train events. A one-line summary ab
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from rich.text import Text
@@ -26,15 +28,22 @@ from tuneterm.tui.widgets.panes import speed_summary
 RATE_SPAN_S = 1.0
 
 
-def step_rates(step: np.ndarray, t: np.ndarray, span: float = RATE_SPAN_S) -> np.ndarray:
+def step_rates(
+    step: np.ndarray, t: np.ndarray, starts: Sequence[int] = (), span: float = RATE_SPAN_S
+) -> np.ndarray:
     """Steps per second at each train event, against the latest event at least `span`
-    seconds before it; NaN where there is none, or where the step did not move forward."""
+    seconds before it and after the last of `starts` (the rows where a resumed run begins:
+    the pause is not a step); NaN where there is none, or where the step did not move."""
     out = np.full(len(step), math.nan)
     if len(step) < 2:
         return out
     t = np.maximum.accumulate(t)
     before = np.searchsorted(t, t - span, side="right") - 1
-    i = np.nonzero(before >= 0)[0]
+    rows = np.arange(len(step))
+    first = np.zeros(len(step), dtype=int)  # the first row of each row's run segment
+    for start in sorted(starts):
+        first[rows >= start] = start
+    i = np.nonzero(before >= first)[0]
     j = before[i]
     steps, seconds = step[i] - step[j], t[i] - t[j]
     ok = (steps > 0) & (seconds > 0)
@@ -47,7 +56,7 @@ def step_summary(history: RunHistory | None) -> Text:
     if history is None or not len(history.train):
         return Text("no train steps reported yet", style="dim")
     step, t = history.train.np("step"), history.train.np("t")
-    rates = step_rates(step, t)
+    rates = step_rates(step, t, history.resume_rows)
     known = rates[~np.isnan(rates)]
     if not len(known):
         return Text("one train step reported so far: no step time yet", style="dim")
@@ -55,7 +64,12 @@ def step_summary(history: RunHistory | None) -> Text:
     text = Text()
     text.append(f"{number(last)} steps/s", style="bold")
     text.append(f"   step time {duration(1.0 / last)}")
-    steps, seconds = float(step[-1] - step[0]), float(t[-1] - t[0])
+    steps = seconds = 0.0  # over the run's segments, the pauses between them left out
+    bounds = [0, *sorted(r for r in history.resume_rows if 0 < r < len(step)), len(step)]
+    for a, b in itertools.pairwise(bounds):
+        if b - a > 1:
+            steps += float(step[b - 1] - step[a])
+            seconds += float(t[b - 1] - t[a])
     if steps > 0 and seconds > 0:
         text.append(f"   (mean {number(steps / seconds)} steps/s over {steps:.0f} steps)")
     return text
@@ -105,7 +119,8 @@ class SpeedPane(Pane):
         took = Chart(title="step time (s)", xlabel=x_label(settings), empty="")
         if history is not None and len(history.train):
             x = x_values(history, history.train, info, settings)
-            rates = step_rates(history.train.np("step"), history.train.np("t"))
+            train = history.train
+            rates = step_rates(train.np("step"), train.np("t"), history.resume_rows)
             if not np.isnan(rates).all():
                 speed.lines = [Line(x, rates, "steps/s", "cyan")]
                 took.lines = [Line(x, 1.0 / rates, "step time (s)", "yellow")]
