@@ -60,8 +60,11 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                         f" epoch {m.epoch}/{m.epochs}" if m.epochs else ""
                     )
                     text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
-                    # a run of unknown length (a script) counts its steps, with no total
-                    where = f"{m.step}/{m.total_steps}" if m.total_steps else view.position(info)
+                    where = ""  # an epoch count alone is in the text already
+                    if m.total_steps:
+                        where = f"{m.step}/{m.total_steps}"
+                    elif not m.epochs:  # a run of unknown length (a script): `step N`
+                        where = view.position(info)
                     bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text,
                                where=where)  # fmt: skip
                 if not info.alive and info.status != "queued":  # a queued run starts later
