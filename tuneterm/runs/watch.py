@@ -56,15 +56,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
                         bar.console.print(f"[red]{info.name}: {e['message']}[/]")
                 m = info.meta
                 if m is not None:
-                    text = f"{info.status:<9}" + (
-                        f" epoch {m.epoch}/{m.epochs}" if m.epochs else ""
-                    )
-                    text += "".join(f"  {k} {v}" for k, v in stats[rid].items())
-                    where = ""  # an epoch count alone is in the text already
-                    if m.total_steps:
-                        where = f"{m.step}/{m.total_steps}"
-                    elif not m.epochs:  # a run of unknown length (a script): `step N`
-                        where = view.position(info)
+                    text, where = progress_line(info, stats[rid])
                     bar.update(tasks[rid], total=m.total_steps or None, completed=m.step, info=text,
                                where=where)  # fmt: skip
                 if not info.alive and info.status != "queued":  # a queued run starts later
@@ -72,6 +64,18 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
             if len(final) < len(run_ids):
                 time.sleep(POLL)
     return final
+
+
+def progress_line(info: RunInfo, stats: dict[str, str]) -> tuple[str, str]:
+    """The follow line's text (status, epoch, figures) and its count: `step/total`, or
+    `step N` for a run of unknown length (a script); none beside an epoch count."""
+    m = info.meta
+    assert m is not None
+    text = f"{info.status:<9}" + (f" epoch {m.epoch}/{m.epochs}" if m.epochs else "")
+    text += "".join(f"  {k} {v}" for k, v in stats.items())
+    if m.total_steps:
+        return text, f"{m.step}/{m.total_steps}"
+    return text, "" if m.epochs else view.position(info)
 
 
 def _shown(info: RunInfo) -> list[Metric]:
