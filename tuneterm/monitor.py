@@ -7,6 +7,7 @@ it never raises. Used by the engine (events) and the TUI (live pane).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -80,6 +81,22 @@ class _Nvml:
             return []
         return out
 
+    def memory_of(self, pids: set[int]) -> int:
+        """Bytes of GPU memory these processes hold, on every GPU; 0 without NVML."""
+        if not self.ready():
+            return 0
+        nv = self._nv
+        try:
+            total = 0
+            for i in range(nv.nvmlDeviceGetCount()):
+                h = nv.nvmlDeviceGetHandleByIndex(i)
+                for p in nv.nvmlDeviceGetComputeRunningProcesses(h):
+                    if p.pid in pids and p.usedGpuMemory:
+                        total += int(p.usedGpuMemory)
+            return total
+        except Exception:  # a driver that answers one call and not the next: no figure
+            return 0
+
 
 _NVML = _Nvml()
 
@@ -88,22 +105,77 @@ def gpu_samples(indices: list[int] | None = None) -> list[GpuSample]:
     return _NVML.samples(indices)
 
 
+def gpu_memory_of(pids: set[int]) -> int:
+    """Bytes of GPU memory a run's processes hold (NVML's per-process figure); 0 without NVML."""
+    return _NVML.memory_of(pids)
+
+
 def nvml_status() -> str:
     """'' when NVML works, else a plain sentence saying why there are no GPU figures."""
     return "" if _NVML.ready() else _NVML.reason
 
 
-def process_sample(proc: psutil.Process) -> dict[str, float]:
-    """CPU (percent of one core, since the last call) and RSS of one process and its children."""
-    cpu = proc.cpu_percent(None)
-    rss = proc.memory_info().rss
-    for child in proc.children(recursive=True):
+class ProcessTree:
+    """CPU and RSS of a process and all its descendants (a script's children, DataLoader
+    workers), summed.
+
+    psutil's `cpu_percent` compares two readings of one `Process` object, and `children()`
+    makes new objects on every call, so their CPU always read 0 and only the root counted.
+    The tree keeps each process's CPU seconds between samples instead; a process born since
+    the last sample counts from its start."""
+
+    def __init__(self, root: psutil.Process) -> None:
+        self.root = root
+        self._seconds: dict[tuple[int, float], float] = {}  # (pid, start) -> CPU s last time
+        self._mono = time.monotonic()
+
+    def sample(self) -> dict[str, float]:
+        """{"cpu": percent of one core since the last call (0 on the first), "rss": bytes}."""
+        now = time.monotonic()
+        first = not self._seconds
+        seen: dict[tuple[int, float], float] = {}
+        used = 0.0
+        rss = 0
+        for proc in [self.root, *self._children()]:
+            try:
+                with proc.oneshot():
+                    key = (proc.pid, proc.create_time())
+                    times = proc.cpu_times()
+                    mem = proc.memory_info().rss
+            except psutil.Error:
+                continue  # ended between the listing and the reading
+            seconds = times.user + times.system
+            seen[key] = seconds
+            rss += mem
+            if key in self._seconds:
+                used += max(0.0, seconds - self._seconds[key])
+            elif not first:
+                # Born since the last sample. (Not checked against the clock: psutil's start
+                # times come from the boot time and drift from time.time() by a second.)
+                used += seconds
+        span = now - self._mono
+        self._seconds, self._mono = seen, now
+        cpu = 0.0 if first or span <= 0 else 100.0 * used / span
+        return {"cpu": cpu, "rss": float(rss)}
+
+    def _children(self) -> list[psutil.Process]:
         try:
-            cpu += child.cpu_percent(None)
-            rss += child.memory_info().rss
+            return self.root.children(recursive=True)
         except psutil.Error:
-            continue
-    return {"cpu": cpu, "rss": float(rss)}
+            return []
+
+
+_TREES: dict[tuple[int, float], ProcessTree] = {}
+
+
+def process_sample(proc: psutil.Process) -> dict[str, float]:
+    """CPU (percent of one core, since the last call for this process) and RSS of a process
+    and all its descendants; the first call for a process primes it and reads CPU 0."""
+    key = (proc.pid, proc.create_time())
+    tree = _TREES.get(key)
+    if tree is None:
+        tree = _TREES[key] = ProcessTree(proc)
+    return tree.sample()
 
 
 def system_sample() -> dict[str, float]:

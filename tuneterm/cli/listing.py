@@ -43,7 +43,7 @@ def row_of(info: RunInfo, alerts: int = 0) -> dict[str, str]:
         "status": f"{info.status}{place}",
         "model": m.model,
         "data": m.dataset,
-        "epoch": f"{m.epoch}/{m.epochs}",
+        "epoch": view.position(info) or "-",
         "best": best.cell if best else "-",
         "loss": report.fmt_metric(m.last_loss),
         "elapsed": report.fmt_duration(view.elapsed(info)),

@@ -46,6 +46,25 @@ def progress(info: RunInfo) -> float | None:
     return None
 
 
+def has_length(info: RunInfo) -> bool:
+    """Does the run know how long it is (epochs or steps)? A script's length is its own."""
+    m = info.meta
+    return m is not None and (m.epochs > 0 or m.total_steps > 0)
+
+
+def position(info: RunInfo) -> str:
+    """Where the run is: `2/5` (epochs) for a run of known length, `step 130/400` for one that
+    knows only its steps, `step 130` for one that knows no total; "" before its first report."""
+    m = info.meta
+    if m is None:
+        return ""
+    if m.epochs > 0:
+        return f"{m.epoch}/{m.epochs}"
+    if m.total_steps > 0:
+        return f"step {m.step}/{m.total_steps}"
+    return f"step {m.step}" if m.step or m.last_loss is not None or m.best else ""
+
+
 def elapsed(info: RunInfo, now: float | None = None) -> float | None:
     """Seconds the run has trained. A dead run without an end time (killed, crashed) stopped
     counting at its last meta.json update, not now."""

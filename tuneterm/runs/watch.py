@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from tuneterm.runs import view
 from tuneterm.store.events import Event, EventReader
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.store.text import printable
@@ -41,7 +42,7 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[where]}"),
         TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(),
         console=console,
@@ -50,7 +51,9 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
         runs = {
             rid: _Followed(
                 store.events(rid),
-                progress.add_task(_plain(store.info(rid).name or rid), total=None, info="starting"),
+                progress.add_task(
+                    _plain(store.info(rid).name or rid), total=None, info="starting", where=""
+                ),
             )
             for rid in dict.fromkeys(run_ids)  # each run once, in the order given
         }
@@ -73,9 +76,10 @@ def _follow_once(
         _read_event(event, info, run.stats, progress.console, quiet, alone)
     m = info.meta
     if m is not None:
-        text = f"{info.status:<9} epoch {m.epoch}/{m.epochs}"
-        text += "".join(f"  {k} {v}" for k, v in run.stats.items())
-        progress.update(run.bar, total=m.total_steps or None, completed=m.step, info=_plain(text))
+        text, where = progress_line(info, run.stats)
+        progress.update(
+            run.bar, total=m.total_steps or None, completed=m.step, info=_plain(text), where=where
+        )
     if not info.alive and info.status != "queued":  # a queued run starts later
         return info.status
     return ""
@@ -109,6 +113,18 @@ def _plain(text: str) -> str:
     from rich.markup import escape
 
     return escape(printable(text, tabs=False))
+
+
+def progress_line(info: RunInfo, stats: dict[str, str]) -> tuple[str, str]:
+    """The follow line's text (status, epoch, figures) and its count: `step/total`, or
+    `step N` for a run of unknown length (a script); none beside an epoch count."""
+    m = info.meta
+    assert m is not None
+    text = f"{info.status:<9}" + (f" epoch {m.epoch}/{m.epochs}" if m.epochs else "")
+    text += "".join(f"  {k} {v}" for k, v in stats.items())
+    if m.total_steps:
+        return text, f"{m.step}/{m.total_steps}"
+    return text, "" if m.epochs else view.position(info)
 
 
 def _shown(info: RunInfo) -> list[Metric]:

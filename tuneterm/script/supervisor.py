@@ -44,7 +44,7 @@ import psutil
 from tuneterm.api import ENV_RESUME, ENV_RUN_DIR, ENV_STOP_SIGNAL, METRICS_FILE, STOP_FILE
 from tuneterm.config import RunConfig, run_config
 from tuneterm.config.scriptargs import fill
-from tuneterm.monitor import gpu_samples, process_sample, system_sample
+from tuneterm.monitor import gpu_memory_of, gpu_samples, process_sample, system_sample
 from tuneterm.proc import SCRIPT_MARKER, ProcessIdentity
 from tuneterm.script import metrics as mx
 from tuneterm.script import tree
@@ -230,6 +230,8 @@ class Supervisor:
         if resume:
             self.meta.resumes += 1
             self.meta.error, self.meta.ended = "", None
+            # No step: where the script starts is its first report; the curves drop from there
+            self.writer.emit("resume", resumes=self.meta.resumes)
             (self.dir / STOP_FILE).unlink(missing_ok=True)
         else:
             self.meta.started = time.time()
@@ -456,7 +458,7 @@ class Supervisor:
                 gpus = gpu_samples(indices)
                 if gpus:
                     sample["gpus"] = [g.to_dict() for g in gpus]
-                    sample["gpu_mem_tree"] = _gpu_mem_of({p.pid for p in below})
+                    sample["gpu_mem_tree"] = gpu_memory_of({p.pid for p in below})
                 with self._lock:
                     if not self._done.is_set():
                         # Who to look for if this process dies: readers check these by pid
@@ -466,22 +468,6 @@ class Supervisor:
                         self._save()
             except psutil.Error:
                 continue
-
-
-def _gpu_mem_of(pids: set[int]) -> int:
-    """Bytes of GPU memory the script's processes hold (NVML); 0 without NVML."""
-    try:
-        import pynvml
-
-        total = 0
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h):
-                if p.pid in pids and p.usedGpuMemory:
-                    total += int(p.usedGpuMemory)
-        return total
-    except Exception:  # no NVML, no driver: the pane says so from the GPU samples
-        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

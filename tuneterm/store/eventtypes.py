@@ -144,8 +144,10 @@ class CheckpointEvent(Envelope):
     best_epoch: NotRequired[int]  # `epoch`: the epoch best.pt now holds
 
 
-class ResumeEvent(Envelope):
-    """A resumed run continues from here: readers drop what they hold past `step`."""
+class ResumeEvent(Envelope, total=False):
+    """A resumed run continues from here. The engine's carries its checkpoint's `step`:
+    readers drop what they hold past it. A script's has none (where it starts is its first
+    step after this event): readers drop what they hold from that step on."""
 
     step: int
     epoch: int

@@ -20,14 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 from tuneterm.config.renamed import kind_name
 from tuneterm.tasks import classify, detect, script, text
-from tuneterm.tasks.spec import Metric, MetricSpec, TaskSpec, guess_metric
+from tuneterm.tasks.spec import Metric, MetricSpec, RunView, TaskSpec, guess_metric
 from tuneterm.tasks.techniques import with_techniques
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
     from tuneterm.store.meta import RunMeta
 
-__all__ = ["Metric", "MetricSpec", "TaskSpec", "all_datasets", "get", "names", "register"]
+__all__ = [
+    "Metric",
+    "MetricSpec",
+    "RunView",
+    "TaskSpec",
+    "all_datasets",
+    "get",
+    "names",
+    "register",
+]
 
 _REGISTRY: dict[str, TaskSpec] = {}
 _plugins_loaded = False

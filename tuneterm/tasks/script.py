@@ -10,7 +10,7 @@ import re
 import string
 from typing import TYPE_CHECKING
 
-from tuneterm.tasks.spec import TaskSpec
+from tuneterm.tasks.spec import RunView, TaskSpec
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
@@ -84,4 +84,10 @@ SPEC = TaskSpec(
     model_field="script.label",
     inputs="",
     checks=(check,),
+    view=RunView(
+        throughput="steps",
+        setup="command",
+        final="last",
+        process="the script, its children and its supervisor",
+    ),
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
@@ -68,6 +68,23 @@ class Metric:
         )
 
 
+@dataclass(frozen=True)
+class RunView:
+    """How the front ends show a kind's runs where kinds differ. The TUI panes read these
+    flags (through the run's `task` in meta.json), never the kind's name."""
+
+    # Speed: the kind's inputs per second and the data wait, as the engine measures them; or
+    # steps per second and the step time, from the step and time of the train events
+    throughput: Literal["inputs", "steps"] = "inputs"
+    # Config: config.toml under the training pipeline it resolves to; or the command the run
+    # runs and its [script] table
+    setup: Literal["pipeline", "command"] = "pipeline"
+    # Test: the figures of the test split evaluated at the end; or the last value of each
+    # metric reported and the best of the run's metric
+    final: Literal["test", "last"] = "test"
+    process: str = "engine and its data workers"  # what the run's CPU and RSS are of
+
+
 # A check a kind makes of a config without torch: returns the issues it finds.
 StaticCheck = Callable[["RunConfig"], list["ConfigIssue"]]
 # A check that may import the kind's libraries (model names, data files): raises ConfigError.
@@ -108,6 +125,7 @@ class TaskSpec:
     # engine. A kind with a runner of its own reports the metrics it finds (meta.json's spec
     # grows as they appear) instead of declaring them here.
     runner: str = ""
+    view: RunView = RunView()
 
     # -- metrics ---------------------------------------------------------------------------
     @property

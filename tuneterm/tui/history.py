@@ -31,6 +31,7 @@ from tuneterm.store.eventtypes import (
 XAxis = Literal["step", "epoch", "time"]
 X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
 LOG_LINES = 500
+Mask = np.ndarray  # of bool, one per row (`np` is also the name of a method of Series)
 
 
 class Series:
@@ -91,7 +92,13 @@ class Series:
 
     def truncate_after(self, name: str, limit: float) -> None:
         """Drop the rows whose `name` column is > limit (a resumed run replays those steps)."""
-        keep = self.np(name) <= limit
+        self._keep(self.np(name) <= limit)
+
+    def drop_from(self, name: str, first: float) -> None:
+        """Drop the rows whose `name` column is >= first (a resumed script starts there)."""
+        self._keep(~(self.np(name) >= first))
+
+    def _keep(self, keep: Mask) -> None:
         if keep.all():
             return
         if keep[: int(keep.sum())].all():  # the usual case: a tail to cut
@@ -132,6 +139,11 @@ class RunHistory:
     events: int = 0
     log_total: int = 0  # lines ever logged (the deque keeps the last LOG_LINES)
     version: int = 0  # bumped on every change, so views redraw only when needed
+    # The series whose first step after a `resume` event is still to come: that step is
+    # where the resumed run starts, and the points it replays from there are dropped.
+    resumed: set[str] = field(default_factory=set)
+    # The train rows where each resumed run's steps begin: no speed is measured across one
+    resume_rows: list[int] = field(default_factory=list)
 
     def add(self, events: Iterable[Mapping[str, Any]]) -> None:
         changed = False
@@ -149,6 +161,7 @@ class RunHistory:
             self.version += 1
 
     def _train(self, t: float, ev: TrainEvent) -> None:
+        self.after_resume("train", self.train, ev)
         self.train.append(
             step=ev.get("step", 0),
             epoch=ev.get("epoch", 0),
@@ -161,16 +174,30 @@ class RunHistory:
         )
 
     def _val(self, t: float, ev: ValEvent) -> None:
+        self.after_resume("val", self.val, ev)
         metrics = metric_fields(ev)
         for name in metrics:
             self.val.add_column(name)
         self.val.append(step=ev.get("step", 0), epoch=ev.get("epoch", 0), t=t, **metrics)
 
     def _resume(self, t: float, ev: ResumeEvent) -> None:
-        step = float(ev.get("step", 0))
-        self.train.truncate_after("step", step)
-        self.val.truncate_after("step", step)
-        self._log(t, "info", f"resumed at step {int(step)}")
+        self.resumed = {"train", "val"}
+        if "step" in ev:  # the engine's checkpoint: what came after it is replayed
+            step = float(ev["step"])
+            self.train.truncate_after("step", step)
+            self.val.truncate_after("step", step)
+            self._log(t, "info", f"resumed at step {int(step)}")
+        else:  # a script: where it starts is its first step from here on
+            self._log(t, "info", "resumed")
+
+    def after_resume(self, name: str, series: Series, ev: Mapping[str, Any]) -> None:
+        """The first step of `series` after a resume: drop the points it replays."""
+        if name in self.resumed:
+            self.resumed.discard(name)
+            series.drop_from("step", float(ev.get("step", 0)))
+            if series is self.train:
+                kept = [r for r in self.resume_rows if r < len(series)]
+                self.resume_rows = [*kept, len(series)]
 
     def _sys(self, t: float, ev: SysEvent) -> None:
         self.sys = ev

@@ -11,7 +11,7 @@ import numpy as np
 
 from tuneterm import tasks
 from tuneterm.store import RunInfo
-from tuneterm.tasks import Metric, MetricSpec
+from tuneterm.tasks import Metric, MetricSpec, RunView
 
 # the colours of a pane's val metrics, in the spec's order (train loss is cyan)
 COLOURS = {"acc": ("green", "yellow", "cyan", "magenta", "blue", "red"),
@@ -32,6 +32,12 @@ def spec_of(info: RunInfo | None) -> MetricSpec:
     return spec
 
 
+def view_of(info: RunInfo | None) -> RunView:
+    """How the run's kind is shown (its `TaskSpec.view`); the engine's way for an unknown kind."""
+    kind = tasks.find(info.meta.task) if info and info.meta else None
+    return kind.view if kind else RunView()
+
+
 def classes_of(info: RunInfo | None) -> int:
     """How many classes the run has; 0 while not known."""
     return len(info.meta.classes) if info and info.meta else 0
@@ -40,6 +46,18 @@ def classes_of(info: RunInfo | None) -> int:
 def plotted(info: RunInfo | None, pane: str) -> list[Metric]:
     """The val metrics a pane ("acc", "loss") draws for this run."""
     return spec_of(info).plotted(pane, classes_of(info))
+
+
+def val_curves(info: RunInfo | None) -> list[Metric]:
+    """What the Accuracy pane draws: the run's accuracy-like val metrics; for a run that
+    reports none (a script's val loss, eval_*), every val metric it reports."""
+    return plotted(info, "acc") or [m for m in spec_of(info).val if m.shown_for(classes_of(info))]
+
+
+def val_label(label: str) -> str:
+    """`val acc` for the engine's `val_acc` (labelled `acc`); a script's own name that says
+    its split already (`val loss`, `eval f1`) is shown as it is, not as `val val loss`."""
+    return label if label.startswith(("val ", "eval ", "test ")) else f"val {label}"
 
 
 def test_metrics(info: RunInfo | None) -> list[Metric]:

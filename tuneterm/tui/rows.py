@@ -114,7 +114,8 @@ def cells(info: RunInfo, marked: bool, now: float | None = None, alerts: int = 0
         + (f" {ALERT}{alerts}" if alerts else ""),
         "model": (_SCRIPT_MARK if _is_script(m.task) else "") + m.model if m else "",
         "data": m.dataset if m else "",
-        "progress": bar(fraction_done(info)),
+        # a run of unknown length (a script) says where it is instead of a bar
+        "progress": bar(fraction_done(info)) if view.has_length(info) else view.position(info),
         "epoch": f"{m.epoch}/{m.epochs}" if m and m.epochs else "",
         "best": best_text(info),
         "loss": number(m.last_loss) if m else "",

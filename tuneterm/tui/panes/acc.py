@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 
 from tuneterm.store import RunInfo
-from tuneterm.tui.metrics import colour, plotted
+from tuneterm.tui.metrics import colour, spec_of, val_curves, val_label
 from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
 from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
 from tuneterm.tui.protocols import ChartSettings
@@ -18,7 +18,7 @@ from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
 
 def chart_title(infos: Sequence[RunInfo]) -> str:
     """The compare chart's title: each run's main val metric, once."""
-    labels = dict.fromkeys(m[0].label for i in infos if (m := plotted(i, "acc")))
+    labels = dict.fromkeys(m[0].label for i in infos if (m := val_curves(i)))
     return "val " + " / ".join(labels) if labels else "val"
 
 
@@ -35,13 +35,16 @@ class AccuracyPane(Pane):
 
     def draw(self, root: Widget, data: PaneData) -> None:
         info, history, settings = data.info, data.history, data.chart
-        chart = Chart(xlabel=x_label(settings), empty=empty_text(info, "no val epoch yet"))
+        # a run whose spec lists no val metric yet (a script) has not reported one
+        what = "no val epoch yet" if spec_of(info).val else "no val metric reported yet"
+        chart = Chart(xlabel=x_label(settings), empty=empty_text(info, what))
         if history is not None:
             x = x_values(history, history.val, info, settings)
             chart.lines = [
-                Line(x, history.val.np(m.name), f"val {m.label}", colour("acc", i), points=True)
-                for i, m in enumerate(plotted(info, "acc"))
-            ]
+                Line(x, history.val.np(m.name), val_label(m.label), colour("acc", i),
+                     points=True)
+                for i, m in enumerate(val_curves(info))
+            ]  # fmt: skip
         root.query_one("#plot-acc", CurvePlot).show(chart)
 
     def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
@@ -52,7 +55,7 @@ class AccuracyPane(Pane):
             if h is None:
                 continue
             x = x_values(h, h.val, run.info, chart)
-            for k, metric in enumerate(plotted(run.info, "acc")):  # the main one with points
+            for k, metric in enumerate(val_curves(run.info)):  # the main one with points
                 label = run.name if k == 0 else f"{run.name} {metric.label}"
                 out.lines.append(Line(x, h.val.np(metric.name), label, run.colour, points=k == 0))
         return out

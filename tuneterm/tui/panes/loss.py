@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from textual.app import ComposeResult
 from textual.widget import Widget
 
-from tuneterm.tui.metrics import colour, plotted
+from tuneterm.tui.metrics import colour, plotted, val_label
 from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
 from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
 from tuneterm.tui.protocols import ChartSettings
@@ -37,7 +37,7 @@ class LossPane(Pane):
             ]  # fmt: skip
             x = x_values(history, history.val, info, settings)
             chart.lines += [
-                Line(x, history.val.np(m.name), f"val {m.label}", colour("loss", i), points=True)
+                Line(x, history.val.np(m.name), val_label(m.label), colour("loss", i), points=True)
                 for i, m in enumerate(plotted(info, "loss"))
             ]
         root.query_one("#plot-loss", CurvePlot).show(chart)

@@ -1,11 +1,14 @@
-"""The Test pane: the final test figures the run's metric spec lists, its main figure per class
-(worst first) and the confusion matrix, once the run has evaluated its test split."""
+"""The Test pane, in the run kind's terms (`RunView.final`): the final test figures the run's
+metric spec lists, its main figure per class (worst first) and the confusion matrix, once the
+run has evaluated its test split; or, for a run with no test split of its own (a script), the
+last and best value of each metric it reported, and the best of the run's metric."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,10 +17,11 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
+from tuneterm.runs import view
 from tuneterm.store import RunInfo
 from tuneterm.tasks import Metric
-from tuneterm.tui.history import RunHistory
-from tuneterm.tui.metrics import test_metrics, test_value
+from tuneterm.tui.history import RunHistory, Series
+from tuneterm.tui.metrics import best_last, spec_of, test_metrics, test_value, view_of
 from tuneterm.tui.panes.base import Need, Pane, PaneData, register_pane
 
 CONFUSION_MAX = 12  # classes; a larger matrix does not fit the pane
@@ -95,6 +99,45 @@ def test_view(info: RunInfo | None, history: RunHistory | None) -> RenderableTyp
     return Group(*parts)
 
 
+def last_row(table: Table, label: str, metric: Metric, series: Series) -> None:
+    """One metric's last value, its best and the step of its best (nothing if never set)."""
+    values = series.np(metric.name)
+    best, last = best_last(values, metric)
+    if last != last:
+        return
+    at = int(np.nonzero(values == best)[0][0])
+    step = series.np("step")[at]
+    table.add_row(label, metric.format(last), metric.format(best), f"{step:.0f}")
+
+
+def last_view(info: RunInfo | None, history: RunHistory | None) -> RenderableType:
+    """The last and best value of each metric the run reported, and the run's own metric."""
+    if history is None or not (len(history.train) or len(history.val)):
+        alive = info is not None and info.alive
+        return Text("No metrics reported yet." if alive else "No metrics: the run reported none.",
+                    style="dim")  # fmt: skip
+    spec = spec_of(info)
+    steps = [s.np("step")[-1] for s in (history.train, history.val) if len(s)]
+    state = "latest" if info is not None and info.alive else "final"
+    status = f"{info.status}, " if info is not None else ""
+    head = Text(f"{state} metrics ({status}step {max(steps):.0f})", style="bold")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("metric", "last", "best", "at step"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    loss = Metric("loss", "train loss", higher=False)
+    last_row(table, "train loss", loss, history.train)
+    for metric in spec.val:  # the run's metrics, as its spec names them
+        last_row(table, metric.label, metric, history.val)
+    parts: list[RenderableType] = [head, table]
+    best = view.best(info) if info is not None else None
+    if best is not None:
+        where = info.meta.best.get("step") if info is not None and info.meta else None
+        at = f" at step {where}" if where is not None else ""
+        parts += [Text(""), Text(f"best {best.metric.name} {best.text}{at} (the run's metric)",
+                                 style="bold")]  # fmt: skip
+    return Group(*parts)
+
+
 @register_pane
 class TestPane(Pane):
     __test__ = False  # not a pytest class, whatever its name
@@ -109,4 +152,5 @@ class TestPane(Pane):
             yield Static("", id="test-view")
 
     def draw(self, root: Widget, data: PaneData) -> None:
-        root.query_one("#test-view", Static).update(test_view(data.info, data.history))
+        draw = last_view if view_of(data.info).final == "last" else test_view
+        root.query_one("#test-view", Static).update(draw(data.info, data.history))

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuneterm.config import ConfigError, flatten, run_config
+from tuneterm.runs import view
 from tuneterm.store import RunInfo
 from tuneterm.tasks import Metric
 from tuneterm.tui.history import RunHistory
@@ -118,13 +119,12 @@ def metric_rows(
     for info in infos:
         h = histories.get(info.id) or RunHistory()
         loss = h.train.np("loss")
-        meta = info.meta
         cells = [_cell(info, h, c) for c in columns]
         rows.append(
             [
                 info.name or info.id,
                 info.status,
-                f"{meta.epoch}/{meta.epochs}" if meta and meta.epochs else "",
+                view.position(info),
                 *cells[:n_val],
                 number(float(loss[-1])) if len(loss) else "",
                 *cells[n_val:],

@@ -15,6 +15,7 @@ from tuneterm.monitor import GpuSample
 from tuneterm.store import RunInfo
 from tuneterm.store.meta import INPUT_BOUND
 from tuneterm.tui.history import RunHistory
+from tuneterm.tui.metrics import view_of
 from tuneterm.tui.rows import number
 
 
@@ -68,7 +69,7 @@ def system_view(
         parts.append(Text("NVML works but reports no GPUs.", style="yellow"))
     parts += ranks_view(info)
     parts.append(Text(""))
-    parts.append(Text("Run process (engine and its data workers)", style="bold"))
+    parts.append(Text(f"Run process ({view_of(info).process})", style="bold"))
     if not sys:
         alive = info is not None and info.alive
         parts.append(
