@@ -174,12 +174,22 @@ def test_output_and_names_reach_the_terminal_as_text_without_control_codes(
     assert "red RED c1 X nel end" in logs
 
 
+def _not_json(token: str) -> None:
+    raise AssertionError(f"{token} is not JSON")
+
+
 def test_non_finite_values_from_log_are_kept_and_raise_nan_loss(cli: Cli, runs_dir: Path) -> None:
     run_id = launch(cli, PY, script("odd_output.py"), "--fail")
     wait_status(runs_dir, run_id, "failed", 60)
     losses = [e["loss"] for e in events(runs_dir, run_id, "train")]
     assert losses[:2] == [float("inf"), float("-inf")] and losses[2] != losses[2]
     assert [e["val_y"] for e in events(runs_dir, run_id, "val") if "val_y" in e] == [float("-inf")]
+    # --json is standard JSON, which jq reads: the non-finite values as strings float() reads
+    printed = cli("events", run_id, "--json", "--kind", "train").stdout.splitlines()
+    shown = [json.loads(line, parse_constant=_not_json) for line in printed]
+    assert [e["loss"] for e in shown][:3] == ["Infinity", "-Infinity", "NaN"]
+    show = json.loads(cli("show", run_id, "--json").stdout, parse_constant=_not_json)
+    assert show["last_loss"] in ("Infinity", "-Infinity", "NaN")
     proc = cli("health", run_id, "--json")
     assert proc.returncode == 1, proc.stdout
     (alert,) = [a for r in json.loads(proc.stdout)["runs"] for a in r["alerts"]]

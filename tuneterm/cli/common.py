@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +42,28 @@ def store_of(args: argparse.Namespace) -> RunStore:
     return RunStore.from_env(args.runs_dir)
 
 
+def _finite(obj: Any) -> Any:
+    """`obj` with each NaN or infinity as the string "NaN", "Infinity" or "-Infinity"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Standard JSON (what jq and every parser read): a non-finite value, which a run may
+    hold (a NaN loss), is written as a string that `float()` reads back."""
+    try:
+        return json.dumps(obj, indent=indent, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), indent=indent, default=str, allow_nan=False)
+
+
 def out(obj: Any) -> None:
-    print(json.dumps(obj, indent=1, default=str))
+    print(json_text(obj, indent=1))
 
 
 def console() -> Any:

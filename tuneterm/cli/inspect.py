@@ -15,6 +15,7 @@ from tuneterm.cli.common import (
     EXIT_OK,
     AddCommand,
     console,
+    json_text,
     out,
     status_style,
     store_of,
@@ -164,13 +165,13 @@ def cmd_events(args: argparse.Namespace) -> int:
             for e in reader.poll():
                 if kinds and e["kind"] not in kinds:
                     continue
-                print(json.dumps(e) if args.json else _fmt_event(e), flush=True)
+                print(json_text(e) if args.json else _fmt_event(e), flush=True)
             if not args.follow:
                 break
             if not store.info(run_id).alive:
                 for e in reader.poll():  # the engine's last flush
                     if not kinds or e["kind"] in kinds:
-                        print(json.dumps(e) if args.json else _fmt_event(e), flush=True)
+                        print(json_text(e) if args.json else _fmt_event(e), flush=True)
                 break
             time.sleep(0.25)
     except KeyboardInterrupt:
