@@ -62,6 +62,13 @@ def test_own_patterns_replace_the_built_in_ones(cli: Cli, runs_dir: Path, tmp_pa
 def test_api_metrics_in_order_and_none_lost_to_kill_9_after_log(cli: Cli, runs_dir: Path) -> None:
     run_id = launch(cli, PY, script("api_loop.py"), "--steps", "12", "--die-at", "5")
     wait_status(runs_dir, run_id, "crashed", 60)
+    # The reason names the kill, and the alert's hint (`events --kind error`) shows it
+    assert RunStore(runs_dir).info(run_id).reason == "script killed by SIGKILL"
+    errors = cli("events", run_id, "--kind", "error").stdout
+    assert "script killed by SIGKILL" in errors
+    health = json.loads(cli("health", run_id, "--json", check=1).stdout)
+    (alert,) = health["runs"][0]["alerts"]
+    assert alert["message"] == "script killed by SIGKILL", alert
     # log() at step 5 returned, then the script got SIGKILL: step 5 is there all the same
     assert [e["step"] for e in events(runs_dir, run_id, "train")] == list(range(6))
     meta = RunStore(runs_dir).info(run_id).meta

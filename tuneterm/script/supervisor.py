@@ -349,7 +349,7 @@ class Supervisor:
             # run reads `crashed` once this process is gone, and `resume` continues it.
             with self._lock:
                 self.meta.error = f"script killed by {signal.Signals(-code).name}"
-                self.writer.emit("log", level="error", msg=self.meta.error)
+                self.writer.emit("error", message=self.meta.error, traceback="")
                 self.writer.flush()
                 self._save(force=True)
             self.writer.close()

@@ -120,7 +120,8 @@ def derive_status(meta: RunMeta, now: float | None = None) -> tuple[str, str]:
             f"its supervisor (pid {meta.pid}) is gone but the script's processes live on "
             f"(pid {pids}); end them with `tuneterm stop --force {meta.id}`"
         )
-    return "crashed", f"engine process {meta.pid} ended without a final status"
+    # What the run's process said of its end, if anything (a script killed by SIGKILL)
+    return "crashed", meta.error or f"run process {meta.pid} ended without a final status"
 
 
 def script_group(meta: RunMeta, run_dir: Path | None = None) -> ProcessGroup | None:
