@@ -336,3 +336,18 @@ def test_following_ended_runs_returns_each_status_once_with_its_metrics(tmp_path
     assert [bar[0] for bar in bars] == ["done", "broke"], lines
     for bar, status in zip(bars, ("completed", "failed"), strict=True):
         assert status in bar and "val_acc" in bar and "loss" in bar, bar
+
+
+def test_show_prints_values_as_a_person_reads_them(cli: Cli, runs_dir: Path) -> None:
+    """`show`: the best as `label value (epoch, step)`, figures rounded, tags, notes and
+    versions shown, and never a Python dict."""
+    store = RunStore(runs_dir)
+    info = make_run(store, "shown", versions={"torch": "2.14.1", "python": "3.11.7"})
+    cli("label", info.id, "--tag", "demo", "--notes", "lr too high")
+    text = cli("show", info.id).stdout
+    assert "{" not in text and "'" not in text, text
+    best = re.search(r"best +(.+)", text)
+    assert best is not None and re.fullmatch(r"\S.* \d\.\d{4} \(epoch \d+(, step \d+)?\)", best[1])
+    assert re.search(r"tags +#demo", text) and re.search(r"notes +lr too high", text)
+    assert re.search(r"versions +python 3\.11\.7 +torch 2\.14\.1", text)  # sorted by name
+    assert not re.search(r"\d\.\d{6}", text), text  # no full-precision floats

@@ -81,28 +81,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"[bold]{_plain(info.name)}[/] ({info.id})  [{status_style(info.status)}]{info.status}[/]"
         + (f"  {_plain(info.reason)}" if info.reason else "")
     )
-    for key in (
-        "model",
-        "dataset",
-        "device",
-        "host",
-        "epoch",
-        "epochs",
-        "step",
-        "total_steps",
-        "last_loss",
-        "throughput",
-        "data_wait",
-        "gpu_mem_peak",
-        "best",
-        "final",
-        "params",
-        "resumes",
-        "parent",
-        "error",
-    ):
-        if data.get(key) not in (None, "", {}, 0) or key in ("epoch", "step"):
-            con.print(f"  {key:12} {_plain(data.get(key))}")
+    for key, text in _show_rows(data):
+        con.print(f"  {key:12} {_plain(text)}")
     for a in data.get("alerts", []):  # none for a run whose meta.json is damaged
         colour = "red" if a["severity"] == "error" else "yellow"
         con.print(
@@ -124,6 +104,51 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
     con.print(f"  path         {data['path']}")
     return EXIT_OK
+
+
+SHOWN = ("model", "dataset", "device", "host", "progress", "last_loss", "throughput", "data_wait",
+         "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "tags", "notes",
+         "versions", "error")  # fmt: skip
+
+
+def _number(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _pairs(d: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {_number(v)}" for k, v in d.items() if not isinstance(v, dict | list))
+
+
+def _best_text(data: dict[str, Any]) -> str:
+    """`val acc 0.9137 (epoch 2, step 70)`: the run's metric, as its spec formats it."""
+    best = data.get("best_metric")
+    if not best:
+        return ""
+    where = [f"epoch {best['epoch']}"] if best.get("epoch") is not None else []
+    step = (data.get("best") or {}).get("step")
+    where += [f"step {step}"] if step is not None else []
+    return f"{best['label']} {best['text']}" + (f" ({', '.join(where)})" if where else "")
+
+
+def _show_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """`show`'s lines, each value as a person reads it: figures rounded, no Python dicts."""
+    epochs = f"epoch {data.get('epoch')}/{data['epochs']}" if data.get("epochs") else ""
+    total = f"/{data['total_steps']}" if data.get("total_steps") else ""
+    values: dict[str, Any] = {
+        **data,
+        "progress": "  ".join(x for x in (epochs, f"step {data.get('step')}{total}") if x),
+        "best": _best_text(data),
+        "final": _pairs({k: v for k, v in (data.get("final") or {}).items() if k != "epoch"}),
+        "params": _pairs(data.get("params") or {}),
+        "tags": " ".join("#" + t for t in data.get("tags") or []),
+        "versions": _pairs((data.get("meta") or {}).get("versions") or {}),
+        "throughput": f"{data['throughput']:.4g} examples/s" if data.get("throughput") else "",
+    }
+    return [
+        (key, value if isinstance(value, str) else _number(value))
+        for key in SHOWN
+        if (value := values.get(key)) not in (None, "", {}, [], 0)
+    ]
 
 
 def _fmt_event(e: dict[str, Any]) -> str:
