@@ -112,6 +112,11 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     if args.submit:
         done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
         if done.returncode != 0:
+            # Nothing is left behind: a run that was never submitted would read `submitted`
+            # for ever (the script written inside the run folder goes with it).
+            store.delete(info.id)
+            if where is not None:
+                where.unlink(missing_ok=True)
             print(f"tuneterm: sbatch failed: {done.stderr.strip()}", file=sys.stderr)
             return EXIT_FAILED
         job_id = done.stdout.strip()
