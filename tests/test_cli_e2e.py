@@ -23,6 +23,8 @@ def test_run_completes_above_chance(cli: Cli, tiny_config: Path, runs_dir: Path)
     assert data["status"] == "completed"
     assert data["final"]["test_acc"] > 0.6  # 3 classes: chance is 0.33
     assert data["best"]["metric"] == "val_acc"
+    # the best keeps every figure of its epoch, so compare's best.val_top5 is filled
+    assert {"val_acc", "val_loss", "val_top5"} <= set(data["best"])
     assert data["meta"]["versions"]["torch"]
     assert data["meta"]["pid"] > 0 and data["meta"]["pid_start"] > 0
     assert set(data["checkpoints"]) == {"best.pt", "last.pt"}

@@ -351,3 +351,21 @@ def test_show_prints_values_as_a_person_reads_them(cli: Cli, runs_dir: Path) -> 
     assert re.search(r"tags +#demo", text) and re.search(r"notes +lr too high", text)
     assert re.search(r"versions +python 3\.11\.7 +torch 2\.14\.1", text)  # sorted by name
     assert not re.search(r"\d\.\d{6}", text), text  # no full-precision floats
+
+
+def test_compare_shows_each_best_figure_the_name_now_and_a_readable_rate(
+    cli: Cli, runs_dir: Path
+) -> None:
+    """`compare`: every figure of each run's best epoch (best.val_top5), the run's name as it
+    is now in the config diff, and throughput to a tenth (not 28.5000)."""
+    store = RunStore(runs_dir)
+    a = make_run(store, "a", best={"metric": "val_acc", "value": 0.9, "epoch": 3, "step": 60,
+                                   "val_acc": 0.9, "val_top5": 0.9694})  # fmt: skip
+    b = make_run(store, "b", lr=0.01)
+    cli("label", a.id, "--name", "renamed")
+    data = cli.json("compare", a.id, b.id)
+    assert data["metrics"]["best.val_top5"][a.id] == 0.9694
+    assert data["config_diff"]["run.name"] == {a.id: "renamed", b.id: "b"}
+    text = cli("compare", a.id, b.id).stdout
+    assert re.search(r"best\.val_top5 +0\.9694 +-", text), text
+    assert re.search(r"throughput +28\.5 +28\.5\b", text) and "28.5000" not in text, text

@@ -222,7 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for r in data["runs"]:
         table.add_column(f"{_plain(r['name'])}\n{r['id']}", justify="right")
     for metric, values in data["metrics"].items():
-        fmt = report.fmt_duration if metric == "elapsed" else report.fmt_metric
+        fmt = report.FORMATS.get(metric, report.fmt_metric)
         table.add_row(_plain(metric), *[fmt(values[i]) for i in ids])
     diff = Table(title="config keys that differ", box=None, header_style="bold")
     diff.add_column("key")

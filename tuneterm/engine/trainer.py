@@ -280,7 +280,8 @@ class Trainer:
             event={**event, **val["extra"]},
             metric=best,
             value=event[best],
-            best={name: event[name] for name in self.spec.select if name in event},
+            # every figure of the best epoch (compare's best.val_top5, best.domain_acc...)
+            best={k: v for k, v in {**event, **val["extra"]}.items() if isinstance(v, int | float)},
             higher=self.spec.metric(best).higher,
             stop=stop,
             net=net,

@@ -133,6 +133,8 @@ def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
             configs[info.id] = flatten(run_config(store, info.id))
         except (ConfigError, OSError):
             configs[info.id] = {}
+        if "run.name" in configs[info.id]:  # its name now (label.json), not at launch
+            configs[info.id]["run.name"] = info.name
     keys = sorted({k for c in configs.values() for k in c})
     diff = {
         k: {rid: c.get(k) for rid, c in configs.items()}
@@ -183,3 +185,12 @@ def fmt_metric(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def fmt_rate(value: Any) -> str:
+    """A throughput, examples/s: to a tenth, whatever its size."""
+    return f"{value:.1f}" if isinstance(value, int | float) else "-"
+
+
+# How `compare` shows each run-wide figure; metrics use fmt_metric
+FORMATS = {"elapsed": fmt_duration, "throughput": fmt_rate}
