@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual.app import ComposeResult
-from textual.widget import Widget
-
 from tuneterm.store import RunInfo
 from tuneterm.tui.metrics import colour, spec_of, val_curves, val_label
-from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
-from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
+from tuneterm.tui.panes.base import ComparedRun, PaneData, register_pane
+from tuneterm.tui.panes.runchart import ChartPane, empty_text, x_label, x_values
 from tuneterm.tui.protocols import ChartSettings
-from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
+from tuneterm.tui.widgets.curve import Chart, Line
 
 
 def chart_title(infos: Sequence[RunInfo]) -> str:
@@ -23,17 +20,12 @@ def chart_title(infos: Sequence[RunInfo]) -> str:
 
 
 @register_pane
-class AccuracyPane(Pane):
+class AccuracyPane(ChartPane):
     id = "acc"
     key = "2"
     label = "Accuracy"
-    needs = Need.INFO | Need.HISTORY | Need.CHART
-    compares = True
 
-    def compose(self) -> ComposeResult:
-        yield CurvePlot(id="plot-acc")
-
-    def draw(self, root: Widget, data: PaneData) -> None:
+    def chart(self, data: PaneData) -> Chart:
         info, history, settings = data.info, data.history, data.chart
         # a run whose spec lists no val metric yet (a script) has not reported one
         what = "no val epoch yet" if spec_of(info).val else "no val metric reported yet"
@@ -45,7 +37,7 @@ class AccuracyPane(Pane):
                      points=True)
                 for i, m in enumerate(val_curves(info))
             ]  # fmt: skip
-        root.query_one("#plot-acc", CurvePlot).show(chart)
+        return chart
 
     def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
         title = chart_title([r.info for r in runs])

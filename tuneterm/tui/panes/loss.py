@@ -5,28 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual.app import ComposeResult
-from textual.widget import Widget
-
 from tuneterm.tui.metrics import colour, plotted, val_label
-from tuneterm.tui.panes.base import ComparedRun, Need, Pane, PaneData, register_pane
-from tuneterm.tui.panes.runchart import empty_text, x_label, x_values
+from tuneterm.tui.panes.base import ComparedRun, PaneData, register_pane
+from tuneterm.tui.panes.runchart import ChartPane, empty_text, x_label, x_values
 from tuneterm.tui.protocols import ChartSettings
-from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
+from tuneterm.tui.widgets.curve import Chart, Line
 
 
 @register_pane
-class LossPane(Pane):
+class LossPane(ChartPane):
     id = "loss"
     key = "1"
     label = "Loss"
-    needs = Need.INFO | Need.HISTORY | Need.CHART
-    compares = True
 
-    def compose(self) -> ComposeResult:
-        yield CurvePlot(id="plot-loss")
-
-    def draw(self, root: Widget, data: PaneData) -> None:
+    def chart(self, data: PaneData) -> Chart:
         info, history, settings = data.info, data.history, data.chart
         chart = Chart(xlabel=x_label(settings), log_y=settings.log_y, empty=empty_text(info))
         if history is not None:
@@ -40,7 +32,7 @@ class LossPane(Pane):
                 Line(x, history.val.np(m.name), val_label(m.label), colour("loss", i), points=True)
                 for i, m in enumerate(plotted(info, "loss"))
             ]
-        root.query_one("#plot-loss", CurvePlot).show(chart)
+        return chart
 
     def compare_chart(self, runs: Sequence[ComparedRun], chart: ChartSettings) -> Chart:
         out = Chart(title="train loss", xlabel=x_label(chart), log_y=chart.log_y)
