@@ -22,11 +22,6 @@ class Alert:
     message: str  # what is wrong, with the figures
     hint: str  # what to change
 
-    @property
-    def key(self) -> str:
-        """Identifies the alert across passes, so it is notified once."""
-        return f"{self.kind}@{self.t:.3f}"
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

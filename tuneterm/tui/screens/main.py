@@ -163,7 +163,11 @@ class MainScreen(RunActions):
     @on(RunsScanned)
     def runs_scanned(self, message: RunsScanned) -> None:
         self.runs = message.runs
-        self.host.take_alerts(message.alerts, {r.id: r.name or r.id for r in message.runs})
+        self.host.take_alerts(
+            message.alerts,
+            {r.id: r.name or r.id for r in message.runs},
+            {r.id: r.meta.resumes for r in message.runs if r.meta},
+        )
         if message.configs is not None:
             self.configs = message.configs
         self._scanned = True
