@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.cli.common import EXIT_INVALID, EXIT_OK, AddCommand, out, store_of
+from tuneterm.cli.common import (
+    CONFIG_HELP,
+    EXIT_INVALID,
+    EXIT_OK,
+    RUN_HELP,
+    SET_HELP,
+    AddCommand,
+    out,
+    store_of,
+)
 from tuneterm.config import ConfigError, ConfigIssue
 from tuneterm.config.choices import MODEL_SOURCES
 from tuneterm.tasks import classify
@@ -101,7 +110,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 def add_commands(add: AddCommand) -> None:
     kinds = tasks.names()
-    p = add("models", cmd_models, "list the models a run.task can fine-tune")
+    p = add("models", cmd_models, "list the models a run.task can fine-tune", store=False)
     p.add_argument(
         "--task",
         choices=kinds,
@@ -126,7 +135,7 @@ def add_commands(add: AddCommand) -> None:
         "predict with a run's best checkpoint: top-k classes or boxes of images (JSON), or "
         "labels and scores of --text inputs",
     )
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (image kinds)")
     p.add_argument("--text", action="append", default=[], help="text kinds: a text (repeatable)")
     p.add_argument(
@@ -144,12 +153,14 @@ def add_commands(add: AddCommand) -> None:
         cmd_export_model,
         "write a run's best checkpoint as TorchScript or ONNX, with classes and preprocessing",
     )
-    p.add_argument("run")
-    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                   help="torchscript (default) or onnx (needs the onnx package)")  # fmt: skip
     p.add_argument("--out", help="file to write (default: RUN_DIR/model.pt or model.onnx)")
     p = add("lr-find", cmd_lr_find, "LR range test: plot loss against lr for a config")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("config", help=CONFIG_HELP)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)  # fmt: skip
     p.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
     p.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
     p.add_argument("--steps", type=int, default=60, help="steps (default 60)")

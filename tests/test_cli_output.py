@@ -1,0 +1,42 @@
+"""What the CLI prints for a person: counts that match the file written, no store bookkeeping,
+no colour codes in a pipe. Each runs the real CLI over a store made through the store API."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from helpers.cli import Cli
+from helpers.fake_store import make_run
+
+from tuneterm.store import EventWriter, RunStore
+
+
+def test_export_out_counts_the_rows_it_wrote_and_json_is_an_export(
+    cli: Cli, tmp_path: Path
+) -> None:
+    store = RunStore(cli.runs)
+    run = make_run(store, "exp")
+    with EventWriter(store.events_dir(run.id), fsync=False, background=False) as w:
+        w.emit("log", level="info", message="not a row of the CSV")
+    out = tmp_path / "exp.csv"
+    done = cli("export", run.id, "--out", str(out), check=0)
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert f"({len(rows)} rows)" in done.stderr, done.stderr
+    events = [json.loads(x) for x in cli("events", run.id, "--json", check=0).stdout.splitlines()]
+    assert len(rows) < len(events)
+    exported = json.loads(cli("export", run.id, "--json", check=0).stdout)
+    assert len(exported["events"]) == len(events)
+
+
+def test_events_does_not_print_the_stores_off_field(cli: Cli) -> None:
+    store = RunStore(cli.runs)
+    run = make_run(store, "script", events=False)
+    with EventWriter(store.events_dir(run.id), fsync=False, background=False) as w:
+        w.emit("train", step=3, off=1527, loss=0.25)
+    text = cli("events", run.id, check=0).stdout
+    assert "loss=0.25" in text and "off=" not in text, text
+    (line,) = cli("events", run.id, "--json", check=0).stdout.splitlines()
+    assert json.loads(line)["off"] == 1527  # still there for machines
