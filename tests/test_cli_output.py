@@ -40,3 +40,15 @@ def test_events_does_not_print_the_stores_off_field(cli: Cli) -> None:
     assert "loss=0.25" in text and "off=" not in text, text
     (line,) = cli("events", run.id, "--json", check=0).stdout.splitlines()
     assert json.loads(line)["off"] == 1527  # still there for machines
+
+
+def test_an_uncached_hf_model_offline_says_how_to_name_a_saved_folder(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from helpers.cli import TINY
+
+    config = tmp_path / "hf.toml"
+    config.write_text(TINY.replace('name = "resnet18"', 'name = "hf/tuneterm-test/absent"'))
+    err = cli("run", str(config), check=2).stderr
+    assert 'set model.name = "hf/DIR"' in err, err
+    assert not cli.runs.exists() or not any(cli.runs.iterdir())  # nothing created

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from tuneterm import tasks
@@ -48,6 +51,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def quiet_torch() -> Iterator[None]:
+    """torch's FutureWarnings (deprecations inside torch.jit and torch.onnx) are for library
+    authors: the user of predict or export-model can do nothing about them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from tuneterm.runs.predict import PredictInput, predict
 
@@ -59,7 +71,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         score_threshold=args.threshold,
     )
-    result = predict(store, run_id, inputs)
+    with quiet_torch():
+        result = predict(store, run_id, inputs)
     if tasks.get(result["task"]).inputs == "texts" and not (args.json or args.out):
         for row in result["predictions"]:  # label, score, text, (the other top-k)
             others = "  ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"][1:])
@@ -82,7 +95,8 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
     store = store_of(args)
     run_id = store.resolve(args.run)
-    done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
+    with quiet_torch():
+        done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
     if args.json:
         out({"path": str(done.path), "format": done.format, "metadata": done.metadata})
     else:
@@ -103,7 +117,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if args.json:
         out({"lrs": result.lrs, "losses": result.losses, "suggestion": result.suggestion})
     else:
-        print(lr_curve(result.lrs, result.losses, result.suggestion))
+        print(lr_curve(result.lrs, result.losses, result.suggestion, colour=sys.stdout.isatty()))
         print(f"suggested lr: {result.suggestion:.2e} (steepest fall of the smoothed loss)")
     return EXIT_OK
 

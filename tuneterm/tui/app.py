@@ -277,7 +277,9 @@ class TuneTermApp(App[int]):
 
     # -- themes --------------------------------------------------------------------------------
     def action_next_theme(self) -> None:
-        names = self.theme_names or sorted(self.available_themes)
+        # tuneterm's own (and the user's) first, then every theme Textual has: the one picked
+        # in the command palette is in the cycle, so T goes on from it.
+        names = list(dict.fromkeys([*self.theme_names, *sorted(self.available_themes)]))
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
         self.notify(f"theme: {self.theme}", timeout=2)
