@@ -135,3 +135,35 @@ def test_the_watcher_of_a_store_reports_the_attempt_so_a_resume_is_told_again(
     (report,) = Watcher(store).check()
     assert report.attempt == 2
     assert report.name == "done"
+
+
+def test_a_script_run_that_ended_with_a_nan_loss_keeps_the_alert_with_a_script_hint(
+    tmp_path: Path,
+) -> None:
+    from tuneterm.health.watch import Watcher
+    from tuneterm.store import EventWriter
+
+    store = RunStore(tmp_path / "store")
+    run = make_run(store, "script", status="completed", events=False)
+    with EventWriter(store.events_dir(run.id), fsync=False, background=False) as w:
+        w.emit("train", step=1, loss=0.9)
+        for step in range(2, 40):
+            w.emit("train", step=step, loss=math.nan)
+    meta = load_meta(store.meta_path(run.id))
+    meta.task, meta.last_loss = "script", math.nan
+    save_meta(store.meta_path(run.id), meta)
+    (report,) = Watcher(store).check()
+    (alert,) = report.alerts
+    assert alert.kind == "nan_loss" and report.status == "completed"
+    assert "train.lr" not in alert.hint and "your script" in alert.hint
+
+
+def test_a_long_traceback_line_is_cut_at_a_word_not_inside_one() -> None:
+    from tuneterm.health.alerts import log_alert
+
+    words = "the loss became nan; " + "start again in a new run (model.init = run:x) " * 20
+    alert = log_alert(T0, {"kind": "error", "message": f"NonFiniteLoss: {words}"})
+    assert alert is not None and alert.kind == "traceback"
+    assert alert.message.endswith(" …") and len(alert.message) <= 502
+    last = alert.message.removesuffix(" …").split()[-1]
+    assert last in f"NonFiniteLoss: {words}".split(), last

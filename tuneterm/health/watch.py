@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import math
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneterm import tasks
 from tuneterm.config.errors import ConfigError
 from tuneterm.config.operations import HealthSection
 from tuneterm.health import detectors
@@ -110,11 +112,12 @@ class Watcher:
         info = self.store.info(rid)
         w.meta_mtime, w.status, w.name = mtime, info.status, _name(info)
         w.attempt = info.meta.resumes if info.meta else 0
-        if info.status in CLOSED:  # no open alert: its events need not be read at all
+        if info.status in CLOSED and not _ended_nonfinite(info):
+            # no open alert: its events need not be read at all
             w.ended, w.alerts = True, []
             return RunHealthReport(rid, w.name, info.status, [], w.attempt)
         if w.health is None:
-            w.health = RunHealth(self._settings(rid))
+            w.health = RunHealth(self._settings(rid), engine=_by_engine(info))
         with contextlib.suppress(UnreadableRun):  # a damaged segment: `show` tells of it
             w.health.feed(w.reader.poll())
         running = info.status in ACTIVE and info.status not in ("created", "submitted")
@@ -125,6 +128,19 @@ class Watcher:
 
 def _name(info: RunInfo) -> str:
     return info.name or info.id
+
+
+def _ended_nonfinite(info: RunInfo) -> bool:
+    """A run (a script's, which ends `completed` whatever its loss) whose last loss is NaN or
+    inf keeps its nan_loss alert after it ends."""
+    loss = info.meta.last_loss if info.meta else None
+    return loss is not None and not math.isfinite(loss)
+
+
+def _by_engine(info: RunInfo) -> bool:
+    """Whether tuneterm's engine trains the run (a kind with a runner of its own does not)."""
+    spec = tasks.find(info.meta.task) if info.meta else None
+    return spec is None or not spec.runner
 
 
 # -- the notifying watcher process -----------------------------------------------------------
