@@ -52,3 +52,33 @@ def test_an_uncached_hf_model_offline_says_how_to_name_a_saved_folder(
     err = cli("run", str(config), check=2).stderr
     assert 'set model.name = "hf/DIR"' in err, err
     assert not cli.runs.exists() or not any(cli.runs.iterdir())  # nothing created
+
+
+def test_a_crashed_run_put_back_on_the_queue_keeps_its_elapsed_time(cli: Cli) -> None:
+    """A 22 s run that crashed 25 minutes ago, then `resume --queue`: ELAPSED stays 0:22, and
+    the pause is not counted once it runs again."""
+    import time
+
+    from tuneterm.runs import view
+    from tuneterm.store.files import atomic_write_json
+    from tuneterm.store.meta import begin_resume, load_meta
+
+    store = RunStore(cli.runs)
+    run = make_run(store, "crashy", status="running")  # no process: it reads crashed
+    path = store.meta_path(run.id)
+    meta = load_meta(path)
+    meta.started = time.time() - 1500
+    meta.updated = meta.started + 22  # the engine's last word
+    atomic_write_json(path, meta.model_dump())
+    assert store.info(run.id).status == "crashed"
+    assert round(view.elapsed(store.info(run.id)) or 0) == 22
+    cli("resume", run.id, "--queue", "--no-start", check=0)
+    queued = store.info(run.id)
+    assert queued.status == "queued" and round(view.elapsed(queued) or 0) == 22
+    rows = cli("ls", check=0).stdout
+    (line,) = [ln for ln in rows.splitlines() if run.id in ln]
+    assert "0:22" in line.split("\t") or " 0:22" in line, line
+    meta = load_meta(path)
+    now = time.time()
+    begin_resume(meta, now)  # what the engine does as it starts the next attempt
+    assert meta.started is not None and round(now - meta.started - meta.paused_s) == 22

@@ -42,7 +42,7 @@ from tuneterm.script.output import LineSplitter
 from tuneterm.store.events import EventWriter, list_segments, segment_path
 from tuneterm.store.eventtypes import user_metrics, user_name
 from tuneterm.store.files import FILE_MODE
-from tuneterm.store.meta import RunMeta, load_meta, save_meta
+from tuneterm.store.meta import RunMeta, begin_resume, load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
 OUTPUT_LOG = "output.log"
@@ -180,8 +180,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end it
         if resume:
-            self.meta.resumes += 1
-            self.meta.error, self.meta.ended = "", None
+            begin_resume(self.meta, time.time())
             (self.dir / STOP_FILE).unlink(missing_ok=True)
         else:
             self.meta.started = time.time()
