@@ -245,3 +245,18 @@ async def test_form_labels_are_whole_at_80_and_200_columns(tmp_path: Path) -> No
                 rows = lab.content_region.height
                 assert rows * lab.content_region.width >= len(text), (size, text, rows)
             assert label.content_region.width >= 20
+
+
+@pilot
+async def test_toml_keys_sent_in_one_burst_all_land(tmp_path: Path) -> None:
+    """The same burst in the TOML: the text typed overtook the backspaces, which then ate it."""
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        row = next(i for i, ln in enumerate(area.text.splitlines()) if ln.startswith("batch_size"))
+        area.cursor_location = (row, len(area.document.get_line(row)))
+        await until(pilot, lambda: area.has_focus, what="the TOML's focus")
+        await burst(pilot, "backspace", "backspace", "1", "6")
+        line = lambda: area.document.get_line(row)  # noqa: E731
+        await until(pilot, lambda: line() == "batch_size = 16", what=f"16 typed, not {line()!r}")
