@@ -53,3 +53,10 @@ def test_classify_predict_top_k_and_export(tmp_path: Path, tiny_config: Path, cl
     sess = ort.InferenceSession(str(onnx.path), providers=["CPUExecutionProvider"])
     (probs,) = sess.run(None, {"image": x.numpy()})
     assert np.allclose(probs, ref.numpy(), atol=1e-4)
+    # what the user sees: no torch deprecation warnings from the commands
+    for args in (
+        ("predict", run["id"], str(image)),
+        ("export-model", run["id"], "--format", "onnx", "--out", str(tmp_path / "c.onnx")),
+    ):
+        err = cli(*args, check=0).stderr
+        assert "FutureWarning" not in err and "Warning:" not in err, err

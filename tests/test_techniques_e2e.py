@@ -48,6 +48,7 @@ def test_lr_find_cli_prints_a_suggestion(cli: Cli, tiny_config: Path) -> None:
     args = ("lr-find", str(tiny_config), "--start", "1e-5", "--end", "0.1", "--steps", "15")
     out = cli(*args, check=0).stdout
     assert "LR range test" in out and "suggested lr:" in out
+    assert "\x1b[" not in out  # piped (a subprocess's stdout): no colour codes
     res = json.loads(cli(*args, "--json", check=0).stdout)
     assert len(res["lrs"]) == 15  # no early stop on a range that does not diverge
     assert res["lrs"] == sorted(res["lrs"]) and 1e-5 <= res["suggestion"] <= 0.1

@@ -84,3 +84,20 @@ async def test_theme_switch_is_remembered_and_user_themes_load(
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         assert app.theme == "tuneterm-light"
         await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 1)
+
+
+@pilot
+async def test_T_cycles_every_theme_and_goes_on_from_one_picked_in_the_palette(
+    tmp_path: Path,
+) -> None:
+    app = new_app(make_store(tmp_path / "runs", 1))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        seen = {app.theme}
+        for _ in range(len(app.available_themes)):
+            await pilot.press("T")
+            seen.add(app.theme)
+        assert seen == set(app.available_themes)  # Textual's own too, not only tuneterm's two
+        app.theme = "nord"  # as the command palette sets it
+        await pilot.press("T")
+        assert app.theme not in ("nord", "tuneterm-dark")  # on from nord, not back to the start

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from helpers.fake_store import make_store, new_app, pilot, screen_text, until
+from helpers.keys import burst
 from textual.widgets import Input, Select
 
 from tuneterm.config import ConfigError, ConfigIssue
@@ -141,6 +142,8 @@ async def test_launch_errors_from_the_launcher_show_inline(
         # the launch checks the model with torchvision first: a cold torch import can be slow
         await until(pilot, lambda: "did you mean resnet18" in screen_text(app), timeout=60)
         assert isinstance(app.screen, EditorScreen) and not editor.launching
+        # the reason stays in view: no toast is laid over it
+        assert not [n for n in app._notifications if n.severity == "error"]
 
 
 def section_of(text: str, key: str) -> str:
@@ -196,3 +199,64 @@ async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
         set_line(area, "method", '"adabn"')
         await until(pilot, lambda: editor.query_one("#form-adapt-method", Select).value == "adabn")
         assert [i.field for i in editor.issues] == ["adapt.target_shift"]
+
+
+@pilot
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_form_keys_sent_in_one_burst_all_land(tmp_path: Path, size: tuple[int, int]) -> None:
+    """`backspace backspace 1 6` sent at once on "64": the bound keys (backspace) bubbled up
+    to the app while the typed text went straight in, so the text overtook them."""
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=size) as pilot:
+        editor = await open_editor(pilot)
+        box = editor.query_one("#form-train-batch_size", Input)
+        box.focus()
+        await until(pilot, lambda: box.has_focus and box.value == "64", what="batch size 64")
+        await burst(pilot, "end", "backspace", "backspace", "1", "6")
+        await until(pilot, lambda: box.value == "16", what=f"16 typed, not {box.value!r}")
+        await until(pilot, lambda: "batch_size = 16" in editor.text, what="the TOML follows")
+
+
+@pilot
+async def test_an_unknown_model_name_is_flagged_as_typed_not_at_launch(tmp_path: Path) -> None:
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        row = area.text.splitlines().index('name = "resnet18"')
+        area.replace('name = "conv"', (row, 0), (row, len('name = "resnet18"')))
+        await until(pilot, lambda: bool(editor.issues), what="an issue for model.name")
+        (issue,) = editor.issues
+        assert issue.field == "model.name" and "unknown model" in str(issue)
+        assert "✓ valid" not in screen_text(app)
+        assert editor.query_one("#form-model-name", Input).has_class("has-issue")
+
+
+@pilot
+async def test_form_labels_are_whole_at_80_and_200_columns(tmp_path: Path) -> None:
+    for size in ((80, 24), (200, 50)):
+        app = new_app(RunStore(tmp_path / "runs"))
+        async with app.run_test(size=size) as pilot:
+            editor = await open_editor(pilot)
+            label = editor.query(".form-label").first()
+            await pilot.pause()
+            for lab in editor.query(".form-label"):
+                text = str(lab.render())
+                rows = lab.content_region.height
+                assert rows * lab.content_region.width >= len(text), (size, text, rows)
+            assert label.content_region.width >= 20
+
+
+@pilot
+async def test_toml_keys_sent_in_one_burst_all_land(tmp_path: Path) -> None:
+    """The same burst in the TOML: the text typed overtook the backspaces, which then ate it."""
+    app = new_app(RunStore(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_editor(pilot)
+        area = editor.query_one(TomlArea)
+        row = next(i for i, ln in enumerate(area.text.splitlines()) if ln.startswith("batch_size"))
+        area.cursor_location = (row, len(area.document.get_line(row)))
+        await until(pilot, lambda: area.has_focus, what="the TOML's focus")
+        await burst(pilot, "backspace", "backspace", "1", "6")
+        line = lambda: area.document.get_line(row)  # noqa: E731
+        await until(pilot, lambda: line() == "batch_size = 16", what=f"16 typed, not {line()!r}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from helpers.fake_store import make_run, make_store, new_app, pilot, screen_text, until
+from helpers.keys import burst
 
 from tuneterm import monitor
 from tuneterm.monitor import GpuSample
@@ -124,6 +125,32 @@ async def test_filter_by_name_status_tag_and_config(tmp_path: Path) -> None:
         await until(pilot, lambda: t.row_count == 1 and t.infos[t.order[0]].name == "tagged")
         await pilot.press("escape")
         await until(pilot, lambda: t.row_count == 4)
+
+
+@pilot
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_the_filter_box_shows_what_is_typed_and_the_header_keeps_sort(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """At 80x24 a bordered one-row Input showed two border rows and no text; the header
+    lost `sort:` past a long runs folder; keys typed in one burst after `/` went to the run
+    list (as `tmux send-keys / s c r a t c h` sends them)."""
+    store = make_store(tmp_path / ("a-long-folder-name-" * 3) / "runs", 2)
+    app = new_app(store)
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot, 2)
+        await burst(pilot, "/", *"scratch")
+        box = app.screen.query_one("#filter")
+        await until(pilot, lambda: box.value == "scratch")
+        assert box.has_focus and box.content_region.height >= 1
+        lines = screen_text(app).splitlines()
+        header = lines[0]  # the screenshot's window title comes after it
+        typed = [ln[box.region.x : box.region.right].strip() for ln in lines[1:]]
+        assert "scratch" in typed, "\n".join(lines)
+        assert "sort: " in header and "filter: scratch" in header, header
+        assert len(header.rstrip()) <= size[0]
+        await burst(pilot, "/", "x")  # "/" inside the box is text, not the key again
+        await until(pilot, lambda: box.value == "scratch/x")
 
 
 @pilot

@@ -229,3 +229,15 @@ def test_compare_rows_follow_the_spec_and_each_direction(tmp_path: Path) -> None
     assert cells[1]["val top-5"] == cells[1]["test top-5"] == ""  # 3 classes: always 1
     assert cells[2]["val top-5"] == "1.0000 / 1.0000" and cells[2]["test top-5"] == "1.0000"
     assert chart_title([reg, cls]) == "val MAE / acc"
+
+
+def test_the_top_level_themes_folder_holds_the_packaged_themes_unchanged() -> None:
+    """`themes/` is what a user copies and edits; the app loads the packaged copies."""
+    from tuneterm.tui.settings import BUILTIN_THEMES_DIR
+    from tuneterm.tui.themes import load_themes
+
+    top = Path(__file__).resolve().parent.parent / "themes"
+    packaged = {p.name: p.read_bytes() for p in BUILTIN_THEMES_DIR.glob("*.toml")}
+    assert packaged and {p.name: p.read_bytes() for p in top.glob("*.toml")} == packaged
+    themes, problems = load_themes(top)
+    assert problems == [] and {t.name for t in themes} == {"tuneterm-dark", "tuneterm-light"}

@@ -48,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage PyTorch fine-tuning runs from the terminal.",
     )
     ap.add_argument("--version", action="version", version=f"tuneterm {__version__}")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub = ap.add_subparsers(
+        dest="command", metavar="COMMAND", help="what to do (none: open the terminal UI)"
+    )
 
-    def add(name: str, func: Command, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(
+        name: str, func: Command, help: str, json_flag: bool = True, store: bool = True
+    ) -> argparse.ArgumentParser:
+        """`store = False`: the command reads no runs folder, so it takes no --runs-dir."""
+        p = sub.add_parser(name, parents=[common] if store else [], help=help, description=help)
         if json_flag:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)

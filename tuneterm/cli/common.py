@@ -32,6 +32,11 @@ STATUS_EXIT = {
 }
 
 Command = Callable[[argparse.Namespace], int]
+# The help of the arguments many commands share, written once.
+RUN_HELP = "a run: its id, a unique prefix of the id, or its name"
+RUNS_HELP = "runs: ids, unique id prefixes or names"
+CONFIG_HELP = "the run's TOML config (tuneterm init writes a commented one)"
+SET_HELP = "override a config key, e.g. train.lr=3e-4 (repeatable)"
 # add(name, func, help, json_flag=True) -> the command's parser (see tuneterm.cli.build_parser)
 AddCommand = Callable[..., argparse.ArgumentParser]
 

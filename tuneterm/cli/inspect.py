@@ -13,6 +13,8 @@ from typing import Any
 from tuneterm.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    RUN_HELP,
+    RUNS_HELP,
     AddCommand,
     console,
     json_text,
@@ -24,6 +26,7 @@ from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report
 from tuneterm.store.events import DamagedEvents, missing_segments
+from tuneterm.store.meta import STATUSES
 from tuneterm.store.runs import RunNotFound, RunStore
 from tuneterm.store.text import printable
 
@@ -153,7 +156,8 @@ def _show_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _fmt_event(e: dict[str, Any]) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
-    skip = {"seq", "t", "kind", "traceback", "confusion", "per_class", "report"}
+    # `off`: where a script run's line sits in its log, the store's bookkeeping
+    skip = {"seq", "t", "kind", "off", "traceback", "confusion", "per_class", "report"}
     fields = " ".join(
         f"{printable(str(k), tabs=False)}={printable(_short(v), tabs=False)}"
         for k, v in e.items()
@@ -241,14 +245,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     info = store.info(store.resolve(args.run))
     _check_segments(store, info.id)
     events = list(store.events(info.id))
-    text = (
-        report.export_csv(events)
-        if args.format == "csv"
-        else report.export_json(store, info, events)
-    )
+    as_csv = args.format == "csv" and not args.json
+    text = report.export_csv(events) if as_csv else report.export_json(store, info, events)
+    # CSV keeps the metric and status events only: say how many rows it holds, not events read.
+    count = sum(e.get("kind") in report.EXPORT_KINDS for e in events) if as_csv else len(events)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out} ({len(events)} events)", file=sys.stderr)
+        what = "rows" if as_csv else "events"
+        print(f"wrote {args.out} ({count} {what})", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -256,16 +260,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_commands(add: AddCommand) -> None:
     p = add("ls", cmd_ls, "list runs (tab-separated and whole when piped)")
-    p.add_argument("--status", help="only runs with this status")
+    p.add_argument("--status", choices=STATUSES, metavar="STATUS",
+                   help=f"only runs with this status: {', '.join(STATUSES)}")  # fmt: skip
     p = add("show", cmd_show, "show one run")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p = add("events", cmd_events, "print a run's events as lines (JSON lines with --json)")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
     p.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
     p = add("compare", cmd_compare, "metrics side by side, plus the config keys that differ")
-    p.add_argument("runs", nargs="+")
-    p = add("export", cmd_export, "export a run's events as CSV or JSON", json_flag=False)
-    p.add_argument("run")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("runs", nargs="+", help=RUNS_HELP)
+    p = add("export", cmd_export, "export a run's events as CSV or JSON")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv: one row per train/val/test/sys/status event; json: the run and "
+                   "every event (default csv; --json is --format json)")  # fmt: skip
     p.add_argument("--out", help="file to write (default: stdout)")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.cli.common import EXIT_INVALID, EXIT_OK, AddCommand, out, store_of
+from tuneterm.cli.common import (
+    CONFIG_HELP,
+    EXIT_INVALID,
+    EXIT_OK,
+    RUN_HELP,
+    SET_HELP,
+    AddCommand,
+    out,
+    store_of,
+)
 from tuneterm.config import ConfigError, ConfigIssue, load, sources
 from tuneterm.config.choices import MODEL_SOURCES
 from tuneterm.runs.export import export_model
@@ -39,6 +51,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def quiet_torch() -> Iterator[None]:
+    """torch's FutureWarnings (deprecations inside torch.jit and torch.onnx) are for library
+    authors: the user of predict or export-model can do nothing about them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     store = store_of(args)
     run_id = store.resolve(args.run)
@@ -48,7 +69,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         score_threshold=args.threshold,
     )
-    result = predict(store, run_id, inputs)
+    with quiet_torch():
+        result = predict(store, run_id, inputs)
     if tasks.get(result["task"]).inputs == "texts" and not (args.json or args.out):
         for row in result["predictions"]:  # label, score, text, (the other top-k)
             others = "  ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"][1:])
@@ -69,7 +91,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export_model(args: argparse.Namespace) -> int:
     store = store_of(args)
     run_id = store.resolve(args.run)
-    done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
+    with quiet_torch():
+        done = export_model(store, run_id, args.format, Path(args.out) if args.out else None)
     if args.json:
         out({"path": str(done.path), "format": done.format, "metadata": done.metadata})
     else:
@@ -89,14 +112,14 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if args.json:
         out({"lrs": result.lrs, "losses": result.losses, "suggestion": result.suggestion})
     else:
-        print(lr_curve(result.lrs, result.losses, result.suggestion))
+        print(lr_curve(result.lrs, result.losses, result.suggestion, colour=sys.stdout.isatty()))
         print(f"suggested lr: {result.suggestion:.2e} (steepest fall of the smoothed loss)")
     return EXIT_OK
 
 
 def add_commands(add: AddCommand) -> None:
     kinds = tasks.names()
-    p = add("models", cmd_models, "list the models a run.task can fine-tune")
+    p = add("models", cmd_models, "list the models a run.task can fine-tune", store=False)
     p.add_argument(
         "--task",
         choices=kinds,
@@ -121,7 +144,7 @@ def add_commands(add: AddCommand) -> None:
         "predict with a run's best checkpoint: top-k classes or boxes of images (JSON), or "
         "labels and scores of --text inputs",
     )
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (image kinds)")
     p.add_argument("--text", action="append", default=[], help="text kinds: a text (repeatable)")
     p.add_argument(
@@ -139,12 +162,14 @@ def add_commands(add: AddCommand) -> None:
         cmd_export_model,
         "write a run's best checkpoint as TorchScript or ONNX, with classes and preprocessing",
     )
-    p.add_argument("run")
-    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                   help="torchscript (default) or onnx (needs the onnx package)")  # fmt: skip
     p.add_argument("--out", help="file to write (default: RUN_DIR/model.pt or model.onnx)")
     p = add("lr-find", cmd_lr_find, "LR range test: plot loss against lr for a config")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("config", help=CONFIG_HELP)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)  # fmt: skip
     p.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
     p.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
     p.add_argument("--steps", type=int, default=60, help="steps (default 60)")

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from tuneterm.cli.common import EXIT_OK, AddCommand, console, out, store_of
+from tuneterm.cli.common import EXIT_OK, RUN_HELP, AddCommand, console, out, store_of
 from tuneterm.runs import launcher, report, runqueue
 from tuneterm.runs.lifecycle import RunStateError
 from tuneterm.store.runs import RunInfo, RunStore
@@ -141,19 +141,22 @@ def _queue_ls(args: argparse.Namespace, store: RunStore) -> int:
 # -- parser ----------------------------------------------------------------------------------------
 def add_commands(add: AddCommand) -> None:
     p = add("queue", cmd_queue, "the run queue: ls, start, stop, move RUN POS, cancel RUN")
-    qsub = p.add_subparsers(dest="action", metavar="ACTION")
+    qsub = p.add_subparsers(dest="action", metavar="ACTION", help="what to do (default ls)")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    common.add_argument("--runs-dir", default=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")  # fmt: skip
+    common.add_argument("--runs-dir", default=argparse.SUPPRESS,
+                        help="the run store (default: $TUNETERM_RUNS or ./runs)")  # fmt: skip
     qsub.add_parser("ls", parents=[common], help="queued runs in order, and the scheduler")
     s = qsub.add_parser("start", parents=[common], help="start the scheduler (or update it)")
     s.add_argument("--per-gpu", type=int, help="runs at once on one GPU (default 1)")
     s.add_argument("--cpu-slots", type=int, help="runs at once without GPUs (default 1)")
     s.add_argument("--gpus", help="GPU ids to use, e.g. 0,1; 'auto' = every visible GPU")
     s = qsub.add_parser("stop", parents=[common], help="stop the scheduler; runs go on")
-    s.add_argument("--wait", type=float, default=10.0)
+    s.add_argument("--wait", type=float, default=10.0,
+                   help="seconds to wait for the scheduler to exit (default 10)")  # fmt: skip
     s = qsub.add_parser("move", parents=[common], help="put a queued run at a position (1 = next)")
-    s.add_argument("run")
-    s.add_argument("position", type=int)
+    s.add_argument("run", help=RUN_HELP)
+    s.add_argument("position", type=int, help="its place in the queue, 1 = next")
     s = qsub.add_parser("cancel", parents=[common], help="take a run off the queue (cancelled)")
-    s.add_argument("run")
+    s.add_argument("run", help=RUN_HELP)

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.cli.common import (
+    CONFIG_HELP,
     EXIT_ALIVE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_KILLED,
     EXIT_OK,
+    RUN_HELP,
+    RUNS_HELP,
+    SET_HELP,
     STATUS_EXIT,
     AddCommand,
     check_name,
@@ -271,22 +275,18 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def add_commands(add: AddCommand) -> None:
-    p = add("init", cmd_init, "write a commented config template", json_flag=False)
-    p.add_argument("path", nargs="?", default="tuneterm.toml")
+    p = add("init", cmd_init, "write a commented config template", json_flag=False, store=False)
+    p.add_argument("path", nargs="?", default="tuneterm.toml",
+                   help="the file to write (default tuneterm.toml)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p = add(
         "run",
         cmd_run,
         "launch a run from a TOML config, or your own script: run [CONFIG] -- CMD ARGS...",
     )
-    p.add_argument("config", nargs="?", default="")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config key (repeatable)",
-    )
+    p.add_argument("config", nargs="?", default="", help=CONFIG_HELP + "; none with -- CMD")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)  # fmt: skip
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
     queue_flags(p)
@@ -298,8 +298,9 @@ def add_commands(add: AddCommand) -> None:
         "(-- CMD), the CUDA_VISIBLE_DEVICES it gets, e.g. 0,1",
     )
     p = add("slurm", cmd_slurm, "create a run and write an sbatch script for N nodes (torchrun)")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("config", help=CONFIG_HELP)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)  # fmt: skip
     p.add_argument("--name", default="", help="display name of the run")
     p.add_argument("--nodes", type=int, help="nodes (sets dist.nnodes)")
     p.add_argument("--gpus-per-node", type=int, help="GPUs per node (sets train.gpus)")
@@ -311,7 +312,7 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--out", help="script path (default: RUN_DIR/slurm.sbatch)")
     p.add_argument("--submit", action="store_true", help="run sbatch on the script")
     p = add("stop", cmd_stop, "stop a run gracefully (checkpoint first), or kill it with --force")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument(
         "--force", action="store_true", help="SIGKILL: no checkpoint; the run reads as crashed"
     )
@@ -325,15 +326,15 @@ def add_commands(add: AddCommand) -> None:
     p = add(
         "resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint"
     )
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--detach", action="store_true", help="return at once instead of following")
     queue_flags(p)
     p = add("rm", cmd_rm, "delete runs (their folders)")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", help=RUNS_HELP)
     p.add_argument("--force", action="store_true", help="kill the run first if it is running")
     p = add("label", cmd_label, "rename, tag or annotate a run")
-    p.add_argument("run")
-    p.add_argument("--name")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--name", help="the run's new display name")
     p.add_argument("--tag", action="append", help="add a tag (repeatable)")
     p.add_argument("--untag", action="append", help="remove a tag (repeatable)")
-    p.add_argument("--notes")
+    p.add_argument("--notes", help="free text kept with the run (replaces its notes)")

@@ -143,13 +143,16 @@ def add_commands(add: AddCommand) -> None:
         cmd_sweep,
         "queue one run per point of a grid or random search (of a config, or -- CMD {key})",
     )
-    p.add_argument("config", nargs="?", default="")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("config", nargs="?", default="",
+                   help="the TOML config each point changes; none with -- CMD {key}")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key in every point, e.g. train.epochs=3")  # fmt: skip
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="sweep a key over values (repeatable; grids are crossed)")  # fmt: skip
     p.add_argument("--random", type=int, default=0, metavar="N", help="N random points")
-    p.add_argument("--range", action="append", default=[], metavar="KEY=LO:HI[:log|:int]",
-                   help="with --random: uniform, log-uniform (log) or integer range")  # fmt: skip
+    p.add_argument("--range", action="append", default=[], metavar="KEY=LO:HI[:SCALE]",
+                   help="with --random: SCALE lin (uniform, the default), log (log-uniform), "
+                   "int (uniform integers) or logint (log-uniform integers)")  # fmt: skip
     p.add_argument("--choice", action="append", default=[], metavar="KEY=A,B",
                    help="with --random: pick one value per point")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
@@ -162,7 +165,7 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--wait", action="store_true", help="follow the runs, then print the best")
 
     p = add("sweep-best", cmd_sweep_best, "a sweep's runs sorted by a metric, and the best")
-    p.add_argument("group")
+    p.add_argument("group", help="the sweep's group name (sweep --name, or as ls shows it)")
     p.add_argument(
         "--metric",
         help="a val metric the runs' kind reports, or test_*; default: the one that picked "

@@ -264,7 +264,7 @@ def _hf_issues(cfg: RunConfig, name: str) -> list[ConfigIssue]:
             f"not in the Hugging Face cache ({hf_cache()}) and {HF_HOST} cannot be reached. "
             f"On a machine online, save it with AutoModelForImageClassification.from_pretrained"
             f'("{name}").save_pretrained(DIR) (and its image processor), copy DIR here and set '
-            "model.name to DIR",
+            'model.name = "hf/DIR"',
         )
     ]
 

@@ -34,7 +34,7 @@ from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import ENGINE_MARKER, ProcessIdentity
 from tuneterm.store.events import EventWriter
-from tuneterm.store.meta import ACTIVE, RunMeta, load_meta, save_meta
+from tuneterm.store.meta import ACTIVE, RunMeta, begin_resume, load_meta, save_meta
 from tuneterm.store.runs import RunStore
 
 SAMPLE_EVERY = 2.0  # seconds between system samples
@@ -170,9 +170,7 @@ class EngineProcess:
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end the run
         if resume:
-            self.meta.resumes += 1
-            self.meta.error = ""
-            self.meta.ended = None
+            begin_resume(self.meta, time.time())
         else:
             self.meta.started = time.time()
         self.set_status("starting")

@@ -22,25 +22,33 @@ class Alert:
     message: str  # what is wrong, with the figures
     hint: str  # what to change
 
-    @property
-    def key(self) -> str:
-        """Identifies the alert across passes, so it is notified once."""
-        return f"{self.kind}@{self.t:.3f}"
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def nan_alert(t: float, e: TrainEvent) -> Alert:
-    return Alert(
-        "nan_loss",
-        "error",
-        t,
-        f"train loss is {e.get('loss')} at step {e.get('step')}",
+def nan_alert(t: float, e: TrainEvent, engine: bool = True) -> Alert:
+    """`engine`: tuneterm's engine trains the run, so the hint names its config keys; a run
+    of the user's own script gets the same advice in the script's terms."""
+    hint = (
         'lower train.lr, set train.grad_clip (e.g. 1.0), or train.precision = "bf16" / '
         '"fp32" instead of fp16, in a new run from this one\'s last checkpoint '
-        '(model.init = "run:<id>")',
+        '(model.init = "run:<id>")'
+        if engine
+        else "lower your script's learning rate, clip its gradients "
+        "(torch.nn.utils.clip_grad_norm_), or train in bf16 or fp32 instead of fp16; then "
+        "resume from a checkpoint from before the loss went bad"
     )
+    return Alert(
+        "nan_loss", "error", t, f"train loss is {e.get('loss')} at step {e.get('step')}", hint
+    )
+
+
+def clip(text: str, limit: int = 500) -> str:
+    """`text` whole when short; else cut at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:(") + " …"
 
 
 def spike_alert(t: float, e: TrainEvent, level: float, factor: float) -> Alert:
@@ -78,7 +86,7 @@ def log_alert(t: float, e: Mapping[str, Any]) -> Alert | None:
             "oom",
             "error",
             t,
-            text.strip().splitlines()[0][:300],
+            clip(text.strip().splitlines()[0]),
             "a smaller train.batch_size, data.image_size or model; or fewer data.workers "
             "(host memory)",
         )
@@ -88,7 +96,7 @@ def log_alert(t: float, e: Mapping[str, Any]) -> Alert | None:
             "traceback",
             "error",
             t,
-            (first[-1] if first else "an error")[:300],
+            clip(first[-1] if first else "an error"),
             "read the run's log (tuneterm events RUN --kind error, or the TUI's log pane)",
         )
     return None

@@ -28,6 +28,7 @@ class RunHealth:
     (never the whole stream), so checking a long run costs the same as a short one."""
 
     settings: HealthSection = field(default_factory=lambda: HealthSection.model_validate({}))
+    engine: bool = True  # trained by tuneterm's engine (hints may name its config keys)
     first_t: float | None = None
     last_t: float | None = None
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
@@ -64,7 +65,7 @@ class RunHealth:
         loss = e.get("loss")
         if isinstance(loss, int | float) and not isinstance(loss, bool):
             if not math.isfinite(loss):
-                self.nan = self.nan or nan_alert(t, e)
+                self.nan = self.nan or nan_alert(t, e, self.engine)
             else:
                 level = self.loss_level
                 if (

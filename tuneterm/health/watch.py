@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import math
 import os
 import shutil
 import signal
@@ -25,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneterm import tasks
 from tuneterm.config import run_config
 from tuneterm.config.operations import HealthSection
 from tuneterm.errors import ConfigError
 from tuneterm.health import detectors
 from tuneterm.health.alerts import Alert
+from tuneterm.health.episodes import AlertBook
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
 from tuneterm.health.state import RunHealth
 from tuneterm.proc import ProcessIdentity, is_alive, spawn_detached
@@ -42,7 +45,10 @@ POLL = 2.0  # seconds between passes of the notifying watcher
 IDLE_EXIT = 120.0  # ... which exits after this long with no active run
 MARKER = "tuneterm.health.watch"
 WATCH_CMD = [sys.executable, "-m", MARKER]
-CLOSED = ("completed", "cancelled")  # a run that ended like this has no open alert
+CLOSED = ("completed", "cancelled")
+# A run whose engine is (about to be) up keeps the watcher alive; `submitted` waits in a batch
+# queue for as long as it takes, with nothing here to watch.
+LIVE = tuple(s for s in ACTIVE if s != "submitted")  # a run that ended like this has no open alert
 
 
 @dataclass
@@ -52,6 +58,8 @@ class _Watched:
     meta_mtime: int = -1
     ended: bool = False
     status: str = ""
+    name: str = ""
+    attempt: int = 0
     alerts: list[Alert] = field(default_factory=list)
 
 
@@ -61,6 +69,7 @@ class RunHealthReport:
     name: str
     status: str
     alerts: list[Alert]
+    attempt: int = 0  # the run's resumes: a resumed run's alerts and end are told again
 
 
 class Watcher:
@@ -100,24 +109,39 @@ class Watcher:
         if w is None:
             w = self._runs[rid] = _Watched(self.store.events(rid))
         elif w.ended and w.meta_mtime == mtime:
-            return RunHealthReport(rid, "", w.status, w.alerts)
+            return RunHealthReport(rid, w.name, w.status, w.alerts, w.attempt)
         info = self.store.info(rid)
-        w.meta_mtime, w.status = mtime, info.status
-        if info.status in CLOSED:  # no open alert: its events need not be read at all
+        w.meta_mtime, w.status, w.name = mtime, info.status, _name(info)
+        w.attempt = info.meta.resumes if info.meta else 0
+        if info.status in CLOSED and not _ended_nonfinite(info):
+            # no open alert: its events need not be read at all
             w.ended, w.alerts = True, []
-            return RunHealthReport(rid, _name(info), info.status, [])
+            return RunHealthReport(rid, w.name, info.status, [], w.attempt)
         if w.health is None:
-            w.health = RunHealth(self._settings(rid))
+            w.health = RunHealth(self._settings(rid), engine=_by_engine(info))
         with contextlib.suppress(UnreadableRun):  # a damaged segment: `show` tells of it
             w.health.feed(w.reader.poll())
         running = info.status in ACTIVE and info.status not in ("created", "submitted")
         w.ended = info.status not in (*ACTIVE, QUEUED)
         w.alerts = detectors.check(w.health, now, running, info.alive, disk)
-        return RunHealthReport(rid, _name(info), info.status, w.alerts)
+        return RunHealthReport(rid, w.name, info.status, w.alerts, w.attempt)
 
 
 def _name(info: RunInfo) -> str:
     return info.name or info.id
+
+
+def _ended_nonfinite(info: RunInfo) -> bool:
+    """A run (a script's, which ends `completed` whatever its loss) whose last loss is NaN or
+    inf keeps its nan_loss alert after it ends."""
+    loss = info.meta.last_loss if info.meta else None
+    return loss is not None and not math.isfinite(loss)
+
+
+def _by_engine(info: RunInfo) -> bool:
+    """Whether tuneterm's engine trains the run (a kind with a runner of its own does not)."""
+    spec = tasks.find(info.meta.task) if info.meta else None
+    return spec is None or not spec.runner
 
 
 # -- the notifying watcher process -----------------------------------------------------------
@@ -132,36 +156,36 @@ def log(msg: str) -> None:
 
 
 class Notifier:
-    """What the watcher process notifies: each alert once, and each end of a run it saw."""
+    """What the watcher process notifies: each alert episode once (`AlertBook`), and each end
+    of a run attempt it saw running."""
 
     def __init__(self, store: RunStore, settings: NotifySettings, started: float) -> None:
         self.store, self.settings, self.started = store, settings, started
         self.path = health_dir(store) / "notified.json"
         raw = read_json(self.path) if self.path.exists() else {}
-        self.sent: set[str] = set(raw.get("keys", []))
+        self.book = AlertBook.from_json(raw if isinstance(raw, dict) else {})
         self.active: set[str] = set()
 
-    def pass_(self, reports: list[RunHealthReport]) -> bool:
-        """Notify what is new in this pass; returns whether any run is active."""
-        new = False
+    def pass_(self, reports: list[RunHealthReport], now: float | None = None) -> bool:
+        """Notify what is new in this pass; returns whether any run is active. A run that is
+        gone (deleted) or waits in a batch queue (`submitted`) keeps nothing alive."""
+        now = time.time() if now is None else now
+        before = self.book.to_json()
         for r in reports:
-            for alert in r.alerts:
-                key = f"{r.id}:{alert.key}"
-                if key not in self.sent:
-                    self._send(r, alert)
-                    self.sent.add(key)
-                    new = True
-            if r.status in ACTIVE:
+            for alert in self.book.ring(r.id, r.attempt, r.alerts, now):
+                self._send(r, alert)
+            if r.status in LIVE:
                 self.active.add(r.id)
-            elif r.id in self.active and r.status != QUEUED:
+            elif r.id in self.active and r.status not in (QUEUED, "submitted"):
                 self.active.discard(r.id)
-                key = f"{r.id}:ended"
-                if key not in self.sent:
+                if self.book.ended(r.id, r.attempt):
                     self._send(r, None)
-                    self.sent.add(key)
-                    new = True
-        if new:
-            atomic_write_json(self.path, {"keys": sorted(self.sent)})
+        present = {r.id for r in reports}
+        self.active &= present
+        self.book.forget(present)
+        after = self.book.to_json()
+        if after != before:
+            atomic_write_json(self.path, after)
         return bool(self.active)
 
     def _send(self, r: RunHealthReport, alert: Alert | None) -> None:

@@ -91,6 +91,9 @@ def requeue(store: RunStore, run_id: str) -> RunInfo:
     lifecycle.wait_shut_down(info)
     with queue_lock(store):
         meta = load_meta(store.meta_path(run_id))
+        # A crashed run has no end time but its engine's last word: keep it, as this write
+        # moves `updated` to now and the wait in the queue is no training.
+        meta.ended = meta.ended or meta.updated
         meta.queued_from, meta.status = meta.status, QUEUED
         meta.queue_pos = _next_pos(store)
         save_meta(store.meta_path(run_id), meta)

@@ -67,12 +67,13 @@ def position(info: RunInfo) -> str:
 
 def elapsed(info: RunInfo, now: float | None = None) -> float | None:
     """Seconds the run has trained. A dead run without an end time (killed, crashed) stopped
-    counting at its last meta.json update, not now."""
+    counting at its last meta.json update, not now; the pauses between a resumed run's
+    attempts do not count."""
     m = info.meta
     if m is None or m.started is None:
         return None
     end = (now or time.time()) if info.alive else (m.ended or m.updated or m.started)
-    return max(0.0, end - m.started)
+    return max(0.0, end - m.started - m.paused_s)
 
 
 def eta(info: RunInfo, now: float | None = None) -> float | None:

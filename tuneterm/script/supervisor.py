@@ -53,7 +53,7 @@ from tuneterm.script.output import LineSplitter
 from tuneterm.store.events import EventWriter
 from tuneterm.store.eventtypes import user_metrics, user_name
 from tuneterm.store.files import FILE_MODE
-from tuneterm.store.meta import RunMeta, ScriptGroup, load_meta, save_meta
+from tuneterm.store.meta import RunMeta, ScriptGroup, begin_resume, load_meta, save_meta
 from tuneterm.store.runs import RunStore
 from tuneterm.store.text import printable
 
@@ -228,8 +228,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end it
         tree.become_subreaper()
         if resume:
-            self.meta.resumes += 1
-            self.meta.error, self.meta.ended = "", None
+            begin_resume(self.meta, time.time())
             # No step: where the script starts is its first report; the curves drop from there
             self.writer.emit("resume", resumes=self.meta.resumes)
             (self.dir / STOP_FILE).unlink(missing_ok=True)

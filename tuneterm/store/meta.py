@@ -86,6 +86,9 @@ class RunMeta(BaseModel):
     classes: list[str] = Field(default_factory=list)
     error: str = ""
     resumes: int = 0
+    # Seconds between the run's attempts (stopped, crashed, waiting in the queue): not trained,
+    # so not in its elapsed time.
+    paused_s: float = 0.0
     events: int = 0  # events in the run's queue, written with the final status
     parent: str = ""
     # The run queue (tuneterm/runqueue.py): order among queued runs, when the scheduler took
@@ -137,6 +140,16 @@ def load_meta(path: Path) -> RunMeta:
     except ValueError as exc:
         first = str(exc).splitlines()
         raise UnreadableRun(f"meta.json has bad fields: {' '.join(first[:3])}") from None
+
+
+def begin_resume(meta: RunMeta, now: float) -> None:
+    """A new attempt of the run starts (the engine's or a script supervisor's resume): the time
+    since the last one ended is a pause, not training."""
+    last = meta.ended or meta.updated
+    if meta.started is not None and last:
+        meta.paused_s += max(0.0, now - last)
+    meta.resumes += 1
+    meta.error, meta.ended = "", None
 
 
 def save_meta(path: Path, meta: RunMeta) -> None:

@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 
 from tuneterm import monitor
 from tuneterm.health import Alert
+from tuneterm.health.episodes import AlertBook
 from tuneterm.health.notify import load_notify
 from tuneterm.health.watch import Watcher
 from tuneterm.store import RunStore
@@ -98,7 +99,8 @@ class TuneTermApp(App[int]):
         self.started = time.perf_counter()
         self.health = Watcher(store)  # used by the scan worker only, under scan_lock
         self.alerts: dict[str, list[Alert]] = {}  # run id -> its open alerts (last scan)
-        self._told: set[str] | None = None  # alerts already rung; None before the first scan
+        self.alert_book = AlertBook()  # which alert episodes were rung
+        self._alerts_seen = False  # the first scan's open alerts are shown, not rung
         self.notify_settings = load_notify()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -199,29 +201,37 @@ class TuneTermApp(App[int]):
         self._tell_screen(HistoryChanged(set(), gpu=True))
 
     # -- health alerts ---------------------------------------------------------------------------
-    def take_alerts(self, alerts: dict[str, list[Alert]], names: dict[str, str]) -> None:
-        """The open alerts of the last scan. A new one is told once: a toast, the terminal
-        bell, and an OSC 9 desktop notification ([notify] bell / desktop in settings.toml).
-        Those open when the TUI started are shown in the list, not rung."""
+    def take_alerts(
+        self,
+        alerts: dict[str, list[Alert]],
+        names: dict[str, str],
+        attempts: dict[str, int] | None = None,
+        now: float | None = None,
+    ) -> None:
+        """The open alerts of the last scan (`names`: every run scanned). An alert episode is
+        told once (`AlertBook`): a toast, the terminal bell, and an OSC 9 desktop notification
+        ([notify] bell / desktop in settings.toml). Those open when the TUI started are shown
+        in the list, not rung."""
         self.alerts = alerts
-        new = {f"{rid}:{a.key}": (rid, a) for rid, found in alerts.items() for a in found}
-        if self._told is None:
-            self._told = set(new)
-            return
-        for key, (rid, a) in new.items():
-            if key in self._told:
+        now = time.time() if now is None else now
+        first, self._alerts_seen = not self._alerts_seen, True
+        for rid in {*names, *alerts}:
+            rung = self.alert_book.ring(rid, (attempts or {}).get(rid, 0), alerts.get(rid, []), now)
+            if first:
                 continue
-            self._told.add(key)
-            name = names.get(rid, rid)
-            self.notify(
-                f"{a.message}\n{a.hint}",
-                title=f"{name}: {a.kind}",
-                severity="error" if a.severity == "error" else "warning",
-            )
-            if self.notify_settings.bell:
-                self.bell()
-            if self.notify_settings.desktop:
-                self.desktop_notification(f"tuneterm: {name}: {a.kind}: {a.message}")
+            for a in rung:
+                self._ring(names.get(rid, rid), a)
+
+    def _ring(self, name: str, a: Alert) -> None:
+        self.notify(
+            f"{a.message}\n{a.hint}",
+            title=f"{name}: {a.kind}",
+            severity="error" if a.severity == "error" else "warning",
+        )
+        if self.notify_settings.bell:
+            self.bell()
+        if self.notify_settings.desktop:
+            self.desktop_notification(f"tuneterm: {name}: {a.kind}: {a.message}")
 
     def alert_counts(self) -> dict[str, int]:
         return {rid: len(found) for rid, found in self.alerts.items()}
@@ -267,7 +277,9 @@ class TuneTermApp(App[int]):
 
     # -- themes --------------------------------------------------------------------------------
     def action_next_theme(self) -> None:
-        names = self.theme_names or sorted(self.available_themes)
+        # tuneterm's own (and the user's) first, then every theme Textual has: the one picked
+        # in the command palette is in the cycle, so T goes on from it.
+        names = list(dict.fromkeys([*self.theme_names, *sorted(self.available_themes)]))
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
         self.notify(f"theme: {self.theme}", timeout=2)

@@ -69,7 +69,13 @@ class TuneTermHost(ChartSettings, Protocol):
 
     def forget_run(self, run_id: str) -> None: ...
 
-    def take_alerts(self, alerts: dict[str, list[Alert]], names: dict[str, str]) -> None: ...
+    def take_alerts(
+        self,
+        alerts: dict[str, list[Alert]],
+        names: dict[str, str],
+        attempts: dict[str, int] | None = None,
+        now: float | None = None,
+    ) -> None: ...
 
     def alert_counts(self) -> dict[str, int]: ...
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 
 def lr_curve(
-    lrs: list[float], losses: list[float], suggestion: float, width: int = 80, height: int = 20
+    lrs: list[float],
+    losses: list[float],
+    suggestion: float,
+    width: int = 80,
+    height: int = 20,
+    colour: bool = True,
 ) -> str:
-    """An LR range test: smoothed loss against lr (log scale), the suggested lr marked."""
+    """An LR range test: smoothed loss against lr (log scale), the suggested lr marked.
+    `colour = False` (a pipe, a file): plain text with no escape codes. With colour, the
+    terminal's own background (plotext's own theme paints a white one)."""
     import plotext as plt
 
     plt.clear_figure()
+    plt.theme("clear")
     plt.plot_size(width, height)
     plt.xscale("log")
     plt.plot(lrs, losses, marker="braille")
@@ -18,4 +26,4 @@ def lr_curve(
     plt.xlabel("lr")
     plt.ylabel("loss (smoothed)")
     out: str = plt.build()
-    return out
+    return out if colour else str(plt.uncolorize(out))

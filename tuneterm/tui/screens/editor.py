@@ -3,6 +3,7 @@ and one key to launch. An invalid config cannot launch, and nothing typed is eve
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
-from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, loads, template
+from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, catalog, loads, template
+from tuneterm.config import sources as model_sources
 from tuneterm.runs import launcher
 from tuneterm.tui.messages import LaunchDone
 from tuneterm.tui.protocols import Hosted
+from tuneterm.tui.widgets.inputs import OrderedInput
 from tuneterm.tui.widgets.tomlarea import TomlArea
 
 
@@ -110,6 +113,20 @@ FORM: tuple[FormField, ...] = tuple(
     if _annotation(key) is not None
 )
 _DEFAULTS = RunConfig().model_dump()
+
+
+def model_name_issues(cfg: RunConfig) -> list[ConfigIssue]:
+    """A torchvision classifier's name checked as it is typed, from the catalog (no torch,
+    no network); the rest of the model checks run at launch."""
+    source, name = model_sources.split(cfg.model)
+    if cfg.run.task != "classify" or source != "torchvision" or name == "none":
+        return []
+    allowed = catalog.models("classify")
+    if name in allowed:
+        return []
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"did you mean {close[0]}?" if close else "run `tuneterm models` to list them"
+    return [ConfigIssue("model.name", name, f"unknown model; {hint}")]
 
 
 def field_line(text: str, field: str) -> int | None:
@@ -228,7 +245,7 @@ class EditorScreen(Hosted, Screen[None]):
                             compact=True,
                         )
                     else:
-                        yield Input(id=f.widget_id, compact=True)
+                        yield OrderedInput(id=f.widget_id, compact=True)
         yield Static("", id="issues")
         yield Footer(compact=True)
 
@@ -263,8 +280,9 @@ class EditorScreen(Hosted, Screen[None]):
         except ConfigError as exc:
             self.show_issues(exc.issues)
             return None
-        self.show_issues([])
-        return cfg
+        issues = model_name_issues(cfg)
+        self.show_issues(issues)
+        return None if issues else cfg
 
     def show_issues(self, issues: list[ConfigIssue], error: str = "") -> None:
         self.issues = issues
@@ -405,8 +423,9 @@ class EditorScreen(Hosted, Screen[None]):
             self.notify(f"launched {message.run_id}", timeout=4)
             self.dismiss(None)
             return
+        # The reason stays in the issues box, and no toast covers it.
         self.show_issues(message.issues, message.error and f"launch failed: {message.error}")
-        self.notify("Not launched; see the problems below.", severity="error")
+        self.app.bell()
 
     def action_close(self) -> None:
         text = self.text

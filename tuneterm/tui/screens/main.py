@@ -18,6 +18,7 @@ from tuneterm.tui.reading import RunText, read_text
 from tuneterm.tui.rows import SORT_KEYS, matches, needs_config, parse_filter, sort_runs
 from tuneterm.tui.screens.runactions import RunActions
 from tuneterm.tui.widgets.alerts import AlertsBox
+from tuneterm.tui.widgets.inputs import OrderedInput
 from tuneterm.tui.widgets.runtable import RunTable
 
 
@@ -59,6 +60,9 @@ class MainScreen(RunActions):
             "Filter",
             id="list.filter",
             key_display="/",
+            # Priority: the app runs it before it routes the next key, so what is typed in
+            # one burst after `/` reaches the box, not the run list's own keys.
+            priority=True,
             tooltip="Filter the runs: words, status:x, tag:x, train.lr<0.01",
         ),
         Binding(
@@ -130,7 +134,9 @@ class MainScreen(RunActions):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="titlebar")
-        yield Input(placeholder="filter: words, status:running, tag:x, train.lr<0.01", id="filter")
+        yield OrderedInput(
+            placeholder="filter: words, status:running, tag:x, train.lr<0.01", id="filter"
+        )
         yield RunTable(id="runs")
         yield Static("", id="detail-head")
         yield AlertsBox(id="detail-alerts")
@@ -163,7 +169,11 @@ class MainScreen(RunActions):
     @on(RunsScanned)
     def runs_scanned(self, message: RunsScanned) -> None:
         self.runs = message.runs
-        self.host.take_alerts(message.alerts, {r.id: r.name or r.id for r in message.runs})
+        self.host.take_alerts(
+            message.alerts,
+            {r.id: r.name or r.id for r in message.runs},
+            {r.id: r.meta.resumes for r in message.runs if r.meta},
+        )
         if message.configs is not None:
             self.configs = message.configs
         self._scanned = True
@@ -203,17 +213,19 @@ class MainScreen(RunActions):
         active = sum(1 for r in self.runs if r.alive)
         text = Text()
         text.append(" tuneterm ", style="bold reverse")
-        text.append(f"  {self.host.store.root}  ", style="dim")
+        # What changes comes first; the runs folder last, so a narrow terminal cuts only it.
         if not self._scanned:
-            text.append("reading runs…")
+            text.append("  reading runs…")
         else:
-            text.append(f"{total} runs, {active} active")
+            text.append(f"  {total} runs, {active} active")
         if self.filter_text:
-            text.append(f"  filter: {self.filter_text} ({shown} shown)", style="bold")
+            words = self.filter_text if len(self.filter_text) <= 20 else self.filter_text[:19] + "…"
+            text.append(f"  filter: {words} ({shown} shown)", style="bold")
         arrow = "↓" if self.descending else "↑"
         text.append(f"  sort: {self.sort_key} {arrow}", style="dim")
         if self.host.marked:
             text.append(f"  {len(self.host.marked)} marked", style="bold")
+        text.append(f"  {self.host.store.root}", style="dim")
         self.query_one("#titlebar", Static).update(text)
 
     def _tick(self) -> None:
@@ -313,8 +325,11 @@ class MainScreen(RunActions):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if isinstance(self.focused, Input):  # a priority key: inside a box it is a "/" typed
+            self.focused.insert_text_at_cursor("/")
+            return
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now, not after the keys already queued (as `focus()` would)
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:

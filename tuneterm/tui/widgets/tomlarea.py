@@ -6,9 +6,12 @@ import re
 from collections.abc import Iterable
 
 from rich.style import Style
+from textual import events
 from textual._text_area_theme import _BUILTIN_THEMES  # the stock syntax colours
 from textual.widgets import TextArea
 from textual.widgets.text_area import TextAreaTheme
+
+from tuneterm.tui.widgets.inputs import run_own_binding
 
 ERROR = "tuneterm.error"
 _SECTION = re.compile(r"^\s*\[\[?[^\]]*\]\]?")
@@ -67,6 +70,11 @@ class TomlArea(TextArea):
         super().__init__(text, id=id, show_line_numbers=True, tab_behavior="focus", soft_wrap=False)
         for theme in _themes():
             self.register_theme(theme)
+
+    async def _on_key(self, event: events.Key) -> None:
+        # keys sent in one burst stay in order (tuneterm/tui/widgets/inputs.py)
+        if not await run_own_binding(self, event):
+            await super()._on_key(event)
 
     def use_dark(self, dark: bool) -> None:
         self.theme = "tuneterm-dark" if dark else "tuneterm-light"
