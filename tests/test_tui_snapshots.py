@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 from helpers.fake_store import make_run, new_app, until
+from helpers.waiting import settled
 
 from tuneterm import monitor
 from tuneterm.store import RunStore
 from tuneterm.store import runs as store_runs
 from tuneterm.store.meta import load_meta, save_meta
+from tuneterm.tui.screens.dialogs import HelpScreen
+from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.runtable import RunTable
 
@@ -59,7 +62,7 @@ async def listed(pilot: Any) -> None:
     await pilot.press("home")
     await until(pilot, lambda: app.selected == table.order[0])
     await until(pilot, lambda: app.selected in app.histories)
-    await pilot.pause(0.3)
+    await settled(pilot)
 
 
 def test_main_screen(app: Any, snap_compare: Any) -> None:
@@ -74,7 +77,7 @@ def test_test_results_pane(app: Any, snap_compare: Any) -> None:
     async def before(pilot: Any) -> None:
         await listed(pilot)
         await pilot.press("7")
-        await pilot.pause(0.3)
+        await settled(pilot)
 
     assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
@@ -83,7 +86,8 @@ def test_editor(app: Any, snap_compare: Any) -> None:
     async def before(pilot: Any) -> None:
         await listed(pilot)
         await pilot.press("n")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen))
+        await settled(pilot)
         await pilot.press("down", "down")
 
     assert snap_compare(app, terminal_size=(110, 32), run_before=before)
@@ -95,7 +99,7 @@ def test_compare(app: Any, snap_compare: Any) -> None:
         await pilot.press("space", "space", "space", "c")
         await until(pilot, lambda: pilot.app.screen.query_one("#cmp-metrics").row_count == 3)
         await until(pilot, lambda: pilot.app.screen.query_one("#cmp-diff").row_count > 0)
-        await pilot.pause(0.3)
+        await settled(pilot)
 
     assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
@@ -104,6 +108,7 @@ def test_help(app: Any, snap_compare: Any) -> None:
     async def before(pilot: Any) -> None:
         await listed(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await settled(pilot)
 
     assert snap_compare(app, terminal_size=(110, 32), run_before=before)
