@@ -6,8 +6,10 @@ Update after an intended change with `pytest tests/test_tui_snapshots.py --snaps
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +25,28 @@ from tuneterm.tui.screens.dialogs import HelpScreen
 from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.runtable import RunTable
+from tuneterm.tui.widgets.tomlarea import TomlArea
 
 ROOT = Path("/tmp/tuneterm-snapshots/runs")
 T0 = 1_790_000_000.0
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
     monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
     monkeypatch.setattr(
         monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found"
     )
+    # The screens show the store's path, so it is the same fixed folder in every run: a second
+    # suite running beside this one (CI on a shared machine) waits for it instead of
+    # deleting its runs mid-test.
+    with open("/tmp/tuneterm-snapshots.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield _fixed_store(monkeypatch)
+
+
+def _fixed_store(monkeypatch: pytest.MonkeyPatch) -> Any:
     counter = itertools.count(1)
     monkeypatch.setattr(
         store_runs, "new_run_id", lambda model: f"20260101-1200{next(counter):02d}-{model}-abcd"
@@ -87,6 +99,8 @@ def test_editor(app: Any, snap_compare: Any) -> None:
         await listed(pilot)
         await pilot.press("n")
         await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen))
+        # A blinking cursor is drawn or not by how long the screenshot takes: keep it drawn.
+        pilot.app.screen.query_one(TomlArea).cursor_blink = False
         await settled(pilot)
         await pilot.press("down", "down")
 
