@@ -233,6 +233,7 @@ NO_TORCH_DRIVER = """
 import asyncio, sys
 from pathlib import Path
 from helpers.fake_store import new_app, screen_text, until
+from helpers.waiting import settled
 from tuneterm.store import RunStore
 from tuneterm.tui.widgets.runtable import RunTable
 
@@ -240,18 +241,19 @@ async def main() -> None:
     app = new_app(RunStore(Path(sys.argv[1])))
     async with app.run_test(size=(120, 40)) as pilot:
         table = lambda: app.screen.query_one(RunTable)
-        await until(pilot, lambda: table().row_count == int(sys.argv[2]), timeout=30)
+        await until(pilot, lambda: table().row_count == int(sys.argv[2]))
         for row in range(table().row_count):
             table().move_cursor(row=row)
             for key in "12345676":  # the config pane last: its pipeline is read by a worker
                 await pilot.press(key)
-                await pilot.pause(0.1)
-            await until(pilot, lambda: "training pipeline" in screen_text(app), timeout=30)
+                await settled(pilot)  # the pane drawn, whatever its worker read
+            await until(pilot, lambda: "training pipeline" in screen_text(app))
         table().move_cursor(row=0)
         await pilot.press("space", "space", "space", "c")  # compare three runs
-        await until(pilot, lambda: "compare" in screen_text(app), timeout=30)
+        await until(pilot, lambda: "compare" in screen_text(app))
         await pilot.press("2", "1", "escape", "Q")  # and the queue
-        await pilot.pause(0.5)
+        await until(pilot, lambda: type(app.screen).__name__ == "QueueScreen")
+        await settled(pilot)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
     print("LOADED", loaded)
 
