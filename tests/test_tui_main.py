@@ -261,6 +261,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.timeout(600)  # 40 panes, each settled: ~35 s alone, ~110 s beside a suite
 def test_no_pane_imports_torch(tmp_path: Path) -> None:
     """Every pane of every kind of run, compare and the queue, in a fresh interpreter: neither
     torch nor torchvision is ever imported (not even by a worker)."""
@@ -276,7 +277,7 @@ def test_no_pane_imports_torch(tmp_path: Path) -> None:
            "TUNETERM_CONFIG_DIR": str(tmp_path / "settings")}  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", NO_TORCH_DRIVER, str(store.root), "5"],
-        capture_output=True, text=True, env=env, timeout=240,
+        capture_output=True, text=True, env=env, timeout=540,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LOADED []" in out.stdout, out.stdout[-2000:]
