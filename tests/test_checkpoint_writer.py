@@ -68,7 +68,7 @@ def test_one_write_in_flight_at_most_and_files_land_in_order(tmp_path: Path) -> 
     writer = checkpoint.Writer()
 
     def first_done() -> None:
-        gate.wait(5)
+        gate.wait(120)  # set by the timer below; the bound only ends a broken run
         order.append("first")
 
     writer.write([(tmp_path / "a.pt", _state())], done=first_done)
@@ -144,9 +144,26 @@ def test_async_checkpoint_takes_on_off_auto_and_booleans_and_names_a_bad_value()
     assert 'speed.async_checkpoint = "sometimes"' in str(err.value)
 
 
-class _StopAt(Ctx):
-    def __init__(self, tmp: Path, tr_steps: int) -> None:
+class _Timed(Ctx):
+    """A run whose times the test states, whatever the machine's speed: the clock handed to
+    `fit` moves only here, by `epoch_s` at each epoch's "val" and by `write_s` at each
+    "checkpoint" (written in place, so inside the write the cadence times)."""
+
+    def __init__(self, tmp: Path, epoch_s: float, write_s: float) -> None:
         super().__init__(tmp)
+        self.epoch_s, self.write_s, self.now = epoch_s, write_s, 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        super().emit(kind, **fields)
+        self.now += {"val": self.epoch_s, "checkpoint": self.write_s}.get(kind, 0.0)
+
+
+class _StopAt(_Timed):
+    def __init__(self, tmp: Path, tr_steps: int) -> None:
+        super().__init__(tmp, epoch_s=1.0, write_s=1.0)
         self.at = tr_steps
         self.trainer: Any = None
 
@@ -158,17 +175,28 @@ def _written(ctx: Ctx) -> list[int]:
     return [f["epoch"] for k, f in ctx.events if k == "checkpoint" and f["which"] == "epoch"]
 
 
-def test_short_epochs_are_checkpointed_together_within_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("epoch_s", "want"),
+    [
+        # Epoch 1 is written (1 s); epochs 2 and 3 train for far less than 50x that write's
+        # cost, so they wait; the last epoch always writes, with the best model kept in memory.
+        (1.0, [1, 4]),
+        # Each epoch trains for more than 50x the last write: every epoch is written.
+        (60.0, [1, 2, 3, 4]),
+    ],
+)
+def test_short_epochs_are_checkpointed_together_within_the_budget(
+    tmp_path: Path, epoch_s: float, want: list[int]
+) -> None:
     tr = make(tmp_path, '[train]\nepochs = 4\n[speed]\nasync_checkpoint = "off"')
     assert tr.cfg.speed.checkpoint_budget == 0.02  # the default
-    assert tr.fit() == "completed"
-    # Epoch 1 is written; epochs 2 and 3 train for far less than 50x that write's cost, so
-    # they wait; the last epoch always writes, with the best model kept in memory till then.
-    assert _written(tr.ctx) == [1, 4]  # type: ignore[arg-type]
+    tr.ctx = ctx = _Timed(tmp_path, epoch_s=epoch_s, write_s=1.0)
+    assert tr.fit(clock=ctx.clock) == "completed"
+    assert _written(ctx) == want
     best = checkpoint.load(tmp_path / "best.pt")
     last = checkpoint.load(tmp_path / "last.pt")
     assert best["best"] == tr.state.best == last["best"] and last["epoch"] == 4
-    scored = [f for k, f in tr.ctx.events if k == "val"]  # type: ignore[attr-defined]
+    scored = [f for k, f in ctx.events if k == "val"]
     assert best["best"]["value"] == max(f["val_acc"] for f in scored)
 
 
@@ -177,8 +205,8 @@ def test_a_stop_writes_the_best_model_that_was_waiting(tmp_path: Path) -> None:
     steps = tr.steps_per_epoch
     ctx = _StopAt(tmp_path, steps * 3 + 1)  # one step into epoch 4
     ctx.trainer, tr.ctx = tr, ctx
-    assert tr.fit() == "stopped"
-    assert _written(ctx) == [1]
+    assert tr.fit(clock=ctx.clock) == "stopped"
+    assert _written(ctx) == [1]  # epochs of 1 s after a 1 s write: 2 and 3 wait
     last = checkpoint.load(tmp_path / "last.pt")
     assert last["epoch"] == 3 and last["batch"] == 1 and last["step"] == steps * 3 + 1
     assert checkpoint.load(tmp_path / "best.pt")["best"] == last["best"] == tr.state.best

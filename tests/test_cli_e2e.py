@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import Cli, wait_for
+from helpers.waiting import PATIENCE
 
 from tuneterm.store.runs import RunStore
 
@@ -87,7 +88,7 @@ def test_kill9_reads_crashed_then_resume_completes(
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in _events(store, run_id)))
     pid = store.info(run_id).meta.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: store.info(run_id).status == "crashed", timeout=10)
+    wait_for(lambda: store.info(run_id).status == "crashed")
     assert cli.json("ls", "--status", "crashed")[0]["id"] == run_id
     assert cli("stop", run_id).returncode == 3  # nothing to stop
     assert cli("resume", run_id, check=0).returncode == 0
@@ -216,7 +217,7 @@ def test_ctrl_c_stops_following_not_the_run(tiny_config: Path, runs_dir: Path) -
     run_id = wait_for(lambda: store.ids())[0]
     wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)))
     follower.send_signal(signal.SIGINT)
-    _, err = follower.communicate(timeout=30)
+    _, err = follower.communicate(timeout=PATIENCE)
     assert follower.returncode == 130
     assert f"tuneterm stop {run_id}" in err
     assert store.info(run_id).alive  # the run goes on without its follower

@@ -13,6 +13,7 @@ import psutil
 import pytest
 import torch
 from helpers.cli import TINY, Cli, wait_for
+from helpers.waiting import PATIENCE
 
 from tuneterm.config import ConfigError, loads, run_config
 from tuneterm.engine.ddp import shard
@@ -89,7 +90,7 @@ def test_stop_resume_completes_over_two_cpu_processes(
     store = RunStore(runs_dir)
     run_id = cli("run", str(ddp_config), "--gpus", "2", "--detach", check=0).stdout.strip()
     run_dir = runs_dir / run_id
-    wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)), timeout=120)
+    wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)))
     meta = store.info(run_id).meta
     assert meta is not None and meta.world_size == 2
     assert [d["rank"] for d in meta.devices] == [0, 1] and meta.device == "2 x cpu"
@@ -100,7 +101,7 @@ def test_stop_resume_completes_over_two_cpu_processes(
     # Only rank 1 is asked to stop: the ranks must still agree on one step (else DDP would
     # deadlock), rank 0 must checkpoint it, and the agent must then exit by itself.
     os.kill(workers[1], signal.SIGTERM)
-    wait_for(lambda: not _engines(run_dir), timeout=60)  # agent and both ranks are gone
+    wait_for(lambda: not _engines(run_dir))  # agent and both ranks are gone
     stopped = store.info(run_id)
     assert stopped.status == "stopped" and stopped.meta is not None, stopped
     assert (run_dir / "checkpoints" / "last.pt").is_file()
@@ -190,12 +191,12 @@ def test_stop_signals_the_ranks_and_kill_takes_the_whole_tree(runs_dir: Path) ->
     store = RunStore(runs_dir)
     run_id, agent, ranks = _fake_torchrun(store)
     launcher.stop(store, run_id)  # SIGTERM to each rank, not to the agent
-    psutil.wait_procs(ranks, timeout=10)
+    psutil.wait_procs(ranks, timeout=PATIENCE)
     assert not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks)
-    agent.wait(10)  # it ends once its ranks have
+    agent.wait(PATIENCE)  # it ends once its ranks have
     run_id, agent, ranks = _fake_torchrun(store)
     launcher.kill(store, run_id)  # agent and ranks, though the ranks have their own sessions
-    _, alive = psutil.wait_procs([agent, *ranks], timeout=10)
+    _, alive = psutil.wait_procs([agent, *ranks], timeout=PATIENCE)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
@@ -204,12 +205,12 @@ def test_kill9_of_a_rank_ends_the_run(cli: Cli, ddp_config: Path, runs_dir: Path
     run_id = cli(
         "run", str(ddp_config), "--gpus", "2", "--detach", "--set", "train.epochs=20", check=0
     ).stdout.strip()
-    wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)), timeout=120)
+    wait_for(lambda: any(e["kind"] == "train" for e in _events(store, run_id)))
     meta = store.info(run_id).meta
     assert meta is not None
     os.kill(meta.devices[1]["pid"], signal.SIGKILL)  # rank 1 dies mid-training
-    wait_for(lambda: store.info(run_id).status in ("failed", "crashed"), timeout=60)
-    wait_for(lambda: not _engines(runs_dir / run_id), timeout=60)  # nothing left hanging
+    wait_for(lambda: store.info(run_id).status in ("failed", "crashed"))
+    wait_for(lambda: not _engines(runs_dir / run_id))  # nothing left hanging
     info = store.info(run_id)
     assert info.meta is not None and info.meta.step < info.meta.total_steps
     assert "rank" in (info.meta.error or info.reason)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from helpers.fake_store import new_app, pilot, until
 from helpers.fault_engine import CMD
+from helpers.waiting import PATIENCE
 
 from tuneterm.store.runs import RunStore
 
@@ -71,6 +72,7 @@ class Tmux:
 
 def _env(tmp_path: Path, steps: int, step_s: float) -> dict[str, str]:
     return {
+        "STANDIN_GATE": str(tmp_path / "runs-may-end"),
         "STANDIN_STEPS": str(steps),
         "STANDIN_STEP_S": str(step_s),
         "TUNETERM_CONFIG_DIR": str(tmp_path / "settings"),
@@ -103,15 +105,18 @@ def test_sighup_of_the_tui_leaves_its_runs_running_and_reopening_shows_all(
     try:
         _open_tui(tmux, runs, tmp_path, n=2, steps=60)
         _wait(lambda: len(store.ids()) == 2 and all(r.status == "running" for r in store.list()),
-              30, "two runs running")  # fmt: skip
-        _wait(lambda: "r0" in tmux.screen() and "r1" in tmux.screen(), 20, "the TUI lists them")
+              PATIENCE, "two runs running")  # fmt: skip
+        _wait(lambda: "r0" in tmux.screen() and "r1" in tmux.screen(), PATIENCE, "the TUI lists")
         tui_pid = tmux.pid()
         tmux("kill-session", "-t", "t")  # the terminal hangs up: SIGHUP to the TUI
-        _wait(lambda: not _alive(tui_pid), 10, "the TUI to end")
+        _wait(lambda: not _alive(tui_pid), PATIENCE, "the TUI to end")
+        # The runs hold before their last step until the gate opens: still running here
+        # however long the TUI took to start.
         assert all(r.status == "running" for r in store.list()), "a run died with its terminal"
     finally:
+        (tmp_path / "runs-may-end").touch()
         tmux.kill()
-    _wait(lambda: all(r.status == "completed" for r in store.list()), 60, "the runs to complete")
+    _wait(lambda: all(r.status == "completed" for r in store.list()), PATIENCE, "runs to end")
     monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
     _reopen_shows_everything(store)
 
@@ -144,7 +149,8 @@ def test_eight_runs_write_while_the_tui_and_two_followers_read(tmp_path: Path) -
     tmux = Tmux(f"tt-8-{os.getpid()}")
     try:
         _open_tui(tmux, runs, tmp_path, n=8, steps=40)
-        _wait(lambda: len(store.ids()) == 8, 60, "eight runs")
+        (tmp_path / "runs-may-end").touch()  # these runs just run to their end
+        _wait(lambda: len(store.ids()) == 8, PATIENCE, "eight runs")
         ids = store.ids()
         env = {**os.environ, **_env(tmp_path, 40, 0.02)}
         followers = [
@@ -179,7 +185,7 @@ def test_eight_runs_write_while_the_tui_and_two_followers_read(tmp_path: Path) -
             time.sleep(0.02)
         for rid, reader in readers.items():
             seen[rid] += reader.poll()
-        outs = [f.communicate(timeout=30) for f in followers]
+        outs = [f.communicate(timeout=PATIENCE) for f in followers]
         screen = tmux.screen()
         tui_alive = _alive(tmux.pid())
     finally:

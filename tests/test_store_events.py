@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.waiting import PATIENCE, wait_for
 
 from tuneterm.store import files as store_files
 from tuneterm.store.events import (
@@ -81,11 +82,7 @@ def test_background_flusher_makes_events_visible_without_close(tmp_path: Path) -
         reader = EventReader(d)
         assert reader.poll() == []
         w.emit("train", step=1)
-        deadline = time.monotonic() + 5
-        got: list[dict] = []
-        while not got and time.monotonic() < deadline:
-            got = reader.poll()
-            time.sleep(0.01)
+        got = wait_for(reader.poll, every=0.01)  # the flusher's next pass, however late
         assert seqs(got) == [0]
     finally:
         w.close()
@@ -276,11 +273,11 @@ def test_reader_process_sees_every_event_once_in_order_from_fast_writer_process(
 ) -> None:
     d = tmp_path / "events"
     n = 40_000
-    reader = _python(READER, str(d), str(n), "60", stdout=subprocess.PIPE)
+    reader = _python(READER, str(d), str(n), str(PATIENCE), stdout=subprocess.PIPE)
     assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
     writer = _python(WRITER, str(d), str(n), "0", "500", stdout=subprocess.PIPE)
-    w_out, _ = writer.communicate(timeout=90)
-    r_out, _ = reader.communicate(timeout=90)
+    w_out, _ = writer.communicate(timeout=PATIENCE)
+    r_out, _ = reader.communicate(timeout=PATIENCE + 30)
     assert writer.returncode == 0, w_out
     assert reader.returncode == 0, r_out
     result = json.loads(r_out.strip().splitlines()[-1])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers.fake_store import make_store, new_app, pilot, screen_text, until
+from textual.command import CommandList
 
 from tuneterm.tui.screens.dialogs import HelpScreen
 from tuneterm.tui.screens.editor import EditorScreen
@@ -47,7 +48,16 @@ async def test_palette_offers_the_actions(tmp_path: Path, settings_dir: Path) ->
             assert title in titles
         await pilot.press("ctrl+p")
         await pilot.press(*"New")
-        await pilot.pause(0.3)
+
+        def new_is_highlighted() -> bool:  # the palette's search runs in a worker
+            lists = app.screen.query(CommandList)
+            at = lists.first().highlighted if lists else None
+            if at is None:
+                return False
+            prompt = str(lists.first().get_option_at_index(at).prompt)  # title, then help
+            return prompt.splitlines()[0] == "New"
+
+        await until(pilot, new_is_highlighted, what="the palette offers New")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, EditorScreen), what="palette runs New")
 

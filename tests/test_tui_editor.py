@@ -140,7 +140,7 @@ async def test_launch_errors_from_the_launcher_show_inline(
         editor = await open_editor(pilot)
         await pilot.press("ctrl+l")
         # the launch checks the model with torchvision first: a cold torch import can be slow
-        await until(pilot, lambda: "did you mean resnet18" in screen_text(app), timeout=60)
+        await until(pilot, lambda: "did you mean resnet18" in screen_text(app))
         assert isinstance(app.screen, EditorScreen) and not editor.launching
         # the reason stays in view: no toast is laid over it
         assert not [n for n in app._notifications if n.severity == "error"]
@@ -180,9 +180,22 @@ async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
         hidden = editor.query_one("#form-head-hidden", Input)
         hidden.focus()  # the form scrolls at 80x24 to show the focused field
         await until(pilot, lambda: hidden.has_focus)
+        # Each debounced re-validation pass: the field's text before it and after it.
+        passes: list[tuple[str, str]] = []
+        debounced = editor._after_edit
+
+        def after_edit() -> None:
+            before = hidden.value
+            debounced()
+            passes.append((before, hidden.value))
+
+        editor._after_edit = after_edit  # type: ignore[method-assign]
         await pilot.press("2", "5", "6", "comma", "space")
         await until(pilot, lambda: "hidden = [256]" in area.text)
-        await pilot.pause(0.4)  # past the re-validation debounce: "256, " must stay as typed
+        # Past the re-validation that follows "256, " (however late its timer fires), the
+        # text stays as typed.
+        await until(pilot, lambda: any(b == "256, " for b, _ in passes), what="re-validation")
+        assert {after for before, after in passes if before == "256, "} == {"256, "}
         assert hidden.value == "256, "
         await pilot.press("1", "2", "8")
         await until(pilot, lambda: "hidden = [256, 128]" in area.text)

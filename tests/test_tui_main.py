@@ -263,6 +263,7 @@ NO_TORCH_DRIVER = """
 import asyncio, sys
 from pathlib import Path
 from helpers.fake_store import new_app, screen_text, until
+from helpers.waiting import settled
 from tuneterm.store import RunStore
 from tuneterm.tui.widgets.runtable import RunTable
 
@@ -270,18 +271,19 @@ async def main() -> None:
     app = new_app(RunStore(Path(sys.argv[1])))
     async with app.run_test(size=(120, 40)) as pilot:
         table = lambda: app.screen.query_one(RunTable)
-        await until(pilot, lambda: table().row_count == int(sys.argv[2]), timeout=30)
+        await until(pilot, lambda: table().row_count == int(sys.argv[2]))
         for row in range(table().row_count):
             table().move_cursor(row=row)
             for key in "12345676":  # the config pane last: its pipeline is read by a worker
                 await pilot.press(key)
-                await pilot.pause(0.1)
-            await until(pilot, lambda: "training pipeline" in screen_text(app), timeout=30)
+                await settled(pilot)  # the pane drawn, whatever its worker read
+            await until(pilot, lambda: "training pipeline" in screen_text(app))
         table().move_cursor(row=0)
         await pilot.press("space", "space", "space", "c")  # compare three runs
-        await until(pilot, lambda: "compare" in screen_text(app), timeout=30)
+        await until(pilot, lambda: "compare" in screen_text(app))
         await pilot.press("2", "1", "escape", "Q")  # and the queue
-        await pilot.pause(0.5)
+        await until(pilot, lambda: type(app.screen).__name__ == "QueueScreen")
+        await settled(pilot)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
     print("LOADED", loaded)
 
@@ -289,6 +291,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.timeout(600)  # 40 panes, each settled: ~35 s alone, ~110 s beside a suite
 def test_no_pane_imports_torch(tmp_path: Path) -> None:
     """Every pane of every kind of run, compare and the queue, in a fresh interpreter: neither
     torch nor torchvision is ever imported (not even by a worker)."""
@@ -306,7 +309,7 @@ def test_no_pane_imports_torch(tmp_path: Path) -> None:
            "TUNETERM_CONFIG_DIR": str(tmp_path / "settings")}  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", NO_TORCH_DRIVER, str(store.root), "5"],
-        capture_output=True, text=True, env=env, timeout=240,
+        capture_output=True, text=True, env=env, timeout=540,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LOADED []" in out.stdout, out.stdout[-2000:]

@@ -79,7 +79,7 @@ async def test_queue_screen_lists_moves_and_cancels(tmp_path: Path) -> None:
         runqueue.save_settings(store, runqueue.QueueSettings(gpus=[]))  # no GPU detection
         await pilot.press("Q", "s")  # start the scheduler from the queue screen
         try:
-            await until(pilot, lambda: "scheduler pid" in screen_text(app), timeout=30)
+            await until(pilot, lambda: "scheduler pid" in screen_text(app))
             assert runqueue.scheduler(store) is not None
         finally:
             runqueue.stop_scheduler(store)

@@ -32,7 +32,7 @@ def script_run(store: RunStore, name: str, steps: int) -> str:
         {"script": {"command": [PY, script("api_loop.py"), "--steps", str(steps), "--sleep", "0"]}}
     )
     info = launcher.start(store, cfg, name=name)
-    wait_for(lambda: store.info(info.id).status == "completed", timeout=60)
+    wait_for(lambda: store.info(info.id).status == "completed")
     return info.id
 
 
@@ -44,10 +44,10 @@ async def test_engine_and_script_runs_side_by_side(tmp_path: Path) -> None:
     script_run(store, "script-b", 9)
     app = new_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, MainScreen), timeout=30)
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
         table = app.screen.query_one(RunTable)
-        await until(pilot, lambda: table.row_count == 3, timeout=30)
-        await until(pilot, lambda: screen_text(app).count("$ api_loop") == 2, timeout=30)
+        await until(pilot, lambda: table.row_count == 3)
+        await until(pilot, lambda: screen_text(app).count("$ api_loop") == 2)
         # select script-b (runs made in the same second may sort either way)
         table.move_cursor(row=[table.infos[i].name for i in table.order].index("script-b"))
         plot = app.screen.query_one("#plot-loss", CurvePlot)
@@ -55,16 +55,14 @@ async def test_engine_and_script_runs_side_by_side(tmp_path: Path) -> None:
         table.move_cursor(row=0)  # marking starts at the top of the list
         await pilot.press("space", "space", "space")
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen), timeout=30)
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
         screen = app.screen
         loss = screen.query_one("#cmp-loss", CurvePlot)
-        await until(
-            pilot, lambda: len([ln for ln in loss.chart.lines if len(ln.y)]) == 3, timeout=30
-        )
+        await until(pilot, lambda: len([ln for ln in loss.chart.lines if len(ln.y)]) == 3)
         assert {ln.label for ln in loss.chart.lines} == {"engine", "script-a", "script-b"}
         await pilot.press("2")
         diff = screen.query_one("#cmp-diff", DataTable)
-        await until(pilot, lambda: diff.row_count > 0, timeout=30)
+        await until(pilot, lambda: diff.row_count > 0)
         keys = {str(diff.get_row_at(i)[0]) for i in range(diff.row_count)}
         assert "args.steps" in keys and "run.task" in keys
 
@@ -92,9 +90,9 @@ async def test_editor_creates_a_script_run_and_clones_it(tmp_path: Path) -> None
         area = await editor("n")
         area.load_text(f'[run]\nname = "mine"\n\n[script]\ncommand = {command}\n')
         await pilot.press("ctrl+l")
-        await wait(pilot, lambda: len(store.ids()) == 1, timeout=30, what="a script run")
+        await wait(pilot, lambda: len(store.ids()) == 1, what="a script run")
         first = store.ids()[0]
-        await wait(pilot, lambda: store.info(first).status == "completed", timeout=60)
+        await wait(pilot, lambda: store.info(first).status == "completed")
         await wait(pilot, lambda: isinstance(app.screen, MainScreen))
         table = app.screen.query_one(RunTable)
         await wait(pilot, lambda: table.row_count == 1)
@@ -102,7 +100,7 @@ async def test_editor_creates_a_script_run_and_clones_it(tmp_path: Path) -> None
         assert 'task = "script"' in area.text and "api_loop.py" in area.text
         area.load_text(area.text.replace('"--steps", "4"', '"--steps", "5"'))
         await pilot.press("ctrl+l")
-        await wait(pilot, lambda: len(store.ids()) == 2, timeout=30, what="the clone")
+        await wait(pilot, lambda: len(store.ids()) == 2, what="the clone")
     clone = next(i for i in store.ids() if i != first)
     assert run_config(store, clone).script.args["steps"] == 5
     assert run_config(store, first).script.args["steps"] == 4

@@ -8,19 +8,23 @@ then look at each changed svg before committing it.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.fake_store import make_run, new_app, until
+from helpers.waiting import settled
 from textual.widgets import TextArea
 
 from tuneterm import monitor
 from tuneterm.store import RunStore
 from tuneterm.store import runs as store_runs
 from tuneterm.store.meta import load_meta, save_meta
+from tuneterm.tui.screens.dialogs import HelpScreen
 from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.runtable import RunTable
@@ -30,12 +34,21 @@ T0 = 1_790_000_000.0
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("TUNETERM_CONFIG_DIR", str(tmp_path / "settings"))
     monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: [])
     monkeypatch.setattr(
         monitor, "nvml_status", lambda: "NVML unavailable: NVML Shared Library Not Found"
     )
+    # The screens show the store's path, so it is the same fixed folder in every run: a second
+    # suite running beside this one (CI on a shared machine) waits for it instead of
+    # deleting its runs mid-test.
+    with open("/tmp/tuneterm-snapshots.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield _fixed_store(monkeypatch)
+
+
+def _fixed_store(monkeypatch: pytest.MonkeyPatch) -> Any:
     counter = itertools.count(1)
     monkeypatch.setattr(
         store_runs, "new_run_id", lambda model: f"20260101-1200{next(counter):02d}-{model}-abcd"
@@ -63,7 +76,7 @@ async def listed(pilot: Any) -> None:
     await pilot.press("home")
     await until(pilot, lambda: app.selected == table.order[0])
     await until(pilot, lambda: app.selected in app.histories)
-    await pilot.pause(0.3)
+    await settled(pilot)
 
 
 class TestRunList:
@@ -87,7 +100,7 @@ class TestDetailPanes:
         async def before(pilot: Any) -> None:
             await listed(pilot)
             await pilot.press("7")
-            await pilot.pause(0.3)
+            await settled(pilot)
 
         assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
@@ -102,9 +115,10 @@ class TestEditor:
             await listed(pilot)
             await pilot.press("n")
             await until(pilot, lambda: isinstance(pilot.app.screen, EditorScreen))
+            # A blinking cursor is drawn or not by how long the screenshot takes: keep it drawn.
             for area in pilot.app.screen.query(TextArea):
-                area.cursor_blink = False  # a blinking cursor was caught off in 2 of ~10 runs
-            await pilot.pause(0.5)
+                area.cursor_blink = False
+            await settled(pilot)
             await pilot.press("down", "down")
 
         assert snap_compare(app, terminal_size=(110, 32), run_before=before)
@@ -121,7 +135,7 @@ class TestCompare:
             await pilot.press("space", "space", "space", "c")
             await until(pilot, lambda: pilot.app.screen.query_one("#cmp-metrics").row_count == 3)
             await until(pilot, lambda: pilot.app.screen.query_one("#cmp-diff").row_count > 0)
-            await pilot.pause(0.3)
+            await settled(pilot)
 
         assert snap_compare(app, terminal_size=(110, 32), run_before=before)
 
@@ -135,6 +149,7 @@ class TestHelp:
         async def before(pilot: Any) -> None:
             await listed(pilot)
             await pilot.press("question_mark")
-            await pilot.pause(0.3)
+            await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+            await settled(pilot)
 
         assert snap_compare(app, terminal_size=(110, 32), run_before=before)

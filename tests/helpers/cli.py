@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from helpers.waiting import wait_for
+
+__all__ = ["TINY", "Cli", "kill_engines_under", "wait_for"]
 
 # A real torchvision model on real (embedded) data, small enough for a 2-core CI machine.
 TINY = """\
@@ -87,13 +89,3 @@ class Cli:
     def json(self, *args: str) -> Any:
         proc = self(*args, "--json", check=0)
         return json.loads(proc.stdout)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 120, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,5 +1,5 @@
 """Builds run stores for the TUI tests and bench through the store API (no engine needed), and
-drives the app: `new_app`, `pilot`, `until`, `screen_text`."""
+drives the app: `new_app`, `pilot`, `until` (from helpers/waiting.py), `screen_text`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers.waiting import until
 from tuneterm.config import loads
 from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
+
+__all__ = ["make_run", "make_store", "new_app", "pilot", "screen_text", "until", "write_events"]
 
 TINY = """
 [run]
@@ -130,15 +133,6 @@ def new_app(store: RunStore, **kw: Any) -> Any:
     kw.setdefault("scan_interval", 0.2)
     kw.setdefault("gpu_interval", 0.5)
     return TuneTermApp(store, settings=load_settings(), **kw)
-
-
-async def until(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") -> None:
-    """Wait for a condition the app reaches through its workers (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.05)
 
 
 def screen_text(app: Any) -> str:

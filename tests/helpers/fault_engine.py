@@ -57,6 +57,9 @@ class StandInEngine(EngineProcess):
         cfg = run_config(self.store, self.run_id)
         per_epoch = int(os.environ.get("STANDIN_STEPS", "20"))
         step_s = float(os.environ.get("STANDIN_STEP_S", "0.01"))
+        # A file the last step waits for: a test that must see the run still running at some
+        # point says when it may end, instead of racing a run of a fixed length.
+        gate = os.environ.get("STANDIN_GATE")
         epochs = cfg.train.epochs
         step = epoch = batch = 0
         ck = read_checkpoint(self.dir) if resume else None
@@ -75,6 +78,8 @@ class StandInEngine(EngineProcess):
         while epoch < epochs:
             while batch < per_epoch:
                 time.sleep(step_s)
+                while gate and step + 1 == per_epoch * epochs and not Path(gate).exists():
+                    time.sleep(0.02)
                 step, batch = step + 1, batch + 1
                 if step % cfg.train.log_every == 0:
                     self.emit("train", step=step, epoch=epoch + 1, loss=1.0 / step, lr=0.1)
@@ -105,8 +110,10 @@ class KillLog:
     details: list[str] = field(default_factory=list)
 
 
-def _wait_gone(pid: int, timeout: float = 5.0) -> None:
-    """Until the process has exited (a zombie counts: it runs no more code)."""
+def _wait_gone(pid: int, timeout: float = 120.0) -> None:
+    """Until the process has exited (a zombie counts: it runs no more code). The deadline is
+    helpers/waiting.py's PATIENCE (this file also runs as a script, without tests/ on its
+    path): a SIGKILLed engine's teardown can take seconds on a loaded machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -209,7 +216,7 @@ def kill_chain(
     # the completed engine's last meta.json write (a "missed" moment) leaves one for good.
     # Only once the engine has exited: "completed" is on disk before its last meta.json write
     # (the end time), whose temp file a look made in between would count as left behind.
-    _wait_gone(meta.pid, timeout=30.0)
+    _wait_gone(meta.pid)
     leftovers = [p.name for p in store.run_dir(run_id).rglob(".*.tmp")]
     assert leftovers == [] or log.missed, leftovers
     log.details.append(f"{run_id}: {log.kills} kills, resumed from steps {resumed_from}")

@@ -96,10 +96,13 @@ class Writer:
     on disk; `done` is where the caller says so (the "checkpoint" event). At most one write is
     in flight: the next `write` waits for the last, so memory holds one snapshot at most and
     files land in order. An error in the thread (a full disk) is raised by the next `write`
-    or `wait`, so it fails the run the way a synchronous write would."""
+    or `wait`, so it fails the run the way a synchronous write would. `clock` times what
+    `wait` blocked (a test's own clock says what a write costs)."""
 
-    def __init__(self, background: bool = True) -> None:
-        self.background = background
+    def __init__(
+        self, background: bool = True, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.background, self.clock = background, clock
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -132,14 +135,14 @@ class Writer:
     def wait(self, quiet: bool = False) -> float:
         """Until the write in flight is on disk; raises its error unless `quiet`. Returns the
         seconds it blocked."""
-        started = time.perf_counter()
+        started = self.clock()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         err, self._error = self._error, None
         if err is not None and not quiet:
             raise err
-        return time.perf_counter() - started
+        return self.clock() - started
 
     @property
     def busy(self) -> bool:

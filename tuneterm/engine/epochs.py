@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,11 +125,16 @@ def background_writes(setting: str, device: torch.device) -> bool:
     return torch.get_num_threads() < (cpus or 1)
 
 
-def fit(tr: EpochTrainer) -> str:
-    """Train to the end or until stopped; returns "completed" or "stopped"."""
-    writer = checkpoint.Writer(background_writes(tr.cfg.speed.async_checkpoint, tr.device))
+Clock = Callable[[], float]
+
+
+def fit(tr: EpochTrainer, clock: Clock = time.perf_counter) -> str:
+    """Train to the end or until stopped; returns "completed" or "stopped". `clock` times the
+    checkpoint cadence (training time against write cost): a test passes its own to say what
+    the epochs and writes cost, whatever the machine's speed."""
+    writer = checkpoint.Writer(background_writes(tr.cfg.speed.async_checkpoint, tr.device), clock)
     try:
-        outcome = _epochs(tr, writer)
+        outcome = _epochs(tr, writer, Cadence(tr.cfg.speed.checkpoint_budget, clock))
     except BaseException:
         writer.wait(quiet=True)  # the first error is the one to report
         raise
@@ -145,21 +151,20 @@ class Cadence:
     epoch. The cost is what the training thread paid: the whole write in place; in the
     background, the snapshot plus the time it later waited for the write to finish."""
 
-    def __init__(self, budget: float) -> None:
-        self.budget, self.cost = budget, 0.0
-        self.since = time.perf_counter()
+    def __init__(self, budget: float, clock: Clock = time.perf_counter) -> None:
+        self.budget, self.cost, self.clock = budget, 0.0, clock
+        self.since = clock()
 
     def due(self) -> bool:
-        return self.budget <= 0 or (time.perf_counter() - self.since) * self.budget >= self.cost
+        return self.budget <= 0 or (self.clock() - self.since) * self.budget >= self.cost
 
     def paid(self, started: float) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         self.cost, self.since = now - started, now
 
 
-def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
+def _epochs(tr: EpochTrainer, writer: checkpoint.Writer, cadence: Cadence) -> str:
     st, ctx, ckpt = tr.state, tr.ctx, tr.ctx.ckpt_dir
-    cadence = Cadence(tr.cfg.speed.checkpoint_budget)
     room = Room(tr.cfg.health.disk_reserve_gb, ctx)
     pending: dict[str, Any] | None = None  # a best.pt not written yet (a snapshot)
     while st.epoch < tr.cfg.train.epochs:
@@ -191,7 +196,7 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
         if last is None:  # a DDP rank that writes nothing
             pass
         elif s.stop or st.epoch >= tr.cfg.train.epochs or (cadence.due() and room.ok(ckpt)):
-            started = time.perf_counter()
+            started = cadence.clock()
             if new_best:
                 pending = {**tr.model_state(s.net), "best": st.best}
             files = [] if pending is None else [(ckpt / "best.pt", pending)]

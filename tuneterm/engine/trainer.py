@@ -335,6 +335,7 @@ class Trainer:
     def barrier(self) -> None:
         self.dist.barrier()
 
-    def fit(self) -> str:
-        """Train to the end or until stopped; returns "completed" or "stopped"."""
-        return epochs.fit(self)
+    def fit(self, clock: epochs.Clock = time.perf_counter) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped". `clock` times
+        the checkpoint cadence (see `epochs.fit`)."""
+        return epochs.fit(self, clock)

@@ -214,6 +214,7 @@ class EditorScreen(Hosted, Screen[None]):
         self.launching = False
         self._syncing = False
         self._timer: Timer | None = None
+        self._checked: str | None = None  # the text the last validation read
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.title_text}", style="bold"), id="editor-title")
@@ -269,12 +270,16 @@ class EditorScreen(Hosted, Screen[None]):
         self._timer = self.set_timer(0.15, self._after_edit)
 
     def _after_edit(self) -> None:
+        # The debounce timer can fire late on a loaded machine: for text already checked
+        # (e.g. by a launch since) it would only wipe what was shown after, the launch's errors.
+        if self.text == self._checked:
+            return
         self.validate()
         if not self._syncing:
             self.sync_form()
 
     def validate(self) -> RunConfig | None:
-        text = self.text
+        text = self._checked = self.text
         try:
             cfg = loads(text, source="editor")
         except ConfigError as exc:
