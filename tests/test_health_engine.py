@@ -4,6 +4,7 @@ fails the run with the reason and keeps the checkpoint from before it."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ def test_a_nan_loss_fails_the_run_and_keeps_the_checkpoint_from_before_it(
     assert "checkpoints/last.pt is from before it" in run["error"]
     events = [json.loads(line) for line in cli("events", run["id"], "--json").stdout.splitlines()]
     trains = [e for e in events if e["kind"] == "train"]
-    nan_steps = [e["step"] for e in trains if e["loss"] != e["loss"]]
+    # --json writes a NaN as the string "NaN" (standard JSON), which float() reads back
+    nan_steps = [e["step"] for e in trains if math.isnan(float(e["loss"]))]
     assert nan_steps and min(nan_steps) >= 15, nan_steps  # the NaN is in the events, as it came
     last = Path(run["path"]) / "checkpoints" / "last.pt"
     ck = torch.load(last, weights_only=True)
