@@ -148,9 +148,6 @@ KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
     ("tuneterm.config.checks", "tuneterm.tasks.spec"): "open",
     ("tuneterm.config.choices", "tuneterm.tasks"): "open",
     ("tuneterm.config.schema", "tuneterm.tasks"): "open",
-    # Open: engine/kinds names `Techniques` and techniques/base names the kinds' `Data`, both
-    # for type hints only; one of the two protocols moves to a module both import.
-    ("tuneterm.engine.kinds", "tuneterm.engine.techniques"): "open",
 }
 
 
