@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuneterm.config import DataSection, TextSection
+from tuneterm.config import DataSection
 from tuneterm.engine.data import (
     DataError,
     batch_indices,
@@ -26,6 +26,7 @@ from tuneterm.engine.data import (
     per_class,
     stratified,
 )
+from tuneterm.tasks.text import TextSection
 
 
 @dataclass
