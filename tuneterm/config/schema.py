@@ -393,7 +393,10 @@ class RunConfig(_Section):
         return [(n, t) for n, t in [*builtin[:at], *kinds, *builtin[at:]] if isinstance(t, type)]
 
     def section(self, name: str) -> BaseModel:
-        """The section called `name`, a built-in or a kind's table."""
+        """The section called `name`, a built-in or a kind's table (its defaults when the kind
+        was registered after this config was made)."""
+        if name not in type(self).model_fields:
+            return kind_sections()[name].of(self)
         found = getattr(self, name)
         assert isinstance(found, BaseModel)
         return found
