@@ -3,8 +3,12 @@
 Built-in kinds are registered here; a plug-in registers its own with `register(spec)` from a
 module named in `TUNETERM_PLUGINS` (comma-separated module names, imported by every tuneterm
 process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point group. Adding a
-kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below) plus the
-engine module it names (`engine/kinds/<kind>/`), and nothing else.
+kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below), its own config
+table if it has options (a `config.KindSection` the spec names), plus the engine module it
+names (`engine/kinds/<kind>/`), and nothing else.
+
+Importing this package also installs the kinds' rules into config (`config.kindrules`): the
+run.task and data.dataset choices and the checks that need the kinds (`tasks/checks.py`).
 
 Names are looked up through `config.renamed.kind_name`, so a kind's old name (`text-classify`)
 finds it.
