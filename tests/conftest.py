@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from helpers.cli import TINY, Cli, kill_engines_under
 
+# The kinds of run (their config tables and the checks that need their registry) are registered
+# by importing tuneterm.tasks, as every entry point does; tests that read configs directly
+# through tuneterm.config start from the same place.
+import tuneterm.tasks  # noqa: F401
+
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:

@@ -141,17 +141,7 @@ def _a_cycle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
 
 # Imports that still close a loop, each with the work that removes it. Empty this list as they
 # go: an entry whose import is gone fails the test below, so the list cannot go stale.
-KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {
-    # Open (issue #21 item 5): config checks a config against the kinds' registry; those checks
-    # move up to tasks/. Also in the layers contract's ignore_imports (pyproject.toml).
-    ("tuneterm.config.checks", "tuneterm.tasks"): "open",
-    ("tuneterm.config.checks", "tuneterm.tasks.spec"): "open",
-    ("tuneterm.config.choices", "tuneterm.tasks"): "open",
-    ("tuneterm.config.schema", "tuneterm.tasks"): "open",
-    # Open: engine/kinds names `Techniques` and techniques/base names the kinds' `Data`, both
-    # for type hints only; one of the two protocols moves to a module both import.
-    ("tuneterm.engine.kinds", "tuneterm.engine.techniques"): "open",
-}
+KNOWN_BACK_EDGES: dict[tuple[str, str], str] = {}
 
 
 def _import_graph() -> dict[str, set[str]]:

@@ -11,8 +11,9 @@ import pytest
 from helpers.cli import Cli
 from PIL import Image
 
-from tuneterm.config import ConfigError, DataSection, DetectSection, loads
+from tuneterm.config import ConfigError, DataSection, loads
 from tuneterm.engine.kinds.detect.annotations import read_coco, read_voc
+from tuneterm.tasks.detect import DetectSection
 
 
 def _images(folder: Path, names: list[str], size: tuple[int, int] = (40, 30)) -> None:
@@ -127,7 +128,7 @@ def test_detect_config_rules() -> None:
     ):
         loads('[run]\ntask = "detect"\n[data]\ndataset = "coco"\nroot = "."')
     cfg = loads('[run]\ntask = "detect"\n[data]\ndataset = "shapes-boxes"')
-    assert cfg.detect.empty_images == "error"
+    assert DetectSection.of(cfg).empty_images == "error"
 
 
 def test_embedded_canvases_and_boxes_move_with_the_image() -> None:
@@ -209,7 +210,7 @@ def test_stop_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
         "[detect]\ncanvas = 64\nmin_size = 64\nimages = 20\n"
     )
     torch.set_num_threads(1)
-    data = build(cfg.data, cfg.detect, 0)
+    data = build(cfg.data, DetectSection.of(cfg), 0)
     first = DetTrainer(cfg, build_detector(cfg, 2, None).model, data, _StopAfter(tmp_path, 2))
     assert first.steps_per_epoch == 3 and first.fit() == "stopped"
     assert (tmp_path / "last.pt").is_file() and not (tmp_path / "best.pt").exists()

@@ -64,8 +64,8 @@ def _image(root: Path) -> Path:
     """A canvas like the training ones, as a PNG file."""
     from PIL import Image
 
-    from tuneterm.config import DetectSection
     from tuneterm.engine.kinds.detect.data import generate
+    from tuneterm.tasks.detect import DetectSection
 
     split = generate("shapes-boxes", ["circle", "square"], DetectSection(canvas=64, images=10), 7)
     assert split.images is not None

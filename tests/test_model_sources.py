@@ -237,8 +237,9 @@ def test_hub_names_offline_say_what_to_do(
 
 
 def test_text_runs_read_an_hf_dataset_with_class_names(tmp_path: Path) -> None:
-    from tuneterm.config import DataSection, TextSection
+    from tuneterm.config import DataSection
     from tuneterm.engine.kinds.text.data import build
+    from tuneterm.tasks.text import TextSection
 
     feats = datasets.Features(
         {"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos"])}

@@ -27,6 +27,8 @@ batch_size = 64
 lr = 0.01
 threads = 1
 log_every = 5
+[regression]
+hidden = 16
 """
 
 
@@ -36,22 +38,19 @@ def _events(run_dir: Path) -> list[dict]:
     return EventReader(run_dir / "events").poll()
 
 
-def test_a_plugin_kind_trains_end_to_end_through_the_cli(tmp_path: Path) -> None:
-    (tmp_path / "cfg.toml").write_text(CONFIG)
+def _tuneterm(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "TUNETERM_PLUGINS": "helpers.toykind",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
     }
-    cmd = [sys.executable, "-m", "tuneterm", "--runs-dir", str(tmp_path / "runs")]
-    done = subprocess.run(
-        [*cmd, "run", "cfg.toml", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cmd = [sys.executable, "-m", "tuneterm", "--runs-dir", str(tmp_path / "runs"), *args]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_plugin_kind_trains_end_to_end_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    done = _tuneterm(tmp_path, "run", "cfg.toml", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -65,3 +64,26 @@ def test_a_plugin_kind_trains_end_to_end_through_the_cli(tmp_path: Path) -> None
     assert meta["best"]["value"] == min(v["val_mae"] for v in vals)
     assert meta["final"]["test_mae"] < 3.0  # the mean digit is 4.5: it learned something
     assert "test_loss" in meta["final"] and meta["final"]["best_epoch"] in (1, 2)
+    # its own [regression] table reached the engine (a 16-wide hidden layer) and the run's config
+    import torch
+
+    best = torch.load(next(run_dir.rglob("best.pt")), weights_only=True)
+    assert tuple(best["model"]["0.weight"].shape) == (16, 64)
+    assert "[regression]\nhidden = 16" in (run_dir / "config.toml").read_text()
+
+
+def test_a_plugin_kinds_own_table_is_checked_and_templated_like_a_built_in(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bad.toml").write_text(CONFIG.replace("hidden = 16", "hiden = 16"))
+    bad = _tuneterm(tmp_path, "run", "bad.toml")
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert "regression.hiden" in bad.stderr and "did you mean hidden?" in bad.stderr
+    (tmp_path / "big.toml").write_text(CONFIG.replace("hidden = 16", "hidden = 0"))
+    big = _tuneterm(tmp_path, "run", "big.toml")
+    assert big.returncode == 2 and "regression.hidden = 0: must be >= 1" in big.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    init = _tuneterm(tmp_path, "init", "t.toml")
+    assert init.returncode == 0, init.stderr
+    template = (tmp_path / "t.toml").read_text()
+    assert "[regression]\n# Width of the MLP's hidden layer\nhidden = 32" in template

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tuneterm.config import ConfigError, DataSection, TextSection, loads
+from tuneterm.config import ConfigError, DataSection, loads
+from tuneterm.tasks.text import TextSection
 
 TEXT = '[run]\ntask = "text"\n[data]\ndataset = "topics"\n'
 
@@ -262,9 +263,9 @@ def _lora_trainer_parts(sets: list[str]) -> tuple[Any, Any, Any, Any]:
     )
     source = resolve("minilm")
     tok = load_tokenizer(source)
-    data = textdata.build(cfg.data, cfg.text, 0)
+    data = textdata.build(cfg.data, TextSection.of(cfg), 0)
     for split in (data.train, data.val, data.test):
-        textdata.tokenize(split, tok, cfg.text)
+        textdata.tokenize(split, tok, TextSection.of(cfg))
     return cfg, source, tok, data
 
 

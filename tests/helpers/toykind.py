@@ -3,7 +3,8 @@ as a number), measured by mean absolute error, lower is better.
 
 It is what adding a kind takes: a `TaskSpec` registered with `tuneterm.tasks.register`, whose
 `engine` names a module (this one) with `validate` and `build`, and a task object for the
-one Trainer. Nothing under cli/, tui/ or runs/. Load it with
+one Trainer; its own config table (`[regression]`) is a `KindSection` the spec names. Nothing
+under cli/, tui/, runs/ or config/. Load it with
 `TUNETERM_PLUGINS=helpers.toykind` and tests/ on PYTHONPATH (or `tests.helpers.toykind` from the
 repository root).
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
 
 from tuneterm import tasks
+from tuneterm.config.section import KindSection
 from tuneterm.tasks.spec import Metric, TaskSpec
 
 if TYPE_CHECKING:
@@ -28,6 +32,15 @@ if TYPE_CHECKING:
     from tuneterm.store.runs import RunStore
 
 NAME = "digit-regression"
+
+
+class RegressionSection(KindSection):
+    """[regression]: the toy kind's own options."""
+
+    table: ClassVar[str] = "regression"
+
+    hidden: int = Field(32, ge=1, le=1024, description="Width of the MLP's hidden layer")
+
 
 SPEC = tasks.register(
     TaskSpec(
@@ -43,6 +56,7 @@ SPEC = tasks.register(
         ),
         select=("val_mae", "val_loss"),
         inputs="",
+        section=RegressionSection,
     )
 )
 
@@ -102,7 +116,11 @@ class Regression:
 
         self.cfg, self.device = cfg, setup.device
         self.data = load(cfg.train.seed)
-        self.model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.model = nn.Sequential(
+            nn.Linear(64, hidden := RegressionSection.of(cfg).hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
         self.started = Started("mlp 64-32-1")
 
     def speed(self, sp: SpeedSection, model: nn.Module) -> None:

@@ -3,7 +3,10 @@
 One module per concern:
 
 - `schema`: the sections, their fields, defaults, ranges and descriptions;
-- `choices`: every choice list, written once (kinds and data sets from `tuneterm.tasks`);
+- `section`: the base of a section, and what the kinds plug in: their own tables
+  (`KindSection`) and the checks that need their registry (`KindRules`), both filled by
+  `tuneterm.tasks` when it is imported (every entry point imports it);
+- `choices`: every choice list, written once (kinds and data sets from the kinds' rules);
 - `checks`: validation and the cross-field checks (`from_dict`);
 - `tomlio`: TOML in (`load`, `loads`) and out (`to_toml`, `template`);
 - `overrides`: `--set section.key=value`;
@@ -17,14 +20,14 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-from tuneterm.config.checks import from_dict, installed, missing_packages
-from tuneterm.config.choices import CHOICES, check_choice, choices
+from tuneterm.config.checks import from_dict, installed
+from tuneterm.config.choices import check_choice
+from tuneterm.config.kindrules import CHOICES, choices
 from tuneterm.config.overrides import apply_overrides
 from tuneterm.config.renamed import kind_name
 from tuneterm.config.schema import (
     AdaptSection,
     DataSection,
-    DetectSection,
     DistillSection,
     DistSection,
     EarlyStopSection,
@@ -39,10 +42,9 @@ from tuneterm.config.schema import (
     RunSection,
     ScriptSection,
     SpeedSection,
-    TextSection,
     TrainSection,
-    model_label,
 )
+from tuneterm.config.section import KindSection, Section
 from tuneterm.config.tomlio import (
     flatten,
     load,
@@ -60,7 +62,6 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "DataSection",
-    "DetectSection",
     "DistSection",
     "DistillSection",
     "EarlyStopSection",
@@ -68,14 +69,15 @@ __all__ = [
     "FreezeSection",
     "HeadSection",
     "HealthSection",
+    "KindSection",
     "LoraSection",
     "MixSection",
     "ModelSection",
     "RunConfig",
     "RunSection",
     "ScriptSection",
+    "Section",
     "SpeedSection",
-    "TextSection",
     "TrainSection",
     "apply_overrides",
     "check_choice",
@@ -86,8 +88,6 @@ __all__ = [
     "kind_name",
     "load",
     "loads",
-    "missing_packages",
-    "model_label",
     "parse_toml",
     "run_config",
     "template",

@@ -10,17 +10,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tuneterm.config.choices import FEATURE_ADAPT, check_choice, choices
+from tuneterm.config.choices import FEATURE_ADAPT, STATIC, check_choice
+from tuneterm.config.kindrules import kind_rules
 from tuneterm.config.schema import RunConfig
+from tuneterm.config.section import kind_sections
 from tuneterm.errors import MISSING as _MISSING
 from tuneterm.errors import ConfigError, ConfigIssue, path_issues
-
-if TYPE_CHECKING:
-    from tuneterm.tasks.spec import TaskSpec
 
 
 def get(data: Mapping[str, Any], dotted: str) -> Any:
@@ -52,19 +51,21 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 
 def _known_keys(loc: tuple[str, ...]) -> list[str]:
-    model: type[BaseModel] = RunConfig
-    for part in loc[:-1]:
-        info = model.model_fields.get(part)
+    if len(loc) == 1:
+        return [name for name, _ in RunConfig.tables()]
+    model: type[BaseModel] | None = dict(RunConfig.tables()).get(loc[0])
+    for part in loc[1:-1]:
+        info = model.model_fields.get(part) if model else None
         if info is None or not isinstance(info.annotation, type):
             return []
         model = info.annotation
-    return list(model.model_fields)
+    return list(model.model_fields) if model else []
 
 
-def _issues_from(exc: ValidationError) -> list[ConfigIssue]:
+def _issues_from(exc: ValidationError, table: str = "") -> list[ConfigIssue]:
     issues = []
     for err in exc.errors():
-        loc = tuple(str(p) for p in err["loc"])
+        loc = tuple(str(p) for p in (table, *err["loc"]) if p != "")
         field = ".".join(loc)
         reason = _reason(err)
         if err["type"] == "extra_forbidden":
@@ -80,13 +81,12 @@ def _issues_from(exc: ValidationError) -> list[ConfigIssue]:
 
 def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
     """Validate a parsed config; raise ConfigError listing every problem."""
-    try:
-        cfg = RunConfig.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(_issues_from(exc), source) from None
+    rules = kind_rules()
+    lists = {**rules.choices(), **STATIC}  # first: this loads plug-in kinds and their tables
+    cfg = _validated(data, source)
     issues = [
         issue
-        for field, allowed in choices().items()
+        for field, allowed in lists.items()
         if (issue := check_choice(field, get(cfg.model_dump(), field), allowed, "choice"))
     ]
     if cfg.data.dataset == "folder":
@@ -101,58 +101,44 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> RunConfig:
             )
         )
     issues += _technique_issues(cfg)
-    issues += _dist_issues(cfg)
+    issues += rules.structural_issues(cfg) + _dist_issues(cfg)
     if not issues:  # the kind's checks need a known run.task and data.dataset
-        issues += _task_issues(cfg)
+        issues += rules.kind_issues(cfg)
     if issues:
         raise ConfigError(issues, source)
     return cfg
 
 
-def _task_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """What the kinds say of this config: its data set belongs to its kind, its metrics are
-    ones its kind reports, and every kind's own checks (tuneterm/tasks/)."""
-    from tuneterm import tasks
+def _validated(data: Mapping[str, Any], source: str) -> RunConfig:
+    """The schema's checks: each kind's table by its own section, then the rest (every problem
+    of both at once, each named by its full key)."""
+    tables = kind_sections()
+    rest = {k: v for k, v in data.items() if k not in tables}
+    issues, sections = [], {}
+    for table, section in tables.items():
+        try:
+            sections[table] = section.model_validate(data.get(table) or {})
+        except ValidationError as exc:
+            issues += _issues_from(exc, table)
+    try:
+        cfg = RunConfig.model_validate(_known_only(rest, issues) | sections)
+    except ValidationError as exc:
+        issues = _issues_from(exc) + issues
+    if issues:
+        raise ConfigError(issues, source)
+    return cfg
 
-    spec = tasks.get(cfg.run.task)
-    issues = []
-    ds = cfg.data.dataset
-    if ds not in spec.datasets:
-        owners = tasks.kind_of_dataset(ds)
-        if owners and cfg.run.task == "classify":
-            owner = tasks.get(owners[0])
-            reason = f'a {owner.noun} data set; set run.task = "{owner.name}"'
-        else:
-            reason = (
-                f"not a {spec.noun} data set; for run.task = {spec.name} use "
-                f"{', '.join(spec.datasets)}"
-            )
-        issues.append(ConfigIssue("data.dataset", ds, reason))
-    for spec_ in (tasks.get(n) for n in tasks.names()):
-        for check in spec_.checks:
-            issues += check(cfg)
-    reported = {m.name for m in spec.val_reported}
-    m = cfg.train.metric
-    if (
-        m != "val_acc"
-        and m not in spec.select
-        and not any(i.field == "train.metric" for i in issues)
-    ):
-        issues.append(
-            ConfigIssue("train.metric", m, f"{spec.name} runs pick by {', '.join(spec.select)}")
-        )
-    es = cfg.early_stop.metric
-    if (
-        cfg.early_stop.enabled
-        and es not in reported
-        and not any(i.field == "early_stop.metric" for i in issues)
-    ):
-        issues.append(
-            ConfigIssue(
-                "early_stop.metric", es, f"{spec.name} runs report {', '.join(sorted(reported))}"
-            )
-        )
-    return issues
+
+def _known_only(data: dict[str, Any], issues: list[ConfigIssue]) -> dict[str, Any]:
+    """`data` without unknown tables, each of which becomes an "unknown key" issue."""
+    known = [name for name, _ in RunConfig.tables()]
+    for key in [k for k in data if k not in known]:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+        value = _MISSING if isinstance(data[key], dict) else data[key]
+        issues.append(ConfigIssue(key, value, f"unknown key; {hint}"))
+        del data[key]
+    return data
 
 
 def _technique_issues(cfg: RunConfig) -> list[ConfigIssue]:
@@ -199,12 +185,6 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
     t = cfg.train
     issues = []
     if t.gpus > 1 or cfg.dist.nnodes > 1:
-        if not _spec(cfg).multi_gpu:
-            issues.append(
-                ConfigIssue(
-                    "train.gpus", t.gpus, f'run.task = "{cfg.run.task}" trains in one process'
-                )
-            )
         if t.device.startswith("cuda:"):
             issues.append(
                 ConfigIssue(
@@ -229,44 +209,6 @@ def _dist_issues(cfg: RunConfig) -> list[ConfigIssue]:
                     "its domain classifier is outside the DDP model; not with train.gpus > 1",
                 )
             )
-    return issues
-
-
-def _spec(cfg: RunConfig) -> TaskSpec:
-    from tuneterm import tasks
-
-    return tasks.get(cfg.run.task)
-
-
-def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
-    """Optional dependencies the config needs and this machine lacks (the install extras).
-    Checked at launch, not when a config is read: a run made elsewhere stays readable."""
-    issues = []
-    spec = _spec(cfg)
-    missing = [p for p in spec.extras if not installed(p)]
-    if missing:
-        issues.append(
-            ConfigIssue(
-                "run.task",
-                spec.name,
-                f"needs {' and '.join(missing)}, not installed here: "
-                f"pip install 'tuneterm[{spec.extra_name}]'",
-            )
-        )
-    if cfg.data.dataset == "hf" and not installed("datasets"):
-        issues.append(
-            ConfigIssue(
-                "data.dataset",
-                "hf",
-                "needs datasets, not installed here: pip install 'tuneterm[datasets]'",
-            )
-        )
-    if cfg.lora.enabled and not installed("peft"):
-        issues.append(
-            ConfigIssue(
-                "lora.enabled", True, "needs peft, not installed here: pip install 'tuneterm[lora]'"
-            )
-        )
     return issues
 
 

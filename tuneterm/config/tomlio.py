@@ -11,7 +11,8 @@ import tomlkit
 from pydantic import BaseModel
 
 from tuneterm.config.checks import from_dict
-from tuneterm.config.choices import STATIC, choices, one_of
+from tuneterm.config.choices import STATIC, one_of
+from tuneterm.config.kindrules import choices
 from tuneterm.config.overrides import apply_overrides
 from tuneterm.config.schema import RunConfig
 from tuneterm.errors import MISSING, ConfigError, ConfigIssue
@@ -60,8 +61,8 @@ def to_toml(cfg: RunConfig, comments: bool = False) -> str:
         doc.add(
             tomlkit.comment("Override any key from the CLI: tuneterm run FILE --set train.lr=3e-4")
         )
-    for section_name in RunConfig.model_fields:
-        section: BaseModel = getattr(cfg, section_name)
+    for section_name, _ in RunConfig.tables():
+        section: BaseModel = cfg.section(section_name)
         table = tomlkit.table()
         for key, info in type(section).model_fields.items():
             if comments and info.description:
@@ -81,8 +82,9 @@ def template() -> str:
 def flatten(cfg: RunConfig) -> dict[str, Any]:
     """`{"train.lr": 0.001, ...}`: the form compare and filters use."""
     out: dict[str, Any] = {}
-    for section, values in cfg.model_dump().items():
-        for key, value in values.items():
+    dumped = cfg.model_dump()
+    for section, _ in RunConfig.tables():
+        for key, value in dumped[section].items():
             if section == "script" and key == "args":  # a script's own --key value arguments
                 out.update({f"args.{k}": v for k, v in value.items()})
             else:

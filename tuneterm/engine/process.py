@@ -29,6 +29,8 @@ from typing import Any
 
 import psutil
 
+# tasks registers the kinds (their config tables and checks) before a config is read
+from tuneterm import tasks  # noqa: F401
 from tuneterm.config import run_config
 from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample

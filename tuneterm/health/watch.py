@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# tasks registers the kinds (their config tables and checks) before a config is read
 from tuneterm import tasks
 from tuneterm.config import run_config
 from tuneterm.config.operations import HealthSection

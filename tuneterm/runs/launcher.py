@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig, missing_packages, run_config
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, run_config
 from tuneterm.engine import kinds
 from tuneterm.health import watch as health_watch
 from tuneterm.proc import (
@@ -58,7 +58,7 @@ def validate(cfg: RunConfig, store: RunStore, here: bool = True) -> None:
     """Every check that can be made before anything is created (imports torchvision).
     `here = False`: the run starts elsewhere (a batch job), so this machine's devices and
     rendezvous settings are not checked."""
-    missing = missing_packages(cfg)  # before importing what is missing
+    missing = tasks.missing_packages(cfg)  # before importing what is missing
     if missing:
         raise ConfigError(missing)
     kinds.get(cfg.run.task).validate(cfg, store)

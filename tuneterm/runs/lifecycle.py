@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from tuneterm import tasks
-from tuneterm.config import ConfigError, ConfigIssue, RunConfig, model_label, run_config, to_toml
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, run_config, to_toml
 from tuneterm.config.scriptargs import launch_folder
 from tuneterm.proc import (
     ProcessIdentity,
@@ -45,7 +45,7 @@ def new_run(cfg: RunConfig, name: str = "") -> NewRun:
     return NewRun(
         config_toml=to_toml(cfg),
         task=cfg.run.task,
-        model=model_label(cfg),
+        model=tasks.model_label(cfg),
         dataset=cfg.data.dataset,
         epochs=cfg.train.epochs,
         metrics=tasks.run_metric_spec(cfg),

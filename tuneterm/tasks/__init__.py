@@ -3,8 +3,12 @@
 Built-in kinds are registered here; a plug-in registers its own with `register(spec)` from a
 module named in `TUNETERM_PLUGINS` (comma-separated module names, imported by every tuneterm
 process: the CLI, the TUI, the engine) or in the `tuneterm.tasks` entry-point group. Adding a
-kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below) plus the
-engine module it names (`engine/kinds/<kind>/`), and nothing else.
+kind means a spec (a built-in's in `tasks/<kind>/`, listed in `_builtin` below), its own config
+table if it has options (a `config.KindSection` the spec names), plus the engine module it
+names (`engine/kinds/<kind>/`), and nothing else.
+
+Importing this package also installs the kinds' rules into config (`config.kindrules`): the
+run.task and data.dataset choices and the checks that need the kinds (`tasks/checks.py`).
 
 Names are looked up through `config.renamed.kind_name`, so a kind's old name (`text-classify`)
 finds it.
@@ -18,13 +22,16 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tuneterm.config.kindrules import use_kinds
 from tuneterm.config.renamed import kind_name
-from tuneterm.tasks import classify, detect, script, text
+from tuneterm.config.schema import RunConfig
+from tuneterm.config.section import register_section
+from tuneterm.errors import ConfigIssue
+from tuneterm.tasks import checks, classify, detect, script, text
 from tuneterm.tasks.spec import Metric, MetricSpec, RunView, TaskSpec, guess_metric
 from tuneterm.tasks.techniques import with_techniques
 
 if TYPE_CHECKING:
-    from tuneterm.config import RunConfig
     from tuneterm.store.meta import RunMeta
 
 __all__ = [
@@ -34,6 +41,8 @@ __all__ = [
     "TaskSpec",
     "all_datasets",
     "get",
+    "missing_packages",
+    "model_label",
     "names",
     "register",
 ]
@@ -43,7 +52,12 @@ _plugins_loaded = False
 
 
 def register(spec: TaskSpec) -> TaskSpec:
-    """Add (or replace) a kind. Returns the spec, so a module can keep it as a constant."""
+    """Add (or replace) a kind, and its own config table if it has one. Returns the spec, so a
+    module can keep it as a constant."""
+    if spec.section is not None:
+        if spec.section.table in RunConfig.model_fields:
+            raise ValueError(f"[{spec.section.table}] is a built-in section of the run config")
+        register_section(spec.section)
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -133,9 +147,20 @@ def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:
     return with_techniques(get(cfg.run.task).metric_spec(cfg.train.metric), cfg)
 
 
+def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
+    """What the config needs that this machine lacks: its kind's extras, datasets, peft."""
+    return checks.missing_packages(cfg, get(cfg.run.task))
+
+
+def model_label(cfg: RunConfig) -> str:
+    """What the run trains, for its id and listings: model.name, or text.model's last part."""
+    return checks.model_label(cfg, get(cfg.run.task))
+
+
 def _builtin() -> None:
     for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC):
         register(spec)
+    use_kinds(checks.RegistryRules(names, get, all_datasets))
 
 
 _builtin()

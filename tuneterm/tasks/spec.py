@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
+    from tuneterm.config.section import KindSection
     from tuneterm.errors import ConfigIssue
     from tuneterm.store.runs import RunStore
 
@@ -126,6 +127,8 @@ class TaskSpec:
     # grows as they appear) instead of declaring them here.
     runner: str = ""
     view: RunView = RunView()
+    # the kind's own config table ([detect]), registered with the kind; None: it has none
+    section: type[KindSection] | None = None
 
     # -- metrics ---------------------------------------------------------------------------
     @property

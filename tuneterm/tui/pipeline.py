@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from tuneterm import tasks
 from tuneterm.config import ConfigError, RunConfig, loads
+from tuneterm.tasks.text import TextSection
 
 
 def _light(size: int) -> list[str]:
@@ -42,7 +43,7 @@ def _images(cfg: RunConfig) -> list[str]:
 
 
 def _texts(cfg: RunConfig) -> list[str]:
-    t = cfg.text
+    t = TextSection.of(cfg)
     cut = "truncated" if t.truncation else "longer texts are an error"
     pad = "to the longest text of each batch" if t.padding == "dynamic" else "to max_length"
     return [

@@ -22,11 +22,13 @@ Modules are imported only when their kind is used, so an image run never imports
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from tuneterm.engine.kinddata import Data
 
 if TYPE_CHECKING:
     import torch
@@ -37,21 +39,6 @@ if TYPE_CHECKING:
     from tuneterm.engine.techniques import Techniques
     from tuneterm.store.runs import RunStore
     from tuneterm.tasks.predict import PredictInput
-
-
-class Data(Protocol):
-    """A kind's data: its class names (empty for regression) and its three splits."""
-
-    @property
-    def classes(self) -> list[str]: ...
-    @property
-    def train(self) -> Sized: ...
-    @property
-    def val(self) -> Sized: ...
-    @property
-    def test(self) -> Sized: ...
-    @property
-    def counts(self) -> dict[str, int]: ...
 
 
 @dataclass

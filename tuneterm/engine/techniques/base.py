@@ -27,7 +27,7 @@ from tuneterm.config import RunConfig
 
 if TYPE_CHECKING:
     from tuneterm.engine.epochs import RunContext, State
-    from tuneterm.engine.kinds import Data
+    from tuneterm.engine.kinddata import Data
 
 
 class Trained(Protocol):

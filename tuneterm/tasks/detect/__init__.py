@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneterm.errors import ConfigIssue, path_issues
+from tuneterm.tasks.detect.section import DetectSection
 from tuneterm.tasks.spec import Metric, TaskSpec
 
 if TYPE_CHECKING:
@@ -95,4 +96,5 @@ SPEC = TaskSpec(
     ),
     select=("val_map", "val_map50"),
     checks=(check,),
+    section=DetectSection,
 )

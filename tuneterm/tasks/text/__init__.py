@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneterm.errors import ConfigIssue, path_issues
 from tuneterm.tasks.spec import Metric, TaskSpec
+from tuneterm.tasks.text.section import TextSection
 
 if TYPE_CHECKING:
     from tuneterm.config import RunConfig
@@ -99,4 +100,5 @@ SPEC = TaskSpec(
     checks=(check,),
     extras=("transformers", "tokenizers"),
     extra_name="text",
+    section=TextSection,
 )

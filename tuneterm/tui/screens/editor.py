@@ -50,8 +50,8 @@ class FormField:
 def _annotation(key: str) -> Any:
     """The schema's type of `section.name`, or None when the schema has no such key."""
     section, name = key.split(".")
-    info = RunConfig.model_fields.get(section)
-    fields = getattr(info.annotation, "model_fields", {}) if info is not None else {}
+    model = dict(RunConfig.tables()).get(section)  # a built-in section or a kind's table
+    fields = model.model_fields if model is not None else {}
     return fields[name].annotation if name in fields else None
 
 

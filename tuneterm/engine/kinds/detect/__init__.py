@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig
 from tuneterm.store.runs import RunStore
+from tuneterm.tasks.detect import DetectSection
 from tuneterm.tasks.predict import PredictError, PredictInput
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
             )
     elif cfg.data.dataset in ("coco", "voc") and not issues:
         read = annotations.read_coco if cfg.data.dataset == "coco" else annotations.read_voc
-        parsed = read(cfg.data, cfg.detect)
+        parsed = read(cfg.data, DetectSection.of(cfg))
         if parsed.issues:
             field = "data.annotations" if cfg.data.dataset == "coco" else "data.root"
             value = cfg.data.annotations if cfg.data.dataset == "coco" else cfg.data.root

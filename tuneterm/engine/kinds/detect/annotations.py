@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneterm.config import DataSection, DetectSection
+from tuneterm.config import DataSection
+from tuneterm.tasks.detect import DetectSection
 
 TOLERANCE = 1.0  # px a box may reach beyond the image (rounding in annotation tools)
 SHOWN = 8  # problems listed in one message

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuneterm.config import DataSection, DetectSection
+from tuneterm.config import DataSection
 from tuneterm.engine.data import DataError
 from tuneterm.engine.kinds.detect import annotations as ann
 from tuneterm.tasks.classify import SHAPES
+from tuneterm.tasks.detect import DetectSection
 
 Target = dict[str, torch.Tensor]
 

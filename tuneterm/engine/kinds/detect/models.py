@@ -19,6 +19,7 @@ from tuneterm.config import RunConfig
 from tuneterm.engine.models import ModelError, download_weights
 from tuneterm.engine.registry import resolve_weights
 from tuneterm.tasks.detect import MODELS as DETECT_MODELS
+from tuneterm.tasks.detect import DetectSection
 
 DETECTORS = DETECT_MODELS  # the supported detectors: tuneterm/tasks/detect.py
 
@@ -119,7 +120,7 @@ def build_detector(cfg: RunConfig, num_classes: int, init: Path | None) -> DetBu
     """`num_classes` = K object classes; the model predicts K + 1 (with background)."""
     import torchvision
 
-    name, det = cfg.model.name, cfg.detect
+    name, det = cfg.model.name, DetectSection.of(cfg)
     if name not in DETECTORS:
         raise ModelError(f"model.name = {name!r}: not a detection model ({', '.join(DETECTORS)})")
     tbl = det.trainable_backbone_layers

@@ -24,6 +24,7 @@ from tuneterm.engine.kinds.detect.data import (
     batches,
     make_transform,
 )
+from tuneterm.tasks.detect import DetectSection
 
 if TYPE_CHECKING:
     from tuneterm.engine.epochs import RunContext
@@ -102,7 +103,7 @@ class DetectTask:
             "classes": self.data.classes,
             "min_size": int(tr.min_size[0]),
             "max_size": int(tr.max_size),
-            "detections": self.cfg.detect.detections,
+            "detections": DetectSection.of(self.cfg).detections,
             "mean": [float(v) for v in tr.image_mean],
             "std": [float(v) for v in tr.image_std],
         }
@@ -113,7 +114,7 @@ def build(cfg: RunConfig, setup: Setup) -> DetectTask:
     from tuneterm.engine.kinds.detect.models import build_detector
     from tuneterm.engine.registry import resolve_init
 
-    data = build_data(cfg.data, cfg.detect, cfg.train.seed)
+    data = build_data(cfg.data, DetectSection.of(cfg), cfg.train.seed)
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
     built = build_detector(cfg, len(data.classes), init)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tuneterm.config import ConfigError, ConfigIssue, RunConfig, kind_name, run_config
 from tuneterm.store.runs import RunStore
 from tuneterm.tasks.predict import PredictError, PredictInput
-from tuneterm.tasks.text import NAME
+from tuneterm.tasks.text import NAME, TextSection
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,17 +25,20 @@ def validate(cfg: RunConfig, store: RunStore | None) -> None:
     from tuneterm.engine.kinds.text.models import TextModelError, resolve
 
     issues: list[ConfigIssue] = []
+    text = TextSection.of(cfg)
     try:
-        resolve(cfg.text.model)
+        resolve(text.model)
     except TextModelError as exc:
-        issues.append(ConfigIssue("text.model", cfg.text.model, str(exc)))
+        issues.append(ConfigIssue("text.model", text.model, str(exc)))
     if cfg.data.dataset == "hf":
         from tuneterm.config import hfdata
 
-        issues += hfdata.issues(cfg, image=False)
+        issues += hfdata.issues(
+            cfg, image=False, text_columns=(text.text_column, text.label_column)
+        )
     try:
         if not issues:
-            data.build(cfg.data, cfg.text, cfg.train.seed)
+            data.build(cfg.data, text, cfg.train.seed)
     except DataError as exc:
         field = "data.root" if cfg.data.root else "data.dataset"
         issues.append(ConfigIssue(field, getattr(cfg.data, field.split(".")[1]), str(exc)))
@@ -92,18 +95,19 @@ def build(cfg: RunConfig, setup: Setup) -> Task:
     from tuneterm.engine.kinds.text.models import load_tokenizer, resolve_for
     from tuneterm.engine.kinds.text.task import TextTask
 
-    source = resolve_for(cfg.text)
+    text = TextSection.of(cfg)
+    source = resolve_for(text)
     tokenizer = load_tokenizer(source)
-    data = textdata.build(cfg.data, cfg.text, cfg.train.seed)
+    data = textdata.build(cfg.data, text, cfg.train.seed)
     for split in (data.train, data.val, data.test):
-        textdata.tokenize(split, tokenizer, cfg.text)
+        textdata.tokenize(split, tokenizer, text)
     model = build_model(source, len(data.classes), pretrained=cfg.model.weights != "none")
     teacher = None
     if cfg.distill.teacher:
         assert setup.store is not None  # the engine always runs in a runs folder
         teacher = _load_teacher(cfg, setup.store, data.classes, tokenizer)
     started = Started(
-        f"{cfg.text.model} ({source.ref})", versions={"transformers": transformers.__version__}
+        f"{text.model} ({source.ref})", versions={"transformers": transformers.__version__}
     )
     return TextTask(cfg, model, tokenizer, data, setup, teacher, started)
 
@@ -113,7 +117,6 @@ def predict(best: Path, inputs: PredictInput) -> list[dict[str, Any]]:
     RUN --text ...`)."""
     import torch
 
-    from tuneterm.config import TextSection
     from tuneterm.engine import checkpoint
     from tuneterm.engine.kinds.text.data import collate
     from tuneterm.engine.kinds.text.models import from_checkpoint

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuneterm.config import DataSection, TextSection
+from tuneterm.config import DataSection
 from tuneterm.engine.data import (
     DataError,
     batch_indices,
@@ -26,6 +26,7 @@ from tuneterm.engine.data import (
     per_class,
     stratified,
 )
+from tuneterm.tasks.text import TextSection
 
 
 @dataclass
@@ -262,18 +263,9 @@ def read(d: DataSection, text: TextSection) -> list[Example]:
 
 # -- the bundle ----------------------------------------------------------------------------------
 def build(d: DataSection, text: TextSection, seed: int) -> TextData:
-    """Read, filter classes, split (stratified, seeded) and reduce the training split."""
-    rows = read(d, text)
-    classes = sorted({r.label for r in rows})
-    for field_name, names in (("data.classes", d.classes), ("data.exclude", d.exclude)):
-        unknown = [c for c in names if c not in classes]
-        if unknown:
-            raise DataError(f"{field_name} = {unknown}: not in the data set (classes: {classes})")
-    wanted = [c for c in (d.classes or classes) if c not in d.exclude]
-    if len(wanted) < 2:
-        raise DataError(f"data: {len(wanted)} class(es) ({', '.join(wanted)}); need at least 2")
+    """Read, keep the wanted classes, split (stratified, seeded), reduce the training split."""
+    wanted, rows = _keep_classes(read(d, text), d)
     index = {c: i for i, c in enumerate(wanted)}
-    rows = [r for r in rows if r.label in index]
     full = TextSplit(
         torch.tensor([index[r.label] for r in rows], dtype=torch.long),
         [r.text for r in rows],
@@ -282,18 +274,37 @@ def build(d: DataSection, text: TextSection, seed: int) -> TextData:
     rest, val, test = (
         full.subset(i) for i in stratified(full.labels, (d.val_fraction, d.test_fraction), seed)
     )
-    counts = {"examples": len(full)}
-    if d.per_class:
-        rest = rest.subset(per_class(rest.labels, d.per_class, seed))
-    if d.fraction < 1.0:
-        rest = rest.subset(fraction(rest.labels, d.fraction, seed))
+    rest = _reduce(rest, d, seed)
     if len(rest) == 0 or len(val) == 0:
         raise DataError(
             f"data: {len(full)} examples leave train {len(rest)}, val {len(val)}; need more data "
             "or another data.val_fraction"
         )
-    counts.update(train=len(rest), val=len(val), test=len(test))
+    counts = {"examples": len(full), "train": len(rest), "val": len(val), "test": len(test)}
     return TextData(wanted, rest, val, test, counts)
+
+
+def _keep_classes(rows: list[Example], d: DataSection) -> tuple[list[str], list[Example]]:
+    """The classes the run learns (data.classes, less data.exclude) and the rows of those."""
+    classes = sorted({r.label for r in rows})
+    for field_name, names in (("data.classes", d.classes), ("data.exclude", d.exclude)):
+        unknown = [c for c in names if c not in classes]
+        if unknown:
+            raise DataError(f"{field_name} = {unknown}: not in the data set (classes: {classes})")
+    wanted = [c for c in (d.classes or classes) if c not in d.exclude]
+    if len(wanted) < 2:
+        raise DataError(f"data: {len(wanted)} class(es) ({', '.join(wanted)}); need at least 2")
+    keep = set(wanted)
+    return wanted, [r for r in rows if r.label in keep]
+
+
+def _reduce(rest: TextSplit, d: DataSection, seed: int) -> TextSplit:
+    """data.per_class, then data.fraction, of the training split."""
+    if d.per_class:
+        rest = rest.subset(per_class(rest.labels, d.per_class, seed))
+    if d.fraction < 1.0:
+        rest = rest.subset(fraction(rest.labels, d.fraction, seed))
+    return rest
 
 
 def tokenize(split: TextSplit, tokenizer: Any, text: TextSection) -> None:

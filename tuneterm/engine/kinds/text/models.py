@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuneterm.config import TextSection
 from tuneterm.engine.models import ModelError, Stage
-from tuneterm.tasks.text import PACKAGED
+from tuneterm.tasks.text import PACKAGED, TextSection
 
 HUB_HOST = "huggingface.co"
 # Linear layers that project attention queries, keys and values, across common architectures

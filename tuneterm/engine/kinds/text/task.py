@@ -19,6 +19,7 @@ from tuneterm.engine.device import autocast, cuda_speed, pick_device, pick_preci
 from tuneterm.engine.kinds import Setup, Started
 from tuneterm.engine.kinds.text.data import TextData, TextSplit, batches
 from tuneterm.engine.kinds.text.models import TextClassifier
+from tuneterm.tasks.text import TextSection
 
 if TYPE_CHECKING:
     from tuneterm.engine.epochs import RunContext
@@ -73,9 +74,11 @@ class TextTask:
         self.device, self.amp = setup.device, setup.precision
         self.head_name, self.base_name = model.head_name, model.base_name
         self.pad_id = int(tokenizer.pad_token_id or 0)
-        self.length = cfg.text.max_length if cfg.text.padding == "max_length" else None
+        self.length = (
+            TextSection.of(cfg).max_length if TextSection.of(cfg).padding == "max_length" else None
+        )
         self.pin = self.device.type == "cuda" and cfg.speed.pin_memory
-        self.started = started or Started(cfg.text.model)
+        self.started = started or Started(TextSection.of(cfg).model)
 
     def speed(self, sp: SpeedSection, model: nn.Module) -> None:
         cuda_speed(sp, self.device, None, fixed_shapes=self.length is not None)
@@ -134,7 +137,7 @@ class TextTask:
             "task": self.cfg.run.task,
             "classes": self.data.classes,
             "num_classes": len(self.data.classes),
-            "text": self.cfg.text.model_dump(),
+            "text": TextSection.of(self.cfg).model_dump(),
             "pretrained": self.cfg.model.weights != "none",
             "partial": lora,
             **({"lora": self.cfg.lora.model_dump()} if lora else {}),
