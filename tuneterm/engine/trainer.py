@@ -25,7 +25,7 @@ from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, 
 from tuneterm.engine.guards import NanGuard
 from tuneterm.engine.kinds import Data, Task
 from tuneterm.engine.models import count_params
-from tuneterm.engine.optim import make_optimizer, make_scheduler
+from tuneterm.engine.optim import impl_of, make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
 from tuneterm.store.meta import INPUT_BOUND
 
@@ -115,6 +115,7 @@ class Trainer:
             extra=self.tech.param_groups(self),
             fused=sp.fused_optimizer,
         )
+        self.opt_impl = impl_of(self.opt)  # "fused", "foreach" or "for-loop": the start event
         self.accum = t.grad_accum
         self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
@@ -134,6 +135,7 @@ class Trainer:
         self.nan = NanGuard(cfg.health, ctx)
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+        self.stepped = False  # whether this process made its first optimizer step
 
     def count_params(self) -> dict[str, Any]:
         return count_params(self.model)
@@ -168,6 +170,8 @@ class Trainer:
             if boundary:
                 self.optimizer_step()
                 tech.step_end(self)  # e.g. the EMA update
+                if not self.stepped:
+                    self._first_step()
             if finite:
                 loss_sum += loss.detach()
                 n_loss += 1
@@ -205,6 +209,14 @@ class Trainer:
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()
+
+    def _first_step(self) -> None:
+        """The run's timing marks its first optimizer step (runs/timing.py). On CUDA it waits
+        for the step once, so the mark says when the work was done, not queued."""
+        self.stepped = True
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.ctx.emit("phase", name="first_step", step=self.state.step + 1)
 
     def _sync(self, boundary: bool) -> Any:
         """DDP all-reduces gradients only on optimizer steps, not on accumulation steps."""
