@@ -93,15 +93,21 @@ class EpochTrainer(Protocol):
     # None where the process writes no files (DDP ranks other than 0).
     def last_state(self) -> dict[str, Any] | None: ...
     def barrier(self) -> None: ...
+    # Whether `test` can score the best model as it is in memory (no best.pt to read back).
+    def tests_in_memory(self) -> bool: ...
+
+
+def test_split(data: Any) -> tuple[Any, str]:
+    """The split a run is tested on: the test split, or val when there is none."""
+    return (data.test, "test") if len(data.test) else (data.val, "val")
 
 
 def load_best(tr: Any) -> tuple[dict[str, Any], Any, str]:
     """For a trainer's `test`: best.pt loaded into `tr.model`, and the split to score it on
-    (the test split, or val when there is none) with its name."""
+    with its name."""
     best = checkpoint.load(tr.ctx.ckpt_dir / "best.pt")
     tr.model.load_state_dict(best["model"], strict=not best.get("partial"))
-    split, name = (tr.data.test, "test") if len(tr.data.test) else (tr.data.val, "val")
-    return best, split, name
+    return (best, *test_split(tr.data))
 
 
 def improved(best: dict[str, Any], s: Scored) -> bool:
@@ -124,16 +130,22 @@ def background_writes(setting: str, device: torch.device) -> bool:
     return torch.get_num_threads() < (cpus or 1)
 
 
-def fit(tr: EpochTrainer) -> str:
-    """Train to the end or until stopped; returns "completed" or "stopped"."""
-    writer = checkpoint.Writer(background_writes(tr.cfg.speed.async_checkpoint, tr.device))
+def fit(tr: EpochTrainer, writer: checkpoint.Writer, overlap_test: bool = False) -> str:
+    """Train to the end or until stopped; returns "completed" or "stopped".
+
+    The last epoch's files are written in the background, off the hot path. With
+    `overlap_test`, where the trainer can test its best model as it is in memory
+    (`tests_in_memory`), that write is left in flight while the test runs, and the caller
+    waits for it (`writer.wait()`) before the run's final status. Otherwise fit waits, so
+    best.pt is on disk before any rank tests it."""
     try:
         outcome = _epochs(tr, writer)
     except BaseException:
         writer.wait(quiet=True)  # the first error is the one to report
         raise
-    writer.wait()
-    tr.barrier()  # best.pt is on disk before any rank tests it
+    if not (overlap_test and outcome == "completed" and tr.tests_in_memory()):
+        writer.wait()
+        tr.barrier()
     return outcome
 
 
@@ -192,6 +204,8 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer) -> str:
             pass
         elif s.stop or st.epoch >= tr.cfg.train.epochs or (cadence.due() and room.ok(ckpt)):
             started = time.perf_counter()
+            if st.epoch >= tr.cfg.train.epochs and tr.cfg.speed.async_checkpoint != "off":
+                writer.background = True  # the last write overlaps the test, not training
             if new_best:
                 pending = {**tr.model_state(s.net), "best": st.best}
             files = [] if pending is None else [(ckpt / "best.pt", pending)]

@@ -156,14 +156,19 @@ def drive(
         engine.set_status("stopped")
         return 0
     engine.set_status("running")
-    outcome = trainer.fit()
+    outcome = trainer.fit(overlap_test=True)
     if outcome == "stopped":
         engine.log(engine.stopped_message(trainer.state.step))
-    if outcome == "completed":
-        result = trainer.test()
-        engine.emit("test", **result)
-        engine.meta.final = trainer.final(result)
-        engine.meta.techniques = trainer.tech.summary()
+    try:
+        if outcome == "completed":
+            result = trainer.test()  # while the last checkpoint may still be written
+            engine.emit("test", **result)
+            engine.meta.final = trainer.final(result)
+            engine.meta.techniques = trainer.tech.summary()
+    except BaseException:
+        trainer.settle(quiet=True)  # the test's error is the one to report
+        raise
+    trainer.settle()  # every file on disk before the final status
     engine.set_status(outcome)
     return 0
 

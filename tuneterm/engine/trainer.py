@@ -136,6 +136,8 @@ class Trainer:
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
         self.stepped = False  # whether this process made its first optimizer step
+        background = epochs.background_writes(sp.async_checkpoint, self.device)
+        self.writer = checkpoint.Writer(background)  # checkpoint files (engine/epochs.py)
 
     def count_params(self) -> dict[str, Any]:
         return count_params(self.model)
@@ -299,10 +301,31 @@ class Trainer:
         )
 
     def test(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on the test split (val if there is no test split)."""
+        """Evaluate the best checkpoint on the test split (val if there is no test split): the
+        model as it is when it is the best one (`tests_in_memory`), else best.pt read back."""
+        if self.tests_in_memory():
+            split, name = epochs.test_split(self.data)
+            res = self.evaluate(split, full=True)
+            return {"split": name, **res, "epoch": self.state.best["epoch"]}
         best, split, name = epochs.load_best(self)
         res = self.evaluate(split, full=True)
         return {"split": name, **res, "epoch": best["best"]["epoch"]}
+
+    def tests_in_memory(self) -> bool:
+        """One process whose last epoch scored best, on the trained model itself (not an EMA
+        copy): the model in memory is what best.pt holds."""
+        st = self.state
+        return (
+            not self.dist.on
+            and bool(st.best)
+            and st.best.get("epoch") == st.epoch
+            and self.tech.eval_model(self.model) is self.model
+        )
+
+    def settle(self, quiet: bool = False) -> None:
+        """Until every checkpoint file is on disk (the last one may be written during the
+        test); raises the write's error unless `quiet`."""
+        self.writer.wait(quiet)
 
     def final(self, result: dict[str, Any]) -> dict[str, Any]:
         """meta.json's `final`: the spec's test metrics (named after the split scored), what
@@ -346,6 +369,7 @@ class Trainer:
     def barrier(self) -> None:
         self.dist.barrier()
 
-    def fit(self) -> str:
-        """Train to the end or until stopped; returns "completed" or "stopped"."""
-        return epochs.fit(self)
+    def fit(self, overlap_test: bool = False) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped". With
+        `overlap_test` the last checkpoint may still be writing: `settle` before the end."""
+        return epochs.fit(self, self.writer, overlap_test)
