@@ -24,7 +24,7 @@ from tuneterm.cli.common import (
 )
 from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
 from tuneterm.health.watch import Watcher
-from tuneterm.runs import report
+from tuneterm.runs import report, timing
 from tuneterm.store.events import DamagedEvents, missing_segments
 from tuneterm.store.meta import STATUSES
 from tuneterm.store.runs import RunNotFound, RunStore
@@ -74,6 +74,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     store = store_of(args)
     info = store.info(store.resolve(args.run), events=True)
+    if args.timing:  # where the run's wall time went (runs/timing.py)
+        tm = timing.of_run(store, info.id)
+        if args.json:
+            out(tm.to_dict())
+        else:
+            print("\n".join(timing.lines(tm)), flush=True)
+        return EXIT_OK
     alerts = [a for r in Watcher(store).check(only=info.id) for a in r.alerts]
     data = report.detail(store, info, alerts)
     if args.json:
@@ -264,6 +271,7 @@ def add_commands(add: AddCommand) -> None:
                    help=f"only runs with this status: {', '.join(STATUSES)}")  # fmt: skip
     p = add("show", cmd_show, "show one run")
     p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--timing", action="store_true", help="where the run's wall time went")
     p = add("events", cmd_events, "print a run's events as lines (JSON lines with --json)")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")

@@ -315,7 +315,9 @@ class SpeedSection(_Section):
     )
     tf32: bool = Field(True, description="TF32 matmuls and convolutions on Ampere+ GPUs")
     fused_optimizer: bool = Field(
-        True, description="Fused optimizer kernels on CUDA (the foreach kernels elsewhere)"
+        True,
+        description="Fused optimizer kernels wherever torch has them (the CPU too); "
+        "off, or where it has none: the foreach kernels",
     )
     pin_memory: bool = Field(True, description="Pinned host batches, non-blocking copies (CUDA)")
     persistent_workers: bool = Field(

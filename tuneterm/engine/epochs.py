@@ -94,15 +94,21 @@ class EpochTrainer(Protocol):
     # None where the process writes no files (DDP ranks other than 0).
     def last_state(self) -> dict[str, Any] | None: ...
     def barrier(self) -> None: ...
+    # Whether `test` can score the best model as it is in memory (no best.pt to read back).
+    def tests_in_memory(self) -> bool: ...
+
+
+def test_split(data: Any) -> tuple[Any, str]:
+    """The split a run is tested on: the test split, or val when there is none."""
+    return (data.test, "test") if len(data.test) else (data.val, "val")
 
 
 def load_best(tr: Any) -> tuple[dict[str, Any], Any, str]:
     """For a trainer's `test`: best.pt loaded into `tr.model`, and the split to score it on
-    (the test split, or val when there is none) with its name."""
+    with its name."""
     best = checkpoint.load(tr.ctx.ckpt_dir / "best.pt")
     tr.model.load_state_dict(best["model"], strict=not best.get("partial"))
-    split, name = (tr.data.test, "test") if len(tr.data.test) else (tr.data.val, "val")
-    return best, split, name
+    return (best, *test_split(tr.data))
 
 
 def improved(best: dict[str, Any], s: Scored) -> bool:
@@ -128,18 +134,29 @@ def background_writes(setting: str, device: torch.device) -> bool:
 Clock = Callable[[], float]
 
 
-def fit(tr: EpochTrainer, clock: Clock = time.perf_counter) -> str:
-    """Train to the end or until stopped; returns "completed" or "stopped". `clock` times the
-    checkpoint cadence (training time against write cost): a test passes its own to say what
-    the epochs and writes cost, whatever the machine's speed."""
-    writer = checkpoint.Writer(background_writes(tr.cfg.speed.async_checkpoint, tr.device), clock)
+def fit(
+    tr: EpochTrainer,
+    writer: checkpoint.Writer,
+    overlap_test: bool = False,
+    clock: Clock = time.perf_counter,
+) -> str:
+    """Train to the end or until stopped; returns "completed" or "stopped".
+
+    The last epoch's files are written in the background, off the hot path. With
+    `overlap_test`, where the trainer can test its best model as it is in memory
+    (`tests_in_memory`), that write is left in flight while the test runs, and the caller
+    waits for it (`writer.wait()`) before the run's final status. Otherwise fit waits, so
+    best.pt is on disk before any rank tests it. `clock` times the checkpoint cadence
+    (training time against write cost): a test passes its own to say what the epochs and
+    writes cost, whatever the machine's speed."""
     try:
         outcome = _epochs(tr, writer, Cadence(tr.cfg.speed.checkpoint_budget, clock))
     except BaseException:
         writer.wait(quiet=True)  # the first error is the one to report
         raise
-    writer.wait()
-    tr.barrier()  # best.pt is on disk before any rank tests it
+    if not (overlap_test and outcome == "completed" and tr.tests_in_memory()):
+        writer.wait()
+        tr.barrier()
     return outcome
 
 
@@ -197,6 +214,8 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer, cadence: Cadence) -> st
             pass
         elif s.stop or st.epoch >= tr.cfg.train.epochs or (cadence.due() and room.ok(ckpt)):
             started = cadence.clock()
+            if st.epoch >= tr.cfg.train.epochs and tr.cfg.speed.async_checkpoint != "off":
+                writer.background = True  # the last write overlaps the test, not training
             if new_best:
                 pending = {**tr.model_state(s.net), "best": st.best}
             files = [] if pending is None else [(ckpt / "best.pt", pending)]

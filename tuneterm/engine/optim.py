@@ -47,10 +47,44 @@ def param_groups(
     ]
 
 
-def _fast_kwargs(device: torch.device, fused: bool) -> dict[str, Any]:
-    # Fused kernels on CUDA (speed.fused_optimizer); otherwise torch's default, which is the
-    # foreach (multi-tensor) implementation on CUDA.
-    return {"fused": True} if fused and device.type == "cuda" else {}
+# The implementations an optimizer step can take, fastest first: one fused kernel over every
+# parameter; the multi-tensor ("foreach") kernels; torch's per-parameter Python loop.
+IMPLEMENTATIONS = ("fused", "foreach", "for-loop")
+
+
+def fused_devices() -> frozenset[str]:
+    """The device types the installed torch has fused optimizer kernels for (its own list)."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # an older torch: fused on CUDA only
+        return frozenset({"cuda"})
+    return frozenset(_get_fused_kernels_supported_devices())
+
+
+def _constructs(name: str, device: torch.device, impl: str) -> bool:
+    """Whether torch takes `impl` for optimizer `name` on `device` (some of torch's fused
+    kernels are missing for some optimizer and device pairs: it refuses at construction)."""
+    probe = [torch.nn.Parameter(torch.zeros(1, device=device))]
+    try:
+        OPTIMIZERS[name]([{"params": probe}], TrainSection.model_validate({}), {impl: True})
+    except (RuntimeError, ValueError, TypeError):
+        return False
+    return True
+
+
+def choose_impl(name: str, device: torch.device, fused: bool = True) -> str:
+    """The one place that picks how an optimizer step runs: fused wherever the installed
+    torch has a fused kernel for `name` on `device` (the CPU included; `speed.fused_optimizer
+    = false` opts out), else foreach, else torch's per-parameter loop."""
+    if fused and device.type in fused_devices() and _constructs(name, device, "fused"):
+        return "fused"
+    if _constructs(name, device, "foreach"):
+        return "foreach"
+    return "for-loop"
+
+
+def _impl_kwargs(impl: str) -> dict[str, Any]:
+    return {} if impl == "for-loop" else {impl: True}
 
 
 OPTIMIZERS: dict[
@@ -73,8 +107,17 @@ def make_optimizer(
     extra: list[dict[str, Any]] | None = None,
     fused: bool = True,
 ) -> torch.optim.Optimizer:
+    """The optimizer over `param_groups` (plus `extra` groups), in the fastest implementation
+    the device has (`choose_impl`); `impl_of` says which one it took."""
     groups = param_groups(model, t, head_name, include_frozen) + list(extra or [])
-    return OPTIMIZERS[t.optimizer](groups, t, _fast_kwargs(device, fused))
+    impl = choose_impl(t.optimizer, device, fused)
+    return OPTIMIZERS[t.optimizer](groups, t, _impl_kwargs(impl))
+
+
+def impl_of(opt: torch.optim.Optimizer) -> str:
+    """How `opt` steps: "fused", "foreach" or "for-loop" (read from its own settings)."""
+    d = opt.defaults
+    return "fused" if d.get("fused") else "foreach" if d.get("foreach") else "for-loop"
 
 
 def _multiplier(kind: str, total: int, warmup: int) -> Callable[[int], float]:

@@ -194,9 +194,17 @@ class EngineProcess:
         return code
 
     def _train(self, resume: bool) -> int:
-        from tuneterm.engine import recipe
-
         cfg = run_config(self.store, self.run_id)
+        # CUDA's context, cuBLAS and cuDNN start in a thread while torch's Python side imports
+        # and the data loads (engine/warmup.py); nothing without CUDA.
+        from tuneterm.engine import warmup
+
+        warmup.start(cfg.train.device)
+        from tuneterm.engine import recipe, trainer  # noqa: F401  # torch and the loop: imports
+
+        # The first mark of the run's timing (runs/timing.py): when the process started, by
+        # the OS's clock, and when its imports were done (this event's own time).
+        self.emit("phase", name="imports", process_start=self.meta.pid_start)
         return recipe.run(self, cfg, resume)
 
     def stopped_message(self, step: int) -> str:

@@ -67,11 +67,18 @@ def _run(engine: Run, cfg: RunConfig, resume: bool, dist: Any) -> int:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
-    setup = Setup(dist.device, dist, pick_precision(cfg.train.precision, dist.device), engine.store)
+    setup = Setup(
+        dist.device,
+        dist,
+        pick_precision(cfg.train.precision, dist.device),
+        engine.store,
+        phase=lambda name: engine.emit("phase", name=name),
+    )
     task = kinds.load(cfg.run.task).build(cfg, setup)
     record_data(engine, cfg.data.dataset, task.data)
     faults.install(task.model)  # test hook; does nothing unless TUNETERM_FAULT is set
     trainer = Trainer(cfg, task, engine, dist)
+    engine.emit("phase", name="model")
     if dist.on:  # the same init on every rank (DDP broadcast rank 0's); then each its own draws
         torch.manual_seed(cfg.train.seed + dist.rank.rank)
     engine.use_gpus(trainer.device)
@@ -144,20 +151,45 @@ def drive(
         metrics=tasks.run_metric_spec(trainer.cfg),
         **start_fields,
     )
+    start_event(engine, trainer)
     if stop_now(engine.stop_requested()):
         engine.set_status("stopped")
         return 0
     engine.set_status("running")
-    outcome = trainer.fit()
+    outcome = trainer.fit(overlap_test=True)
     if outcome == "stopped":
         engine.log(engine.stopped_message(trainer.state.step))
-    if outcome == "completed":
-        result = trainer.test()
-        engine.emit("test", **result)
-        engine.meta.final = trainer.final(result)
-        engine.meta.techniques = trainer.tech.summary()
+    try:
+        if outcome == "completed":
+            result = trainer.test()  # while the last checkpoint may still be written
+            engine.emit("test", **result)
+            engine.meta.final = trainer.final(result)
+            engine.meta.techniques = trainer.tech.summary()
+    except BaseException:
+        trainer.settle(quiet=True)  # the test's error is the one to report
+        raise
+    trainer.settle()  # every file on disk before the final status
     engine.set_status(outcome)
     return 0
+
+
+def start_event(engine: Run, trainer: Trainer) -> None:
+    """The "start" event: how this process trains (the optimizer's implementation, from
+    engine/optim.py's one choice) and what CUDA's warm-up did (engine/warmup.py)."""
+    from tuneterm.engine import warmup
+
+    w = warmup.current()
+    fields: dict[str, Any] = {}
+    if w is not None and w.thread is not None:
+        w.wait(0)  # never blocks: what it has done by now
+        fields.update(warmup=list(w.done), **({"warmup_error": w.error} if w.error else {}))
+    engine.emit(
+        "start",
+        device=str(trainer.device),
+        optimizer=trainer.cfg.train.optimizer,
+        optimizer_impl=trainer.opt_impl,
+        **fields,
+    )
 
 
 def record_data(engine: Run, dataset: str, data: Data) -> None:

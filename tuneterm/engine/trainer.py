@@ -25,7 +25,7 @@ from tuneterm.engine.epochs import RunContext, Scored, State, restore_training, 
 from tuneterm.engine.guards import NanGuard
 from tuneterm.engine.kinds import Data, Task
 from tuneterm.engine.models import count_params
-from tuneterm.engine.optim import make_optimizer, make_scheduler
+from tuneterm.engine.optim import impl_of, make_optimizer, make_scheduler
 from tuneterm.engine.techniques import Techniques
 from tuneterm.store.meta import INPUT_BOUND
 
@@ -115,6 +115,7 @@ class Trainer:
             extra=self.tech.param_groups(self),
             fused=sp.fused_optimizer,
         )
+        self.opt_impl = impl_of(self.opt)  # "fused", "foreach" or "for-loop": the start event
         self.accum = t.grad_accum
         self.sched = make_scheduler(self.opt, t, -(-self.steps_per_epoch // self.accum) * t.epochs)
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
@@ -134,6 +135,9 @@ class Trainer:
         self.nan = NanGuard(cfg.health, ctx)
         self.params = self.count_params()
         self.trainable = [p for g in self.opt.param_groups for p in g["params"]]
+        self.stepped = False  # whether this process made its first optimizer step
+        background = epochs.background_writes(sp.async_checkpoint, self.device)
+        self.writer = checkpoint.Writer(background)  # checkpoint files (engine/epochs.py)
 
     def count_params(self) -> dict[str, Any]:
         return count_params(self.model)
@@ -168,6 +172,8 @@ class Trainer:
             if boundary:
                 self.optimizer_step()
                 tech.step_end(self)  # e.g. the EMA update
+                if not self.stepped:
+                    self._first_step()
             if finite:
                 loss_sum += loss.detach()
                 n_loss += 1
@@ -205,6 +211,14 @@ class Trainer:
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()
+
+    def _first_step(self) -> None:
+        """The run's timing marks its first optimizer step (runs/timing.py). On CUDA it waits
+        for the step once, so the mark says when the work was done, not queued."""
+        self.stepped = True
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.ctx.emit("phase", name="first_step", step=self.state.step + 1)
 
     def _sync(self, boundary: bool) -> Any:
         """DDP all-reduces gradients only on optimizer steps, not on accumulation steps."""
@@ -288,10 +302,31 @@ class Trainer:
         )
 
     def test(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on the test split (val if there is no test split)."""
+        """Evaluate the best checkpoint on the test split (val if there is no test split): the
+        model as it is when it is the best one (`tests_in_memory`), else best.pt read back."""
+        if self.tests_in_memory():
+            split, name = epochs.test_split(self.data)
+            res = self.evaluate(split, full=True)
+            return {"split": name, **res, "epoch": self.state.best["epoch"]}
         best, split, name = epochs.load_best(self)
         res = self.evaluate(split, full=True)
         return {"split": name, **res, "epoch": best["best"]["epoch"]}
+
+    def tests_in_memory(self) -> bool:
+        """One process whose last epoch scored best, on the trained model itself (not an EMA
+        copy): the model in memory is what best.pt holds."""
+        st = self.state
+        return (
+            not self.dist.on
+            and bool(st.best)
+            and st.best.get("epoch") == st.epoch
+            and self.tech.eval_model(self.model) is self.model
+        )
+
+    def settle(self, quiet: bool = False) -> None:
+        """Until every checkpoint file is on disk (the last one may be written during the
+        test); raises the write's error unless `quiet`."""
+        self.writer.wait(quiet)
 
     def final(self, result: dict[str, Any]) -> dict[str, Any]:
         """meta.json's `final`: the spec's test metrics (named after the split scored), what
@@ -335,7 +370,9 @@ class Trainer:
     def barrier(self) -> None:
         self.dist.barrier()
 
-    def fit(self, clock: epochs.Clock = time.perf_counter) -> str:
-        """Train to the end or until stopped; returns "completed" or "stopped". `clock` times
-        the checkpoint cadence (see `epochs.fit`)."""
-        return epochs.fit(self, clock)
+    def fit(self, overlap_test: bool = False, clock: epochs.Clock = time.perf_counter) -> str:
+        """Train to the end or until stopped; returns "completed" or "stopped". With
+        `overlap_test` the last checkpoint may still be writing: `settle` before the end.
+        `clock` times the checkpoint cadence and writes (see `epochs.fit`)."""
+        self.writer.clock = clock
+        return epochs.fit(self, self.writer, overlap_test, clock)

@@ -187,6 +187,29 @@ class EarlyStopEvent(Envelope):
     patience: int
 
 
+PhaseName = Literal["imports", "data", "model", "first_step"]
+
+
+class PhaseEvent(Envelope):
+    """A point of the engine's start-up, for the run's timing (runs/timing.py), in order:
+    `imports` done, `data` ready (kinds that say so), `model` built (with the optimizer),
+    `first_step` (the first optimizer step done)."""
+
+    name: PhaseName
+    process_start: NotRequired[float]  # `imports`: unix time the engine process started
+    step: NotRequired[int]  # `first_step`: its step number
+
+
+class StartEvent(Envelope):
+    """How the engine trains, once everything is built, just before the `running` status."""
+
+    device: str  # e.g. "cpu", "cuda:0"
+    optimizer: str  # train.optimizer
+    optimizer_impl: Literal["fused", "foreach", "for-loop"]  # engine/optim.py's choice
+    warmup: NotRequired[list[str]]  # CUDA's warm-up, what it had done: "context", "cublas"...
+    warmup_error: NotRequired[str]  # why the warm-up stopped short
+
+
 EVENT_TYPES: dict[str, type[Envelope]] = {
     "train": TrainEvent,
     "val": ValEvent,
@@ -201,6 +224,8 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     "adapt": AdaptEvent,
     "unfreeze": UnfreezeEvent,
     "early_stop": EarlyStopEvent,
+    "phase": PhaseEvent,
+    "start": StartEvent,
 }
 KINDS = tuple(EVENT_TYPES)
 

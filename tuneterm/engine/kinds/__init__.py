@@ -50,6 +50,8 @@ class Setup:
     precision: torch.dtype | None = None  # the autocast dtype (engine/device.py); None: fp32
     store: RunStore | None = None
     log: Callable[[str], None] = print
+    # Marks a point of the run's start-up for its timing ("data": the data is ready).
+    phase: Callable[[str], None] = lambda name: None
 
 
 @dataclass

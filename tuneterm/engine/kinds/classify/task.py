@@ -165,6 +165,7 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
         cfg.data.image_size = input_size(cfg.model)
         setup.log(f"data.image_size = 0: the model's input size, {cfg.data.image_size} px")
     data = build_data(cfg.data, cfg.train.seed, resize_of(cfg.model))
+    setup.phase("data")
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
     built = build_model(
