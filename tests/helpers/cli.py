@@ -11,32 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helpers.configs import tiny_toml
 from helpers.waiting import wait_for
 
 __all__ = ["TINY", "Cli", "kill_engines_under", "wait_for"]
 
 # A real torchvision model on real (embedded) data, small enough for a 2-core CI machine.
-TINY = """\
-[run]
-name = "tiny"
-
-[model]
-name = "resnet18"
-weights = "none"
-
-[data]
-dataset = "digits"
-classes = ["0", "1", "2"]
-per_class = 40
-image_size = 16
-
-[train]
-epochs = 4
-batch_size = 16
-lr = 0.003
-log_every = 2
-threads = 1
-"""
+TINY = tiny_toml()
 
 
 def kill_engines_under(path: Path) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers.configs import tiny_toml
 from helpers.waiting import until
 from tuneterm.config import loads
 from tuneterm.runs.lifecycle import new_run
@@ -15,22 +16,6 @@ from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
 __all__ = ["make_run", "make_store", "new_app", "pilot", "screen_text", "until", "write_events"]
-
-TINY = """
-[run]
-name = "{name}"
-[model]
-name = "resnet18"
-weights = "none"
-[data]
-dataset = "digits"
-classes = ["0", "1", "2"]
-per_class = 20
-image_size = 16
-[train]
-epochs = {epochs}
-lr = {lr}
-"""
 
 
 def make_run(
@@ -48,7 +33,17 @@ def make_run(
 ) -> RunInfo:
     """A run as the engine would leave it: meta.json, config.toml and an event queue
     (`speed_field="img_s"`: as a tuneterm before `examples_s` wrote its train events)."""
-    cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
+    cfg = loads(
+        tiny_toml(
+            name=name,
+            per_class=20,
+            epochs=epochs,
+            lr=lr,
+            batch_size=None,
+            log_every=None,
+            threads=None,
+        )
+    )
     info = store.create(new_run(cfg))
     if tags:
         store.set_label(info.id, tags=list(tags))
