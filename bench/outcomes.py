@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from quiet_ctx import QuietCtx
 
 from tuneterm.config import RunConfig, from_dict
 from tuneterm.engine.kinds.classify.data import build
@@ -35,21 +36,6 @@ from tuneterm.engine.kinds.classify.task import trainer as Trainer
 
 Row = tuple[str, str, float, str, float, str]
 PARITY = {"even": ["0", "2", "4", "6", "8"], "odd": ["1", "3", "5", "7", "9"]}
-
-
-class Ctx:
-    def __init__(self, ckpt_dir: Path) -> None:
-        self.ckpt_dir = ckpt_dir
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        pass
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def cfg(size: int, **sections: dict[str, Any]) -> RunConfig:
@@ -69,7 +55,7 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     t0 = time.perf_counter()
     data = build(c.data, c.train.seed)
     built = build_model(c.model, len(data.classes), init, c.head, data.classes, c.data.image_size)
-    tr = Trainer(c, built, data, Ctx(root / name), init)
+    tr = Trainer(c, built, data, QuietCtx(root / name), init)
     tr.fit()
     res = tr.test()
     out = {
