@@ -27,6 +27,7 @@ from tuneterm.tui.metrics import best_last, classes_of, spec_of, test_value
 from tuneterm.tui.panes import ComparedRun, Pane, registered_panes
 from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, number
+from tuneterm.tui.screens import back_binding
 from tuneterm.tui.widgets.curve import CurvePlot
 
 _MISSING = "—"
@@ -135,7 +136,7 @@ def metric_rows(
 
 class CompareScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,c", "close", "Back", id="compare.close", tooltip="Back to the run list"),
+        back_binding("escape,c", "compare"),
         Binding(
             "z",
             "smoothing",
