@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.fake_store import make_run, make_store, new_app, pilot, screen_text, until
+from helpers.fake_store import make_run, make_store, new_app, pilot, ready, screen_text, until
 from helpers.keys import burst
 
 from tuneterm import monitor
@@ -41,12 +41,6 @@ def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def table(app: Any) -> RunTable:
     return app.screen.query_one(RunTable)
-
-
-async def ready(pilot: Any, n: int) -> RunTable:
-    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
-    await until(pilot, lambda: table(pilot.app).row_count == n, what=f"{n} rows")
-    return table(pilot.app)
 
 
 def select(app: Any, name: str) -> None:

@@ -15,7 +15,16 @@ from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
-__all__ = ["make_run", "make_store", "new_app", "pilot", "screen_text", "until", "write_events"]
+__all__ = [
+    "make_run",
+    "make_store",
+    "new_app",
+    "pilot",
+    "ready",
+    "screen_text",
+    "until",
+    "write_events",
+]
 
 
 def make_run(
@@ -128,6 +137,19 @@ def new_app(store: RunStore, **kw: Any) -> Any:
     kw.setdefault("scan_interval", 0.2)
     kw.setdefault("gpu_interval", 0.5)
     return TuneTermApp(store, settings=load_settings(), **kw)
+
+
+async def ready(pilot: Any, n: int) -> Any:
+    """Wait until the app shows the main screen with `n` rows in its run table; the table."""
+    from tuneterm.tui.screens.main import MainScreen
+    from tuneterm.tui.widgets.runtable import RunTable
+
+    def table() -> Any:
+        return pilot.app.screen.query_one(RunTable)
+
+    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
+    await until(pilot, lambda: table().row_count == n, what=f"{n} rows")
+    return table()
 
 
 def screen_text(app: Any) -> str:
