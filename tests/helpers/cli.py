@@ -14,7 +14,7 @@ from typing import Any
 from helpers.configs import tiny_toml
 from helpers.waiting import wait_for
 
-__all__ = ["TINY", "Cli", "kill_engines_under", "wait_for"]
+__all__ = ["TINY", "Cli", "cli_popen", "kill_engines_under", "wait_for"]
 
 # A real torchvision model on real (embedded) data, small enough for a 2-core CI machine.
 TINY = tiny_toml()
@@ -40,6 +40,19 @@ def kill_engines_under(path: Path) -> None:
                 for child in below:
                     with contextlib.suppress(psutil.Error):
                         child.kill()
+
+
+def cli_popen(runs: Path, *args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
+    """Start the CLI in the background (a follower to interrupt, a reader beside others), its
+    output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuneterm", "--runs-dir", str(runs), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 class Cli:
