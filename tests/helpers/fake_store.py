@@ -3,8 +3,10 @@ drives the app: `new_app`, `pilot`, `until` (from helpers/waiting.py), `screen_t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
 __all__ = [
+    "listing",
     "make_run",
     "make_store",
     "new_app",
@@ -150,6 +153,16 @@ async def ready(pilot: Any, n: int) -> Any:
     await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
     await until(pilot, lambda: table().row_count == n, what=f"{n} rows")
     return table()
+
+
+@contextlib.asynccontextmanager
+async def listing(
+    store: RunStore, n: int, size: tuple[int, int] = (120, 40)
+) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The app on `store` run under Pilot, its run list showing `n` runs: (app, pilot, table)."""
+    app = new_app(store)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot, await ready(pilot, n)
 
 
 def screen_text(app: Any) -> str:
