@@ -23,10 +23,12 @@ import json
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from quiet_ctx import QuietCtx
 
 from tuneterm.config import RunConfig, from_dict
 from tuneterm.engine.kinds.classify.data import build
@@ -35,21 +37,6 @@ from tuneterm.engine.kinds.classify.task import trainer as Trainer
 
 Row = tuple[str, str, float, str, float, str]
 PARITY = {"even": ["0", "2", "4", "6", "8"], "odd": ["1", "3", "5", "7", "9"]}
-
-
-class Ctx:
-    def __init__(self, ckpt_dir: Path) -> None:
-        self.ckpt_dir = ckpt_dir
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        pass
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def cfg(size: int, **sections: dict[str, Any]) -> RunConfig:
@@ -69,7 +56,7 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     t0 = time.perf_counter()
     data = build(c.data, c.train.seed)
     built = build_model(c.model, len(data.classes), init, c.head, data.classes, c.data.image_size)
-    tr = Trainer(c, built, data, Ctx(root / name), init)
+    tr = Trainer(c, built, data, QuietCtx(root / name), init)
     tr.fit()
     res = tr.test()
     out = {
@@ -83,41 +70,39 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     return out
 
 
+@dataclass(frozen=True)
+class Parity:
+    """The transfer target: odd vs even digits, 10 labels per class, `epochs` at batch 16."""
+
+    root: Path
+    size: int
+    epochs: int
+
+    def run(
+        self, name: str, lr: float, init: Path | None = None, **sections: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A target run at `lr`, from `init` when given; `sections` add to its config."""
+        data = {"relabel": PARITY, "per_class": 10}
+        train = {"epochs": self.epochs, "batch_size": 16, "lr": lr}
+        return run(self.root, name, cfg(self.size, data=data, train=train, **sections), init)
+
+
 def transfer_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows: list[Row]) -> None:
     """Source training, then the odd-vs-even transfer rows."""
     print("source: ten digits", flush=True)
-    target = {"relabel": PARITY, "per_class": 10}
-    small = {"epochs": tgt_epochs, "batch_size": 16}
     source = run(
         root, "source", cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3})
     )
     src = Path(source["ckpt"])
     print("target: odd vs even, 10 labels per class", flush=True)
-    scratch = run(root, "scratch", cfg(size, data=target, train={**small, "lr": 1e-3}))
-    full = run(root, "full_ft", cfg(size, data=target, train={**small, "lr": 3e-4}), src)
-    probe = run(
-        root,
-        "linear_probe",
-        cfg(size, data=target, train={**small, "lr": 1e-2}, freeze={"strategy": "linear_probe"}),
-        src,
+    target = Parity(root, size, tgt_epochs)
+    scratch = target.run("scratch", 1e-3)
+    full = target.run("full_ft", 3e-4, src)
+    probe = target.run("linear_probe", 1e-2, src, freeze={"strategy": "linear_probe"})
+    gradual = target.run(
+        "gradual", 3e-4, src, freeze={"strategy": "gradual", "every": max(1, tgt_epochs // 6)}
     )
-    gradual = run(
-        root,
-        "gradual",
-        cfg(
-            size,
-            data=target,
-            train={**small, "lr": 3e-4},
-            freeze={"strategy": "gradual", "every": max(1, tgt_epochs // 6)},
-        ),
-        src,
-    )
-    lora = run(
-        root,
-        "lora",
-        cfg(size, data=target, train={**small, "lr": 3e-3}, lora={"enabled": True, "rank": 4}),
-        src,
-    )
+    lora = target.run("lora", 3e-3, src, lora={"enabled": True, "rank": 4})
     rows.append(("fine-tune from source", "scratch", scratch["acc"], "fine-tune", full["acc"], ""))
     rows.append(("linear probe", "full fine-tune", full["acc"], "linear probe", probe["acc"], ""))
     rows.append(
@@ -134,15 +119,10 @@ def transfer_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows:
             f"{pct:.1f}% trainable; {lora['acc'] / max(full['acc'], 1e-9):.1%} of full",
         )
     )
-    kd = run(
-        root,
+    kd = target.run(
         "kd_student",
-        cfg(
-            size,
-            data=target,
-            train={**small, "lr": 1e-3},
-            distill={"teacher": str(full["ckpt"]), "alpha": 0.7, "temperature": 4.0},
-        ),
+        1e-3,
+        distill={"teacher": str(full["ckpt"]), "alpha": 0.7, "temperature": 4.0},
     )
     rows.append(("distillation", "scratch student", scratch["acc"], "KD student", kd["acc"], ""))
 
@@ -157,17 +137,9 @@ def timm_rows(root: Path, size: int, src_epochs: int, tgt_epochs: int, rows: lis
         "timm_source",
         cfg(size, model=timm, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}),
     )
-    target = {"relabel": PARITY, "per_class": 10}
-    small = {"epochs": tgt_epochs, "batch_size": 16}
-    scratch = run(
-        root, "timm_scratch", cfg(size, model=timm, data=target, train={**small, "lr": 1e-3})
-    )
-    full = run(
-        root,
-        "timm_full_ft",
-        cfg(size, model=timm, data=target, train={**small, "lr": 3e-4}),
-        Path(source["ckpt"]),
-    )
+    target = Parity(root, size, tgt_epochs)
+    scratch = target.run("timm_scratch", 1e-3, model=timm)
+    full = target.run("timm_full_ft", 3e-4, Path(source["ckpt"]), model=timm)
     rows.append(
         (
             "fine-tune from source (timm resnet10t)",

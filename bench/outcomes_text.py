@@ -20,26 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from quiet_ctx import QuietCtx
 
 from tuneterm.config import RunConfig, from_dict
 from tuneterm.engine.kinds.text import data as textdata
 from tuneterm.engine.kinds.text.models import build, load_tokenizer, resolve_for
 from tuneterm.engine.kinds.text.task import trainer as TextTrainer
-
-
-class Ctx:
-    def __init__(self, ckpt_dir: Path) -> None:
-        self.ckpt_dir = ckpt_dir
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        pass
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def config(args: argparse.Namespace, **sections: dict[str, Any]) -> RunConfig:
@@ -70,7 +56,7 @@ def run(folder: Path, name: str, c: RunConfig) -> dict[str, Any]:
     d = textdata.build(c.data, c.text, c.train.seed)
     for split in (d.train, d.val, d.test):
         textdata.tokenize(split, tok, c.text)
-    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, Ctx(folder))
+    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, QuietCtx(folder))
     t0 = time.perf_counter()
     tr.fit()
     seconds = time.perf_counter() - t0

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+from helpers.configs import tiny_toml  # noqa: E402
 from helpers.fault_engine import CMD, KillLog, kill_chain, standin_step  # noqa: E402
 
 from tuneterm.config import loads  # noqa: E402
@@ -31,20 +32,7 @@ from tuneterm.runs import launcher  # noqa: E402
 from tuneterm.store.runs import RunStore  # noqa: E402
 
 STANDIN = '[model]\nweights = "none"\n[train]\nepochs = 6\nlog_every = 2\n'
-REAL = """[model]
-name = "resnet18"
-weights = "none"
-[data]
-dataset = "digits"
-classes = ["0", "1", "2"]
-per_class = 40
-image_size = 16
-[train]
-epochs = 3
-batch_size = 16
-log_every = 2
-threads = 1
-"""
+REAL = tiny_toml(name=None, epochs=3, lr=None)
 
 
 def _real_step(run_dir: Path) -> int:

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from helpers.cli import Cli, wait_for
+from helpers.cli import Cli, cli_popen, wait_for
 from helpers.waiting import PATIENCE
 
 from tuneterm.store.runs import RunStore
@@ -49,18 +49,15 @@ def test_run_completes_above_chance(cli: Cli, tiny_config: Path, runs_dir: Path)
     assert len(exported["events"]) == len(events)
 
 
+def _start(cli: Cli, config: Path, *overrides: str) -> str:
+    """Start a run of `config` detached, each override passed as `--set`; its id."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    return cli("run", str(config), "--detach", *sets, check=0).stdout.strip()
+
+
 def test_stop_then_resume_completes(cli: Cli, tiny_config: Path, runs_dir: Path) -> None:
     store = RunStore(runs_dir)
-    run_id = cli(
-        "run",
-        str(tiny_config),
-        "--detach",
-        "--set",
-        "train.epochs=6",
-        "--set",
-        "train.log_every=1",
-        check=0,
-    ).stdout.strip()
+    run_id = _start(cli, tiny_config, "train.epochs=6", "train.log_every=1")
     wait_for(lambda: any(e["kind"] == "train" and e["step"] >= 3 for e in _events(store, run_id)))
     stopped = cli.json("stop", run_id)
     assert stopped["status"] == "stopped"
@@ -82,9 +79,7 @@ def test_kill9_reads_crashed_then_resume_completes(
     cli: Cli, tiny_config: Path, runs_dir: Path
 ) -> None:
     store = RunStore(runs_dir)
-    run_id = cli(
-        "run", str(tiny_config), "--detach", "--set", "train.epochs=6", check=0
-    ).stdout.strip()
+    run_id = _start(cli, tiny_config, "train.epochs=6")
     wait_for(lambda: any(e["kind"] == "checkpoint" for e in _events(store, run_id)))
     pid = store.info(run_id).meta.pid  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
@@ -102,16 +97,7 @@ def test_reader_polling_while_engine_writes_sees_every_event(
     cli: Cli, tiny_config: Path, runs_dir: Path
 ) -> None:
     store = RunStore(runs_dir)
-    run_id = cli(
-        "run",
-        str(tiny_config),
-        "--detach",
-        "--set",
-        "train.log_every=1",
-        "--set",
-        "train.epochs=4",
-        check=0,
-    ).stdout.strip()
+    run_id = _start(cli, tiny_config, "train.log_every=1", "train.epochs=4")
     reader = store.events(run_id)
     seen: list[dict] = []
     polls = 0
@@ -188,27 +174,15 @@ def test_init_writes_a_template_that_validates(cli: Cli, tmp_path: Path) -> None
 
 
 def test_ctrl_c_stops_following_not_the_run(tiny_config: Path, runs_dir: Path) -> None:
-    import subprocess
-    import sys
-
     store = RunStore(runs_dir)
     env = {k: v for k, v in os.environ.items() if k != "TUNETERM_RUNS"}
     env["TUNETERM_OFFLINE"] = "1"
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tuneterm",
-            "--runs-dir",
-            str(runs_dir),
-            "run",
-            str(tiny_config),
-            "--set",
-            "train.epochs=6",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    follower = cli_popen(
+        runs_dir,
+        "run",
+        str(tiny_config),
+        "--set",
+        "train.epochs=6",
         env=env,
         # As in a terminal: a process started in the background by a non-interactive shell
         # (a CI script's `&`) inherits SIGINT ignored, and Python then leaves it ignored.

@@ -11,7 +11,7 @@ import pytest
 from helpers.cli import Cli
 from PIL import Image
 
-from tuneterm.config import ConfigError, DataSection, loads
+from tuneterm.config import ConfigError, DataSection, RunConfig, loads
 from tuneterm.engine.kinds.detect.annotations import read_coco, read_voc
 from tuneterm.tasks.detect import DetectSection
 
@@ -230,6 +230,15 @@ def test_stop_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
     assert result["split"] == "test" and 0.0 <= result["map"] <= result["map50"] <= 1.0
 
 
+def _refusal(cfg: RunConfig) -> str:
+    """The error text the detect kind's launch check gives for `cfg` (it must refuse it)."""
+    from tuneterm.engine.kinds.detect import validate
+
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, None)
+    return str(err.value)
+
+
 def test_detect_refuses_what_it_would_ignore() -> None:
     from tuneterm.engine.kinds.detect import validate
 
@@ -238,9 +247,7 @@ def test_detect_refuses_what_it_would_ignore() -> None:
         'weights = "none"\n[data]\ndataset = "shapes-boxes"\nclasses = ["circle", "blob"]\n'
         'augment = "randaugment"\nper_class = 5\n[ema]\nenabled = true\n'
     )
-    with pytest.raises(ConfigError) as err:
-        validate(cfg, None)
-    text = str(err.value)
+    text = _refusal(cfg)
     assert 'data.augment = "randaugment": detect runs take none, light' in text
     assert "data.per_class = 5: not used by detect runs" in text
     assert "ema.enabled = true: not used by detect runs" in text
@@ -255,17 +262,13 @@ def test_detect_refuses_what_it_would_ignore() -> None:
 def test_coco_weights_offline_name_the_file_to_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuneterm.engine.kinds.detect import validate
-
     monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     cfg = loads(
         '[run]\ntask = "detect"\n[model]\nname = "fasterrcnn_mobilenet_v3_large_320_fpn"\n'
         '[data]\ndataset = "shapes-boxes"\n'
     )
-    with pytest.raises(ConfigError) as err:
-        validate(cfg, None)
-    text = str(err.value)
+    text = _refusal(cfg)
     assert 'model.weights = "DEFAULT": pretrained weights ' in text
     assert "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1 are not cached" in text
     assert str(tmp_path / "torch-home" / "hub" / "checkpoints") in text

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.cli import cli_popen
 from helpers.fake_store import new_app, pilot, until
 from helpers.fault_engine import CMD
 from helpers.waiting import PATIENCE
@@ -154,24 +155,7 @@ def test_eight_runs_write_while_the_tui_and_two_followers_read(tmp_path: Path) -
         ids = store.ids()
         env = {**os.environ, **_env(tmp_path, 40, 0.02)}
         followers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tuneterm",
-                    "--runs-dir",
-                    str(runs),
-                    "events",
-                    rid,
-                    "--follow",
-                    "--json",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            for rid in ids[:2]
+            cli_popen(runs, "events", rid, "--follow", "--json", env=env) for rid in ids[:2]
         ]
         readers = {rid: store.events(rid) for rid in ids}
         seen: dict[str, list[dict]] = {rid: [] for rid in ids}

@@ -106,6 +106,14 @@ def test_a_supervisor_killed_with_9_takes_its_script_along_and_leftovers_read_or
     wait_for(lambda: _run_processes(run_dir) == [], timeout=30)
 
 
+def _folders(tmp_path: Path, *names: str) -> list[Path]:
+    """Empty folders under tmp_path, to start the CLI from one and then from another."""
+    folders = [tmp_path / name for name in names]
+    for folder in folders:
+        folder.mkdir()
+    return folders
+
+
 def _zombie(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -239,9 +247,7 @@ def test_damaged_meta_and_missing_segments_are_reported(cli: Cli, runs_dir: Path
 def test_the_launch_folder_is_where_resume_runs_the_script(
     cli: Cli, runs_dir: Path, tmp_path: Path
 ) -> None:
-    here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
-    here.mkdir()
-    elsewhere.mkdir()
+    here, elsewhere = _folders(tmp_path, "project", "elsewhere")
     shutil.copy(script("in_launch_folder.py"), here / "train.py")
     proc = _cli_in(here, runs_dir, "run", "--detach", "--", PY, "train.py")
     run_id = proc.stdout.split()[0]
@@ -264,9 +270,7 @@ def test_the_launch_folder_is_where_resume_runs_the_script(
 def test_a_sweep_queued_from_one_folder_runs_there_whoever_started_the_scheduler(
     cli: Cli, runs_dir: Path, tmp_path: Path
 ) -> None:
-    sched_home, project = tmp_path / "a", tmp_path / "b"
-    sched_home.mkdir()
-    project.mkdir()
+    sched_home, project = _folders(tmp_path, "a", "b")
     (project / "train.py").write_text("import sys\nprint('loss:', sys.argv[-1], flush=True)\n")
     started = _cli_in(sched_home, runs_dir, "queue", "start", "--cpu-slots", "2")
     assert started.returncode == 0, started.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,16 @@ async def open_editor(pilot: Any, key: str = "n") -> EditorScreen:
     return pilot.app.screen
 
 
+@contextlib.asynccontextmanager
+async def editing(
+    store: RunStore, size: tuple[int, int] = (120, 40)
+) -> AsyncIterator[tuple[Any, Any, EditorScreen]]:
+    """The app on `store` with the new-run editor open: (app, pilot, editor)."""
+    app = new_app(store)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot, await open_editor(pilot)
+
+
 def set_line(area: TomlArea, key: str, value: str) -> None:
     lines = area.text.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
@@ -45,9 +57,7 @@ def set_line(area: TomlArea, key: str, value: str) -> None:
 
 @pilot
 async def test_invalid_value_shows_field_reason_and_line(tmp_path: Path) -> None:
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs")) as (app, pilot, editor):
         area = editor.query_one(TomlArea)
         assert "✓ valid" in screen_text(app)
         set_line(area, "lr", "-0.1")
@@ -69,9 +79,7 @@ async def test_invalid_config_cannot_launch_and_keeps_text(
 ) -> None:
     started: list[Any] = []
     monkeypatch.setattr(launcher, "start", lambda *a, **k: started.append(a))
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs")) as (app, pilot, editor):
         area = editor.query_one(TomlArea)
         area.insert("bogus = 1\n", (0, 0))
         await pilot.press("ctrl+l")
@@ -86,9 +94,7 @@ async def test_invalid_config_cannot_launch_and_keeps_text(
 
 @pilot
 async def test_form_writes_the_same_toml_and_follows_it(tmp_path: Path) -> None:
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs")) as (_app, pilot, editor):
         area = editor.query_one(TomlArea)
         epochs = editor.query_one("#form-train-epochs", Input)
         assert epochs.value == "5"
@@ -109,10 +115,7 @@ async def test_form_writes_the_same_toml_and_follows_it(tmp_path: Path) -> None:
 
 @pilot
 async def test_draft_kept_on_escape_and_clone(tmp_path: Path) -> None:
-    store = make_store(tmp_path / "runs", 1)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(make_store(tmp_path / "runs", 1)) as (app, pilot, editor):
         editor.query_one(TomlArea).insert("# mine\n", (0, 0))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
@@ -135,9 +138,7 @@ async def test_launch_errors_from_the_launcher_show_inline(
         )
 
     monkeypatch.setattr(launcher, "start", refuse)
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs")) as (app, pilot, editor):
         await pilot.press("ctrl+l")
         # the launch checks the model with torchvision first: a cold torch import can be slow
         await until(pilot, lambda: "did you mean resnet18" in screen_text(app))
@@ -159,9 +160,7 @@ def section_of(text: str, key: str) -> str:
 
 @pilot
 async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(80, 24)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs"), (80, 24)) as (app, pilot, editor):
         area = editor.query_one(TomlArea)
         strategy = editor.query_one("#form-freeze-strategy", Select)
         assert strategy.value == "none"
@@ -219,9 +218,7 @@ async def test_technique_fields_write_toml_and_validate(tmp_path: Path) -> None:
 async def test_form_keys_sent_in_one_burst_all_land(tmp_path: Path, size: tuple[int, int]) -> None:
     """`backspace backspace 1 6` sent at once on "64": the bound keys (backspace) bubbled up
     to the app while the typed text went straight in, so the text overtook them."""
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=size) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs"), size) as (_app, pilot, editor):
         box = editor.query_one("#form-train-batch_size", Input)
         box.focus()
         await until(pilot, lambda: box.has_focus and box.value == "64", what="batch size 64")
@@ -232,9 +229,7 @@ async def test_form_keys_sent_in_one_burst_all_land(tmp_path: Path, size: tuple[
 
 @pilot
 async def test_an_unknown_model_name_is_flagged_as_typed_not_at_launch(tmp_path: Path) -> None:
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(80, 24)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs"), (80, 24)) as (app, pilot, editor):
         area = editor.query_one(TomlArea)
         row = area.text.splitlines().index('name = "resnet18"')
         area.replace('name = "conv"', (row, 0), (row, len('name = "resnet18"')))
@@ -248,9 +243,7 @@ async def test_an_unknown_model_name_is_flagged_as_typed_not_at_launch(tmp_path:
 @pilot
 async def test_form_labels_are_whole_at_80_and_200_columns(tmp_path: Path) -> None:
     for size in ((80, 24), (200, 50)):
-        app = new_app(RunStore(tmp_path / "runs"))
-        async with app.run_test(size=size) as pilot:
-            editor = await open_editor(pilot)
+        async with editing(RunStore(tmp_path / "runs"), size) as (_app, pilot, editor):
             label = editor.query(".form-label").first()
             await pilot.pause()
             for lab in editor.query(".form-label"):
@@ -263,9 +256,7 @@ async def test_form_labels_are_whole_at_80_and_200_columns(tmp_path: Path) -> No
 @pilot
 async def test_toml_keys_sent_in_one_burst_all_land(tmp_path: Path) -> None:
     """The same burst in the TOML: the text typed overtook the backspaces, which then ate it."""
-    app = new_app(RunStore(tmp_path / "runs"))
-    async with app.run_test(size=(80, 24)) as pilot:
-        editor = await open_editor(pilot)
+    async with editing(RunStore(tmp_path / "runs"), (80, 24)) as (_app, pilot, editor):
         area = editor.query_one(TomlArea)
         row = next(i for i, ln in enumerate(area.text.splitlines()) if ln.startswith("batch_size"))
         area.cursor_location = (row, len(area.document.get_line(row)))

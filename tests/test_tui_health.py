@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.fake_store import make_run, new_app, pilot, screen_text, until
+from helpers.fake_store import make_run, new_app, pilot, ready, screen_text, until
 
 from tuneterm.store import EventWriter, RunStore
 from tuneterm.store.meta import load_meta, save_meta
-from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.alerts import AlertsBox
 from tuneterm.tui.widgets.runtable import RunTable
 
@@ -47,8 +46,7 @@ async def test_a_run_with_a_nan_loss_is_marked_and_its_hint_shown(tmp_path: Path
     poison(store, sick.id, 31)
     app = new_app(store)
     async with app.run_test(size=(110, 32)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="main screen")
-        await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 2, what="rows")
+        await ready(pilot, 2)
         await until(pilot, lambda: "⚠" in status_cell(app, "sick"), what="the alert marker")
         assert status_cell(app, "sick") == "stopped ⚠1"
         assert "⚠" not in status_cell(app, "healthy")

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.fake_store import make_run, make_store, new_app, pilot, screen_text, until
+from helpers.fake_store import (
+    listing,
+    make_run,
+    make_store,
+    new_app,
+    pilot,
+    ready,
+    screen_text,
+    until,
+)
 from helpers.keys import burst
 
 from tuneterm import monitor
@@ -43,12 +52,6 @@ def table(app: Any) -> RunTable:
     return app.screen.query_one(RunTable)
 
 
-async def ready(pilot: Any, n: int) -> RunTable:
-    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
-    await until(pilot, lambda: table(pilot.app).row_count == n, what=f"{n} rows")
-    return table(pilot.app)
-
-
 def select(app: Any, name: str) -> None:
     t = table(app)
     t.move_cursor(row=[t.infos[i].name for i in t.order].index(name))
@@ -78,9 +81,7 @@ def fake_engine(store: RunStore, run_id: str) -> subprocess.Popen[bytes]:
 @pilot
 async def test_list_shows_runs_with_columns(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 3)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 3)
+    async with listing(store, 3) as (app, _pilot, _table):
         text = screen_text(app)
         for word in ("Run", "Status", "Model", "Progress", "Best val", "ETA", "Device"):
             assert word in text
@@ -92,9 +93,7 @@ async def test_list_shows_runs_with_columns(tmp_path: Path) -> None:
 @pilot
 async def test_list_refreshes_live_and_sorts(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 2)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        t = await ready(pilot, 2)
+    async with listing(store, 2) as (app, pilot, t):
         make_run(store, "newcomer", "completed", events=False)
         t = await ready(pilot, 3)
         await pilot.press("S")  # sort by name, ascending
@@ -109,9 +108,7 @@ async def test_list_refreshes_live_and_sorts(tmp_path: Path) -> None:
 async def test_filter_by_name_status_tag_and_config(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 3)
     make_run(store, "tagged", "completed", lr=0.5, tags=("baseline",), events=False)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        t = await ready(pilot, 4)
+    async with listing(store, 4) as (app, pilot, t):
         await pilot.press("slash")
         await pilot.press(*"status:failed")
         await until(pilot, lambda: t.row_count == 1)
@@ -136,9 +133,7 @@ async def test_the_filter_box_shows_what_is_typed_and_the_header_keeps_sort(
     lost `sort:` past a long runs folder; keys typed in one burst after `/` went to the run
     list (as `tmux send-keys / s c r a t c h` sends them)."""
     store = make_store(tmp_path / ("a-long-folder-name-" * 3) / "runs", 2)
-    app = new_app(store)
-    async with app.run_test(size=size) as pilot:
-        await ready(pilot, 2)
+    async with listing(store, 2, size) as (app, pilot, _table):
         await burst(pilot, "/", *"scratch")
         box = app.screen.query_one("#filter")
         await until(pilot, lambda: box.value == "scratch")
@@ -156,9 +151,7 @@ async def test_the_filter_box_shows_what_is_typed_and_the_header_keeps_sort(
 @pilot
 async def test_detail_panes_and_chart_keys(tmp_path: Path, no_nvml: None) -> None:
     store = make_store(tmp_path / "runs", 2)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 2)
+    async with listing(store, 2) as (app, pilot, _table):
         select(app, "run0")
         await until(pilot, lambda: app.selected in app.histories
                     and len(app.histories[app.selected].train) == 60)  # fmt: skip
@@ -193,9 +186,7 @@ async def test_top5_needs_more_than_5_classes(tmp_path: Path, no_nvml: None) -> 
     store = RunStore(tmp_path / "runs")
     make_run(store, "three", classes=["a", "b", "c"])
     make_run(store, "ten", classes=[str(i) for i in range(10)])
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 2)
+    async with listing(store, 2) as (app, pilot, _table):
         acc = app.screen.query_one("#plot-acc", CurvePlot)
         await pilot.press("2")
         for name, want in (("ten", ["val acc", "val top-5"]), ("three", ["val acc"])):
@@ -244,9 +235,7 @@ async def test_a_metric_only_the_run_declares_draws_its_curve(
                 "train", step=epoch * 10, epoch=epoch, loss=value, lr=0.1, examples_s=5, data_wait=0
             )
             w.emit("val", step=epoch * 10, epoch=epoch, val_mae=value, val_loss=value * 2)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 1)
+    async with listing(store, 1) as (app, pilot, _table):
         plot = app.screen.query_one("#plot-loss", CurvePlot)
         await until(pilot, lambda: len(plot.chart.lines) == 2, what="train and val loss")
         assert plot.chart.lines[1].y.tolist() == [3.0, 1.8, 0.8]
@@ -320,9 +309,7 @@ async def test_gpu_pane_with_nvml(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     fake = [GpuSample(0, "NVIDIA H100 80GB HBM3", 87.0, 40 * 2**30, 80 * 2**30, 61.0, 512.0)]
     monkeypatch.setattr(monitor, "gpu_samples", lambda indices=None: fake)
     store = make_store(tmp_path / "runs", 1)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 1)
+    async with listing(store, 1) as (app, pilot, _table):
         await pilot.press("3")
         await until(pilot, lambda: "H100" in screen_text(app))
         text = screen_text(app)
@@ -334,9 +321,7 @@ async def test_gpu_pane_with_nvml(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs")
     info = make_run(store, "live", "running", events=False)
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 1)
+    async with listing(store, 1) as (app, pilot, _table):
         plot = app.screen.query_one("#plot-loss", CurvePlot)
         with EventWriter(store.events_dir(info.id), flush_interval=0.05) as w:
             for step in range(1, 6):
@@ -352,9 +337,7 @@ async def test_live_events_reach_the_chart(tmp_path: Path) -> None:
 @pilot
 async def test_j_and_k_move_in_the_run_list_as_the_arrows_do(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 3)
-    app = new_app(store)
-    async with app.run_test(size=(100, 30)) as pilot:
-        t = await ready(pilot, 3)
+    async with listing(store, 3, (100, 30)) as (app, pilot, t):
         first = t.selected_id
         await pilot.press("j")
         assert t.cursor_row == 1 and app.selected == t.order[1]
@@ -373,9 +356,7 @@ async def test_j_and_k_move_in_the_run_list_as_the_arrows_do(tmp_path: Path) -> 
 async def test_rename_tags_notes(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 1)
     run_id = store.list()[0].id
-    app = new_app(store)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await ready(pilot, 1)
+    async with listing(store, 1, (100, 30)) as (app, pilot, _table):
         await pilot.press("R")
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("ctrl+u", *"best one", "enter")
@@ -395,9 +376,7 @@ async def test_rename_tags_notes(tmp_path: Path) -> None:
 @pilot
 async def test_delete_asks_first(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 2)
-    app = new_app(store)
-    async with app.run_test(size=(100, 30)) as pilot:
-        t = await ready(pilot, 2)
+    async with listing(store, 2, (100, 30)) as (app, pilot, t):
         victim = t.selected_id
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
@@ -411,9 +390,7 @@ async def test_delete_asks_first(tmp_path: Path) -> None:
 @pilot
 async def test_stop_kill_resume_refused_for_wrong_status(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 1)  # completed
-    app = new_app(store)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await ready(pilot, 1)
+    async with listing(store, 1, (100, 30)) as (app, pilot, _table):
         for key in ("s", "K", "r"):
             await pilot.press(key)
             assert isinstance(app.screen, MainScreen)  # no dialog, a warning instead
@@ -455,9 +432,7 @@ async def test_quitting_leaves_runs_alone(tmp_path: Path) -> None:
     a = make_run(store, "a", "running", events=False)
     proc = fake_engine(store, a.id)
     try:
-        app = new_app(store)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await ready(pilot, 1)
+        async with listing(store, 1, (100, 30)) as (_app, pilot, _table):
             await pilot.press("q")
         assert proc.poll() is None and store.info(a.id).status == "running"
     finally:
@@ -468,9 +443,7 @@ async def test_quitting_leaves_runs_alone(tmp_path: Path) -> None:
 @pilot
 async def test_usable_at_80x24(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs", 3)
-    app = new_app(store)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await ready(pilot, 3)
+    async with listing(store, 3, (80, 24)) as (app, pilot, _table):
         await until(pilot, lambda: "Help" in screen_text(app), what="the footer")
         text = screen_text(app)
         assert "run0" in text and "New" in text and "Compare" in text
@@ -487,9 +460,7 @@ async def test_config_pane_shows_the_resolved_pipeline(tmp_path: Path, no_nvml: 
         '[data]\nimage_size = 16\naugment = "light"\n[mix]\nmixup = 0.2\n'
     )
     store.create(new_run(cfg))
-    app = new_app(store)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot, 2)
+    async with listing(store, 2) as (app, pilot, _table):
         select(app, "aug")
         await pilot.press("6")
         # torchvision is imported in a worker: the first one can take seconds on a slow CI box

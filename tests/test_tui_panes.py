@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.fake_store import make_run, new_app, pilot, screen_text, until
+from helpers.fake_store import make_run, new_app, pilot, ready, screen_text, until
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -33,9 +33,7 @@ from tuneterm.tui.panes import (
 from tuneterm.tui.panes import unregister_pane as unregister
 from tuneterm.tui.protocols import ChartSettings
 from tuneterm.tui.screens.compare import CompareScreen
-from tuneterm.tui.screens.main import MainScreen
 from tuneterm.tui.widgets.curve import Chart, CurvePlot, Line
-from tuneterm.tui.widgets.runtable import RunTable
 
 BUILTIN = ["loss", "acc", "system", "speed", "log", "config", "test"]
 
@@ -111,8 +109,7 @@ async def test_a_pane_registered_from_a_test_shows_under_its_key(
     make_run(store, "toyrun", "completed", steps=42)
     app = new_app(store)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="main screen")
-        await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 1, what="1 row")
+        await ready(pilot, 1)
         assert "8 Toy" in screen_text(app)  # its tab, after the built-in ones
         await pilot.press("8")
         await until(pilot, lambda: "toy: toyrun ran 42 steps" in screen_text(app), what="toy")
@@ -134,8 +131,7 @@ async def test_a_pane_that_compares_draws_a_chart_on_the_compare_screen(
     make_run(store, "long", "completed", steps=50)
     app = new_app(store)
     async with app.run_test(size=(150, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="main screen")
-        await until(pilot, lambda: app.screen.query_one(RunTable).row_count == 2, what="rows")
+        await ready(pilot, 2)
         await pilot.press("space", "space", "c")
         await until(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
         plot = app.screen.query_one("#cmp-steps", CurvePlot)

@@ -11,32 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helpers.configs import tiny_toml
 from helpers.waiting import wait_for
 
-__all__ = ["TINY", "Cli", "kill_engines_under", "wait_for"]
+__all__ = ["TINY", "Cli", "cli_popen", "kill_engines_under", "wait_for"]
 
 # A real torchvision model on real (embedded) data, small enough for a 2-core CI machine.
-TINY = """\
-[run]
-name = "tiny"
-
-[model]
-name = "resnet18"
-weights = "none"
-
-[data]
-dataset = "digits"
-classes = ["0", "1", "2"]
-per_class = 40
-image_size = 16
-
-[train]
-epochs = 4
-batch_size = 16
-lr = 0.003
-log_every = 2
-threads = 1
-"""
+TINY = tiny_toml()
 
 
 def kill_engines_under(path: Path) -> None:
@@ -59,6 +40,19 @@ def kill_engines_under(path: Path) -> None:
                 for child in below:
                     with contextlib.suppress(psutil.Error):
                         child.kill()
+
+
+def cli_popen(runs: Path, *args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
+    """Start the CLI in the background (a follower to interrupt, a reader beside others), its
+    output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuneterm", "--runs-dir", str(runs), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 class Cli:

@@ -3,34 +3,31 @@ drives the app: `new_app`, `pilot`, `until` (from helpers/waiting.py), `screen_t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from helpers.configs import tiny_toml
 from helpers.waiting import until
 from tuneterm.config import loads
 from tuneterm.runs.lifecycle import new_run
 from tuneterm.store import EventWriter, RunInfo, RunStore
 from tuneterm.store.meta import load_meta, save_meta
 
-__all__ = ["make_run", "make_store", "new_app", "pilot", "screen_text", "until", "write_events"]
-
-TINY = """
-[run]
-name = "{name}"
-[model]
-name = "resnet18"
-weights = "none"
-[data]
-dataset = "digits"
-classes = ["0", "1", "2"]
-per_class = 20
-image_size = 16
-[train]
-epochs = {epochs}
-lr = {lr}
-"""
+__all__ = [
+    "listing",
+    "make_run",
+    "make_store",
+    "new_app",
+    "pilot",
+    "ready",
+    "screen_text",
+    "until",
+    "write_events",
+]
 
 
 def make_run(
@@ -48,7 +45,17 @@ def make_run(
 ) -> RunInfo:
     """A run as the engine would leave it: meta.json, config.toml and an event queue
     (`speed_field="img_s"`: as a tuneterm before `examples_s` wrote its train events)."""
-    cfg = loads(TINY.format(name=name, epochs=epochs, lr=lr))
+    cfg = loads(
+        tiny_toml(
+            name=name,
+            per_class=20,
+            epochs=epochs,
+            lr=lr,
+            batch_size=None,
+            log_every=None,
+            threads=None,
+        )
+    )
     info = store.create(new_run(cfg))
     if tags:
         store.set_label(info.id, tags=list(tags))
@@ -133,6 +140,29 @@ def new_app(store: RunStore, **kw: Any) -> Any:
     kw.setdefault("scan_interval", 0.2)
     kw.setdefault("gpu_interval", 0.5)
     return TuneTermApp(store, settings=load_settings(), **kw)
+
+
+async def ready(pilot: Any, n: int) -> Any:
+    """Wait until the app shows the main screen with `n` rows in its run table; the table."""
+    from tuneterm.tui.screens.main import MainScreen
+    from tuneterm.tui.widgets.runtable import RunTable
+
+    def table() -> Any:
+        return pilot.app.screen.query_one(RunTable)
+
+    await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), what="main screen")
+    await until(pilot, lambda: table().row_count == n, what=f"{n} rows")
+    return table()
+
+
+@contextlib.asynccontextmanager
+async def listing(
+    store: RunStore, n: int, size: tuple[int, int] = (120, 40)
+) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The app on `store` run under Pilot, its run list showing `n` runs: (app, pilot, table)."""
+    app = new_app(store)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot, await ready(pilot, n)
 
 
 def screen_text(app: Any) -> str:

@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from tuneterm.config import ConfigError, flatten, run_config
+from tuneterm.config import ConfigError, run_config
 from tuneterm.runs import view
-from tuneterm.runs.view import elapsed, eta, progress
+from tuneterm.runs.view import elapsed, eta, flat_configs, progress
 from tuneterm.store.events import Event
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.tasks import metric_spec_of_run
@@ -127,12 +127,8 @@ def compare(store: RunStore, infos: list[RunInfo]) -> dict[str, Any]:
             declared += [f"final.{m.name}" for m in (*spec.val, *spec.test) if m.name in final]
     keys = list(dict.fromkeys([*compare_keys(infos), *declared]))
     metrics = {k: {r["id"]: _metric(r, k) for r in rows} for k in keys}
-    configs: dict[str, dict[str, Any]] = {}
+    configs = flat_configs(store, infos)
     for info in infos:
-        try:
-            configs[info.id] = flatten(run_config(store, info.id))
-        except (ConfigError, OSError):
-            configs[info.id] = {}
         if "run.name" in configs[info.id]:  # its name now (label.json), not at launch
             configs[info.id]["run.name"] = info.name
     keys = sorted({k for c in configs.values() for k in c})

@@ -26,9 +26,8 @@ from tuneterm.config import (
     apply_overrides,
     flatten,
     from_dict,
-    run_config,
 )
-from tuneterm.runs.view import metric_value
+from tuneterm.runs.view import flat_configs, metric_value
 from tuneterm.store.files import atomic_write_json, make_dir, read_json
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.tasks import MetricSpec, metric_spec_of_run
@@ -329,16 +328,6 @@ class GroupTable:
         }
 
 
-def _configs(store: RunStore, runs: list[RunInfo]) -> dict[str, dict[str, Any]]:
-    configs: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        try:
-            configs[r.id] = flatten(run_config(store, r.id))
-        except (ConfigError, OSError):
-            configs[r.id] = {}
-    return configs
-
-
 def _recorded(store: RunStore, group: str) -> dict[str, Any]:
     try:
         data = read_json(group_file(store, group))
@@ -411,7 +400,7 @@ def group_table(
     runs = [r for r in (runs if runs is not None else store.list()) if group_of(r) == group]
     if not runs:
         raise ConfigError([ConfigIssue("group", group, "no runs carry the tag sweep:" + group)])
-    configs = _configs(store, runs)
+    configs = flat_configs(store, runs)
     recorded = _recorded(store, group)
     keys = _swept_keys(recorded, configs)
     metric, allowed = _pick_metric(runs, metric, group)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from tuneterm.store.runs import RunInfo
+from tuneterm.config import ConfigError, flatten, run_config
+from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.tasks import Metric, metric_spec_of_run
 
 STATUS_STYLE: dict[str, str] = {
@@ -135,3 +138,15 @@ def metric_value(info: RunInfo, metric: str) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     return float(value)
+
+
+def flat_configs(store: RunStore, infos: Iterable[RunInfo]) -> dict[str, dict[str, Any]]:
+    """Each run's config as flat dotted keys; {} for a run whose config cannot be read (a
+    damaged or missing config.toml must not stop a report of the others)."""
+    configs: dict[str, dict[str, Any]] = {}
+    for info in infos:
+        try:
+            configs[info.id] = flatten(run_config(store, info.id))
+        except (ConfigError, OSError):
+            configs[info.id] = {}
+    return configs

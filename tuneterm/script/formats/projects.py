@@ -15,6 +15,13 @@ def _f(raw: str) -> float:
     return float("nan") if value is None else value
 
 
+def _train_step(values: dict[str, float], epoch: int, i: int, n: int, source: str) -> Reading:
+    """Batch `i` of `n` in `epoch` (counted from 0): the step is the batches before it in all
+    epochs, and the epoch is fractional, so that a curve against epochs is not a staircase."""
+    step, at = epoch * n + i, epoch + i / max(n, 1)
+    return Reading(Record(values, step=step, epoch=at, phase="train", source=source), source)
+
+
 class NanoGPT:
     """karpathy/nanoGPT train.py: `iter N: loss X, time T ms, mfu M%` every log_interval, and
     `step N: train loss X, val loss Y` at each evaluation (the train split's loss, measured
@@ -51,15 +58,8 @@ class PytorchExamples:
     def read(self, line: str) -> Reading | None:
         text = line.strip()
         if m := self._TRAIN.match(text):
-            epoch, seen, total = int(m[1]), int(m[2]), int(m[3])
-            rec = Record(
-                {"loss": _f(m[4])},
-                step=(epoch - 1) * total + seen,
-                epoch=epoch - 1 + seen / max(total, 1),
-                phase="train",
-                source=self.name,
-            )
-            return Reading(rec, self.name)
+            # its epochs count from 1 and `seen` counts samples: the step is the samples seen
+            return _train_step({"loss": _f(m[4])}, int(m[1]) - 1, int(m[2]), int(m[3]), self.name)
         if m := self._TEST.match(text):
             right, total = int(m[2]), int(m[3])
             values = {"val_loss": _f(m[1]), "val_acc": right / total if total else float("nan")}
@@ -90,15 +90,8 @@ class Timm:
     def read(self, line: str) -> Reading | None:
         text = line.strip()
         if m := self._TRAIN.match(text):
-            epoch, i, n = int(m[1]), int(m[2]), int(m[3])
-            rec = Record(
-                {"loss": _f(m[4]), "lr": _f(m[6])},
-                step=epoch * n + i,
-                epoch=epoch + i / max(n, 1),
-                phase="train",
-                source=self.name,
-            )
-            return Reading(rec, self.name)
+            values = {"loss": _f(m[4]), "lr": _f(m[6])}
+            return _train_step(values, int(m[1]), int(m[2]), int(m[3]), self.name)
         if m := self._TEST.match(text):
             if m[2] != m[3]:  # a batch in the middle: its averages are not the result yet
                 return Reading(None, self.name)
@@ -129,15 +122,12 @@ class Torchvision:
     def read(self, line: str) -> Reading | None:
         text = line.strip()
         if m := self._TRAIN.match(text):
-            epoch, i, n = int(m[1]), int(m[2]), int(m[3])
             values = {
                 named(k, "train"): _f(v)
                 for k, v, _ in self._METER.findall(m[4])
                 if k not in self._SKIP
             }
-            rec = Record(values, step=epoch * n + i, epoch=epoch + i / max(n, 1), phase="train")
-            rec.source = self.name
-            return Reading(rec, self.name)
+            return _train_step(values, int(m[1]), int(m[2]), int(m[3]), self.name)
         if m := self._SUMMARY.match(text):
             pre = "val_ema_" if m[1] else "val_"
             values = {pre + "acc1": _f(m[2]), pre + "acc5": _f(m[3])}

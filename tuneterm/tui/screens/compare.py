@@ -25,8 +25,8 @@ from tuneterm.tui.history import RunHistory
 from tuneterm.tui.messages import HistoryChanged
 from tuneterm.tui.metrics import best_last, classes_of, spec_of, test_value
 from tuneterm.tui.panes import ComparedRun, Pane, registered_panes
-from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, number
+from tuneterm.tui.screens import ChartKeys, back_binding
 from tuneterm.tui.widgets.curve import CurvePlot
 
 _MISSING = "—"
@@ -133,9 +133,9 @@ def metric_rows(
     return rows
 
 
-class CompareScreen(Hosted, Screen[None]):
+class CompareScreen(ChartKeys, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,c", "close", "Back", id="compare.close", tooltip="Back to the run list"),
+        back_binding("escape,c", "compare"),
         Binding(
             "z",
             "smoothing",
@@ -296,16 +296,7 @@ class CompareScreen(Hosted, Screen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
-    def action_smoothing(self) -> None:
-        self.host.cycle_smoothing()
-        self.redraw()
-
-    def action_x_axis(self) -> None:
-        self.host.cycle_x_axis()
-        self.redraw()
-
-    def action_log_y(self) -> None:
-        self.host.log_y = not self.host.log_y
+    def redraw_charts(self) -> None:
         self.redraw()
 
     def action_tab(self, tab: str) -> None:

@@ -22,6 +22,7 @@ from tuneterm.tasks.spec import Metric
 from tuneterm.tui.metrics import classes_of, spec_of
 from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, number
+from tuneterm.tui.screens import back_binding
 
 
 @dataclass
@@ -46,7 +47,7 @@ def group_metrics(infos: list[RunInfo]) -> list[Metric]:
 
 class GroupScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,G", "close", "Back", id="group.close", tooltip="Back to the run list"),
+        back_binding("escape,G", "group"),
         Binding(
             "m",
             "next_metric",

@@ -16,13 +16,14 @@ from tuneterm.tui.messages import HistoryChanged, RunsScanned, RunTextRead
 from tuneterm.tui.panes import Need, Pane, PaneData, registered_panes
 from tuneterm.tui.reading import RunText, read_text
 from tuneterm.tui.rows import SORT_KEYS, matches, needs_config, parse_filter, sort_runs
+from tuneterm.tui.screens import ChartKeys
 from tuneterm.tui.screens.runactions import RunActions
 from tuneterm.tui.widgets.alerts import AlertsBox
 from tuneterm.tui.widgets.inputs import OrderedInput
 from tuneterm.tui.widgets.runtable import RunTable
 
 
-class MainScreen(RunActions):
+class MainScreen(ChartKeys, RunActions):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "space",
@@ -360,16 +361,7 @@ class MainScreen(RunActions):
         self.descending = not self.descending
         self.show_runs()
 
-    def action_smoothing(self) -> None:
-        self.host.cycle_smoothing()
-        self.refresh_detail()
-
-    def action_x_axis(self) -> None:
-        self.host.cycle_x_axis()
-        self.refresh_detail()
-
-    def action_log_y(self) -> None:
-        self.host.log_y = not self.host.log_y
+    def redraw_charts(self) -> None:
         self.refresh_detail()
 
     def action_mark(self) -> None:

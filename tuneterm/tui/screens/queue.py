@@ -19,6 +19,7 @@ from tuneterm.runs import runqueue
 from tuneterm.store import RunInfo
 from tuneterm.tui.protocols import Hosted
 from tuneterm.tui.rows import STATUS_STYLE, duration
+from tuneterm.tui.screens import back_binding
 
 
 @dataclass
@@ -45,7 +46,7 @@ class QueueChanged(Message):
 
 class QueueScreen(Hosted, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,Q", "close", "Back", id="queue.close", tooltip="Back to the run list"),
+        back_binding("escape,Q", "queue"),
         Binding(
             "K,shift+up",
             "move(-1)",

@@ -114,29 +114,29 @@ class RunActions(Hosted, Screen[None]):
             self._confirm(f"Cancel {info.name}?", "It leaves the queue as cancelled.", "stop",
                           info.id)  # fmt: skip
             return
-        if not info.alive and info.status != "orphaned":  # orphaned: its script's leftovers
-            self.notify(f"{info.name} is {info.status}: nothing to stop.", severity="warning")
-            return
-        self._confirm(
-            f"Stop {info.name}?",
-            "The run finishes its step, saves last.pt and ends as stopped (resume with r).",
+        self._confirm_signal(
+            info,
             "stop",
-            info.id,
+            "The run finishes its step, saves last.pt and ends as stopped (resume with r).",
         )
 
     def action_kill(self) -> None:
         if (info := self._need_run()) is None:
             return
-        if not info.alive and info.status != "orphaned":
-            self.notify(f"{info.name} is {info.status}: nothing to kill.", severity="warning")
-            return
-        self._confirm(
-            f"Kill {info.name}?",
+        self._confirm_signal(
+            info,
+            "kill",
             "SIGKILL: the engine ends at once without saving; "
             "work since the last checkpoint is lost.",
-            "kill",
-            info.id,
         )
+
+    def _confirm_signal(self, info: RunInfo, action: str, detail: str) -> None:
+        """Stop or kill, once confirmed: only a run with a process has one to signal (an
+        orphaned one: its script's leftovers)."""
+        if not info.alive and info.status != "orphaned":
+            self.notify(f"{info.name} is {info.status}: nothing to {action}.", severity="warning")
+            return
+        self._confirm(f"{action.capitalize()} {info.name}?", detail, action, info.id)
 
     def action_delete(self) -> None:
         if (info := self._need_run()) is None:
