@@ -221,3 +221,29 @@ def test_parse_shows_what_a_log_gives_as_json_and_checks_patterns(tmp_path: Path
     assert bad.returncode == 2 and "--pattern" in bad.stderr
     table = run_parse(str(DATA / "nanogpt.txt"))
     assert table.returncode == 0 and "val_loss" in table.stdout and "n_layer" not in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "step", "metrics"),
+    [
+        ("step 1: loss 2.0000", 1, {"loss": 2.0}),
+        ("step 2 loss 1.5", 2, {"loss": 1.5}),
+        ("iter 6: loss 0.8", 6, {"loss": 0.8}),
+        ("Step 7/100 loss: 0.7", 7, {"loss": 0.7}),
+        ("epoch 2 step 5: loss 0.9 acc 0.5", 5, {"loss": 0.9, "acc": 0.5}),
+    ],
+)
+def test_a_hand_written_loop_s_step_and_metric_words_are_read(
+    line: str, step: int, metrics: dict[str, float]
+) -> None:
+    """The lines a plain loop prints most: the step in words, a metric word and its number."""
+    r = read_line(line)
+    assert r is not None and r.record is not None and r.source == "plain"
+    assert r.record.step == step and r.record.metrics == metrics
+
+
+@pytest.mark.parametrize(
+    "line", ["Epoch 3 took 12.5 seconds", "the loss went up by 3 percent after step 400 so we stop"]
+)
+def test_words_around_a_step_are_no_metric(line: str) -> None:
+    assert no_metric(line)

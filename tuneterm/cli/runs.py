@@ -175,7 +175,9 @@ def _print_outcome(con: Any, info: RunInfo) -> None:
         return
     best = view.best(info)
     if best is not None:
-        con.print(f"  best {best.metric.name} {best.text} at epoch {best.epoch}")
+        step = m.best.get("step")
+        where = f"epoch {best.epoch}" if m.epochs else (f"step {step}" if step is not None else "")
+        con.print(f"  best {best.metric.name} {best.text}" + (f" at {where}" if where else ""))
     spec = metric_spec_of_run(m)
     for metric in (*spec.test, *spec.val):  # what the final test measured
         if metric.name in m.final:

@@ -38,31 +38,41 @@ class Banner:
 _PAIR = re.compile(
     rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*+)\s*+[:=]\s*({NUM})(?![\w%/.:])", re.IGNORECASE
 )
+# `loss 0.52`, `acc 0.9`: a metric word and its number with no sign between (a key that is not a
+# metric word is never read this way: `took 12.5 seconds`)
+_SPACED = re.compile(rf"(?<![\w.\-/])([A-Za-z_][\w./\-]*+)\s++({NUM})(?![\w%/.:])", re.IGNORECASE)
+# Where the line sits, written as words: `step 12:`, `iter 40,`, `Epoch 3/10`, `epoch 2 step 5:`
+_WHERE = re.compile(r"(?<![\w.\-])(step|iter|iteration|epoch)\s++(\d++)(?:\s*/\s*\d++)?\b", re.I)
 _JSON_MEMBER = re.compile(r"^\s*\"[^\"]+\"\s*:\s*[^,]*,?\s*$")  # one member of a printed dict
 MAX_PROSE_WORDS = 4  # words outside the pairs: more, and the line is a sentence
 
 
 class PlainPairs:
-    """`epoch: 1 acc: 0.5`, `step=2 val_f1=0.25`: pairs of a known metric word (loss, acc, f1,
-    lr...) or a step or epoch. A pair whose key is not a metric word is left out; a line with
-    none, or that is mostly prose, is no metric line."""
+    """`epoch: 1 acc: 0.5`, `step=2 val_f1=0.25`, `step 12: loss 0.52 acc 0.9`, `Epoch 3/10
+    loss 0.4`: pairs of a known metric word (loss, acc, f1, lr...) or a step or epoch. A pair
+    whose key is not a metric word is left out; a line with none, or that is mostly prose, is
+    no metric line."""
 
     name = "plain"
     project = "key: value / key=value"
 
     def read(self, line: str) -> Reading | None:
-        if (":" not in line and "=" not in line) or _JSON_MEMBER.match(line):
+        if _JSON_MEMBER.match(line):
             return None
-        pairs = _PAIR.findall(line)
-        if not pairs:
+        where = _WHERE.findall(line)
+        rest = _WHERE.sub(" ", line)
+        pairs = _PAIR.findall(rest)
+        rest = _PAIR.sub(" ", rest)
+        spaced = [(k, v) for k, v in _SPACED.findall(rest) if metric_like(k)]
+        if not pairs and not spaced:
             return None
-        prose = _PAIR.sub(" ", line)
+        prose = _SPACED.sub(" ", rest)
         if len(re.findall(r"[A-Za-z]{2,}", prose)) > MAX_PROSE_WORDS:
             return None
         step: int | None = None
         epoch: float | None = None
         values: dict[str, float] = {}
-        for k, raw in pairs:
+        for k, raw in [*where, *pairs, *spaced]:
             value = number(raw)
             low = k.lower()
             if value is None or NOT_CURVES.search(low):
