@@ -22,6 +22,7 @@ from rich.console import Console
 from tuneterm import tasks
 from tuneterm.cli import listing
 from tuneterm.config import loads, parse_toml
+from tuneterm.config import section as config_section
 from tuneterm.runs import runqueue, sweep, view
 from tuneterm.runs.lifecycle import new_run
 from tuneterm.runs.watch import watch
@@ -123,6 +124,8 @@ def regress(monkeypatch: pytest.MonkeyPatch) -> tasks.TaskSpec:
     """The test-only kind, registered here and in every CLI process the test starts."""
     monkeypatch.setenv("TUNETERM_PLUGINS", PLUGIN)
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # undone after the test
+    # ...and its [regression] table, or every later config.toml of this process would carry it
+    monkeypatch.setattr(config_section, "_SECTIONS", dict(config_section._SECTIONS))
     from helpers import toykind
 
     return tasks.register(toykind.SPEC)
