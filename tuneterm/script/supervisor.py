@@ -68,6 +68,7 @@ META_EVERY = 1.0
 TAIL_LINES = 12  # output lines kept for a failure's reason
 CHUNK = 65536
 DRAIN_S = 2.0  # seconds without output after the script exited before the rest is ended
+DRAIN_CAP = 30.0  # seconds a leftover that keeps printing may hold the run open
 LEFTOVER_GRACE = 3.0  # seconds a process the script left running gets between TERM and KILL
 POLL_CHILD = 0.2  # seconds between looks at a stop's grace period while the script runs
 
@@ -240,6 +241,11 @@ class Supervisor:
         (self.dir / "script").mkdir(exist_ok=True)
         argv = self._argv(resume)
         cwd = self.cfg.script.cwd or None
+        if self._stop.is_set():  # stopped while starting: the script never runs
+            self.set_status("stopped", error=f"stopped before the script started; resume with "
+                            f"`tuneterm resume {self.run_id}`")  # fmt: skip
+            self.writer.close()
+            return 0
         log_fd = os.open(self.dir / OUTPUT_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
             self._child = subprocess.Popen(
@@ -259,6 +265,8 @@ class Supervisor:
             self.writer.close()
             return 1
         self._record_group()
+        if self._stop.is_set():  # a stop that came while it was being started reaches it too
+            self._on_term(signal.SIGTERM, None)
         with contextlib.suppress(OSError):  # after the fork: the script keeps its priority
             os.nice(NICENESS)
         self.writer.emit("log", level="info", msg=printable("$ " + " ".join(argv)))
@@ -269,7 +277,8 @@ class Supervisor:
         for t in (reader, tailer, sampler):
             t.start()
         code = self._wait_script()
-        self._await_output(reader)  # what it printed before it exited; a child may hold the pipe
+        self._last_read = time.monotonic()  # from its exit: DRAIN_S for the reader to wake up
+        self._await_output(reader, DRAIN_CAP)  # its output; a leftover may hold the pipe
         self._end_leftovers()
         self._await_output(reader)
         self._drained.set()
@@ -279,10 +288,13 @@ class Supervisor:
         self._read_metrics()  # what the script wrote just before it ended
         return self._finish(code)
 
-    def _await_output(self, reader: threading.Thread) -> None:
-        """Until the output ends, or DRAIN_S pass with nothing read: a backlog is read whole, and
-        a leftover process that holds the pipe cannot keep the run open."""
+    def _await_output(self, reader: threading.Thread, cap: float = math.inf) -> None:
+        """Until the output ends, DRAIN_S pass with nothing read, or `cap` seconds: a backlog is
+        read whole, and a leftover process that holds the pipe cannot keep the run open."""
+        deadline = time.monotonic() + cap
         while reader.is_alive() and time.monotonic() - self._last_read < DRAIN_S:
+            if time.monotonic() > deadline:
+                return
             reader.join(0.1)
 
     def _record_group(self) -> None:
@@ -367,8 +379,10 @@ class Supervisor:
         try:
             # Until end-of-file, or until the script is gone and what it left is ended: a
             # process it left holding the pipe must not keep the run open.
-            while not self._drained.is_set():
+            while True:
                 if not select.select([pipe], [], [], TAIL_EVERY)[0]:
+                    if self._drained.is_set():  # nothing left to read, and the rest is ended
+                        break
                     continue
                 chunk = os.read(pipe, CHUNK)
                 self._last_read = time.monotonic()
@@ -452,7 +466,7 @@ class Supervisor:
         while not self._done.wait(SAMPLE_EVERY):
             try:
                 sample: dict[str, Any] = {**process_sample(me), **system_sample()}
-                tree.reap()  # adopted processes that ended since
+                tree.reap(self._child.pid if self._child else 0)  # adopted ones that ended
                 below = tree.descendants()
                 gpus = gpu_samples(indices)
                 if gpus:

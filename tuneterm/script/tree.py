@@ -78,12 +78,13 @@ def descendants() -> list[psutil.Process]:
     return out
 
 
-def reap() -> None:
-    """Collect adopted children that ended (never the script itself: Popen waits for it)."""
+def reap(script: int = 0) -> None:
+    """Collect adopted children that ended, never the script itself (pid `script`): Popen waits
+    for it, and a pid reaped here could be reused before Popen learns its exit code."""
     with contextlib.suppress(psutil.Error):
         for p in psutil.Process(os.getpid()).children():
             with contextlib.suppress(psutil.Error, ChildProcessError, OSError):
-                if p.status() == psutil.STATUS_ZOMBIE:
+                if p.pid != script and p.status() == psutil.STATUS_ZOMBIE:
                     os.waitpid(p.pid, os.WNOHANG)
 
 
