@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from quiet_ctx import QuietCtx
 
 from tuneterm.config import RunConfig, from_dict
+from tuneterm.engine.epochs import QuietContext
 from tuneterm.engine.kinds.classify.data import build
 from tuneterm.engine.kinds.classify.models import build_model
 from tuneterm.engine.kinds.classify.task import trainer as Trainer
@@ -56,7 +56,7 @@ def run(root: Path, name: str, c: RunConfig, init: Path | None = None) -> dict[s
     t0 = time.perf_counter()
     data = build(c.data, c.train.seed)
     built = build_model(c.model, len(data.classes), init, c.head, data.classes, c.data.image_size)
-    tr = Trainer(c, built, data, QuietCtx(root / name), init)
+    tr = Trainer(c, built, data, QuietContext(root / name, make=True), init)
     tr.fit()
     res = tr.test()
     out = {

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from quiet_ctx import QuietCtx
 
 from tuneterm.config import RunConfig, from_dict
+from tuneterm.engine.epochs import QuietContext
 from tuneterm.engine.kinds.text import data as textdata
 from tuneterm.engine.kinds.text.models import build, load_tokenizer, resolve_for
 from tuneterm.engine.kinds.text.task import trainer as TextTrainer
@@ -56,7 +56,7 @@ def run(folder: Path, name: str, c: RunConfig) -> dict[str, Any]:
     d = textdata.build(c.data, c.text, c.train.seed)
     for split in (d.train, d.val, d.test):
         textdata.tokenize(split, tok, c.text)
-    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, QuietCtx(folder))
+    tr = TextTrainer(c, build(source, len(d.classes)), tok, d, QuietContext(folder, make=True))
     t0 = time.perf_counter()
     tr.fit()
     seconds = time.perf_counter() - t0

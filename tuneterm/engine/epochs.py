@@ -37,6 +37,25 @@ class RunContext(Protocol):
     def stop_requested(self) -> bool: ...
 
 
+class QuietContext:
+    """A RunContext for a trainer run in-process (lr-find, the outcome benches): a checkpoint
+    folder and nothing else (no event file, no progress, never asked to stop)."""
+
+    def __init__(self, ckpt_dir: Path, make: bool = False) -> None:
+        self.ckpt_dir = ckpt_dir
+        if make:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, kind: str, /, **fields: Any) -> None:
+        pass
+
+    def progress(self, force: bool = False, **fields: Any) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return False
+
+
 @dataclass
 class State:
     epoch: int = 0  # completed epochs

@@ -15,11 +15,11 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from tuneterm.config import RunConfig, load
+from tuneterm.engine.epochs import QuietContext
 from tuneterm.engine.kinds.classify.data import batches, build
 from tuneterm.engine.kinds.classify.models import build_model
 from tuneterm.engine.kinds.classify.task import trainer
@@ -32,20 +32,6 @@ class LrFind:
     lrs: list[float]
     losses: list[float]  # smoothed
     suggestion: float
-
-
-class _Quiet:
-    def __init__(self, ckpt_dir: Path) -> None:
-        self.ckpt_dir = ckpt_dir
-
-    def emit(self, kind: str, /, **fields: Any) -> None:
-        pass
-
-    def progress(self, force: bool = False, **fields: Any) -> None:
-        pass
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def lr_find(
@@ -64,7 +50,7 @@ def lr_find(
     cfg.train.warmup_steps = 0
     data = build(cfg.data, cfg.train.seed)
     built = build_model(cfg.model, len(data.classes), init, cfg.head)
-    tr = trainer(cfg, built, data, _Quiet((runs_root or Path(".")) / "lr-find"), init)
+    tr = trainer(cfg, built, data, QuietContext((runs_root or Path(".")) / "lr-find"), init)
     factor = (end / start) ** (1 / max(1, steps - 1))
     lrs: list[float] = []
     losses: list[float] = []
