@@ -244,11 +244,13 @@ def test_ls_at_a_terminal_width_drops_columns_never_the_id_or_status(
     assert all(len(line) <= columns for line in lines), lines
     assert lines[0].split()[0] == "ID" and "STATUS" in lines[0]
     assert "DEVICE" not in lines[0]  # the first column to go
-    for run in runs:
-        row = next(line for line in lines if line.startswith(run.id))
-        assert "completed" in row  # the id and the status whole
+    tails = listing.short_ids([r.id for r in runs])
+    for run in runs:  # the id whole, or its unique tail (what `show` accepts); the status whole
+        row = next(line for line in lines if line.split()[0] in (run.id, tails[run.id]))
+        assert "completed" in row
     if columns == 80:
         assert "BEST" in lines[0] and "acc 0.9375" in "\n".join(lines)  # kept, and whole
+        assert "EPOCH" in lines[0]  # where a running run is: room made by the ids' tails
 
 
 def test_ls_at_a_wide_terminal_shows_every_column(runs_dir: Path) -> None:

@@ -1,5 +1,5 @@
-"""`ls` and `sweep-best` for script runs: at 80 columns the BEST column stays, the ids shown
-shortened to the tails `show` accepts (piped output keeps them whole); a script sweep's column
+"""`ls` and `sweep-best` for script runs: at 80 columns the BEST and EPOCH columns stay, the ids
+shown shortened to the tails `show` accepts (piped output keeps them whole); a script sweep's column
 filled from `--key={v}` and `--key {v}`; exit 1, not 2, while no run has a metric."""
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def rows() -> list[dict[str, str]]:
 
 
 def test_ls_at_80_columns_keeps_best_with_ids_shortened_to_unique_prefixes() -> None:
-    at_80, shown = listing.fit_rows(rows(), 80)  # the name gives way before BEST
-    assert "best" in at_80.keys and [r["id"] for r in shown] == SCRIPT_IDS
+    at_80, shown = listing.fit_rows(rows(), 80)  # short ids: room for the name and EPOCH
+    assert at_80.keys == ("id", "name", "status", "model", "epoch", "best", "elapsed")
+    assert [r["id"] for r in shown] == ["317e", "a0b2", "c9d1"]
     assert sum(at_80.widths.values()) + 2 * (len(at_80.keys) - 1) <= 80
     assert "best" not in listing.layout(rows(), 60).keys  # whole 38-character ids: no room
     fit, shown = listing.fit_rows(rows(), 60)

@@ -22,8 +22,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("elapsed", "ELAPSED"),
     ("device", "DEVICE"),
 )
-# dropped first to last when the terminal is too narrow (short ids first keep BEST at 80
-# columns: fit_rows); id and status are never dropped
+# dropped first to last when the terminal is too narrow (the ids' short tails come first, so
+# 80 columns keep EPOCH and BEST: fit_rows); id and status are never dropped
 DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "name", "best")
 GAP = 2
 NAME_CAP = 24  # a long name is cut to this before any column is dropped
@@ -98,15 +98,17 @@ def short_ids(ids: Sequence[str]) -> dict[str, str]:
 
 
 def fit_rows(rows: Sequence[dict[str, str]], width: int) -> tuple[Layout, list[dict[str, str]]]:
-    """The layout for a terminal `width`, and the rows as shown: when the whole ids leave no
-    room for BEST, each id is shown as its shortest unique tail. Piped output and
-    `--json` keep whole ids (plain_lines)."""
+    """The layout for a terminal `width`, and the rows as shown: when the ids' shortest
+    unique tails leave room for more columns than the whole ids (a running run's EPOCH, its
+    BEST), each id is shown as its tail. Piped output and `--json` keep whole ids
+    (plain_lines)."""
     whole = layout(rows, width)
-    if "best" in whole.keys:
-        return whole, list(rows)
     short = short_ids([r["id"] for r in rows])
     shown = [{**r, "id": short[r["id"]]} for r in rows]
-    return layout(shown, width), shown
+    fit = layout(shown, width)
+    if len(fit.keys) > len(whole.keys):
+        return fit, shown
+    return whole, list(rows)
 
 
 def cut(text: str, width: int) -> str:
