@@ -12,7 +12,17 @@ from tuneterm.runs import view
 from tuneterm.runs.view import STATUS_STYLE
 from tuneterm.store import RunInfo
 
-__all__ = ["COLUMNS", "SORT_KEYS", "STATUS_STYLE", "cells", "matches", "parse_filter", "sort_runs"]
+__all__ = [
+    "COLUMNS",
+    "SORT_KEYS",
+    "STATUS_STYLE",
+    "cells",
+    "device_text",
+    "fit_columns",
+    "matches",
+    "parse_filter",
+    "sort_runs",
+]
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "),
@@ -30,6 +40,36 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "ID"),
 )
 SORT_KEYS: tuple[str, ...] = ("created", "name", "status", "progress", "best", "loss", "elapsed")
+# When the list is narrower than its columns: dropped first to last. The mark, the name and the
+# status always stay; the name is cut to NAME_NARROW before any column goes.
+NARROW_DROP = ("id", "eta", "device", "data", "loss", "elapsed", "epoch", "model", "progress")
+NAME_NARROW = 20
+GAP = 2  # one space either side of a cell
+
+
+def fit_columns(widths: dict[str, int], room: int) -> dict[str, int]:
+    """The columns shown in a list `room` cells wide, in order, and their widths (`widths`:
+    each column's natural width). A name cut to fit gets back the room dropped columns leave."""
+    shown = dict(widths)
+
+    def total() -> int:
+        return sum(shown.values()) + GAP * len(shown)
+
+    if room <= 0 or total() <= room:
+        return shown
+    natural = shown["name"]
+    shown["name"] = min(natural, NAME_NARROW)
+    for key in NARROW_DROP:
+        if total() <= room:
+            break
+        shown.pop(key, None)
+    shown["name"] = max(shown["name"], min(natural, shown["name"] + room - total()))
+    return shown
+
+
+def device_text(device: str) -> str:
+    """A device for a narrow cell: `cuda:0 (NVIDIA H200)` is `cuda:0`, `2 x cpu` is `2×cpu`."""
+    return device.split(" (")[0].replace(" x ", "×")
 
 
 def duration(seconds: float | None) -> str:
@@ -106,7 +146,7 @@ def cells(info: RunInfo, marked: bool, now: float | None = None, alerts: int = 0
     """The plain text of every column (styles are applied by the table)."""
     now = now or time.time()
     m = info.meta
-    dev = (m.device.split(" ")[0] if m and m.device else "") if m else ""
+    dev = device_text(m.device) if m and m.device else ""
     return {
         "mark": "●" if marked else " ",
         "name": info.name or "-",

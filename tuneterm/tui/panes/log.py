@@ -1,13 +1,14 @@
 """The Log pane: the run's log events as they arrive, or the tail of engine.log for a run
-whose events hold no log lines."""
+whose events hold no log lines. Long lines wrap at the pane's width: nothing is cut."""
 
 from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
-from textual.widgets import Log
+from textual.widgets import RichLog
 
 from tuneterm.tui.history import RunHistory
 from tuneterm.tui.panes.base import Need, Pane, PaneData, register_pane
@@ -25,15 +26,18 @@ class LogPane(Pane):
         self._shown: tuple[str, int, bool] = ("", 0, False)
 
     def compose(self) -> ComposeResult:
-        yield Log(id="log-view", max_lines=2000)
+        yield RichLog(
+            id="log-view", max_lines=2000, min_width=20, wrap=True, markup=False, highlight=False
+        )
 
     def draw(self, root: Widget, data: PaneData) -> None:
-        log = root.query_one("#log-view", Log)
+        log = root.query_one("#log-view", RichLog)
         run_id = data.info.id if data.info else ""
         history = data.history
         shown_id, shown, tail = self._shown
         total = history.log_total if history else 0
-        if shown_id != run_id or total < shown:  # another run, or its events were rewritten
+        caught_up = tail and history is not None and bool(history.logs)  # they replace the tail
+        if shown_id != run_id or total < shown or caught_up:  # or another run, or rewritten
             log.clear()
             shown, tail = 0, False
         if not tail and shown == 0:  # the run's text may arrive after its first draw
@@ -42,18 +46,17 @@ class LogPane(Pane):
             self._write_new(log, history, total - shown)
         self._shown = (run_id, total, tail)
 
-    def _write_tail(self, log: Log, data: PaneData) -> bool:
+    def _write_tail(self, log: RichLog, data: PaneData) -> bool:
         if data.history is not None and data.history.logs:
             return False
         if data.text is None or not data.text.log_tail:
             return False
-        log.write_line("── engine.log (tail) ──")
-        log.write_lines(data.text.log_tail.splitlines())
+        log.write(Text("── engine.log (tail) ──", style="dim"))
+        for line in data.text.log_tail.splitlines():
+            log.write(Text(line))  # as written, never markup
         return True
 
-    def _write_new(self, log: Log, history: RunHistory, count: int) -> None:
-        new = list(history.logs)[-min(count, len(history.logs)) :]
-        log.write_lines(
-            f"{time.strftime('%H:%M:%S', time.localtime(line.t))} {line.level:>7} {line.msg}"
-            for line in new
-        )
+    def _write_new(self, log: RichLog, history: RunHistory, count: int) -> None:
+        for line in list(history.logs)[-min(count, len(history.logs)) :]:
+            stamp = time.strftime("%H:%M:%S", time.localtime(line.t))
+            log.write(Text(f"{stamp} {line.level:>7} {line.msg}"))

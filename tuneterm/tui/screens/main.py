@@ -305,6 +305,10 @@ class MainScreen(ChartKeys, RunActions):
             if info.label.tags:
                 head.append("  #" + " #".join(info.label.tags), style="cyan")
         head.append(f"   {self.host.chart_status()}", style="dim")
+        notes = " ".join(info.label.notes.split()) if info else ""
+        if notes:  # on a line of its own, cut to it (the `o` dialog shows them whole)
+            head.append("\n notes: ", style="bold")
+            head.append(notes, style="italic")
         self.query_one("#detail-head", Static).update(head)
         self.query_one(AlertsBox).show(self.host.alerts.get(info.id, []) if info else [])
 

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuneterm.store import RunInfo
-from tuneterm.tui.rows import ALERT, COLUMNS, STATUS_STYLE, cells
+from tuneterm.tui.rows import ALERT, COLUMNS, STATUS_STYLE, cells, fit_columns
 
 MAX_WIDTH = {"name": 28, "id": 30, "model": 18, "device": 10}
 
@@ -87,7 +87,8 @@ class RunTable(ScrollView, can_focus=True):
         self.infos: dict[str, RunInfo] = {}
         self.marked: dict[str, str] = {}
         self.rows: list[dict[str, str]] = []
-        self.widths: dict[str, int] = {k: len(label) for k, label in COLUMNS}
+        self.natural: dict[str, int] = {k: len(label) for k, label in COLUMNS}
+        self.widths: dict[str, int] = dict(self.natural)  # the columns shown, in order
 
     @property
     def row_count(self) -> int:
@@ -116,11 +117,20 @@ class RunTable(ScrollView, can_focus=True):
             for k, v in row.items():
                 if len(v) > widths[k]:
                     widths[k] = len(v)
-        self.widths = {k: min(w, MAX_WIDTH.get(k, 40)) for k, w in widths.items()}
-        total = sum(self.widths.values()) + 2 * len(COLUMNS)
-        self.virtual_size = Size(total, len(self.order) + 1)
+        self.natural = {k: min(w, MAX_WIDTH.get(k, 40)) for k, w in widths.items()}
+        self._fit()
         at = self.order.index(selected) if selected in self.infos else self.cursor_row
         self.move_cursor(row=max(0, min(at, len(self.order) - 1)))
+        self.refresh()
+
+    def _fit(self) -> None:
+        """The columns that fit the list's width (all of them before it is laid out)."""
+        self.widths = fit_columns(self.natural, self.scrollable_content_region.width)
+        total = sum(self.widths.values()) + 2 * len(self.widths)
+        self.virtual_size = Size(total, len(self.order) + 1)
+
+    def on_resize(self) -> None:
+        self._fit()
         self.refresh()
 
     def move_cursor(self, row: int, animate: bool = False) -> None:
@@ -170,8 +180,7 @@ class RunTable(ScrollView, can_focus=True):
 
     def _line(self, values: dict[str, str], run_id: str | None) -> Text:
         line = Text(no_wrap=True, overflow="crop")
-        for key, _ in COLUMNS:
-            width = self.widths[key]
+        for key, width in self.widths.items():
             value = values[key]
             if len(value) > width:
                 value = value[: width - 1] + "…"
