@@ -343,6 +343,23 @@ def test_following_ended_runs_returns_each_status_once_with_its_metrics(tmp_path
         assert status in bar and "val_acc" in bar and "loss" in bar, bar
 
 
+def test_following_at_80_columns_keeps_the_name_and_figures_whole(tmp_path: Path) -> None:
+    """At 80 columns a run's name has a line of its own, whole, and its bar gives way to the
+    figures; a run whose best metric is plotted with the loss (a script's val_err) shows it."""
+    store = RunStore(tmp_path / "runs")
+    name = "source: digits 8px fine-tune from imagenet"
+    lower = {"name": "val_loss", "label": "val loss", "higher": False, "pane": "loss"}
+    run = make_run(store, name, metrics={"task": "classify", "best": "val_loss",
+                                         "higher": False, "val": [lower]})  # fmt: skip
+    con = Console(file=io.StringIO(), width=80)
+    watch(store, [run.id], con)
+    lines = con.file.getvalue().splitlines()
+    assert name in lines, lines
+    bar = lines[lines.index(name) + 1]
+    assert "…" not in bar and len(bar) <= 80, bar
+    assert re.search(r"60/60 +completed +epoch 3/3 +loss \d\.\d{4} +val_loss 0\.3333", bar), bar
+
+
 def test_show_prints_values_as_a_person_reads_them(cli: Cli, runs_dir: Path) -> None:
     """`show`: the best as `label value (epoch, step)`, figures rounded, tags, notes and
     versions shown, and never a Python dict."""

@@ -15,7 +15,9 @@ from tuneterm.store.text import printable
 from tuneterm.tasks import Metric, metric_spec_of_run
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from collections.abc import Iterator
+
+    from rich.console import Console, RenderableType
     from rich.progress import Progress, TaskID
 
 POLL = 0.25
@@ -35,19 +37,8 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
 
     KeyboardInterrupt propagates: the caller says how to stop the runs, which go on.
     """
-    # rich is imported here, not at the top: only following a run draws bars.
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     final: dict[str, str] = {}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[where]}"),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with _progress(console, quiet) as progress:
         runs = {
             rid: _Followed(
                 store.events(rid),
@@ -66,6 +57,35 @@ def watch(store: RunStore, run_ids: list[str], console: Any, quiet: bool = False
             if len(final) == len(runs):
                 return final
             time.sleep(POLL)
+
+
+WIDE = 120  # narrower: each run's name on a line of its own, above its bar and figures
+
+
+def _progress(console: Any, quiet: bool) -> Progress:
+    """One bar per run. At a narrow terminal the name takes a line of its own, whole, and the
+    bar gives way to the figures beside it."""
+    # rich is imported here, not at the top: only following a run draws bars.
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    figures = (
+        TextColumn("{task.fields[where]}"),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+    )
+    if console.width >= WIDE:
+        name = TextColumn("[bold]{task.description}")
+        return Progress(name, BarColumn(), *figures, console=console, disable=quiet)
+
+    class NamedAbove(Progress):
+        def get_renderables(self) -> Iterator[RenderableType]:
+            for task in self.tasks:
+                yield Text.from_markup(task.description, style="bold")
+                yield self.make_tasks_table([task])
+
+    return NamedAbove(
+        BarColumn(bar_width=None), *figures, console=console, disable=quiet, expand=True
+    )
 
 
 def _follow_once(
@@ -128,8 +148,14 @@ def progress_line(info: RunInfo, stats: dict[str, str]) -> tuple[str, str]:
 
 
 def _shown(info: RunInfo) -> list[Metric]:
-    """The val metrics a progress line shows: those the run's metric spec plots (not loss)."""
+    """The val metrics a progress line shows: those the run's metric spec plots beside
+    accuracy, and the one that picks its best (a script's `val_err`), whichever pane has it."""
     m = info.meta
     if m is None:
         return []
-    return list(metric_spec_of_run(m).plotted("acc", len(m.classes)))
+    spec = metric_spec_of_run(m)
+    shown = list(spec.plotted("acc", len(m.classes)))
+    best = spec.metric(spec.best) if spec.best else None
+    if best is not None and best.name not in {s.name for s in shown}:
+        shown.append(best)
+    return shown
