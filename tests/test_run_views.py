@@ -379,7 +379,7 @@ def test_compare_shows_each_best_figure_the_name_now_and_a_readable_rate(
     cli: Cli, runs_dir: Path
 ) -> None:
     """`compare`: every figure of each run's best epoch (best.val_top5), the run's name as it
-    is now in the config diff, and throughput to a tenth (not 28.5000)."""
+    is now in the config diff and the headers, and throughput to a tenth (not 28.5000)."""
     store = RunStore(runs_dir)
     a = make_run(store, "a", best={"metric": "val_acc", "value": 0.9, "epoch": 3, "step": 60,
                                    "val_acc": 0.9, "val_top5": 0.9694})  # fmt: skip
@@ -391,3 +391,11 @@ def test_compare_shows_each_best_figure_the_name_now_and_a_readable_rate(
     text = cli("compare", a.id, b.id).stdout
     assert re.search(r"best\.val_top5 +0\.9694 +-", text), text
     assert re.search(r"throughput +28\.5 +28\.5\b", text) and "28.5000" not in text, text
+    # each column headed by the run's name and its id's tail, not a whole id cut at 80 columns
+    tails = listing.short_ids([a.id, b.id])
+    assert a.id not in text and "…" not in text, text
+    heads = [
+        line.split() for line in text.splitlines() if line.split()[:1] in (["metric"], ["key"])
+    ]
+    assert heads == [["metric", tails[a.id], tails[b.id]], ["key", tails[a.id], tails[b.id]]]
+    assert "renamed" in text[: text.index("best.val_acc")], text

@@ -22,7 +22,7 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
-from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
+from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of, short_ids
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report, timing
 from tuneterm.store.events import DamagedEvents, missing_segments
@@ -228,17 +228,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         out(data)
         return EXIT_OK
+    # Each run's column is headed by its name and its id's shortest unique tail (what `show`
+    # accepts): whole ids would fill 80 columns with three runs, and be cut.
+    tails = short_ids(ids)
+    heads = [f"{_plain(r['name'] or r['id'])}\n[dim]{tails[r['id']]}[/]" for r in data["runs"]]
     table = Table(title="metrics", box=None, header_style="bold")
-    table.add_column("metric")
-    for r in data["runs"]:
-        table.add_column(f"{_plain(r['name'])}\n{r['id']}", justify="right")
+    table.add_column("metric", no_wrap=True)
+    for head in heads:
+        table.add_column(head, justify="right")
     for metric, values in data["metrics"].items():
         fmt = report.FORMATS.get(metric, report.fmt_metric)
         table.add_row(_plain(metric), *[fmt(values[i]) for i in ids])
     diff = Table(title="config keys that differ", box=None, header_style="bold")
-    diff.add_column("key")
-    for r in data["runs"]:
-        diff.add_column(r["id"])
+    diff.add_column("key", no_wrap=True)
+    for head in heads:
+        diff.add_column(head)
     for key, values in data["config_diff"].items():
         diff.add_row(_plain(key), *[_plain(json.dumps(values[i])) for i in ids])
     con = console()
