@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from helpers.fake_store import make_store, new_app, pilot, screen_text, until
 from helpers.keys import burst
-from textual.widgets import Input, Select
+from textual.widgets import Input, OptionList, Select
 
-from tuneterm.config import ConfigError, ConfigIssue
+from tuneterm.config import ConfigError, ConfigIssue, loads, modelnames, sources
 from tuneterm.runs import launcher
 from tuneterm.store import RunStore
 from tuneterm.tui.screens.editor import EditorScreen
 from tuneterm.tui.screens.main import MainScreen
+from tuneterm.tui.screens.modelpicker import ModelPicker
 from tuneterm.tui.widgets.tomlarea import TomlArea
 
 
@@ -264,3 +265,50 @@ async def test_toml_keys_sent_in_one_burst_all_land(tmp_path: Path) -> None:
         await burst(pilot, "backspace", "backspace", "1", "6")
         line = lambda: area.document.get_line(row)  # noqa: E731
         await until(pilot, lambda: line() == "batch_size = 16", what=f"16 typed, not {line()!r}")
+
+
+@pilot
+async def test_f3_picks_a_timm_model_from_the_catalog_into_the_form_and_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The picker lists torchvision's, timm's and the Hugging Face cache's models (timm's
+    names from the cache `tuneterm models` also reads), searched as typed, at 80x24."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "hub" / "models--org--tiny-vit").mkdir(parents=True)
+    async with editing(RunStore(tmp_path / "runs"), (80, 24)) as (app, pilot, editor):
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, ModelPicker))
+        picker = app.screen
+        await until(pilot, lambda: not picker.reading, timeout=120, what="the catalogs read")
+        values = {e.value for e in picker.entries}
+        assert {"resnet18", "timm/convnext_atto", "hf/org/tiny-vit"} <= values
+        assert any(v.startswith("timm/convnext_atto.") for v in values)  # pretrained tags
+        await pilot.press(*"convnext", "space", *"atto")
+        options = picker.query_one(OptionList)
+        await until(pilot, lambda: options.get_option_at_index(0).id == "timm/convnext_atto")
+        assert "timm/convnext_atto" in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is editor)
+        box = editor.query_one("#form-model-name", Input)
+        await until(pilot, lambda: box.value == "timm/convnext_atto")
+        await until(pilot, lambda: 'name = "timm/convnext_atto"' in editor.text)
+        assert not editor.issues
+
+
+def test_timm_and_hf_names_are_checked_as_typed_where_cheap(tmp_path: Path) -> None:
+    sources.timm_models()  # timm's names cached, as `tuneterm models --source timm` leaves them
+
+    def issues(name: str) -> list[str]:
+        cfg = loads(f'[model]\nname = "{name}"\nweights = "none"\n')
+        return [str(i) for i in modelnames.quick_issues(cfg)]
+
+    assert issues("timm/convnext_atto") == [] and issues("hf/org/name") == []
+    (bad,) = issues("timm/convnxt_atto")
+    assert "unknown timm model; did you mean convnext_atto?" in bad
+    (tag,) = issues("timm/convnext_atto.nope")
+    assert "unknown pretrained tag; convnext_atto has convnext_atto.d2_in1k" in tag
+    (form,) = issues("hf/not/a/hub/name")
+    assert "not a hub name ORG/NAME" in form
+    (tmp_path / "model").mkdir()
+    (folder,) = issues(f"hf/{tmp_path / 'model'}")
+    assert "has no config.json" in folder

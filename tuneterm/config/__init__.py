@@ -11,6 +11,8 @@ One module per concern:
 - `tomlio`: TOML in (`load`, `loads`) and out (`to_toml`, `template`);
 - `overrides`: `--set section.key=value`;
 - `catalog`: model names and weights from torchvision, cached per library version;
+- `sources`: where a classifier comes from (torchvision, timm, hf), their names and checks;
+- `modelnames`: `model.name` as the editor offers and checks it, cheaply, while it is typed;
 - `launch`: the checks made before a run is created (models, weights, checkpoints, runs,
   devices), all without torch;
 - `errors`: `ConfigIssue` and `ConfigError`.

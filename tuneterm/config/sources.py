@@ -83,16 +83,24 @@ def _timm_key() -> str:
     return f"timm-{v}_v{catalog.FORMAT}".replace("+", "-")
 
 
+def timm_cached() -> dict[str, Any] | None:
+    """timm's names as cached for the installed timm, without importing it; None when not
+    cached yet (`tuneterm models --source timm`, a launch or the editor's picker writes it)."""
+    key = _timm_key()
+    try:
+        data = json.loads((catalog.cache_dir() / f"models-{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("key") == key else None
+
+
 @cache
 def _timm_catalog() -> dict[str, Any]:
+    data = timm_cached()
+    if data is not None:
+        return data
     key = _timm_key()
     path = catalog.cache_dir() / f"models-{key}.json"
-    try:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and data.get("key") == key:
-            return data
-    except (OSError, ValueError):
-        pass
     import timm
 
     data = {
@@ -115,9 +123,11 @@ def listing(source: str, pattern: str = "", pretrained: bool = False) -> dict[st
     if source == "timm":
         return dict.fromkeys(timm_models(pattern, pretrained), "")
     if source == "hf":
+        cached = {n: "in the Hugging Face cache" for n in hf_cached_models()}
         return {
             "DIR": "a local save_pretrained folder (config.json, model weights)",
             "ORG/NAME": "a Hugging Face hub image classifier, cached or downloaded",
+            **{n: v for n, v in cached.items() if not pattern or fnmatch.fnmatch(n, pattern)},
         }
     names = catalog.models("classify")
     if pretrained:
@@ -233,6 +243,25 @@ def _hf_issues(cfg: RunConfig, name: str) -> list[ConfigIssue]:
                 "model.weights", weights, 'for hf: "DEFAULT" (the folder\'s or repo\'s) or "none"'
             )
         ]
+    found = hf_name_issues(cfg, name)
+    if found or Path(name).expanduser().is_dir() or _hf_cached(name) or catalog_reachable():
+        return found
+    return [
+        ConfigIssue(
+            "model.name",
+            cfg.model.name,
+            f"not in the Hugging Face cache ({hf_cache()}) and {HF_HOST} cannot be reached. "
+            f"On a machine online, save it with AutoModelForImageClassification.from_pretrained"
+            f'("{name}").save_pretrained(DIR) (and its image processor), copy DIR here and set '
+            'model.name = "hf/DIR"',
+        )
+    ]
+
+
+def hf_name_issues(cfg: RunConfig, name: str) -> list[ConfigIssue]:
+    """What is wrong with an hf model name on this machine alone (no network): a folder
+    without config.json or of another kind of model, or a name that is no folder and no
+    ORG/NAME."""
     folder = Path(name).expanduser()
     if folder.is_dir():
         config = folder / "config.json"
@@ -255,18 +284,7 @@ def _hf_issues(cfg: RunConfig, name: str) -> list[ConfigIssue]:
                 "no such folder, and not a hub name ORG/NAME; `tuneterm models --source hf`",
             )
         ]
-    if _hf_cached(name) or catalog_reachable():
-        return []
-    return [
-        ConfigIssue(
-            "model.name",
-            cfg.model.name,
-            f"not in the Hugging Face cache ({hf_cache()}) and {HF_HOST} cannot be reached. "
-            f"On a machine online, save it with AutoModelForImageClassification.from_pretrained"
-            f'("{name}").save_pretrained(DIR) (and its image processor), copy DIR here and set '
-            'model.name = "hf/DIR"',
-        )
-    ]
+    return []
 
 
 def hf_cache() -> Path:
@@ -278,6 +296,16 @@ def hf_cache() -> Path:
 
 def _hf_cached(repo: str) -> bool:
     return (hf_cache() / f"models--{repo.replace('/', '--')}").is_dir()
+
+
+def hf_cached_models() -> list[str]:
+    """The hub models in the local Hugging Face cache, as ORG/NAME."""
+    try:
+        folders = sorted(p.name for p in hf_cache().iterdir() if p.is_dir())
+    except OSError:
+        return []
+    return [f.removeprefix("models--").replace("--", "/", 1) for f in folders
+            if f.startswith("models--") and f.count("--") == 2]  # fmt: skip
 
 
 def catalog_reachable() -> bool:

@@ -3,7 +3,6 @@ and one key to launch. An invalid config cannot launch, and nothing typed is eve
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -19,8 +18,15 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
-from tuneterm.config import CHOICES, ConfigError, ConfigIssue, RunConfig, catalog, loads, template
-from tuneterm.config import sources as model_sources
+from tuneterm.config import (
+    CHOICES,
+    ConfigError,
+    ConfigIssue,
+    RunConfig,
+    loads,
+    modelnames,
+    template,
+)
 from tuneterm.runs import launcher
 from tuneterm.tui.messages import LaunchDone
 from tuneterm.tui.protocols import Hosted
@@ -75,7 +81,7 @@ FORM: tuple[FormField, ...] = tuple(
     for key, label in (
         ("run.name", "name"),
         ("model.source", "model source"),
-        ("model.name", "model (timm/NAME, hf/ORG/NAME)"),
+        ("model.name", "model (F3: pick from a list)"),
         ("model.weights", "weights"),
         ("data.dataset", "data set"),
         ("data.image_size", "image size"),
@@ -113,20 +119,6 @@ FORM: tuple[FormField, ...] = tuple(
     if _annotation(key) is not None
 )
 _DEFAULTS = RunConfig().model_dump()
-
-
-def model_name_issues(cfg: RunConfig) -> list[ConfigIssue]:
-    """A torchvision classifier's name checked as it is typed, from the catalog (no torch,
-    no network); the rest of the model checks run at launch."""
-    source, name = model_sources.split(cfg.model)
-    if cfg.run.task != "classify" or source != "torchvision" or name == "none":
-        return []
-    allowed = catalog.models("classify")
-    if name in allowed:
-        return []
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f"did you mean {close[0]}?" if close else "run `tuneterm models` to list them"
-    return [ConfigIssue("model.name", name, f"unknown model; {hint}")]
 
 
 def field_line(text: str, field: str) -> int | None:
@@ -190,6 +182,13 @@ class EditorScreen(Hosted, Screen[None]):
             "Form/TOML",
             id="editor.form",
             tooltip="Switch between the form and the TOML text",
+        ),
+        Binding(
+            "f3",
+            "models",
+            "Models",
+            id="editor.models",
+            tooltip="Pick model.name from torchvision, timm and the Hugging Face cache",
         ),
         Binding(
             "ctrl+n",
@@ -285,7 +284,7 @@ class EditorScreen(Hosted, Screen[None]):
         except ConfigError as exc:
             self.show_issues(exc.issues)
             return None
-        issues = model_name_issues(cfg)
+        issues = modelnames.quick_issues(cfg)
         self.show_issues(issues)
         return None if issues else cfg
 
@@ -386,6 +385,16 @@ class EditorScreen(Hosted, Screen[None]):
             return
         form.display = True
         form.query("Input, Select").first().focus()
+
+    def action_models(self) -> None:
+        from tuneterm.tui.screens.modelpicker import ModelPicker
+
+        field = self.query_one("#form-model-name", Input)
+        self.app.push_screen(ModelPicker(field.value), self._model_picked)
+
+    def _model_picked(self, name: str | None) -> None:
+        if name:  # through the form field, which writes it into the TOML
+            self.query_one("#form-model-name", Input).value = name
 
     def action_template(self) -> None:
         self.query_one(TomlArea).text = template()
