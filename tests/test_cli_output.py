@@ -82,3 +82,16 @@ def test_a_crashed_run_put_back_on_the_queue_keeps_its_elapsed_time(cli: Cli) ->
     now = time.time()
     begin_resume(meta, now)  # what the engine does as it starts the next attempt
     assert meta.started is not None and round(now - meta.started - meta.paused_s) == 22
+
+
+def test_a_slurm_submit_that_fails_leaves_no_run_behind(
+    cli: Cli, tiny_config: Path, tmp_path: Path
+) -> None:
+    """sbatch refusing the job (here: no such partition, or no Slurm at all) creates nothing:
+    no `submitted` run that `rm` and `stop` would then refuse."""
+    out = tmp_path / "job.sbatch"
+    done = cli("slurm", str(tiny_config), "--partition", "no-such-partition", "--submit",
+               "--out", str(out), check=None)  # fmt: skip
+    assert done.returncode != 0 and "sbatch" in done.stderr, done.stderr
+    assert cli.json("ls") == [] and not out.exists()
+    assert not any(cli.runs.iterdir())
