@@ -60,3 +60,12 @@ def test_a_process_trees_cpu_counts_a_grandchild_born_between_samples() -> None:
             p.kill()
         parent.kill()
         parent.wait()
+
+
+def test_a_queued_script_run_has_no_epoch_count(cli: Cli) -> None:
+    """Queued, a script run has not said how long it is: not the engine's default `0/5`."""
+    cli("run", "--queue", "--no-start", "--name", "q", "--", PY, script("steps_report.py"))
+    lines = cli("ls").stdout.splitlines()
+    header, row = lines[0].split("\t"), lines[1].split("\t")
+    assert row[header.index("STATUS")].startswith("queued") and row[header.index("EPOCH")] == "-"
+    assert cli.json("ls")[0]["epochs"] == 0

@@ -47,7 +47,8 @@ def new_run(cfg: RunConfig, name: str = "") -> NewRun:
         task=cfg.run.task,
         model=tasks.model_label(cfg),
         dataset=cfg.data.dataset,
-        epochs=cfg.train.epochs,
+        # a script's length is its own (train.epochs is unused): unknown until it reports
+        epochs=0 if tasks.get(cfg.run.task).runner else cfg.train.epochs,
         metrics=tasks.run_metric_spec(cfg),
         name=name or cfg.run.name,
         parent=init.removeprefix("run:") if init.startswith("run:") else "",
