@@ -373,6 +373,13 @@ def test_show_prints_values_as_a_person_reads_them(cli: Cli, runs_dir: Path) -> 
     assert re.search(r"tags +#demo", text) and re.search(r"notes +lr too high", text)
     assert re.search(r"versions +python 3\.11\.7 +torch 2\.14\.1", text)  # sorted by name
     assert not re.search(r"\d\.\d{6}", text), text  # no full-precision floats
+    long = "lr 0.01 was too high: the loss jumps at epoch 2; next try 3e-3 with a warmup of 200"
+    cli("label", info.id, "--notes", long)
+    lines = cli("show", info.id).stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  notes"))
+    assert all(len(line) <= 80 for line in lines), lines  # at 80 columns: wrapped under itself
+    assert lines[at + 1].startswith(" " * 15) and " ".join(lines[at : at + 2]).split() == [
+        "notes", *long.split()]  # fmt: skip
 
 
 def test_compare_shows_each_best_figure_the_name_now_and_a_readable_rate(

@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         out(data)
         return EXIT_OK
+    from rich.text import Text
+
     con = console()
     con.print(
         f"[bold]{_plain(info.name)}[/] ({info.id})  [{status_style(info.status)}]{info.status}[/]"
         + (f"  {_plain(info.reason)}" if info.reason else "")
     )
-    for key, text in _show_rows(data):
-        con.print(f"  {key:12} {_plain(text)}")
+    for key, text in _show_rows(data):  # a long value wraps under itself, not the keys
+        lines = textwrap.wrap(printable(text), max(20, con.width - 15), break_on_hyphens=False)
+        con.print(Text(f"  {key:12} " + f"\n{'':15}".join(lines)))
     for a in data.get("alerts", []):  # none for a run whose meta.json is damaged
         colour = "red" if a["severity"] == "error" else "yellow"
         con.print(
