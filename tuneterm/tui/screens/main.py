@@ -219,7 +219,9 @@ class MainScreen(ChartKeys, RunActions):
             text.append("  reading runs…")
         else:
             text.append(f"  {total} runs, {active} active")
-        if self.filter_text:
+        if self.filter_text and self.query_one("#filter").display:  # the box shows the words
+            text.append(f"  {shown} shown", style="bold")
+        elif self.filter_text:
             words = self.filter_text if len(self.filter_text) <= 20 else self.filter_text[:19] + "…"
             text.append(f"  filter: {words} ({shown} shown)", style="bold")
         arrow = "↓" if self.descending else "↑"
