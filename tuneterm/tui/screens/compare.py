@@ -59,7 +59,10 @@ class Column:
 
     @property
     def label(self) -> str:
-        return f"{'test' if self.test else 'val'} {self.metric.label}"
+        """`val acc`, `test acc`; a script's own `val err` keeps its one `val`."""
+        split = "test" if self.test else "val"
+        label = self.metric.label
+        return label if label.split(" ")[0] == split else f"{split} {label}"
 
 
 def metric_columns(infos: list[RunInfo]) -> list[Column]:
@@ -99,6 +102,10 @@ def _cell(info: RunInfo, h: RunHistory, col: Column) -> str:
     if math.isnan(best):
         best = _best_at_meta(info, m)
     return f"{m.format(best)} / {m.format(last)}"
+
+
+NARROW = 100  # columns: below this the metrics table has a row per metric (`_narrow`)
+NAME_CUT = 18  # a run's name heading its column there
 
 
 def table_header(columns: list[Column]) -> list[str]:
@@ -198,9 +205,21 @@ class CompareScreen(ChartKeys, Screen[None]):
         self.set_interval(2.0, self.read)
         self.redraw()
 
+    def _narrow(self) -> bool:
+        """Below NARROW columns the metrics table turns: a row per metric, a column per run,
+        so that two or three runs fit whole at 80 columns."""
+        return self.app.size.width < NARROW
+
     def _add_columns(self) -> None:
         metrics = self.query_one("#cmp-metrics", DataTable)
         metrics.clear(columns=True)
+        if self._narrow():
+            metrics.add_column("metric")
+            for info in self.infos:  # the legend above has the name whole
+                name = info.name or info.id
+                name = name if len(name) <= NAME_CUT else name[: NAME_CUT - 1] + "…"
+                metrics.add_column(Text(name, style=self.host.colour(info.id)))
+            return
         for label in table_header(self.columns):
             metrics.add_column(label)
 
@@ -284,12 +303,23 @@ class CompareScreen(ChartKeys, Screen[None]):
         host = self.host
         table = self.query_one("#cmp-metrics", DataTable)
         rows = metric_rows(self.infos, host.histories, self.columns)
-        if table.row_count != len(rows) or len(table.columns) != len(rows[0] if rows else []):
-            table.clear()
-            for info, row in zip(self.infos, rows, strict=True):
-                table.add_row(Text(row[0], style=host.colour(info.id)), *row[1:], key=info.id)
+        cells: list[list[str | Text]]
+        if self._narrow():
+            header = table_header(self.columns)
+            cells = [[header[i], *(r[i] for r in rows)] for i in range(1, len(header))]
+            keys = header[1:]
         else:
-            for index, row in enumerate(rows):
+            cells = [[Text(r[0], style=host.colour(i.id)), *r[1:]]
+                     for i, r in zip(self.infos, rows, strict=True)]  # fmt: skip
+            keys = [i.id for i in self.infos]
+        if table.row_count != len(cells) or len(table.columns) != len(cells[0] if cells else []):
+            if self._narrow():
+                self._add_columns()  # a column per run: the runs read may have changed
+            table.clear()
+            for key, row in zip(keys, cells, strict=True):
+                table.add_row(*row, key=key)
+        else:
+            for index, row in enumerate(cells):
                 for col, value in enumerate(row[1:], start=1):
                     table.update_cell_at(Coordinate(index, col), value)
 
