@@ -123,6 +123,12 @@ class DataSection(_Section):
     test_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
     )
+    split_seed: int = Field(
+        -1,
+        ge=-1,
+        description="Seeds the train/val/test split and the per_class/fraction draw; -1: "
+        "train.seed. Fixed, runs of other seeds hold out the same images (a soup needs that)",
+    )
     image_size: int = Field(
         32,
         ge=0,
