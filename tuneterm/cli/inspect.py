@@ -24,7 +24,7 @@ from tuneterm.cli.common import (
 )
 from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of
 from tuneterm.health.watch import Watcher
-from tuneterm.runs import report, timing
+from tuneterm.runs import report, timing, view
 from tuneterm.store.events import DamagedEvents, missing_segments
 from tuneterm.store.meta import STATUSES
 from tuneterm.store.runs import RunNotFound, RunStore
@@ -221,9 +221,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     store = store_of(args)
-    ids = list(dict.fromkeys(store.resolve(r) for r in args.runs))
+    given = [store.resolve(r) for r in args.runs]
+    ids = view.with_parents(given, {i.id: i for i in store.list()})  # a soup: its parents too
     if len(ids) < 2:
-        raise RunNotFound("compare needs at least two different runs")
+        raise RunNotFound("compare needs at least two different runs (or a soup)")
     data = report.compare(store, [store.info(i) for i in ids])
     if args.json:
         out(data)

@@ -26,10 +26,11 @@ BN_BATCHES = 100  # training batches that re-estimate BatchNorm statistics, at m
 
 
 class Kitchen:
-    """The parents' task and a Trainer around it: scores weights on validation."""
+    """The parents' task and a Trainer around it: scores weights on validation (the soup's
+    process and bench/outcomes_soup.py)."""
 
-    def __init__(self, engine: Run, trainer: Trainer, metric: str, partial: bool) -> None:
-        self.engine, self.trainer, self.task = engine, trainer, trainer.task
+    def __init__(self, trainer: Trainer, metric: str, partial: bool = False) -> None:
+        self.trainer, self.task = trainer, trainer.task
         self.metric, self.partial = metric, partial
         self.key = metric.removeprefix("val_")
         self.last: dict[str, Any] = {}
@@ -100,7 +101,7 @@ def run(engine: Run, cfg: RunConfig) -> int:
     )
     engine.set_status("running")
     cks = {p: checkpoint.load(engine.store.checkpoint_dir(p) / "best.pt") for p in sec.parents}
-    kitchen = Kitchen(engine, trainer, metric, bool(cks[sec.parents[0]].get("partial")))
+    kitchen = Kitchen(trainer, metric, bool(cks[sec.parents[0]].get("partial")))
     candidates = []
     for p, ck in cks.items():
         own, state = kitchen.score(ck["model"], 1)
