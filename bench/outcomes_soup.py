@@ -1,14 +1,16 @@
 """The model-soup row of bench/outcomes.py: does averaging a sweep's runs beat its best run?
 
 On the digits target (odd vs even, 10 labelled images per class, fine-tuned from the source
-run), each sweep trains 6 points (3 learning rates x 2 augmentations, a seed of its own each),
+run), each sweep trains 6 points (3 learning rates x 2 augmentations, a seed of its own each;
+half the epochs of outcomes.py's transfer rows, as there are 18 runs),
 then reports on the same held-out test images: the best single run (chosen by validation),
 the uniform soup and the greedy soup (engine/kinds/soup/mix.py, BatchNorm statistics
 re-estimated on the training images). The split is fixed (data.split_seed = 0), so every run
 and every soup holds out the same validation and test images; validation alone chooses.
 
-    python bench/outcomes.py --only-soup --quick    # 3 sweeps, 16 px: a few CPU minutes
-    python bench/outcomes_soup.py --quick           # the same, this row alone
+    python bench/outcomes.py --only-soup --quick    # 3 sweeps, 16 px, in 3 processes
+    python bench/outcomes_soup.py --quick --jobs 3  # the same, this row alone
+    python bench/outcomes_soup.py --quick --jobs 3 --source SOURCE_BEST.pt  # reuse a source
 """
 
 from __future__ import annotations
@@ -93,21 +95,38 @@ def soups(root: Path, size: int, src: Path, runs: list[dict[str, Any]]) -> dict[
     return out
 
 
+def one_sweep(job: tuple[Path, int, int, Path, int]) -> dict[str, Any]:
+    """Sweep `n` and its soups, in a process of its own (one torch thread)."""
+    root, size, epochs, src, n = job
+    torch.set_num_threads(1)
+    print(f"sweep {n}: odd vs even, 10 labels per class, {len(LRS) * len(AUGMENTS)} points")
+    return soups(root, size, src, sweep(root, size, epochs, src, n))
+
+
 def soup_rows(
-    root: Path, size: int, src_epochs: int, tgt_epochs: int, sweeps: int, rows: list[Any]
+    root: Path,
+    size: int,
+    src_epochs: int,
+    tgt_epochs: int,
+    sweeps: int,
+    rows: list[Any],
+    source: Path | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Source training, `sweeps` sweeps of the target, their soups; appends the rows."""
-    print("source: ten digits", flush=True)
-    source = outcomes.run(
-        root,
-        "soup_source",
-        outcomes.cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3}),
-    )
-    results = []
-    for n in range(sweeps):
-        print(f"sweep {n}: odd vs even, 10 labels per class, {len(LRS) * len(AUGMENTS)} points")
-        runs = sweep(root, size, tgt_epochs, Path(source["ckpt"]), n)
-        results.append(soups(root, size, Path(source["ckpt"]), runs))
+    """Source training (or `source`, a best.pt of it), `sweeps` sweeps of the target in
+    `jobs` processes, their soups; appends the rows."""
+    if source is None:
+        print("source: ten digits", flush=True)
+        cfg = outcomes.cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3})
+        source = Path(outcomes.run(root, "soup_source", cfg)["ckpt"])
+    work = [(root, size, tgt_epochs, source, n) for n in range(sweeps)]
+    if jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            results = pool.map(one_sweep, work)
+    else:
+        results = [one_sweep(w) for w in work]
     best = [r["best_single"] for r in results]
     for name in ("uniform", "greedy"):
         got = [r[name] for r in results]
@@ -130,13 +149,20 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="16 px images, short schedules")
     ap.add_argument("--sweeps", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--source", type=Path, help="a source run's best.pt to reuse (no training)")
+    ap.add_argument("--epochs", type=int, default=0, help="target epochs (default 10, quick 6)")
+    ap.add_argument("--jobs", type=int, default=1, help="sweeps in parallel processes")
     args = ap.parse_args()
     size = 16 if args.quick else 32
-    src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)
+    # 18 target runs: half the epochs of outcomes.py's transfer rows
+    src_epochs, tgt_epochs = (3, 6) if args.quick else (5, 10)
+    tgt_epochs = args.epochs or tgt_epochs
     root = Path(tempfile.mkdtemp(prefix="tuneterm-soup-"))
     rows: list[Any] = []
     t0 = time.perf_counter()
-    results = soup_rows(root, size, src_epochs, tgt_epochs, args.sweeps, rows)
+    results = soup_rows(
+        root, size, src_epochs, tgt_epochs, args.sweeps, rows, args.source, args.jobs
+    )
     if args.json:
         print(json.dumps(results, indent=1))
     print("\n| technique | baseline | result | delta (points) | note |\n|---|---|---|---|---|")
@@ -144,7 +170,8 @@ def main() -> None:
         print(f"| {row} | {bname} {b:.1%} | {name} {r:.1%} | {100 * (r - b):+.1f} | {note} |")
     print(
         f"\n{time.strftime('%Y-%m-%d')}, {platform.node()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {time.perf_counter() - t0:.0f} s, image size {size}"
+        f"{args.jobs} processes, {time.perf_counter() - t0:.0f} s, image size {size}, "
+        f"target epochs {tgt_epochs}"
     )
 
 
