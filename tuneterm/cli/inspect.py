@@ -117,7 +117,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 SHOWN = ("model", "dataset", "device", "host", "progress", "last_loss", "throughput", "data_wait",
-         "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "tags", "notes",
+         "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "parents", "tags", "notes",
          "versions", "error")  # fmt: skip
 
 
@@ -151,6 +151,7 @@ def _show_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         "final": _pairs({k: v for k, v in (data.get("final") or {}).items() if k != "epoch"}),
         "params": _pairs(data.get("params") or {}),
         "tags": " ".join("#" + t for t in data.get("tags") or []),
+        "parents": " ".join(data.get("parents") or []),  # a soup's
         "versions": _pairs((data.get("meta") or {}).get("versions") or {}),
         "throughput": f"{data['throughput']:.4g} examples/s" if data.get("throughput") else "",
     }
