@@ -197,8 +197,8 @@ def main() -> None:
     if args.only_soup or args.soup:
         import outcomes_soup
 
-        # 18 target runs: half the transfer rows' epochs each, 3 sweeps in parallel processes
-        outcomes_soup.soup_rows(root, size, src_epochs, tgt_epochs // 2, 3, rows, jobs=3)
+        # 18 target runs: 3 sweeps in parallel processes
+        outcomes_soup.soup_rows(root, size, src_epochs, tgt_epochs, 3, rows, jobs=3)
     if args.only_soup:
         args.shifts, args.only_da = "", True  # nothing else
     elif args.only_timm:

@@ -1,8 +1,8 @@
 """The model-soup row of bench/outcomes.py: does averaging a sweep's runs beat its best run?
 
 On the digits target (odd vs even, 10 labelled images per class, fine-tuned from the source
-run), each sweep trains 6 points (3 learning rates x 2 augmentations, a seed of its own each;
-half the epochs of outcomes.py's transfer rows, as there are 18 runs),
+run, the epochs of outcomes.py's transfer rows), each sweep trains 6 points (3 learning rates
+x 2 augmentations, a seed of its own each, one start: the new head drawn alike),
 then reports on the same held-out test images: the best single run (chosen by validation),
 the uniform soup and the greedy soup (engine/kinds/soup/mix.py, BatchNorm statistics
 re-estimated on the training images). The split is fixed (data.split_seed = 0), so every run
@@ -39,19 +39,22 @@ LRS = (3e-4, 1e-3, 3e-3)
 AUGMENTS = ("none", "light")
 
 
-def target_cfg(size: int, epochs: int, lr: float, augment: str, seed: int) -> Any:
+def target_cfg(size: int, epochs: int, lr: float, augment: str, seed: int, start: int = 0) -> Any:
+    """One point: its own seed (shuffling, augmentation), the sweep's start (the new head's
+    weights, model.init_seed) and the one split (data.split_seed) of every sweep."""
     data = {"relabel": outcomes.PARITY, "per_class": 10, "split_seed": 0, "augment": augment}
     train = {"epochs": epochs, "batch_size": 16, "lr": lr, "seed": seed}
-    return outcomes.cfg(size, data=data, train=train)
+    return outcomes.cfg(size, data=data, train=train, model={"init_seed": start})
 
 
 def sweep(root: Path, size: int, epochs: int, src: Path, n: int) -> list[dict[str, Any]]:
-    """Sweep `n`: one run per (lr, augment), seeds 100 n + i."""
+    """Sweep `n`: one run per (lr, augment), seeds 100 n + i, the new head drawn from seed n
+    in each (one start per sweep, as a sweep from one pretrained model has)."""
     runs = []
     points = [(lr, aug) for aug in AUGMENTS for lr in LRS]
     for i, (lr, aug) in enumerate(points):
         name = f"sweep{n}_{i}_lr{lr:g}_{aug}"
-        res = outcomes.run(root, name, target_cfg(size, epochs, lr, aug, 100 * n + i), src)
+        res = outcomes.run(root, name, target_cfg(size, epochs, lr, aug, 100 * n + i, n), src)
         runs.append({"name": name, "ckpt": res["ckpt"], "test": res["acc"]})
     return runs
 
@@ -150,12 +153,11 @@ def main() -> None:
     ap.add_argument("--sweeps", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--source", type=Path, help="a source run's best.pt to reuse (no training)")
-    ap.add_argument("--epochs", type=int, default=0, help="target epochs (default 10, quick 6)")
+    ap.add_argument("--epochs", type=int, default=0, help="target epochs (default 20, quick 12)")
     ap.add_argument("--jobs", type=int, default=1, help="sweeps in parallel processes")
     args = ap.parse_args()
     size = 16 if args.quick else 32
-    # 18 target runs: half the epochs of outcomes.py's transfer rows
-    src_epochs, tgt_epochs = (3, 6) if args.quick else (5, 10)
+    src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)  # outcomes.py's
     tgt_epochs = args.epochs or tgt_epochs
     root = Path(tempfile.mkdtemp(prefix="tuneterm-soup-"))
     rows: list[Any] = []
