@@ -6,6 +6,7 @@ Trainer (the same code path as `tuneterm run`, minus the detached process).
     python bench/outcomes.py --quick --shifts ""   # the transfer rows: a few CPU minutes
     python bench/outcomes.py --quick                # and the DA rows: ~45 min on 2 cores
     python bench/outcomes.py --only-da              # only the DA rows (bench/outcomes_da.py)
+    python bench/outcomes.py --only-soup --quick    # only the model-soup row (outcomes_soup.py)
     python bench/outcomes.py                        # longer schedules
 
 Tasks:
@@ -176,6 +177,10 @@ def main() -> None:
     )
     ap.add_argument("--only-da", action="store_true", help="only the domain adaptation rows")
     ap.add_argument("--only-timm", action="store_true", help="only the timm transfer row")
+    ap.add_argument(
+        "--only-soup", action="store_true", help="only the model-soup rows (3 sweeps of 6 runs)"
+    )
+    ap.add_argument("--soup", action="store_true", help="add the model-soup rows")
     ap.add_argument("--da-epochs", type=int, default=15, help="epochs of the DA runs")
     ap.add_argument("--da-seeds", default="0,1,2", help="seeds of the DA runs (rows: the mean)")
     ap.add_argument(
@@ -189,7 +194,14 @@ def main() -> None:
     rows: list[Row] = []
     t_start = time.perf_counter()
 
-    if args.only_timm:
+    if args.only_soup or args.soup:
+        import outcomes_soup
+
+        # 18 target runs: 3 sweeps in parallel processes
+        outcomes_soup.soup_rows(root, size, src_epochs, tgt_epochs, 3, rows, jobs=3)
+    if args.only_soup:
+        args.shifts, args.only_da = "", True  # nothing else
+    elif args.only_timm:
         args.shifts = ""
     elif not args.only_da:
         transfer_rows(root, size, src_epochs, tgt_epochs, rows)

@@ -115,6 +115,9 @@ async def test_group_screen_sorts_a_sweep_by_metric(tmp_path: Path) -> None:
         assert _rows(table) == ["g-0.01", "g-0.001", "g-0.1"]
         assert [str(table.get_row_at(i)[3]) for i in range(3)] == ["0.01", "0.001", "0.1"]
         assert "best g-0.01" in screen_text(app)
+        await pilot.press("s")  # a soup of runs with no best.pt: refused with the reason
+        await until(pilot, lambda: any("best.pt" in str(n.message) for n in app._notifications))
+        assert len(store.list()) == 4  # nothing made
         await pilot.press("m")  # val_loss: lower is better, same order here
         await until(pilot, lambda: "val_loss" in [str(c.label) for c in table.columns.values()])
         assert _rows(table) == ["g-0.01", "g-0.001", "g-0.1"]

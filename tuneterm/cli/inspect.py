@@ -25,7 +25,7 @@ from tuneterm.cli.common import (
 )
 from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of, short_ids
 from tuneterm.health.watch import Watcher
-from tuneterm.runs import report, timing
+from tuneterm.runs import report, timing, view
 from tuneterm.store.events import DamagedEvents, missing_segments
 from tuneterm.store.meta import STATUSES
 from tuneterm.store.runs import RunNotFound, RunStore
@@ -121,7 +121,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 SHOWN = ("model", "dataset", "device", "host", "progress", "last_loss", "throughput", "data_wait",
-         "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "tags", "notes",
+         "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "parents", "tags", "notes",
          "versions", "error")  # fmt: skip
 
 
@@ -155,6 +155,7 @@ def _show_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         "final": _pairs({k: v for k, v in (data.get("final") or {}).items() if k != "epoch"}),
         "params": _pairs(data.get("params") or {}),
         "tags": " ".join("#" + t for t in data.get("tags") or []),
+        "parents": " ".join(data.get("parents") or []),  # a soup's
         "versions": _pairs((data.get("meta") or {}).get("versions") or {}),
         "throughput": f"{data['throughput']:.4g} examples/s" if data.get("throughput") else "",
     }
@@ -225,9 +226,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     store = store_of(args)
-    ids = list(dict.fromkeys(store.resolve(r) for r in args.runs))
+    given = [store.resolve(r) for r in args.runs]
+    ids = view.with_parents(given, {i.id: i for i in store.list()})  # a soup: its parents too
     if len(ids) < 2:
-        raise RunNotFound("compare needs at least two different runs")
+        raise RunNotFound("compare needs at least two different runs (or a soup)")
     data = report.compare(store, [store.info(i) for i in ids])
     if args.json:
         out(data)

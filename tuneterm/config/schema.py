@@ -74,6 +74,12 @@ class ModelSection(_Section):
         "best checkpoint, or a path to a .pt file",
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the new head")
+    init_seed: int = Field(
+        -1,
+        ge=-1,
+        description="Seeds the weights drawn at build time (the new head; a model without "
+        "weights); -1: train.seed. Fixed, runs of other seeds start from the same weights",
+    )
 
 
 class DataSection(_Section):
@@ -122,6 +128,12 @@ class DataSection(_Section):
     )
     test_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Held out for test when no test/ folder exists"
+    )
+    split_seed: int = Field(
+        -1,
+        ge=-1,
+        description="Seeds the train/val/test split and the per_class/fraction draw; -1: "
+        "train.seed. Fixed, runs of other seeds hold out the same images (a soup needs that)",
     )
     image_size: int = Field(
         32,

@@ -156,6 +156,24 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
+def state_hash(state: dict[str, Any], skip: str = "") -> str:
+    """A hash of a model's weights (names, dtypes, shapes and bytes), leaving out the keys under
+    `skip` (a submodule's name: the new head, drawn anew for each seed). Runs that start from
+    the same weights share it; a soup averages only those (tuneterm/tasks/soup/)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    prefix = skip + "." if skip else ""
+    for key in sorted(state):
+        value = state[key]
+        if (prefix and key.startswith(prefix)) or not isinstance(value, torch.Tensor):
+            continue
+        h.update(f"{key}:{value.dtype}:{tuple(value.shape)};".encode())
+        t = value.detach().to("cpu").contiguous().reshape(-1)
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -17,6 +17,24 @@ class ModelError(RuntimeError):
     pass
 
 
+def init_rng(seed: int) -> Any:
+    """Where a model is built: its random weights drawn from `seed` (model.init_seed), the
+    global RNG left as it was for what follows; `seed < 0`: nothing changes (train.seed)."""
+    import contextlib
+
+    if seed < 0:
+        return contextlib.nullcontext()
+    forked = torch.random.fork_rng(devices=[])
+
+    @contextlib.contextmanager
+    def seeded() -> Any:
+        with forked:
+            torch.manual_seed(seed)
+            yield
+
+    return seeded()
+
+
 def download_weights(member: object) -> None:
     """Fetch into torchvision's cache with a socket timeout, so no network never means a hang."""
     import socket

@@ -59,7 +59,7 @@ def run(engine: Run, cfg: RunConfig, resume: bool) -> int:
 def _run(engine: Run, cfg: RunConfig, resume: bool, dist: Any) -> int:
     import torch
 
-    from tuneterm.engine import faults, kinds
+    from tuneterm.engine import checkpoint, faults, kinds
     from tuneterm.engine.device import pick_precision
     from tuneterm.engine.kinds import Setup
     from tuneterm.engine.trainer import Trainer
@@ -76,6 +76,9 @@ def _run(engine: Run, cfg: RunConfig, resume: bool, dist: Any) -> int:
     )
     task = kinds.load(cfg.run.task).build(cfg, setup)
     record_data(engine, cfg.data.dataset, task.data)
+    if not resume:  # what the run starts from, before techniques add adapters (a soup's check)
+        skip = task.head_name
+        engine.progress(init_hash=checkpoint.state_hash(task.model.state_dict(), skip))
     faults.install(task.model)  # test hook; does nothing unless TUNETERM_FAULT is set
     trainer = Trainer(cfg, task, engine, dist)
     engine.emit("phase", name="model")

@@ -42,7 +42,7 @@ class Exported:
 def export_model(store: RunStore, run_id: str, fmt: str, out: Path | None = None) -> Exported:
     if fmt not in FORMATS:
         raise PredictError(f"--format = {fmt!r}: must be one of {', '.join(FORMATS)}")
-    task = run_config(store, run_id).run.task
+    task = tasks.model_kind(run_config(store, run_id))  # a soup's model is its parents' kind
     spec = tasks.get(task)
     if not spec.exporter:
         raise PredictError(f"{task} runs cannot be exported")

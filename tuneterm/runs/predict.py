@@ -55,10 +55,11 @@ def _check_inputs(run_id: str, task: str, inputs: PredictInput) -> None:
 
 
 def predict(store: RunStore, run_id: str, inputs: PredictInput) -> dict[str, Any]:
+    from tuneterm import tasks
     from tuneterm.engine import kinds as engine_tasks
 
     cfg = run_config(store, run_id)
-    task = cfg.run.task
+    task = tasks.model_kind(cfg)  # a soup's model is its parents' kind
     _check_inputs(run_id, task, inputs)
     best = best_checkpoint(store, run_id)
     predictor = getattr(engine_tasks.get(task), "predict", None)

@@ -23,7 +23,7 @@ SUMMARY_KEYS = (
     "task", "model", "dataset", "device", "host", "created", "started", "ended", "elapsed",
     "eta", "progress", "epoch", "epochs", "step", "total_steps", "last_loss", "throughput",
     "data_wait", "gpu_mem_peak", "best", "best_metric", "final", "params", "resumes", "parent",
-    "error", "gpus",
+    "parents", "error", "gpus",
 )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +150,15 @@ def flat_configs(store: RunStore, infos: Iterable[RunInfo]) -> dict[str, dict[st
         except (ConfigError, OSError):
             configs[info.id] = {}
     return configs
+
+
+def with_parents(ids: Iterable[str], infos: Mapping[str, RunInfo]) -> list[str]:
+    """Runs to compare: each one given, and after a soup its parents that `infos` holds (a
+    soup is read beside the runs it averages), each once."""
+    out = dict.fromkeys(ids)
+    for run_id in list(out):
+        info = infos.get(run_id)
+        for parent in info.meta.parents if info is not None and info.meta is not None else []:
+            if parent in infos:
+                out.setdefault(parent, None)
+    return list(out)

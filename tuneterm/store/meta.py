@@ -91,6 +91,11 @@ class RunMeta(BaseModel):
     paused_s: float = 0.0
     events: int = 0  # events in the run's queue, written with the final status
     parent: str = ""
+    # The runs a run was made from without training (a model soup: tuneterm/runs/soup.py).
+    parents: list[str] = Field(default_factory=list)
+    # A hash of the model's starting weights (the new head left out: it is drawn per seed), so
+    # runs fine-tuned from the same start can be told apart from the rest (a soup needs that).
+    init_hash: str = ""
     # The run queue (tuneterm/runqueue.py): order among queued runs, when the scheduler took
     # the run off the queue, the status a queued resume returns to if cancelled, and the
     # CUDA_VISIBLE_DEVICES the scheduler gave the engine ("cpu" on a machine without GPUs).

@@ -65,6 +65,7 @@ class NewRun:
     metrics: dict[str, Any]  # the metric spec its kind (and techniques) report, for meta.json
     name: str = ""
     parent: str = ""  # the run it starts from (model.init = "run:ID")
+    parents: list[str] = field(default_factory=list)  # the runs a soup averages
     tags: list[str] = field(default_factory=list)
     notes: str = ""
 
@@ -271,6 +272,7 @@ class RunStore:
             epochs=new.epochs,
             host=socket.gethostname(),
             parent=new.parent,
+            parents=list(new.parents),
             status=status,
             queue_pos=queue_pos,
             metrics=new.metrics,

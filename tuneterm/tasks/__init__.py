@@ -27,7 +27,7 @@ from tuneterm.config.renamed import kind_name
 from tuneterm.config.schema import RunConfig
 from tuneterm.config.section import register_section
 from tuneterm.errors import ConfigIssue
-from tuneterm.tasks import checks, classify, detect, script, text
+from tuneterm.tasks import checks, classify, detect, script, soup, text
 from tuneterm.tasks.spec import Metric, MetricSpec, RunView, TaskSpec, guess_metric
 from tuneterm.tasks.techniques import with_techniques
 
@@ -42,6 +42,7 @@ __all__ = [
     "all_datasets",
     "get",
     "missing_packages",
+    "model_kind",
     "model_label",
     "names",
     "register",
@@ -147,6 +148,13 @@ def run_metric_spec(cfg: RunConfig) -> dict[str, Any]:
     return with_techniques(get(cfg.run.task).metric_spec(cfg.train.metric), cfg)
 
 
+def model_kind(cfg: RunConfig) -> str:
+    """The kind of model a run holds: its own kind, or the one its kind says (a soup's
+    parents'). `predict` and `export-model` serve the run as that kind."""
+    spec = get(cfg.run.task)
+    return spec.model_kind(cfg) if spec.model_kind is not None else spec.name
+
+
 def missing_packages(cfg: RunConfig) -> list[ConfigIssue]:
     """What the config needs that this machine lacks: its kind's extras, datasets, peft."""
     return checks.missing_packages(cfg, get(cfg.run.task))
@@ -158,7 +166,7 @@ def model_label(cfg: RunConfig) -> str:
 
 
 def _builtin() -> None:
-    for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC):
+    for spec in (classify.SPEC, detect.SPEC, text.SPEC, script.SPEC, soup.SPEC):
         register(spec)
     use_kinds(checks.RegistryRules(names, get, all_datasets))
 

@@ -129,6 +129,9 @@ class TaskSpec:
     view: RunView = RunView()
     # the kind's own config table ([detect]), registered with the kind; None: it has none
     section: type[KindSection] | None = None
+    # A kind whose runs hold another kind's model (a soup): that kind, from a run's config.
+    # Its predictor, exporter and inputs serve the run. None: the kind's own.
+    model_kind: Callable[[RunConfig], str] | None = None
 
     # -- metrics ---------------------------------------------------------------------------
     @property

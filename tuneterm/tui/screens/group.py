@@ -34,6 +34,14 @@ class GroupRead(Message):
         return isinstance(message, GroupRead)
 
 
+@dataclass
+class SoupMade(Message):
+    """The sweep's soup was started (`run_id`), or could not be (`error`)."""
+
+    run_id: str = ""
+    error: str = ""
+
+
 def group_metrics(infos: list[RunInfo]) -> list[Metric]:
     """Every metric the group's runs report (their metric specs), each once, in spec order."""
     out: dict[str, Metric] = {}
@@ -54,6 +62,13 @@ class GroupScreen(Hosted, Screen[None]):
             "Sort metric",
             id="group.metric",
             tooltip="Rank the sweep's runs by the next metric",
+        ),
+        Binding(
+            "s",
+            "soup",
+            "Soup",
+            id="group.soup",
+            tooltip="Average the sweep's completed runs into a new run (a greedy model soup)",
         ),
         Binding(
             "enter",
@@ -139,6 +154,30 @@ class GroupScreen(Hosted, Screen[None]):
         at = metrics.index(self.metric) if self.metric in metrics else -1
         self.metric = metrics[(at + 1) % len(metrics)]
         self.read()
+
+    def action_soup(self) -> None:
+        self.notify(f"Making a greedy soup of sweep {self.group}...", timeout=2)
+        self.make_soup()
+
+    @work(thread=True, exclusive=True, group="sweep-soup", exit_on_error=False)
+    def make_soup(self) -> None:
+        """`tuneterm soup --sweep GROUP`: checked, then a detached run like any other."""
+        from tuneterm.runs import soup
+
+        try:
+            info = soup.make(self.host.store, soup.SoupRequest(group=self.group))
+        except Exception as exc:  # shown, never fatal: incompatible runs say which and why
+            self.post_message(SoupMade(error=str(exc) or type(exc).__name__))
+            return
+        self.post_message(SoupMade(run_id=info.id))
+
+    @on(SoupMade)
+    def soup_made(self, message: SoupMade) -> None:
+        if message.error:
+            self.notify(message.error, title="no soup", severity="error")
+            return
+        self.notify(f"soup {message.run_id} started; compare it with its parents: c", timeout=4)
+        self.host.pending_select = message.run_id
 
     @on(DataTable.RowSelected, "#group-table")
     def row_selected(self) -> None:  # enter on the table (the table's own binding)

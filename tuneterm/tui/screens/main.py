@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
+from tuneterm.runs import view
 from tuneterm.store import RunInfo
 from tuneterm.tui.messages import HistoryChanged, RunsScanned, RunTextRead
 from tuneterm.tui.panes import Need, Pane, PaneData, registered_panes
@@ -387,10 +388,11 @@ class MainScreen(ChartKeys, RunActions):
         ids = list(self.host.marked)
         if len(ids) < 2 and self.host.selected and self.host.selected not in ids:
             ids.append(self.host.selected)
+        infos = {r.id: r for r in self.runs}
+        ids = view.with_parents(ids, infos)  # a soup beside its parents
         if len(ids) < 2:
             self.notify("Mark two or more runs with space, then press c.", severity="warning")
             return
-        infos = {r.id: r for r in self.runs}
         self.app.push_screen(CompareScreen([infos[i] for i in ids if i in infos]))
 
     def action_queue(self) -> None:

@@ -329,6 +329,7 @@ def build(cfg_data: object, seed: int, resize: Resize = SQUASH) -> DataBundle:
     full, presplit, classes = _load(d, resize)
     full, presplit, classes = _keep_classes(d, full, presplit, classes, counts)
     full, presplit = _dedup(d, full, presplit, counts)
+    seed = d.split_seed if d.split_seed >= 0 else seed
     train, val, test = _split(d, full, presplit, seed)
     if d.relabel:
         # After the split, which is stratified by the original classes: the same seed gives

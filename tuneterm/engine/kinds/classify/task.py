@@ -157,6 +157,7 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
     from tuneterm.engine.kinds.classify.data import build as build_data
     from tuneterm.engine.kinds.classify.models import build_model
     from tuneterm.engine.kinds.classify.sources import resize_of
+    from tuneterm.engine.models import init_rng
     from tuneterm.engine.registry import resolve_init
 
     if cfg.data.image_size == 0:  # the model's own input size; the checkpoint records it
@@ -168,9 +169,10 @@ def build(cfg: RunConfig, setup: Setup) -> ClassifyTask:
     setup.phase("data")
     assert setup.store is not None  # the engine always runs in a runs folder
     init = resolve_init(cfg, setup.store)
-    built = build_model(
-        cfg.model, len(data.classes), init, cfg.head, data.classes, cfg.data.image_size
-    )
+    with init_rng(cfg.model.init_seed):
+        built = build_model(
+            cfg.model, len(data.classes), init, cfg.head, data.classes, cfg.data.image_size
+        )
     return ClassifyTask(cfg, built, data, setup, init)
 
 

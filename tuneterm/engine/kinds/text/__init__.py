@@ -94,6 +94,7 @@ def build(cfg: RunConfig, setup: Setup) -> Task:
     from tuneterm.engine.kinds.text.models import build as build_model
     from tuneterm.engine.kinds.text.models import load_tokenizer, resolve_for
     from tuneterm.engine.kinds.text.task import TextTask
+    from tuneterm.engine.models import init_rng
 
     text = TextSection.of(cfg)
     source = resolve_for(text)
@@ -101,7 +102,8 @@ def build(cfg: RunConfig, setup: Setup) -> Task:
     data = textdata.build(cfg.data, text, cfg.train.seed)
     for split in (data.train, data.val, data.test):
         textdata.tokenize(split, tokenizer, text)
-    model = build_model(source, len(data.classes), pretrained=cfg.model.weights != "none")
+    with init_rng(cfg.model.init_seed):
+        model = build_model(source, len(data.classes), pretrained=cfg.model.weights != "none")
     teacher = None
     if cfg.distill.teacher:
         assert setup.store is not None  # the engine always runs in a runs folder

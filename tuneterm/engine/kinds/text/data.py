@@ -264,6 +264,7 @@ def read(d: DataSection, text: TextSection) -> list[Example]:
 # -- the bundle ----------------------------------------------------------------------------------
 def build(d: DataSection, text: TextSection, seed: int) -> TextData:
     """Read, keep the wanted classes, split (stratified, seeded), reduce the training split."""
+    seed = d.split_seed if d.split_seed >= 0 else seed
     wanted, rows = _keep_classes(read(d, text), d)
     index = {c: i for i, c in enumerate(wanted)}
     full = TextSplit(
