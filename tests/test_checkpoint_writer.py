@@ -218,3 +218,20 @@ def test_a_snapshot_keeps_a_state_dicts_type_and_module_versions() -> None:
     assert type(snap) is type(sd) and list(snap) == list(sd)
     assert snap._metadata == sd._metadata  # type: ignore[attr-defined]
     assert snap._metadata[""] is not sd._metadata[""]  # type: ignore[attr-defined]
+
+
+def test_a_snapshot_into_an_earlier_one_reuses_its_memory_and_copies_the_values() -> None:
+    state = _state()
+    first = checkpoint.snapshot(state)
+    state["model"]["w"].add_(1.0)  # training goes on
+    state["optimizer"]["state"][0]["exp_avg"].mul_(3.0)
+    second = checkpoint.snapshot(state, first)
+    assert second["model"]["w"].data_ptr() == first["model"]["w"].data_ptr()
+    assert second["model"]["w"].data_ptr() != state["model"]["w"].data_ptr()
+    assert torch.equal(second["model"]["w"], torch.full((64, 64), 2.0))
+    assert torch.equal(second["optimizer"]["state"][0]["exp_avg"], torch.full((5,), 6.0))
+    state["model"]["w"].add_(1.0)  # the snapshot no longer changes with the model
+    assert torch.equal(second["model"]["w"], torch.full((64, 64), 2.0))
+    # A tensor whose shape changed gets fresh memory.
+    state["model"]["b"] = torch.zeros(4)
+    assert checkpoint.snapshot(state, second)["model"]["b"].shape == (4,)

@@ -80,3 +80,26 @@ def test_classes_filter_keeps_order_and_rejects_unknown() -> None:
     assert d.classes == ["7", "3"]
     with pytest.raises(DataError, match=r"data.classes = \['x'\]"):
         build(from_dict({"data": {"classes": ["x"]}}).data, 0)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine reads the digits from the file scikit-learn ships (its import takes
+    seconds of a run's start); they are exactly what `load_digits()` returns."""
+    import sys
+
+    import numpy as np
+
+    from tuneterm.engine.data import sklearn_digits
+
+    with monkeypatch.context() as m:
+        for name in [n for n in sys.modules if n.split(".")[0] == "sklearn"]:
+            m.delitem(sys.modules, name)  # as if no test had imported it yet
+        images, target = sklearn_digits()
+        assert "sklearn" not in sys.modules
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    assert images.dtype == d.images.dtype and target.dtype == d.target.dtype
+    assert np.array_equal(images, d.images) and np.array_equal(target, d.target)

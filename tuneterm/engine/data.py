@@ -1,10 +1,14 @@
 """Data helpers every kind shares: the error a data set raises, seeded stratified splits and
-subsets, the shuffled order of an epoch, and batch indices (so a resumed run replays it)."""
+subsets, the shuffled order of an epoch, batch indices (so a resumed run replays it), and
+scikit-learn's digits."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -74,3 +78,19 @@ def batch_indices(
     if drop_single and len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()  # a batch of one breaks BatchNorm in train mode
     return batches[start_batch:]
+
+
+def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits: (1797, 8, 8) float64 images of values 0-16 and their int64
+    labels, exactly what `sklearn.datasets.load_digits()` returns. Read with numpy from the
+    file scikit-learn ships, without importing scikit-learn (which takes seconds)."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    where = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(where[0]) / "datasets" / "data" / "digits.csv.gz" if where else None
+    if path is None or not path.is_file():  # a scikit-learn that keeps it elsewhere
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.images, d.target
+    table = np.loadtxt(path, delimiter=",")  # 64 pixel columns, then the label
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)

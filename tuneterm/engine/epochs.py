@@ -203,6 +203,7 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer, cadence: Cadence) -> st
     st, ctx, ckpt = tr.state, tr.ctx, tr.ctx.ckpt_dir
     room = Room(tr.cfg.health.disk_reserve_gb, ctx)
     pending: dict[str, Any] | None = None  # a best.pt not written yet (a snapshot)
+    spare: dict[str, Any] | None = None  # the last snapshot, its host memory reused by the next
     while st.epoch < tr.cfg.train.epochs:
         if not tr.train_epoch():
             last = tr.last_state()
@@ -242,7 +243,9 @@ def _epochs(tr: EpochTrainer, writer: checkpoint.Writer, cadence: Cadence) -> st
             pending = None
             cadence.paid(started)
         elif new_best:  # not written yet: kept in host memory for the next write
-            pending = checkpoint.snapshot({**tr.model_state(s.net), "best": st.best})
+            # Every write has finished (writer.wait above), so `spare` is free to reuse.
+            pending = checkpoint.snapshot({**tr.model_state(s.net), "best": st.best}, spare)
+            spare = pending
         if s.stop:
             break
     return "completed"

@@ -17,6 +17,7 @@ event writer and saves no meta.json: rank 0 is the one writer of the run's files
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -36,11 +37,12 @@ from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import ENGINE_MARKER, ProcessIdentity
 from tuneterm.store.events import EventWriter
-from tuneterm.store.meta import ACTIVE, RunMeta, begin_resume, load_meta, save_meta
+from tuneterm.store.files import atomic_write_json
+from tuneterm.store.meta import ACTIVE, RunMeta, begin_resume, load_meta
 from tuneterm.store.runs import RunStore
 
 SAMPLE_EVERY = 2.0  # seconds between system samples
-META_EVERY = 1.0  # at most one progress write of meta.json per second
+META_EVERY = 1.0  # the sampler thread writes the training's progress to meta.json this often
 
 
 class Silent:
@@ -78,9 +80,11 @@ class EngineProcess:
         self._stop = threading.Event()
         self._stop_signal = ""
         self._done = threading.Event()
-        self._meta_lock = threading.Lock()
+        self._meta_lock = threading.Lock()  # guards self.meta
+        self._save_lock = threading.Lock()  # one meta.json write at a time
         self._final_lock = threading.Lock()  # no sampler event after the final status
-        self._meta_saved = 0.0
+        self._meta_changes = self._meta_written = 0  # meta.json is stale while they differ
+        self._sampler_thread: threading.Thread | None = None
         me = _agent(run_id) if self.rank.distributed else None
         me = me or ProcessIdentity.current(run_id)
         self.meta.pid, self.meta.pid_start = me.pid, me.start_time
@@ -106,13 +110,30 @@ class EngineProcess:
         return self._stop.is_set()
 
     def progress(self, force: bool = False, **fields: Any) -> None:
+        """Record `fields` in meta.json: now if `force`, else within META_EVERY seconds, written
+        by the sampler thread (each write fsyncs: not on the training thread)."""
         with self._meta_lock:
             for key, value in fields.items():
                 setattr(self.meta, key, value)
-            now = time.monotonic()
-            if self.writes and (force or now - self._meta_saved >= META_EVERY):
-                save_meta(self.meta_path, self.meta)
-                self._meta_saved = now
+            self._meta_changes += 1
+        if force or self._sampler_thread is None:
+            self._save_meta()
+
+    def _save_meta(self, heartbeat: bool = False) -> None:
+        """Write meta.json if it changed since the last write (or, as a `heartbeat`, to renew
+        its `updated` time). Writes are serialised and each takes the latest meta, so an
+        older state never lands after a newer one."""
+        if not self.writes:
+            return
+        with self._save_lock:
+            with self._meta_lock:
+                if self._meta_changes == self._meta_written and not heartbeat:
+                    return
+                changes = self._meta_changes
+                self.meta.updated = time.time()
+                data = self.meta.model_dump()
+            atomic_write_json(self.meta_path, data)
+            self._meta_written = changes
 
     def set_status(self, status: str, **fields: Any) -> None:
         extra = {k: v for k, v in fields.items() if k == "error"}
@@ -151,7 +172,13 @@ class EngineProcess:
         process_sample(me)  # prime cpu_percent
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         indices = [int(i) for i in visible.split(",") if i.strip().isdigit()] if visible else None
-        while not self._done.wait(SAMPLE_EVERY):
+        due = time.monotonic() + SAMPLE_EVERY
+        while not self._done.wait(META_EVERY):
+            with contextlib.suppress(OSError):  # a full disk: the next forced write says so
+                self._save_meta()  # the training's progress since the last tick
+            if time.monotonic() < due:
+                continue
+            due = max(due + SAMPLE_EVERY, time.monotonic())
             try:
                 sample: dict[str, Any] = {**process_sample(me), **system_sample()}
                 gpus = gpu_samples(self.gpu_indices if self.gpu_indices is not None else indices)
@@ -162,7 +189,7 @@ class EngineProcess:
                         self.emit("sys", **sample)
                         # A heartbeat in meta.json: readers on other hosts (a cluster's login
                         # node) cannot check the pid, so they go by its `updated` time.
-                        self.progress()
+                        self._save_meta(heartbeat=True)
             except psutil.Error:
                 continue
 
@@ -177,7 +204,10 @@ class EngineProcess:
             self.meta.started = time.time()
         self.set_status("starting")
         if self.writes:
-            threading.Thread(target=self._sampler, name="sampler", daemon=True).start()
+            self._sampler_thread = threading.Thread(
+                target=self._sampler, name="sampler", daemon=True
+            )
+            self._sampler_thread.start()
         code = 1
         try:
             code = self._train(resume)
@@ -185,12 +215,10 @@ class EngineProcess:
             self._fail(exc)
         finally:
             self._done.set()
-            self.meta.ended = time.time()
             try:
                 self.writer.close()
             finally:
-                if self.writes:
-                    save_meta(self.meta_path, self.meta)
+                self.progress(force=True, ended=time.time())
         return code
 
     def _train(self, resume: bool) -> int:

@@ -1,4 +1,5 @@
-"""The embedded data sets: scikit-learn's digits and generated shapes, with no download."""
+"""The embedded data sets: scikit-learn's digits (read without importing it) and generated
+shapes, with no download."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from tuneterm.engine.data import sklearn_digits
 from tuneterm.tasks.classify import SHAPES
 
 
@@ -20,13 +22,11 @@ def _to_rgb(gray: torch.Tensor, size: int) -> torch.Tensor:
 
 def load_digits(size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """scikit-learn's digits: 1,797 real 8x8 handwritten digits, shipped inside the package."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    gray = torch.from_numpy((d.images * 16).clip(0, 255).astype(np.uint8))
+    images, target = sklearn_digits()
+    gray = torch.from_numpy((images * 16).clip(0, 255).astype(np.uint8))
     return (
         _to_rgb(gray, size),
-        torch.from_numpy(d.target.astype(np.int64)),
+        torch.from_numpy(target),
         [str(i) for i in range(10)],
     )
 

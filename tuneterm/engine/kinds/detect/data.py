@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tuneterm.config import DataSection
-from tuneterm.engine.data import DataError
+from tuneterm.engine.data import DataError, sklearn_digits
 from tuneterm.engine.kinds.detect import annotations as ann
 from tuneterm.tasks.classify import SHAPES
 from tuneterm.tasks.detect import DetectSection
@@ -92,10 +92,8 @@ def _shape_mask(shape: str, size: int) -> np.ndarray:
 
 
 def _digit_glyphs() -> tuple[list[np.ndarray], list[int]]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return [img / 16.0 for img in d.images], [int(t) for t in d.target]
+    images, target = sklearn_digits()
+    return [img / 16.0 for img in images], [int(t) for t in target]
 
 
 def _resize(glyph: np.ndarray, size: int) -> np.ndarray:
