@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -196,18 +197,24 @@ def cmd_events(args: argparse.Namespace) -> int:
     reader = store.events(run_id)
     kinds = set(args.kind) if args.kind else None
     _check_segments(store, run_id)
+    after = args.after
+    parent = os.getppid()
+
+    def emit(batch: list[Any]) -> None:
+        for e in batch:
+            if (kinds and e["kind"] not in kinds) or e["seq"] <= after:
+                continue
+            print(json_text(e) if args.json else _fmt_event(e), flush=True)
+
     try:
         while True:
-            for e in reader.poll():
-                if kinds and e["kind"] not in kinds:
-                    continue
-                print(json_text(e) if args.json else _fmt_event(e), flush=True)
+            emit(reader.poll())
             if not args.follow:
                 break
             if not store.info(run_id).alive:
-                for e in reader.poll():  # the engine's last flush
-                    if not kinds or e["kind"] in kinds:
-                        print(json_text(e) if args.json else _fmt_event(e), flush=True)
+                emit(reader.poll())  # the engine's last flush
+                break
+            if os.getppid() != parent:  # an ssh session that dropped: nobody reads us
                 break
             time.sleep(0.25)
     except KeyboardInterrupt:
@@ -276,6 +283,8 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
     p.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
+    p.add_argument("--after", type=int, default=-1, metavar="SEQ",
+                   help="only events after this seq (a follower's cursor)")  # fmt: skip
     p = add("compare", cmd_compare, "metrics side by side, plus the config keys that differ")
     p.add_argument("runs", nargs="+", help=RUNS_HELP)
     p = add("export", cmd_export, "export a run's events as CSV or JSON")
