@@ -5,45 +5,17 @@ stand for training, so no case needs torch."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers.cli import kill_engines_under
-from helpers.sshd import SshFleet, SshHost
+from helpers.sshd import HostCli, SshFleet, SshHost, launch, stored_status
 from helpers.waiting import wait_for
 
 from tuneterm.store.events import read_all
 
 LOOP = str(Path(__file__).parent / "scripts" / "api_loop.py")
-
-
-class HostCli:
-    """The CLI with settings naming some of the fleet's hosts."""
-
-    def __init__(self, fleet: SshFleet, tmp: Path, names: list[str], **extra: str) -> None:
-        self.local_runs = tmp / "local-runs"
-        self.local_runs.mkdir(exist_ok=True)
-        self.config = fleet.config_dir(tmp / "config", names, **extra)
-        self.env = fleet.env(self.config, self.local_runs)
-
-    def __call__(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "tuneterm", *args], capture_output=True,
-                              text=True, env=self.env, timeout=240)  # fmt: skip
-        if check is not None:
-            assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr)
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json", check=0).stdout)
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        argv = [sys.executable, "-m", "tuneterm", *args]
-        pipe = subprocess.PIPE
-        return subprocess.Popen(argv, env=self.env, stdout=pipe, stderr=pipe, text=True)
 
 
 @pytest.fixture
@@ -53,22 +25,17 @@ def hcli(ssh_fleet: SshFleet, tmp_path: Path) -> Iterator[HostCli]:
         kill_engines_under(host.runs)
 
 
-def launch(hcli: HostCli, host: str, *script: str, name: str = "") -> str:
-    named = ["--name", name] if name else []
-    proc = hcli("run", "--host", host, "--detach", *named, "--", sys.executable, *script, check=0)
-    return proc.stdout.strip().splitlines()[-1]
-
-
-def status(hcli: HostCli, host: str, run_id: str) -> str:
-    return str(hcli.json("show", "--host", host, run_id)["status"])
-
-
 def test_ls_all_names_every_run_host_id_and_hosts_reports_each(
     hcli: HostCli, ssh_fleet: SshFleet
 ) -> None:
     ra = launch(hcli, "a", LOOP, "--steps", "3", "--sleep", "0")
     rb = launch(hcli, "b", LOOP, "--steps", "3", "--sleep", "0")
-    wait_for(lambda: status(hcli, "a", ra) == "completed" and status(hcli, "b", rb) == "completed")
+    wait_for(
+        lambda: (
+            stored_status(ssh_fleet, "a", ra) == "completed"
+            and stored_status(ssh_fleet, "b", rb) == "completed"
+        )
+    )
     rows = hcli.json("ls", "--host", "all")
     assert {(r["host"], r["id"]) for r in rows} == {("a", f"a:{ra}"), ("b", f"b:{rb}")}
     plain = hcli("ls", "--host", "all", check=0).stdout.splitlines()
@@ -107,14 +74,14 @@ def test_follow_survives_a_killed_master_with_exact_counts(
 
 def test_stop_and_resume_act_on_the_runs_own_host(hcli: HostCli, ssh_fleet: SshFleet) -> None:
     run_id = launch(hcli, "a", LOOP, "--steps", "100000", "--sleep", "0.05")
-    wait_for(lambda: status(hcli, "a", run_id) == "running")
+    wait_for(lambda: stored_status(ssh_fleet, "a", run_id) == "running")
     hcli("stop", "--host", "all", f"a:{run_id}", check=0)
-    assert status(hcli, "a", run_id) == "stopped"
+    assert stored_status(ssh_fleet, "a", run_id) == "stopped"
     assert not (ssh_fleet.hosts["b"].runs / run_id).exists()
     hcli("resume", "--host", "a", run_id, "--detach", check=0)
-    wait_for(lambda: status(hcli, "a", run_id) == "running")
+    wait_for(lambda: stored_status(ssh_fleet, "a", run_id) == "running")
     hcli("kill", "--host", "a", run_id, check=0)
-    assert status(hcli, "a", run_id) == "crashed"
+    assert stored_status(ssh_fleet, "a", run_id) == "crashed"
     hcli("rm", "--host", "a", run_id, check=0)
     assert not (ssh_fleet.hosts["a"].runs / run_id).exists()
 
@@ -154,6 +121,6 @@ def test_shell_metacharacters_reach_the_far_side_as_one_argument(
     code = "import json,sys; open(sys.argv[1],'w').write(json.dumps(sys.argv[2:]))"
     odd = [f"$(touch {marker})", "a b", "'q'", "`id`", "*"]
     run_id = launch(hcli, "a", "-c", code, str(out), *odd)
-    wait_for(lambda: status(hcli, "a", run_id) in ("completed", "failed"))
+    wait_for(lambda: stored_status(ssh_fleet, "a", run_id) in ("completed", "failed"))
     assert json.loads(out.read_text()) == odd
     assert not marker.exists()

@@ -5,6 +5,7 @@ folder; one user key and a private known_hosts (host-key checking stays on). Eac
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -166,3 +168,41 @@ def _toml(value: object) -> str:
 
 def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(_toml(v) for v in values) + "]"
+
+
+class HostCli:
+    """The CLI with settings naming some of the fleet's hosts."""
+
+    def __init__(self, fleet: SshFleet, tmp: Path, names: list[str], **extra: str) -> None:
+        self.local_runs = tmp / "local-runs"
+        self.local_runs.mkdir(exist_ok=True)
+        self.config = fleet.config_dir(tmp / "config", names, **extra)
+        self.env = fleet.env(self.config, self.local_runs)
+
+    def __call__(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "tuneterm", *args], capture_output=True,
+                              text=True, env=self.env, timeout=240)  # fmt: skip
+        if check is not None:
+            assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr)
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json", check=0).stdout)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-m", "tuneterm", *args]
+        pipe = subprocess.PIPE
+        return subprocess.Popen(argv, env=self.env, stdout=pipe, stderr=pipe, text=True)
+
+
+def launch(hcli: HostCli, host: str, *script: str, name: str = "") -> str:
+    named = ["--name", name] if name else []
+    proc = hcli("run", "--host", host, "--detach", *named, "--", sys.executable, *script, check=0)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def stored_status(fleet: SshFleet, host: str, run_id: str) -> str:
+    """A run's status read from its host's store directly (the hosts share this disk)."""
+    from tuneterm.store.runs import RunStore
+
+    return RunStore(fleet.hosts[host].runs).info(run_id).status

@@ -41,6 +41,8 @@ def _plain(value: object) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     store = store_of(args)
+    if args.watch:
+        return _watch_ls(store, args.status, args.watch)
     runs = store.list(status=args.status)
     alerts = {r.id: r.alerts for r in Watcher(store).check()}
     if args.json:
@@ -69,6 +71,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
             text.append(cut(row.get(k, ""), fit.widths[k]).ljust(fit.widths[k]), style)
         text.rstrip()
         con.print(text, soft_wrap=True)
+    return EXIT_OK
+
+
+KEEPALIVE_S = 5.0  # `ls --watch` says the list again after this long, changed or not
+
+
+def _watch_ls(store: RunStore, status: str | None, every: float) -> int:
+    """One JSON line (the `ls --json` list) each time the list changes, and at least every
+    KEEPALIVE_S, until whoever started it is gone: the stream a fleet view reads over ssh."""
+    parent, last, said = os.getppid(), "", 0.0
+    while os.getppid() == parent:
+        text = json_text([report.summary(r) for r in store.list(status=status)])
+        if text != last or time.monotonic() - said >= KEEPALIVE_S:
+            print(text, flush=True)
+            last, said = text, time.monotonic()
+        time.sleep(every)
     return EXIT_OK
 
 
@@ -276,6 +294,8 @@ def add_commands(add: AddCommand) -> None:
     p = add("ls", cmd_ls, "list runs (tab-separated and whole when piped)")
     p.add_argument("--status", choices=STATUSES, metavar="STATUS",
                    help=f"only runs with this status: {', '.join(STATUSES)}")  # fmt: skip
+    p.add_argument("--watch", type=float, metavar="SECONDS", default=0.0,
+                   help="one JSON line per change of the list, looking every SECONDS")  # fmt: skip
     p = add("show", cmd_show, "show one run")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--timing", action="store_true", help="where the run's wall time went")

@@ -26,9 +26,11 @@ def follow_events(
     after: int = -1,
     follow: bool = True,
     kinds: Sequence[str] = (),
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> tuple[int, str]:
     """Emit the run's events after `after` until it ends (or, without `follow`, until the
-    ones there now are out). Returns the far side's exit status and its stderr."""
+    ones there now are out). Returns the far side's exit status and its stderr. `on_start`
+    gets each ssh process it starts (a view that stops following kills it)."""
     last = after
     while True:
         args = ["events", run, "--json", "--after", str(last)]
@@ -37,6 +39,8 @@ def follow_events(
             args += ["--kind", kind]
         proc = t.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
+        if on_start is not None:
+            on_start(proc)
         for line in proc.stdout:
             try:
                 event = json.loads(line)
@@ -49,6 +53,8 @@ def follow_events(
             emit(event)
         code = proc.wait()
         err = proc.stderr.read()
+        if code < 0:  # killed here: the view stopped following
+            return code, ""
         if code != SSH_FAILED or t.spec.local:
             t.check(Reply(code, "", err))
             return code, err
