@@ -193,7 +193,7 @@ class FleetScreen(Screen[None]):
             self.draw_detail()
 
     # -- drawing ------------------------------------------------------------------------
-    def visible(self) -> list[tuple[str, dict[str, Any]]]:
+    def shown_runs(self) -> list[tuple[str, dict[str, Any]]]:
         hosts, words = parse_fleet_filter(self.filter_text)
         out = []
         for host in self.fleet.names:
@@ -209,7 +209,7 @@ class FleetScreen(Screen[None]):
         table = self.query_one(DataTable)
         keep = self.selected()
         table.clear()
-        for host, row in self.visible():
+        for host, row in self.shown_runs():
             table.add_row(*cells(host, row), key=f"{host}:{row.get('id')}")
         if keep:
             with contextlib.suppress(Exception):  # the run left the view
@@ -270,8 +270,11 @@ class FleetScreen(Screen[None]):
         seen = self.events.get(key, [])
         after = seen[-1]["seq"] if seen else -1
         try:
-            follow_events(self.fleet.transports[host], run_id,
-                          lambda e: self.post_message(RunEvent(key, e)), after=after,
+
+            def emit(event: dict[str, Any]) -> None:
+                self.post_message(RunEvent(key, event))
+
+            follow_events(self.fleet.transports[host], run_id, emit, after=after,
                           on_start=self._started)  # fmt: skip
         except HostError as exc:
             self.post_message(HostDown(host, str(exc).removeprefix(f"host {host}: ")))
@@ -330,12 +333,13 @@ class FleetApp(App[int]):
         Binding("q", "quit", "Quit", id="fleet.quit", tooltip="Quit (runs keep running)"),
     ]
 
-    def __init__(self, hosts: list[HostSpec]) -> None:
+    def __init__(self, hosts: list[HostSpec], screen: type[FleetScreen] = FleetScreen) -> None:
         super().__init__()
         self.fleet = Fleet(hosts)
+        self.screen_type = screen
 
     def on_mount(self) -> None:
-        self.push_screen(FleetScreen(self.fleet))
+        self.push_screen(self.screen_type(self.fleet))
 
 
 def run_fleet(hosts: list[HostSpec]) -> int:
