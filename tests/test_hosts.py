@@ -42,6 +42,10 @@ def test_ls_all_names_every_run_host_id_and_hosts_reports_each(
     assert plain[0].startswith("HOST\tID") and any(line.startswith(f"b\tb:{rb}") for line in plain)
     shown = hcli.json("show", "--host", "all", f"b:{rb}")
     assert shown["id"] == rb and shown["status"] == "completed"
+    compared = hcli.json("compare", "--host", "all", f"a:{ra}", f"b:{rb}")
+    assert [r["id"] for r in compared["runs"]] == [f"a:{ra}", f"b:{rb}"]
+    assert "best.val_err" in compared["metrics"]
+    assert all(set(v) == {f"a:{ra}", f"b:{rb}"} for v in compared["metrics"].values())
     report = hcli.json("hosts")
     by_host = {h["host"]: h for h in report["hosts"]}
     assert set(by_host) == {"local", "a", "b"} and report["failed"] == []
