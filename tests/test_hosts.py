@@ -5,6 +5,9 @@ stand for training, so no case needs torch."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +132,23 @@ def test_shell_metacharacters_reach_the_far_side_as_one_argument(
     wait_for(lambda: stored_status(ssh_fleet, "a", run_id) in ("completed", "failed"))
     assert json.loads(out.read_text()) == odd
     assert not marker.exists()
+
+
+def test_bad_hosts_settings_name_the_field_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text(
+        '[hosts.gpu2]\nssh = "gpu2"\nssh_options = ["-o", "StrictHostKeyChecking=no"]\n'
+        "timeout_s = -1\n"
+    )
+    env = {**os.environ, "TUNETERM_CONFIG_DIR": str(tmp_path), "TUNETERM_RUNS": str(tmp_path)}
+
+    def tuneterm(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "tuneterm", *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+    proc = tuneterm("ls", "--host", "gpu2")
+    assert proc.returncode == 2, proc.stderr
+    assert 'hosts.gpu2.ssh_options = "StrictHostKeyChecking=no"' in proc.stderr
+    assert "hosts.gpu2.timeout_s = -1" in proc.stderr
+    (tmp_path / "settings.toml").write_text('[hosts.gpu2]\nssh = "gpu2"\n')
+    proc = tuneterm("ls", "--host", "gpu9")
+    assert proc.returncode == 2 and '--host = "gpu9": no such host' in proc.stderr

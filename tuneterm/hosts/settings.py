@@ -134,10 +134,33 @@ def _spec(name: str, raw: Any, issues: list[ConfigIssue]) -> HostSpec | None:
         issues.append(
             ConfigIssue(f"{where}.ssh", ssh, "must be an ssh target such as gpu2 or me@10.0.0.7")
         )
-    options = raw.get("ssh_options", [])
+    options = _options(where, raw.get("ssh_options", []), issues)
+    strings = _strings(where, raw, issues)
+    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        issues.append(ConfigIssue(f"{where}.timeout_s", timeout, "must be a number of seconds > 0"))
+    command: list[str] = []
+    try:
+        command = shlex.split(strings["tuneterm"])
+    except ValueError as exc:
+        issues.append(ConfigIssue(f"{where}.tuneterm", strings["tuneterm"], str(exc)))
+    if len(issues) > before:
+        return None
+    return HostSpec(
+        name=name,
+        ssh=str(ssh),
+        ssh_options=tuple(options),
+        runs=strings["runs"],
+        tuneterm=tuple(command) or ("tuneterm",),
+        workdir=strings["workdir"],
+        timeout_s=float(timeout),
+    )
+
+
+def _options(where: str, options: Any, issues: list[ConfigIssue]) -> list[str]:
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         issues.append(ConfigIssue(f"{where}.ssh_options", options, "must be a list of strings"))
-        options = []
+        return []
     for opt in options:
         if UNSAFE_OPTIONS.search(opt):
             issues.append(
@@ -148,27 +171,15 @@ def _spec(name: str, raw: Any, issues: list[ConfigIssue]) -> HostSpec | None:
                     "add the host key to known_hosts instead",
                 )
             )
-    strings = {k: raw.get(k, "") for k in ("runs", "tuneterm", "workdir")}
-    for key, value in strings.items():
+    return list(options)
+
+
+def _strings(where: str, raw: dict[str, Any], issues: list[ConfigIssue]) -> dict[str, str]:
+    out = {}
+    for key in ("runs", "tuneterm", "workdir"):
+        value = raw.get(key, "")
         if not isinstance(value, str):
             issues.append(ConfigIssue(f"{where}.{key}", value, "must be a string"))
-    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        issues.append(ConfigIssue(f"{where}.timeout_s", timeout, "must be a number of seconds > 0"))
-    command: list[str] = []
-    if isinstance(strings["tuneterm"], str):
-        try:
-            command = shlex.split(strings["tuneterm"])
-        except ValueError as exc:
-            issues.append(ConfigIssue(f"{where}.tuneterm", strings["tuneterm"], str(exc)))
-    if len(issues) > before:
-        return None
-    return HostSpec(
-        name=name,
-        ssh=str(ssh),
-        ssh_options=tuple(options),
-        runs=str(strings["runs"]),
-        tuneterm=tuple(command) or ("tuneterm",),
-        workdir=str(strings["workdir"]),
-        timeout_s=float(timeout),
-    )
+            value = ""
+        out[key] = value
+    return out
