@@ -77,10 +77,11 @@ class TimedScreen(FleetScreen):
     """Records when each followed event reaches the screen, against its `emit_t`."""
 
     latencies: list[float]
+    since = float("inf")  # events emitted before the follow began are a backlog, not timed
 
     def on_run_event(self, message: RunEvent) -> None:  # beside FleetScreen's own handler
         emitted = message.event.get("emit_t")
-        if isinstance(emitted, float):
+        if isinstance(emitted, float) and emitted > self.since:
             self.latencies.append(time.time() - emitted)
 
 
@@ -105,10 +106,11 @@ async def view_figures(specs: list[HostSpec], live_key: str) -> dict[str, float]
         table = screen.query_one(DataTable)
         table.move_cursor(row=table.get_row_index(live_key))
         screen.draw_detail()
+        screen.since = time.time()
         deadline = time.monotonic() + 8.0
         while time.monotonic() < deadline:
             await pilot.pause(0.1)
-        lat = screen.latencies[2:] or screen.latencies  # the first ones are the backlog
+        lat = screen.latencies
         await pilot.press("q")
     return {
         "first_paint_s": paint,

@@ -35,6 +35,7 @@ class HostFeed:
         self._stop = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
         self._heard = time.monotonic()
+        self._silent = False
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class HostFeed:
         proc = self.t.popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._proc = proc
         self._heard = time.monotonic()
+        self._silent = False
         watchdog = threading.Thread(target=self._watch, args=(proc,), daemon=True)
         watchdog.start()
         assert proc.stdout is not None
@@ -68,8 +70,13 @@ class HostFeed:
             if isinstance(rows, list):
                 self.on_rows(self.name, rows)
         code = proc.wait()
-        if not self._stop.is_set():
+        if self._stop.is_set():
+            return
+        # A dropped link is tried again at once, and reads unreachable only if that fails
+        # (popen raises); a host that went silent reads unreachable now.
+        if not self._silent:
             self.t.forget_master(f"the link dropped (ssh exit {code})")
+        else:
             self.on_down(self.name, self.t.unreachable_text())
 
     def _watch(self, proc: subprocess.Popen[str]) -> None:
@@ -77,6 +84,7 @@ class HostFeed:
         limit = self.t.spec.timeout_s + 5.0  # the far side speaks every KEEPALIVE_S at least
         while proc.poll() is None and not self._stop.is_set():
             if time.monotonic() - self._heard > limit:
+                self._silent = True
                 self.t.forget_master(f"no word for {limit:g} s")
                 proc.kill()
                 return

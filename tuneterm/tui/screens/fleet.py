@@ -167,7 +167,9 @@ class FleetScreen(Screen[None]):
     @on(HostRows)
     def host_rows(self, message: HostRows) -> None:
         self.rows[message.host] = message.rows
-        self.down.pop(message.host, None)
+        if self.down.pop(message.host, None) and self._following.startswith(f"{message.host}:"):
+            self._following = ""  # follow the selected run again, from its last seq
+            self.draw_hosts()
         self.draw_runs()
         if not self.first_paint and set(self.rows) | set(self.down) >= set(self.fleet.names):
             self.first_paint = time.monotonic()
