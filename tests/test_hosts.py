@@ -152,3 +152,11 @@ def test_bad_hosts_settings_name_the_field_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text('[hosts.gpu2]\nssh = "gpu2"\n')
     proc = tuneterm("ls", "--host", "gpu9")
     assert proc.returncode == 2 and '--host = "gpu9": no such host' in proc.stderr
+
+
+def test_the_remote_line_quotes_every_word_and_the_workdir() -> None:
+    from tuneterm.hosts.transport import shell_line
+
+    line = shell_line(["tuneterm", "show", "a;rm -rf ~", "$(id)"], "~/my work")
+    assert line == "cd ~/'my work' && tuneterm show 'a;rm -rf ~' '$(id)'"
+    assert shell_line(["x"], "/srv/a b") == "cd '/srv/a b' && x"

@@ -11,7 +11,7 @@ from helpers.cli import kill_engines_under
 from helpers.fake_store import pilot
 from helpers.sshd import HostCli, SshFleet, launch, stored_status
 from helpers.waiting import until
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tuneterm.hosts import load_hosts
 from tuneterm.tui.screens.fleet import FleetApp, FleetScreen
@@ -44,7 +44,12 @@ async def test_fleet_view_filters_by_host_and_stops_on_the_runs_own_host(
             hosts_text = str(screen.query_one("#fleet-hosts", Static).render())
             assert "a " in hosts_text and "b " in hosts_text and "no GPUs" in hosts_text
             await drive.press("slash", *"host:b", "enter")
-            await until(drive, lambda: keys() == {f"b:{live}"}, what="filtered")
+            await until(drive, lambda: f"b:{live}" in keys(), what="host b's runs")
+            assert all(k.startswith("b:") for k in keys())
+            await drive.press("slash")
+            screen.query_one("#fleet-filter", Input).value = f"host:b {live}"
+            await drive.press("enter")
+            await until(drive, lambda: keys() == {f"b:{live}"}, what="one run")
             await until(drive, lambda: stored_status(ssh_fleet, "b", live) == "running")
             detail = screen.query_one("#fleet-detail", Static)
             await until(drive, lambda: "train" in str(detail.render()), what="live events")
