@@ -104,6 +104,8 @@ async def view_figures(specs: list[HostSpec], live_key: str) -> dict[str, float]
         from textual.widgets import DataTable
 
         table = screen.query_one(DataTable)
+        while live_key not in {str(k.value) for k in table.rows}:
+            await pilot.pause(0.05)
         table.move_cursor(row=table.get_row_index(live_key))
         screen.draw_detail()
         screen.since = time.time()

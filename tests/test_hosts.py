@@ -158,5 +158,5 @@ def test_the_remote_line_quotes_every_word_and_the_workdir() -> None:
     from tuneterm.hosts.transport import shell_line
 
     line = shell_line(["tuneterm", "show", "a;rm -rf ~", "$(id)"], "~/my work")
-    assert line == "cd ~/'my work' && tuneterm show 'a;rm -rf ~' '$(id)'"
-    assert shell_line(["x"], "/srv/a b") == "cd '/srv/a b' && x"
+    assert line == "cd ~/'my work' && exec tuneterm show 'a;rm -rf ~' '$(id)'"
+    assert shell_line(["x"], "/srv/a b") == "cd '/srv/a b' && exec x"

@@ -95,7 +95,9 @@ def shell_line(words: Sequence[str], workdir: str = "") -> str:
         place = "~/" + shlex.quote(workdir[2:]) if workdir[2:] else "~"
     else:
         place = shlex.quote(workdir)
-    return f"cd {place} && {line}"
+    # exec: tuneterm is the session's own process, so it sees the session end (its parent
+    # changes) and a follower there never outlives the link
+    return f"cd {place} && exec {line}"
 
 
 class Transport:

@@ -115,6 +115,7 @@ class FleetScreen(Screen[None]):
         self._follower: subprocess.Popen[str] | None = None
         self._leaving = threading.Event()
         self.first_paint = 0.0  # monotonic time the list first held every reachable host
+        self.answered: set[str] = set()  # hosts whose feed gave a list, or said it is down
 
     def compose(self) -> ComposeResult:
         yield Static("", id="fleet-hosts")
@@ -171,13 +172,18 @@ class FleetScreen(Screen[None]):
             self._following = ""  # follow the selected run again, from its last seq
             self.draw_hosts()
         self.draw_runs()
-        if not self.first_paint and set(self.rows) | set(self.down) >= set(self.fleet.names):
+        self._answered(message.host)
+
+    def _answered(self, host: str) -> None:
+        self.answered.add(host)
+        if not self.first_paint and self.answered >= set(self.fleet.names):
             self.first_paint = time.monotonic()
 
     @on(HostDown)
     def host_down(self, message: HostDown) -> None:
         self.down[message.host] = message.text
         self.draw_hosts()
+        self._answered(message.host)
 
     @on(HostSampled)
     def host_sampled(self, message: HostSampled) -> None:
