@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import TINY, Cli, kill_engines_under
+from helpers.sshd import SSHD, SshFleet
 
 # The kinds of run (their config tables and the checks that need their registry) are registered
 # by importing tuneterm.tasks, as every entry point does; tests that read configs directly
@@ -33,3 +34,20 @@ def runs_dir(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def cli(runs_dir: Path) -> Cli:
     return Cli(runs_dir)
+
+
+@pytest.fixture(scope="session")
+def ssh_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
+    """Two real sshd hosts, `a` and `b`, on 127.0.0.1 (tests/helpers/sshd.py), for the whole
+    session; a test that stops a host starts its own."""
+    if not Path(SSHD).exists():
+        pytest.skip(f"{SSHD} is missing: apt-get install -y openssh-server (.ci/run does)")
+    fleet = SshFleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        fleet.start("a")
+        fleet.start("b")
+        yield fleet
+    finally:
+        for host in fleet.hosts.values():
+            kill_engines_under(host.runs)
+        fleet.close()

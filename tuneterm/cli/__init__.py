@@ -4,7 +4,8 @@ Commands live in modules by group (runs, inspect, models, queue, sweep, demo); t
 assembles the parser and maps errors to exit codes (tuneterm.cli.common):
 0 ok (run completed); 1 run failed or crashed, or engine did not start;
 2 invalid config or input (nothing created); 3 action does not fit the run's status;
-4 run was stopped before completing; 130 interrupted while following.
+4 run was stopped before completing; 7 a host could not be reached (--host);
+130 interrupted while following.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ import os
 import sys
 
 from tuneterm import __version__
-from tuneterm.cli import demo, health, inspect, models, queue, runs, scripts, soup, sweep
+from tuneterm.cli import (
+    demo,
+    health,
+    hosts,
+    inspect,
+    models,
+    queue,
+    remote,
+    runs,
+    scripts,
+    soup,
+    sweep,
+)
 from tuneterm.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -62,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (runs, inspect, health, models, demo, queue, sweep, soup, scripts):
+    for group in (runs, inspect, health, models, demo, queue, sweep, soup, scripts, hosts):
         group.add_commands(add)
+    remote.add_host_flag(sub.choices)
     return ap
 
 
@@ -80,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
 
     try:
+        if getattr(args, "host", None) and args.command != "hosts":
+            return remote.dispatch(args, own)
         return int(args.func(args))
     except ConfigError as exc:
         return fail(str(exc), EXIT_INVALID, as_json)

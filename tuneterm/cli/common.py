@@ -99,7 +99,12 @@ def queue_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def open_tui(args: argparse.Namespace) -> int:
+def open_tui(args: argparse.Namespace, hosts: list[Any] | None = None) -> int:
+    """The TUI; with `hosts` (HostSpecs from --host), the fleet view over them."""
     from tuneterm.tui.app import run_app
 
+    if hosts:
+        from tuneterm.tui.screens.fleet import run_fleet
+
+        return run_fleet(hosts)
     return run_app(args.runs_dir)

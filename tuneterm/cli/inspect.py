@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -41,6 +42,8 @@ def _plain(value: object) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     store = store_of(args)
+    if args.watch:
+        return _watch_ls(store, args.status, args.watch)
     runs = store.list(status=args.status)
     alerts = {r.id: r.alerts for r in Watcher(store).check()}
     if args.json:
@@ -69,6 +72,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
             text.append(cut(row.get(k, ""), fit.widths[k]).ljust(fit.widths[k]), style)
         text.rstrip()
         con.print(text, soft_wrap=True)
+    return EXIT_OK
+
+
+KEEPALIVE_S = 5.0  # `ls --watch` says the list again after this long, changed or not
+
+
+def _watch_ls(store: RunStore, status: str | None, every: float) -> int:
+    """One JSON line (the `ls --json` list) each time the list changes, and at least every
+    KEEPALIVE_S, until whoever started it is gone: the stream a fleet view reads over ssh."""
+    parent, last, said = os.getppid(), "", 0.0
+    while os.getppid() == parent:
+        text = json_text([report.summary(r) for r in store.list(status=status)])
+        if text != last or time.monotonic() - said >= KEEPALIVE_S:
+            print(text, flush=True)
+            last, said = text, time.monotonic()
+        time.sleep(every)
     return EXIT_OK
 
 
@@ -201,18 +220,24 @@ def cmd_events(args: argparse.Namespace) -> int:
     reader = store.events(run_id)
     kinds = set(args.kind) if args.kind else None
     _check_segments(store, run_id)
+    after = args.after
+    parent = os.getppid()
+
+    def emit(batch: list[Any]) -> None:
+        for e in batch:
+            if (kinds and e["kind"] not in kinds) or e["seq"] <= after:
+                continue
+            print(json_text(e) if args.json else _fmt_event(e), flush=True)
+
     try:
         while True:
-            for e in reader.poll():
-                if kinds and e["kind"] not in kinds:
-                    continue
-                print(json_text(e) if args.json else _fmt_event(e), flush=True)
+            emit(reader.poll())
             if not args.follow:
                 break
             if not store.info(run_id).alive:
-                for e in reader.poll():  # the engine's last flush
-                    if not kinds or e["kind"] in kinds:
-                        print(json_text(e) if args.json else _fmt_event(e), flush=True)
+                emit(reader.poll())  # the engine's last flush
+                break
+            if os.getppid() != parent:  # an ssh session that dropped: nobody reads us
                 break
             time.sleep(0.25)
     except KeyboardInterrupt:
@@ -279,6 +304,8 @@ def add_commands(add: AddCommand) -> None:
     p = add("ls", cmd_ls, "list runs (tab-separated and whole when piped)")
     p.add_argument("--status", choices=STATUSES, metavar="STATUS",
                    help=f"only runs with this status: {', '.join(STATUSES)}")  # fmt: skip
+    p.add_argument("--watch", type=float, metavar="SECONDS", default=0.0,
+                   help="one JSON line per change of the list, looking every SECONDS")  # fmt: skip
     p = add("show", cmd_show, "show one run")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--timing", action="store_true", help="where the run's wall time went")
@@ -286,6 +313,8 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
     p.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
+    p.add_argument("--after", type=int, default=-1, metavar="SEQ",
+                   help="only events after this seq (a follower's cursor)")  # fmt: skip
     p = add("compare", cmd_compare, "metrics side by side, plus the config keys that differ")
     p.add_argument("runs", nargs="+", help=RUNS_HELP)
     p = add("export", cmd_export, "export a run's events as CSV or JSON")

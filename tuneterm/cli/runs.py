@@ -225,6 +225,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_kill(args: argparse.Namespace) -> int:
+    """`stop --force`: SIGKILL now, no checkpoint."""
+    args.force = True
+    return cmd_stop(args)
+
+
 def _stop_grace(store: RunStore, run_id: str) -> float:
     """A script run's script.stop_grace_s; 0 for an engine run (or a config that won't read)."""
     try:
@@ -325,6 +331,9 @@ def add_commands(add: AddCommand) -> None:
         help="seconds to wait for it to end (default 30; a script run: script.stop_grace_s "
         "+ 10); exit 5 if it had to be killed, 6 if it still runs",
     )
+    p = add("kill", cmd_kill, "kill a run now (SIGKILL, no checkpoint): stop --force")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--wait", type=float, default=None, help="seconds to wait for it to end")
     p = add(
         "resume", cmd_resume, "continue a stopped, crashed or failed run from its last checkpoint"
     )
