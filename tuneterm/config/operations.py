@@ -130,3 +130,37 @@ class ScriptSection(_Section):
             if not data.get("label"):
                 data["label"] = command_label(argv)
         return data
+
+
+class SlurmSection(_Section):
+    """The run's Slurm job (`tuneterm run --slurm`, `sweep --slurm`, `resume --slurm`)."""
+
+    partition: str = Field("", description="sbatch --partition; empty: the cluster's default")
+    time: str = Field("", description='sbatch --time, e.g. "04:00:00"; empty: the partition\'s')
+    account: str = Field("", description="sbatch --account")
+    nodes: int = Field(1, ge=1, description="Nodes of the job (more than 1: torchrun on each)")
+    cpus_per_task: int = Field(0, ge=0, description="sbatch --cpus-per-task; 0: not set")
+    mem: str = Field("", description='sbatch --mem per node, e.g. "32G"; empty: not set')
+    gpus_per_node: int = Field(
+        0, ge=0, description="GPUs per node (one process each); 0: a CPU job with no gres line"
+    )
+    extra: list[str] = Field(
+        default_factory=list, description='Further sbatch options, e.g. ["--hold", "--qos=low"]'
+    )
+    requeue: bool = Field(
+        False,
+        description="A job preempted or at its time limit is requeued and resumes from its "
+        "checkpoint by itself",
+    )
+    grace_s: int = Field(
+        120,
+        ge=0,
+        le=65535,
+        description="Seconds before the time limit that the run is warned (it checkpoints and "
+        "ends resumable); 0: no warning",
+    )
+    poll_s: float = Field(
+        15.0,
+        ge=0.5,
+        description="Seconds between two looks at Slurm's queue, for the whole runs folder",
+    )
