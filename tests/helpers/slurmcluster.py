@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,8 +172,7 @@ def _node_idle(cluster: SlurmCluster) -> bool:
     return done.returncode == 0 and done.stdout.strip() == "idle"
 
 
-def _wait_for(ready: object, what: str, root: Path) -> None:
-    assert callable(ready)
+def _wait_for(ready: Callable[[], bool], what: str, root: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if ready():

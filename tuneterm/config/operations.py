@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneterm.config.choices import OnNan, StopSignal, one_of
 from tuneterm.config.scriptargs import command_args, command_label
@@ -164,3 +164,9 @@ class SlurmSection(_Section):
         ge=0.5,
         description="Seconds between two looks at Slurm's queue, for the whole runs folder",
     )
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> Any:
+        """A bare number is minutes, as sbatch reads it."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
