@@ -200,7 +200,7 @@ def test_a_runs_folder_lists_the_queue_at_most_once_per_poll(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(3)
     ]
     results = [p.communicate(timeout=120) for p in procs]
