@@ -3,6 +3,7 @@ looks for and what the engine does itself) and [script] (your own training scrip
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -168,5 +169,7 @@ class SlurmSection(_Section):
     @field_validator("time", mode="before")
     @classmethod
     def _minutes(cls, value: Any) -> Any:
-        """A bare number is minutes, as sbatch reads it."""
+        """A bare number is minutes, as sbatch reads it; 04:00:00 unquoted (a TOML time)."""
+        if isinstance(value, datetime.time):
+            return value.strftime("%H:%M:%S")
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
