@@ -71,6 +71,9 @@ class HealthSection(_Section):
         lt=1.0,
         description="disk_full also below this fraction of the disk free, whichever is larger",
     )
+    pending_minutes: float = Field(
+        60.0, gt=0.0, description="A Slurm job pending longer than this: pending_long"
+    )
 
 
 class ScriptSection(_Section):
