@@ -13,6 +13,7 @@ from helpers.cli import TINY
 from tuneterm.config import HealthSection, loads
 from tuneterm.health import RunHealth
 from tuneterm.health.detectors import DETECTORS, KINDS, check
+from tuneterm.slurm.states import JobState
 
 Disk = namedtuple("Disk", "total used free")
 BIG_DISK = Disk(1000 * 2**30, 100 * 2**30, 900 * 2**30)
@@ -189,6 +190,11 @@ def test_each_detector_raises_only_and_all_the_alerts_it_declares() -> None:
         (fed([*healthy(3), {"kind": "log", "t": T0 + 4, "level": "error", "msg": "boom"}]),
          T0 + 5, BIG_DISK),
     ]  # fmt: skip
+    for job in (JobState("7", "PENDING", "Priority"), JobState("8", "OUT_OF_MEMORY"),
+                JobState("9", "NODE_FAIL")):  # fmt: skip
+        h = fed(healthy(3))
+        h.job, h.job_since = job, T0 - 2 * 3600  # pending for two hours (the limit is one)
+        runs.append((h, T0 + 4, BIG_DISK))
     raised: set[str] = set()
     for name, detector in DETECTORS.items():
         for h, now, disk in runs:
@@ -196,7 +202,7 @@ def test_each_detector_raises_only_and_all_the_alerts_it_declares() -> None:
                 assert alert.kind in detector.raises, (name, alert.kind)
                 raised.add(alert.kind)
     assert raised == set(KINDS)
-    assert len(KINDS) == len(set(KINDS)) == 9
+    assert len(KINDS) == len(set(KINDS)) == 12
 
 
 def test_the_thresholds_are_the_runs_health_section_as_users_write_it() -> None:

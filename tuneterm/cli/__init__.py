@@ -42,6 +42,7 @@ from tuneterm.cli.scripts import split_command
 from tuneterm.config import ConfigError
 from tuneterm.runs.lifecycle import LaunchError, RunStateError
 from tuneterm.runs.runqueue import QueueStateError, SchedulerError
+from tuneterm.slurm import SlurmError
 from tuneterm.store.meta import UnreadableRun
 from tuneterm.store.runs import AmbiguousRun, RunNotFound
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_STATE, as_json)
     except UnreadableRun as exc:  # a damaged event segment met while reading; never rewritten
         return fail(f"the run is unreadable: {exc.reason}", EXIT_FAILED, as_json)
-    except (LaunchError, SchedulerError) as exc:
+    except (LaunchError, SchedulerError, SlurmError) as exc:
         return fail(str(exc), EXIT_FAILED, as_json)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

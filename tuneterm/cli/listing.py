@@ -40,14 +40,14 @@ def row_of(info: RunInfo, alerts: int = 0) -> dict[str, str]:
     return {
         "id": info.id,
         "name": info.name,
-        "status": f"{info.status}{place}",
+        "status": f"{view.status_text(info)}{place}",
         "model": m.model,
         "data": m.dataset,
         "epoch": view.position(info) or "-",
         "best": best.cell if best else "-",
         "loss": report.fmt_metric(m.last_loss),
         "elapsed": report.fmt_duration(view.elapsed(info)),
-        "device": m.device or "-",
+        "device": view.where(info),
     }
 
 

@@ -29,8 +29,8 @@ from tuneterm.cli.common import (
 )
 from tuneterm.cli.queue import enqueue_config, requeue_run
 from tuneterm.cli.scripts import script_config
-from tuneterm.config import ConfigError, ConfigIssue, load, run_config, template
-from tuneterm.runs import launcher, lifecycle, report, torchrun, view
+from tuneterm.config import ConfigError, ConfigIssue, RunConfig, load, run_config, template
+from tuneterm.runs import launcher, lifecycle, report, slurmjobs, torchrun, view
 from tuneterm.runs.watch import watch
 from tuneterm.store.runs import RunInfo, RunStore
 from tuneterm.store.text import printable
@@ -60,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.tag:
             cfg.run.tags = sorted({*cfg.run.tags, *args.tag})
     check_name(args.name)
+    if args.slurm:
+        return submit_slurm(args, store, [(cfg, args.name or "")])
     if args.queue:
         return enqueue_config(args, cfg)
     info = launcher.start(store, cfg, name=args.name or "")
@@ -74,6 +76,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     return follow(store, info.id, args.json)
+
+
+def submit_slurm(
+    args: argparse.Namespace, store: RunStore, cfgs: list[tuple[RunConfig, str]]
+) -> int:
+    """Submit the runs as one Slurm job; print their ids (and follow one unless --detach)."""
+    infos = launcher.submit_slurm(store, cfgs)
+    if len(infos) == 1 and not getattr(args, "detach", True):
+        return follow(store, infos[0].id, args.json)
+    if args.json:
+        out([{**report.summary(i), "job": i.meta.slurm.get("job_id") if i.meta else ""}
+             for i in infos] if len(infos) > 1 else
+            {**report.summary(infos[0]), "job": slurm_job(infos[0])})  # fmt: skip
+    else:
+        for info in infos:
+            print(info.id)
+            print(f"submitted as Slurm job {slurm_job(info)}; follow: tuneterm events {info.id} "
+                  f"--follow   stop: tuneterm stop {info.id}", file=sys.stderr)  # fmt: skip
+    return EXIT_OK
+
+
+def slurm_job(info: RunInfo) -> str:
+    return str(info.meta.slurm.get("job_id", "")) if info.meta is not None else ""
 
 
 def _gpu_count(raw: str) -> int:
@@ -95,10 +120,20 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     sets = list(args.set)
     if args.nodes is not None:
         sets.append(f"dist.nnodes={args.nodes}")
+        sets.append(f"slurm.nodes={args.nodes}")
     if args.gpus_per_node is not None:
-        sets.append(f"train.gpus={args.gpus_per_node}")
+        sets.append(f"train.gpus={max(1, args.gpus_per_node)}")
+        sets.append(f"slurm.gpus_per_node={args.gpus_per_node}")
+    for key in ("partition", "time", "account"):
+        if getattr(args, key):
+            sets.append(f"slurm.{key}={getattr(args, key)}")
+    if args.cpus_per_task:
+        sets.append(f"slurm.cpus_per_task={args.cpus_per_task}")
     cfg = load(args.config, sets)
     check_name(args.name)
+    if args.submit and args.out is None:  # the same as `tuneterm run CONFIG --slurm`
+        args.detach = True
+        return submit_slurm(args, store, [(cfg, args.name or "")])
     if args.submit and shutil.which("sbatch") is None:
         raise ConfigError([ConfigIssue("--submit", True, "sbatch is not on PATH")])
     job = torchrun.SlurmJob(
@@ -141,6 +176,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_id = store.resolve(args.run)
     if args.queue:
         return requeue_run(args, store, run_id)
+    if args.slurm:
+        info = slurmjobs.resubmit(store, run_id)
+        if args.json:
+            out({**report.summary(info), "job": slurm_job(info)})
+        else:
+            print(f"{run_id}: resumes as Slurm job {slurm_job(info)}", file=sys.stderr)
+        return EXIT_OK
     info = launcher.resume(store, run_id)
     if args.detach:
         out(report.summary(info)) if args.json else print(run_id)
@@ -282,6 +324,11 @@ def cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def slurm_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slurm", action="store_true",
+                   help="submit to Slurm as a batch job (the config's [slurm] table)")  # fmt: skip
+
+
 def add_commands(add: AddCommand) -> None:
     p = add("init", cmd_init, "write a commented config template", json_flag=False, store=False)
     p.add_argument("path", nargs="?", default="tuneterm.toml",
@@ -305,6 +352,7 @@ def add_commands(add: AddCommand) -> None:
         help="train.gpus: N processes (one per GPU) through torchrun + DDP; for a script run "
         "(-- CMD), the CUDA_VISIBLE_DEVICES it gets, e.g. 0,1",
     )
+    slurm_flag(p)
     p = add("slurm", cmd_slurm, "create a run and write an sbatch script for N nodes (torchrun)")
     p.add_argument("config", help=CONFIG_HELP)
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -340,6 +388,7 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--detach", action="store_true", help="return at once instead of following")
     queue_flags(p)
+    slurm_flag(p)
     p = add("rm", cmd_rm, "delete runs (their folders)")
     p.add_argument("runs", nargs="+", help=RUNS_HELP)
     p.add_argument("--force", action="store_true", help="kill the run first if it is running")

@@ -14,7 +14,7 @@ from tuneterm.cli.scripts import script_dict, sweep_configs, swept_args
 from tuneterm.config import ConfigError, ConfigIssue, apply_overrides, flatten, load, parse_toml
 from tuneterm.runs import launcher, report, runqueue, sweep
 from tuneterm.runs.watch import watch
-from tuneterm.store.runs import RunInfo, RunStore
+from tuneterm.store.runs import RunStore
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -28,20 +28,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data = {"group": group, "keys": keys, "points": [p.params for p in pts]}
         out(data) if args.json else [print(p.index, json.dumps(p.params)) for p in pts]
         return EXIT_OK
-    created: list[tuple[RunInfo, sweep.Point]] = []
-    for (cfg, name), p in zip(sweep.prepare(group, pts), pts, strict=True):
-        if args.now:
-            info = launcher.start(store, cfg, name=name, checked=True)
-        else:
-            info = runqueue.enqueue(store, cfg, name=name)
-        created.append((info, p))
+    prepared = sweep.prepare(group, pts)
+    if args.slurm:  # one job array, one run per point
+        infos = launcher.submit_slurm(store, prepared)
+    elif args.now:
+        infos = [launcher.start(store, cfg, name=name, checked=True) for cfg, name in prepared]
+    else:
+        infos = [runqueue.enqueue(store, cfg, name=name) for cfg, name in prepared]
+    created = list(zip(infos, pts, strict=True))
     sweep.record(store, group, keys, created)
     started = None
-    if not args.now and not args.no_start:
+    if not args.now and not args.no_start and not args.slurm:
         started = runqueue.start_scheduler(store)[1]
     if args.json and not args.wait:
         runs = [{"id": i.id, "name": i.name, "params": p.params} for i, p in created]
-        out({"group": group, "keys": keys, "queued": not args.now, "runs": runs,
+        out({"group": group, "keys": keys, "queued": not (args.now or args.slurm), "runs": runs,
               "scheduler": scheduler_json(store)})  # fmt: skip
     elif not args.json:
         for info, p in created:
@@ -161,6 +162,7 @@ def add_commands(add: AddCommand) -> None:
     when.add_argument("--queue", action="store_true", help="queue the runs (the default)")
     when.add_argument("--now", action="store_true", help="start every run at once")
     p.add_argument("--no-start", action="store_true", help="queue without starting the scheduler")
+    p.add_argument("--slurm", action="store_true", help="submit as one Slurm job array")
     p.add_argument("--dry-run", action="store_true", help="validate and print; create nothing")
     p.add_argument("--wait", action="store_true", help="follow the runs, then print the best")
 

@@ -3,9 +3,10 @@ looks for and what the engine does itself) and [script] (your own training scrip
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneterm.config.choices import OnNan, StopSignal, one_of
 from tuneterm.config.scriptargs import command_args, command_label
@@ -70,6 +71,9 @@ class HealthSection(_Section):
         lt=1.0,
         description="disk_full also below this fraction of the disk free, whichever is larger",
     )
+    pending_minutes: float = Field(
+        60.0, gt=0.0, description="A Slurm job pending longer than this: pending_long"
+    )
 
 
 class ScriptSection(_Section):
@@ -130,3 +134,45 @@ class ScriptSection(_Section):
             if not data.get("label"):
                 data["label"] = command_label(argv)
         return data
+
+
+class SlurmSection(_Section):
+    """The run's Slurm job (`tuneterm run --slurm`, `sweep --slurm`, `resume --slurm`)."""
+
+    partition: str = Field("", description="sbatch --partition; empty: the cluster's default")
+    time: str = Field("", description='sbatch --time, e.g. "04:00:00"; empty: the partition\'s')
+    account: str = Field("", description="sbatch --account")
+    nodes: int = Field(1, ge=1, description="Nodes of the job (more than 1: torchrun on each)")
+    cpus_per_task: int = Field(0, ge=0, description="sbatch --cpus-per-task; 0: not set")
+    mem: str = Field("", description='sbatch --mem per node, e.g. "32G"; empty: not set')
+    gpus_per_node: int = Field(
+        0, ge=0, description="GPUs per node (one process each); 0: a CPU job with no gres line"
+    )
+    extra: list[str] = Field(
+        default_factory=list, description='Further sbatch options, e.g. ["--hold", "--qos=low"]'
+    )
+    requeue: bool = Field(
+        False,
+        description="A job preempted or at its time limit is requeued and resumes from its "
+        "checkpoint by itself",
+    )
+    grace_s: int = Field(
+        120,
+        ge=0,
+        le=65535,
+        description="Seconds before the time limit that the run is warned (it checkpoints and "
+        "ends resumable); 0: no warning",
+    )
+    poll_s: float = Field(
+        15.0,
+        ge=0.5,
+        description="Seconds between two looks at Slurm's queue, for the whole runs folder",
+    )
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> Any:
+        """A bare number is minutes, as sbatch reads it; 04:00:00 unquoted (a TOML time)."""
+        if isinstance(value, datetime.time):
+            return value.strftime("%H:%M:%S")
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value

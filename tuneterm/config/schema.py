@@ -26,7 +26,7 @@ from tuneterm.config.choices import (
     Shift,
     one_of,
 )
-from tuneterm.config.operations import HealthSection, ScriptSection
+from tuneterm.config.operations import HealthSection, ScriptSection, SlurmSection
 from tuneterm.config.renamed import kind_name
 from tuneterm.config.section import Section as _Section
 from tuneterm.config.section import kind_sections
@@ -384,6 +384,7 @@ class RunConfig(_Section):
     speed: SpeedSection = Field(default_factory=SpeedSection)  # type: ignore[arg-type]
     health: HealthSection = Field(default_factory=HealthSection)  # type: ignore[arg-type]
     script: ScriptSection = Field(default_factory=ScriptSection)  # type: ignore[arg-type]
+    slurm: SlurmSection = Field(default_factory=SlurmSection)  # type: ignore[arg-type]
 
     @model_validator(mode="before")
     @classmethod

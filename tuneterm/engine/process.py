@@ -36,6 +36,7 @@ from tuneterm.config import run_config
 from tuneterm.engine.ddp import Rank, die_with_parent, local_gpus
 from tuneterm.monitor import gpu_samples, process_sample, system_sample
 from tuneterm.proc import ENGINE_MARKER, ProcessIdentity
+from tuneterm.slurm.commands import TIMEOUT_REASON, WARNING, requeue_own_job
 from tuneterm.store.events import EventWriter
 from tuneterm.store.files import atomic_write_json
 from tuneterm.store.meta import ACTIVE, RunMeta, begin_resume, load_meta
@@ -136,6 +137,8 @@ class EngineProcess:
             self._meta_written = changes
 
     def set_status(self, status: str, **fields: Any) -> None:
+        if status == "stopped" and self.time_limit_warned:
+            fields.setdefault("error", f"{TIMEOUT_REASON}; {self.stopped_message(self.meta.step)}")
         extra = {k: v for k, v in fields.items() if k == "error"}
         if status not in ACTIVE:
             with self._final_lock:
@@ -158,6 +161,10 @@ class EngineProcess:
         # emit() takes the event writer's lock, which the interrupted code may be holding.
         self._stop_signal = self._stop_signal or signal.Signals(signum).name
         self._stop.set()
+
+    @property
+    def time_limit_warned(self) -> bool:
+        return self._stop_signal == WARNING
 
     def use_gpus(self, device: Any) -> None:
         """A distributed run on CUDA samples the GPUs of this node's ranks."""
@@ -195,8 +202,9 @@ class EngineProcess:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, resume: bool) -> int:
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
+        # SIGUSR1: Slurm's warning before the job's time limit (sbatch --signal, runs/slurmjobs.py)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(sig, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end the run
         if resume:
             begin_resume(self.meta, time.time())
@@ -275,4 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank.distributed:
         die_with_parent()
     engine = EngineProcess(RunStore(run_dir.parent), run_dir.name, rank)
-    return engine.run(args.resume)
+    code = engine.run(args.resume)
+    if engine.time_limit_warned and engine.writes and engine.meta.status == "stopped":
+        requeue_own_job()  # with slurm.requeue: the job runs again and resumes from last.pt
+    return code

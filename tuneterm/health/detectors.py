@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuneterm.health.alerts import Alert
+from tuneterm.slurm.states import ALERTS, ended_status
 
 if TYPE_CHECKING:
     from tuneterm.health.state import RunHealth
@@ -134,6 +135,29 @@ def disk_alerts(disk: Any, fraction: float, min_bytes: int, now: float) -> list[
     ]
 
 
+def _slurm(h: RunHealth, now: float, running: bool, alive: bool, disk: Any) -> list[Alert]:
+    job = h.job
+    if job is None:
+        return []
+    if job.state in ALERTS:
+        status, why, hint = ended_status(job.state)
+        kind = "out_of_memory" if job.state == "OUT_OF_MEMORY" else "node_fail"
+        return [Alert(kind, "error", now, f"job {job.job_id}: {why} (run {status})", hint)]
+    waited = now - h.job_since
+    if job.waiting and h.job_since and waited > h.settings.pending_minutes * 60:
+        return [
+            Alert(
+                "pending_long",
+                "warning",
+                now,
+                f"job {job.job_id} has waited {waited / 60:.0f} min: {job.reason or job.state}",
+                "Priority/Resources: a smaller slurm.time, nodes or gpus_per_node starts "
+                "sooner (or another slurm.partition); JobHeldUser: scontrol release the job",
+            )
+        ]
+    return []
+
+
 DETECTORS: dict[str, Detector] = {
     "nan_loss": Detector(("nan_loss",), _nan),
     "loss_spike": Detector(("loss_spike",), _spike),
@@ -143,6 +167,7 @@ DETECTORS: dict[str, Detector] = {
     "log": Detector(("oom", "traceback"), _crashes),  # out-of-memory and tracebacks
     "disk_full": Detector(("disk_full",), _disk),
     "slowdown": Detector(("slowdown",), _slowdown),
+    "slurm": Detector(("pending_long", "out_of_memory", "node_fail"), _slurm),
 }
 
 # Every alert kind, for help texts and filters.

@@ -17,6 +17,7 @@ from tuneterm.health.alerts import (
     nan_alert,
     spike_alert,
 )
+from tuneterm.slurm.states import JobState
 from tuneterm.store.eventtypes import SysEvent, TrainEvent
 
 _WINDOW = 64  # recent points kept per series
@@ -43,6 +44,8 @@ class RunHealth:
     gpu_busy_t: float | None = None  # last time a run's GPU was above the idle threshold
     gpu_seen: bool = False
     crashes: list[Alert] = field(default_factory=list)  # OOM and tracebacks from the log
+    job: JobState | None = None  # a run on Slurm: its job as last listed (set by the watcher)
+    job_since: float = 0.0  # when the job was submitted
 
     def feed(self, events: Iterable[Mapping[str, Any]]) -> None:
         for e in events:

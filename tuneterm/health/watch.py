@@ -37,6 +37,7 @@ from tuneterm.health.episodes import AlertBook
 from tuneterm.health.notify import NotifySettings, alert_env, load_notify, notify
 from tuneterm.health.state import RunHealth
 from tuneterm.proc import ProcessIdentity, is_alive, spawn_detached
+from tuneterm.slurm.states import ALERTS as SLURM_ALERTS
 from tuneterm.store.events import EventReader
 from tuneterm.store.files import FILE_MODE, atomic_write_json, read_json
 from tuneterm.store.meta import ACTIVE, QUEUED, UnreadableRun
@@ -49,7 +50,9 @@ WATCH_CMD = [sys.executable, "-m", MARKER]
 CLOSED = ("completed", "cancelled")
 # A run whose engine is (about to be) up keeps the watcher alive; `submitted` waits in a batch
 # queue for as long as it takes, with nothing here to watch.
-LIVE = tuple(s for s in ACTIVE if s != "submitted")  # a run that ended like this has no open alert
+LIVE = tuple(
+    s for s in ACTIVE if s not in ("submitted", "pending")
+)  # a run that ended like this has no open alert
 
 
 @dataclass
@@ -114,7 +117,8 @@ class Watcher:
         info = self.store.info(rid)
         w.meta_mtime, w.status, w.name = mtime, info.status, _name(info)
         w.attempt = info.meta.resumes if info.meta else 0
-        if info.status in CLOSED and not _ended_nonfinite(info):
+        failed_job = info.job is not None and info.job.state in SLURM_ALERTS
+        if info.status in CLOSED and not _ended_nonfinite(info) and not failed_job:
             # no open alert: its events need not be read at all
             w.ended, w.alerts = True, []
             return RunHealthReport(rid, w.name, info.status, [], w.attempt)
@@ -122,7 +126,9 @@ class Watcher:
             w.health = RunHealth(self._settings(rid), engine=_by_engine(info))
         with contextlib.suppress(UnreadableRun):  # a damaged segment: `show` tells of it
             w.health.feed(w.reader.poll())
-        running = info.status in ACTIVE and info.status not in ("created", "submitted")
+        w.health.job = info.job
+        w.health.job_since = float(info.meta.slurm.get("submitted", 0.0)) if info.meta else 0.0
+        running = info.status in ACTIVE and info.status not in ("created", "submitted", "pending")
         w.ended = info.status not in (*ACTIVE, QUEUED)
         w.alerts = detectors.check(w.health, now, running, info.alive, disk)
         return RunHealthReport(rid, w.name, info.status, w.alerts, w.attempt)
@@ -177,7 +183,7 @@ class Notifier:
                 self._send(r, alert)
             if r.status in LIVE:
                 self.active.add(r.id)
-            elif r.id in self.active and r.status not in (QUEUED, "submitted"):
+            elif r.id in self.active and r.status not in (QUEUED, "submitted", "pending"):
                 self.active.discard(r.id)
                 if self.book.ended(r.id, r.attempt):
                     self._send(r, None)

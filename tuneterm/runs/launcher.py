@@ -26,7 +26,7 @@ from tuneterm.proc import (
     signal_workers,
     wait_gone,
 )
-from tuneterm.runs import runqueue, torchrun
+from tuneterm.runs import runqueue, slurmjobs, torchrun
 from tuneterm.runs.lifecycle import (
     RESUMABLE,
     LaunchError,
@@ -143,6 +143,14 @@ def prepare_slurm(
     return info, script
 
 
+def submit_slurm(store: RunStore, cfgs: list[tuple[RunConfig, str]]) -> list[RunInfo]:
+    """Validate, then create the runs and submit them to Slurm as one job (an array for
+    several); nothing is left behind when Slurm refuses (see runs/slurmjobs.py)."""
+    for cfg, _ in cfgs:
+        validate(slurmjobs.fit(cfg), store, here=False)
+    return slurmjobs.submit(store, cfgs)
+
+
 def _spawn(store: RunStore, run_id: str, resume: bool, env: Mapping[str, str] | None = None) -> int:
     run_dir = store.run_dir(run_id)
     cmd = [*ENGINE_CMD, str(run_dir)]
@@ -253,6 +261,8 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     info = store.info(run_id)
     if info.status == QUEUED:
         return runqueue.cancel(store, run_id)
+    if slurmjobs.job_of(info):  # through Slurm: scancel
+        return slurmjobs.stop(store, info, force, wait)
     if not info.alive and end_orphaned(store, info, force, wait):  # a script run's leftovers
         return store.info(run_id)
     if not info.alive or info.meta is None or info.meta.pid <= 0:
@@ -292,6 +302,9 @@ def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
         info = runqueue.cancel(store, run_id)
+    if slurmjobs.job_of(info):  # its job first: scancel, then wait for it to leave
+        slurmjobs.cancel_for_delete(store, info, force)
+        info = store.info(run_id)
     if info.alive or info.status == "orphaned":
         if not force:
             raise RunStateError(

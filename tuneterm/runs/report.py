@@ -53,9 +53,25 @@ def summary(info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
         out[key] = derived[key] if key in derived else getattr(m, key)
     if info.status == "queued":
         out["queue_position"] = info.queue_position  # 0 when read without the whole queue
+    if m.slurm:
+        out["slurm"] = slurm_job(info)
     if alerts is not None:
         out["alerts"] = [a.to_dict() for a in alerts]
     return out
+
+
+def slurm_job(info: RunInfo) -> dict[str, Any]:
+    """A run on Slurm: its job as Slurm last listed it (state "" once it left the queue with
+    no record of how it ended; the recorded id and partition when Slurm could not be asked)."""
+    rec = info.meta.slurm if info.meta is not None else {}
+    job = info.job
+    return {
+        "job_id": job.job_id if job else rec.get("job_id", ""),
+        "state": job.state if job else "",
+        "reason": job.reason if job else "",
+        "partition": (job.partition if job else "") or rec.get("partition", ""),
+        "nodes": job.nodes if job else "",
+    }
 
 
 def detail(store: RunStore, info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:

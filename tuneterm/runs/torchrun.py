@@ -106,10 +106,11 @@ def sbatch_script(run_dir: Path, job: SlurmJob, python: str = sys.executable) ->
         f"#SBATCH --job-name=tuneterm-{run_dir.name}",
         f"#SBATCH --nodes={job.nodes}",
         "#SBATCH --ntasks-per-node=1",
-        f"#SBATCH --gpus-per-node={job.gpus_per_node}",
         f"#SBATCH --output={run_dir}/slurm-%j.out",
         "#SBATCH --requeue",
     ]
+    if job.gpus_per_node:  # none: a CPU job, with no gres line (sbatch refuses gres it lacks)
+        head.insert(4, f"#SBATCH --gpus-per-node={job.gpus_per_node}")
     if job.cpus_per_task:
         head.append(f"#SBATCH --cpus-per-task={job.cpus_per_task}")
     if job.partition:
@@ -122,7 +123,7 @@ def sbatch_script(run_dir: Path, job: SlurmJob, python: str = sys.executable) ->
         shlex.quote(python),
         "-m torch.distributed.run",
         f"--nnodes {job.nodes}",
-        f"--nproc-per-node {job.gpus_per_node}",
+        f"--nproc-per-node {max(1, job.gpus_per_node)}",
         "--rdzv-backend c10d",
         '--rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT"',
         '--rdzv-id "tuneterm-$SLURM_JOB_ID"',

@@ -18,6 +18,7 @@ STATUS_STYLE: dict[str, str] = {
     "created": "cyan",
     "starting": "cyan",
     "submitted": "cyan",
+    "pending": "magenta",
     "running": "bold green",
     "stopping": "yellow",
     "completed": "blue",
@@ -33,6 +34,21 @@ STATUS_STYLE: dict[str, str] = {
 
 def status_style(status: str) -> str:
     return STATUS_STYLE.get(status, "white")
+
+
+def status_text(info: RunInfo) -> str:
+    """The status as listings show it: a pending Slurm job with Slurm's reason."""
+    if info.status == "pending" and info.job is not None and info.job.reason:
+        return f"pending ({info.job.reason})"
+    return info.status
+
+
+def where(info: RunInfo) -> str:
+    """Where the run runs: its device, and its Slurm job when it has one."""
+    m = info.meta
+    device = m.device if m is not None else ""
+    job = str(m.slurm.get("job_id", "")) if m is not None else ""
+    return " ".join(p for p in (f"job {job}" if job else "", device) if p) or "-"
 
 
 def progress(info: RunInfo) -> float | None:

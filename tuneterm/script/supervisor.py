@@ -21,7 +21,6 @@ seen under it are recorded in meta.json (`group`), so readers can tell `orphaned
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import dataclasses
@@ -33,10 +32,8 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -50,6 +47,7 @@ from tuneterm.script import metrics as mx
 from tuneterm.script import tree
 from tuneterm.script.apifile import api_record, last_offset
 from tuneterm.script.output import LineSplitter
+from tuneterm.slurm.commands import TIMEOUT_REASON
 from tuneterm.store.events import EventWriter
 from tuneterm.store.eventtypes import user_metrics, user_name
 from tuneterm.store.files import FILE_MODE
@@ -95,6 +93,7 @@ class Supervisor:
         self._lock = threading.Lock()  # meta.json, the metric book, the step counter
         self._meta_saved = 0.0
         self._stop = threading.Event()
+        self.warned = False  # the stop came as Slurm's warning before the time limit
         self._done = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
         self.reports = 0
@@ -214,6 +213,7 @@ class Supervisor:
     def _on_term(self, signum: int, frame: object) -> None:
         # Flags, a file and a signal only: no locks in a handler.
         self._stop.set()
+        self.warned = self.warned or signum == signal.SIGUSR1
         if self._stop_at is None:
             self._stop_at = time.monotonic()
         with contextlib.suppress(OSError):  # for should_stop(), whatever the script's handlers
@@ -224,8 +224,8 @@ class Supervisor:
                 os.killpg(child.pid, signal.Signals[self.cfg.script.stop_signal])
 
     def run(self, resume: bool) -> int:
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):  # USR1: Slurm's time limit
+            signal.signal(sig, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end it
         tree.become_subreaper()
         if resume:
@@ -349,6 +349,8 @@ class Supervisor:
                 f"killed: still running {sc.stop_grace_s:g} s after {sc.stop_signal} "
                 "(script.stop_grace_s)"
                 if self._killed
+                else TIMEOUT_REASON
+                if self.warned
                 else f"stopped ({sc.stop_signal})"
             )
             self.meta.stop_outcome = "killed" if self._killed else "clean"
@@ -481,19 +483,3 @@ class Supervisor:
                         self._save()
             except psutil.Error:
                 continue
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tuneterm.script")
-    ap.add_argument("run_dir")
-    ap.add_argument("--resume", action="store_true")
-    args = ap.parse_args(argv)
-    run_dir = Path(args.run_dir).resolve()
-    sup = Supervisor(RunStore(run_dir.parent), run_dir.name)
-    try:
-        return sup.run(args.resume)
-    except BaseException as exc:  # the run must end with a status, whatever happened
-        sup.set_status("failed", error=f"supervisor error: {exc!r}")
-        sup.writer.close()
-        print(repr(exc), file=sys.stderr)
-        return 1

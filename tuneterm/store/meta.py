@@ -18,8 +18,9 @@ from tuneterm.store.files import atomic_write_json, read_json
 FORMAT_VERSION = 1
 
 # Statuses written to meta.json by the launcher or engine.
-# `submitted`: `tuneterm slurm` wrote the job script; the engine starts when the job does.
-ACTIVE = ("created", "submitted", "starting", "running", "stopping")
+# `submitted`: the run's Slurm job is submitted; the engine starts when the job does.
+# `pending`: derived by readers from Slurm's queue: the job waits (meta.json `slurm.job_id`).
+ACTIVE = ("created", "submitted", "pending", "starting", "running", "stopping")
 # A queued run has a folder and a validated config but no engine yet (see tuneterm/runqueue.py).
 QUEUED = "queued"
 FINAL = ("completed", "failed", "stopped", "cancelled")
@@ -107,6 +108,9 @@ class RunMeta(BaseModel):
     # How the last stop ended: "" (none), "clean" (the script ended by itself after the stop
     # signal) or "killed" (it was still running after script.stop_grace_s).
     stop_outcome: str = ""
+    # A run on Slurm: its job (`job_id`, `123` or `123_4` in an array), partition, when it was
+    # submitted, and its slurm.poll_s and slurm.requeue (tuneterm.slurm.SlurmRecord reads it).
+    slurm: dict[str, Any] = Field(default_factory=dict)
 
 
 class RunLabel(BaseModel):

@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.proc import ProcessGroup, ProcessIdentity, group_members, is_alive
+from tuneterm.slurm.jobs import JobView
+from tuneterm.slurm.states import JobState, SlurmRecord
 from tuneterm.store.events import DamagedEvents, EventReader, check_events, missing_segments
 from tuneterm.store.files import atomic_write_text, make_dir
 from tuneterm.store.ids import check_name, check_prefix, is_run_id, new_run_id
+from tuneterm.store.jobstatus import job_status
 from tuneterm.store.meta import (
     ACTIVE,
     QUEUED,
@@ -81,6 +84,7 @@ class RunInfo:
     label: RunLabel
     reason: str = ""  # why a run is unreadable or crashed
     queue_position: int = 0  # 1 = next to start; set by number_queue over a whole listing
+    job: JobState | None = None  # a run on Slurm: its job as Slurm last listed it
 
     @property
     def name(self) -> str:
@@ -160,6 +164,7 @@ def number_queue(runs: list[RunInfo]) -> list[RunInfo]:
 class RunStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.jobs = JobView(self.root)  # Slurm's queue, listed at most once per poll_s
 
     @classmethod
     def from_env(cls, runs_dir: str | Path | None = None) -> RunStore:
@@ -241,8 +246,10 @@ class RunStore:
         if meta.id != run_id:
             reason = f"meta.json names run {meta.id!r}, not its folder {run_id!r}"
             return RunInfo(run_id, path, "unreadable", None, label, reason)
-        status, reason = derive_status(meta)
-        return RunInfo(run_id, path, status, meta, label, reason)
+        job = self.jobs.lookup(SlurmRecord.of(meta.slurm)) if meta.slurm else None
+        found = job_status(meta, job) if job is not None else None
+        status, reason = found or derive_status(meta)
+        return RunInfo(run_id, path, status, meta, label, reason, job=job)
 
     def list(self, status: str | None = None) -> list[RunInfo]:
         runs = [self.info(i) for i in self.ids()]

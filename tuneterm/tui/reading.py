@@ -40,7 +40,7 @@ class RunLister:
             path = self.store.root / run_id
             stamp = (_mtime(path / "meta.json"), _mtime(path / "label.json"))
             hit = self._cache.get(run_id)
-            if hit and (hit[0], hit[1]) == stamp and hit[2].status not in (*ACTIVE, "starting"):
+            if hit and (hit[0], hit[1]) == stamp and _settled(hit[2]):
                 info = hit[2]
             else:
                 try:
@@ -134,3 +134,11 @@ class EventPoller:
 
     def forget(self, run_id: str) -> None:
         self.readers.pop(run_id, None)
+
+
+def _settled(info: RunInfo) -> bool:
+    """A run whose status changes only with its files: not active, and not on a Slurm job
+    still in the queue (Slurm's state changes without them)."""
+    if info.status in (*ACTIVE, "starting"):
+        return False
+    return info.job is None or info.job.ended

@@ -147,10 +147,14 @@ def cells(info: RunInfo, marked: bool, now: float | None = None, alerts: int = 0
     now = now or time.time()
     m = info.meta
     dev = device_text(m.device) if m and m.device else ""
+    if m is not None and m.slurm:  # a run on Slurm: its job, and where it runs
+        dev = " ".join(p for p in (f"job {m.slurm.get('job_id', '')}", dev) if p)
     return {
         "mark": "●" if marked else " ",
         "name": info.name or "-",
-        "status": (f"queued #{info.queue_position}" if info.queue_position else info.status)
+        "status": (
+            f"queued #{info.queue_position}" if info.queue_position else view.status_text(info)
+        )
         + (f" {ALERT}{alerts}" if alerts else ""),
         "model": (_SCRIPT_MARK if _is_script(m.task) else "") + m.model if m else "",
         "data": m.dataset if m else "",
