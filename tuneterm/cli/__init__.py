@@ -14,7 +14,7 @@ import os
 import sys
 
 from tuneterm import __version__
-from tuneterm.cli import demo, health, inspect, models, queue, runs, scripts, sweep
+from tuneterm.cli import demo, health, inspect, models, queue, runs, scripts, sweep, watching
 from tuneterm.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (runs, inspect, health, models, demo, queue, sweep, scripts):
+    for group in (runs, inspect, health, models, demo, queue, sweep, scripts, watching):
         group.add_commands(add)
     return ap
 

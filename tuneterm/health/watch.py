@@ -46,7 +46,7 @@ POLL = 2.0  # seconds between passes of the notifying watcher
 IDLE_EXIT = 120.0  # ... which exits after this long with no active run
 MARKER = "tuneterm.health.watch"
 WATCH_CMD = [sys.executable, "-m", MARKER]
-CLOSED = ("completed", "cancelled")
+CLOSED = ("completed", "cancelled", "ended")  # ended: a run of another tool
 # A run whose engine is (about to be) up keeps the watcher alive; `submitted` waits in a batch
 # queue for as long as it takes, with nothing here to watch.
 LIVE = tuple(s for s in ACTIVE if s != "submitted")  # a run that ended like this has no open alert

@@ -251,6 +251,11 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     A queued run has no process: stopping or killing it cancels it (see runqueue.cancel).
     """
     info = store.info(run_id)
+    if info.source:  # no process of another tool's run can be proven its own: never guess
+        raise RunStateError(
+            f"run {run_id} was written by another tool ({info.source}, {info.path}); tuneterm "
+            "did not start it and cannot prove a live process is its own, so it signals none"
+        )
     if info.status == QUEUED:
         return runqueue.cancel(store, run_id)
     if not info.alive and end_orphaned(store, info, force, wait):  # a script run's leftovers

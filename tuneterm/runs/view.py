@@ -28,6 +28,7 @@ STATUS_STYLE: dict[str, str] = {
     "unreadable": "red",
     "queued": "magenta",
     "cancelled": "dim",
+    "ended": "blue",
 }
 
 

@@ -80,6 +80,7 @@ class RunInfo:
     label: RunLabel
     reason: str = ""  # why a run is unreadable or crashed
     queue_position: int = 0  # 1 = next to start; set by number_queue over a whole listing
+    source: str = ""  # the tool that wrote a run tuneterm only reads (tuneterm.sources)
 
     @property
     def name(self) -> str:
