@@ -295,6 +295,11 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
 
 def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
+    if info.source:
+        raise RunStateError(
+            f"run {run_id} was written by another tool ({info.source}, {info.path}); "
+            "tuneterm only reads it and deletes nothing of it"
+        )
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
         info = runqueue.cancel(store, run_id)
     if info.alive or info.status == "orphaned":
