@@ -21,7 +21,8 @@ from helpers.cli import Cli, cli_popen
 from helpers.waiting import wait_for
 from helpers.writers import hf_run, lightning_run, mlflow_run, tb_run
 
-from tuneterm.sources import SourcedStore, scan
+from tuneterm.runs import report
+from tuneterm.sources import SourcedStore
 from tuneterm.sources.scan import run_id
 
 OLD = 1_000_000_000.0  # an mtime long ago: a file nobody writes any more
@@ -68,6 +69,18 @@ def by_source(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def events(cli: Cli, rid: str, kind: str = "") -> list[dict[str, Any]]:
     args = ["events", rid, "--json", *(["--kind", kind] if kind else [])]
     return [json.loads(line) for line in cli(*args, check=0).stdout.splitlines()]
+
+
+def read(logs: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """In this process, as `ls --json` and `events --json` read it: the one run under `logs`
+    (its summary) and its events."""
+    store = SourcedStore(logs.parent / "runs", [logs])
+    (rid,) = store.sources()
+    return report.summary(store.info(rid)), [dict(e) for e in store.events(rid)]
+
+
+def of_kind(evs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in evs if e["kind"] == kind]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -177,13 +190,11 @@ def test_truncated_last_record_named_and_the_rest_shown(
     data = path.read_bytes()
     path.write_bytes(data[:-7])  # the writer died half-way through its last record
     os.utime(path, (OLD, OLD))
-    watch(tmp_path / "logs", monkeypatch)
-    (run,) = cli.json("ls")
+    run, evs = read(tmp_path / "logs")
     assert str(path) in run["error"] and "incomplete" in run["error"]
-    train = events(cli, run["id"], "train")
+    train = of_kind(evs, "train")
     assert len(train) >= 18 and [e["step"] for e in train] == list(range(len(train)))
-    logs = events(cli, run["id"], "log")
-    assert any(str(path) in e["msg"] for e in logs)
+    assert any(str(path) in e["msg"] for e in of_kind(evs, "log"))
 
 
 def test_bad_crc_names_the_file_and_skips_one_record(
@@ -195,10 +206,9 @@ def test_bad_crc_names_the_file_and_skips_one_record(
     victim = starts[len(starts) // 2]
     data[victim + 14] ^= 0xFF  # a byte of the record's body: its data CRC no longer matches
     path.write_bytes(bytes(data))
-    watch(tmp_path / "logs", monkeypatch)
-    (run,) = cli.json("ls")
+    run, evs = read(tmp_path / "logs")
     assert str(path) in run["error"] and "CRC" in run["error"]
-    steps = [e["step"] for e in events(cli, run["id"], "train")]
+    steps = [e["step"] for e in of_kind(evs, "train")]
     assert 0 in steps and 19 in steps and len(steps) >= 18
 
 
@@ -212,12 +222,15 @@ def test_trainer_state_mid_write_named_and_the_rest_shown(
     (state,) = sorted(folder.glob("checkpoint-6/trainer_state.json"))
     whole = state.read_text()
     state.write_text(whole[: len(whole) // 2])  # caught mid-write
-    watch(tmp_path / "logs", monkeypatch)
-    (run,) = cli.json("ls")
-    assert run["source"] == "hf" and str(state) in run["error"]
+    store = SourcedStore(tmp_path / "runs", [tmp_path / "logs"])
+    (rid,) = store.sources()
+    info = store.info(rid)
+    assert info.source == "hf" and str(state) in info.reason
+    assert info.meta is not None and info.meta.step >= 3  # from checkpoint-3's state
     state.write_text(whole)  # the write completes: read at the next look
-    (run,) = cli.json("ls")
-    train = events(cli, run["id"], "train")
+    info = store.info(rid)
+    assert info.meta is not None and info.meta.step == 6 and not info.reason
+    train = of_kind([dict(e) for e in store.events(rid)], "train")
     assert [e["step"] for e in train] == list(range(1, 7))
 
 
@@ -231,11 +244,10 @@ def test_csv_header_changed_half_way_named_and_read_by_the_new_header(
         "epoch,step,train_loss\n0,0,1.0\n0,1,0.5\n"
         "epoch,step,train_loss,val_acc\n0,2,0.4,\n0,2,,0.7\n"
     )
-    watch(tmp_path / "logs", monkeypatch)
-    (run,) = cli.json("ls")
+    run, evs = read(tmp_path / "logs")
     assert str(path) in run["error"] and "line 4" in run["error"] and "val_acc" in run["error"]
-    assert [e["loss"] for e in events(cli, run["id"], "train")] == [1.0, 0.5, 0.4]
-    assert [e["val_acc"] for e in events(cli, run["id"], "val")] == [0.7]
+    assert [e["loss"] for e in of_kind(evs, "train")] == [1.0, 0.5, 0.4]
+    assert [e["val_acc"] for e in of_kind(evs, "val")] == [0.7]
 
 
 def test_jsonl_trainer_log(
@@ -249,8 +261,7 @@ def test_jsonl_trainer_log(
             for s in range(1, 5)]  # fmt: skip
     rows.append({"current_steps": 4, "total_steps": 4, "eval_loss": 0.3})
     (folder / "trainer_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    watch(tmp_path / "logs", monkeypatch)
-    (run,) = cli.json("ls")
+    run, _ = read(tmp_path / "logs")
     assert run["source"] == "jsonl" and run["total_steps"] == 4 and run["last_loss"] == 0.5
     assert run["best_metric"]["metric"] == "eval_loss"
 
@@ -311,6 +322,7 @@ def test_live_run_followed_by_events_and_the_tui(
     import asyncio
 
     from helpers.fake_store import new_app, until
+
     from tuneterm.tui.widgets.runtable import RunTable
 
     proc, folder = live_writer

@@ -73,19 +73,22 @@ class TrainerReader:
 
     def poll(self) -> Batch:
         batch = self.tb.poll() if self.tb.files() else Batch()
-        states = state_files(self.folder)
-        if states:
-            self._read_state(states[-1], batch, curves=not self.tb.known)
+        # the newest trainer_state.json that reads whole; one caught mid-write is said, and an
+        # older checkpoint's stands in until the next poll
+        for path in reversed(state_files(self.folder)):
+            if self._read_state(path, batch, curves=not self.tb.known):
+                break
         return batch
 
-    def _read_state(self, path: Path, batch: Batch, curves: bool) -> None:
+    def _read_state(self, path: Path, batch: Batch, curves: bool) -> bool:
+        """Read one trainer_state.json if it changed; False if it cannot be read."""
         try:
             st = os.stat(path)
         except OSError:
-            return
+            return False
         stamp = (st.st_size, st.st_mtime_ns)
         if str(path) == self.last and stamp == self.stamp:
-            return
+            return True
         try:
             state = json.loads(path.read_bytes())
             history = state.get("log_history") or []
@@ -94,8 +97,9 @@ class TrainerReader:
         except (OSError, ValueError, AttributeError) as exc:
             # Mid-write, or damaged: keep what was read, try again at the next poll
             batch.problems.append(f"{path}: cannot be read ({exc}); the rest of the run is shown")
-            return
+            return False
         self.last, self.stamp = str(path), stamp
+        batch.facts["resolved"] = str(path)  # read whole now: a mid-write is over
         batch.facts.update(_facts(state))
         if curves:
             t = mtime(path)
@@ -103,6 +107,7 @@ class TrainerReader:
                 if isinstance(entry, dict) and not any(k in entry for k in FINAL_KEYS[:4]):
                     batch.points += _entry_points(entry, t)
             self.seen = max(self.seen, len(history))
+        return True
 
     def state(self) -> dict[str, Any]:
         return {"tb": self.tb.state(), "seen": self.seen}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneterm.script.metrics import MetricBook, Record, events_of
+from tuneterm.script.metrics import MetricBook
 from tuneterm.sources.points import Batch, Point
 from tuneterm.sources.readers import Reader, mtime, reader_for
 from tuneterm.sources.scan import Found
@@ -66,6 +66,12 @@ class SourceRun:
     seq: int = 0
     epoch: float = 0.0
     stamps: dict[str, list[int]] = field(default_factory=dict)  # the files as last read
+    read: bool = False  # read from the start (now or by an earlier process), not glanced at
+    glance: tuple[dict[str, list[int]], RunMeta] | None = None  # the stamps, what a glance saw
+    _known: set[str] = field(default_factory=set)  # the names seen, and which way each is better
+    _higher: dict[str, bool] = field(default_factory=dict)
+    _values: dict[str, float] = field(default_factory=dict)  # the best value of each name
+    _best: str = ""  # the metric that ranks the run (MetricBook.best)
 
     @classmethod
     def open(cls, found: Found) -> SourceRun:
@@ -73,9 +79,15 @@ class SourceRun:
 
     def poll(self) -> list[Event]:
         """The events appended since the last poll (and meta brought up to date)."""
-        batch = self.reader.poll()
+        return self.feed(self.reader.poll())
+
+    def feed(self, batch: Batch) -> list[Event]:
+        """The events of what a reader found (and meta brought up to date)."""
         out = self._events(batch)
         self._facts(batch)
+        resolved = batch.facts.get("resolved")
+        if resolved:
+            self.problems = [p for p in self.problems if not p.startswith(f"{resolved}:")]
         for problem in batch.problems:
             if problem not in self.problems:
                 self.problems.append(problem)
@@ -90,28 +102,64 @@ class SourceRun:
         return event
 
     def _events(self, batch: Batch) -> list[Event]:
+        """Each log call's values as a `train` event (loss, lr) and a `val` event (the rest),
+        as a script run's (script.metrics.events_of); the run's best followed as the values
+        come (the MetricBook's rule, kept per name here: a run may hold millions)."""
         out: list[Event] = []
         m = self.meta
+        step, started, last_loss, epoch = m.step, m.started, m.last_loss, self.epoch
         for group in _groups(batch.points):
             values = {p.name: p.value for p in group}
-            t = max(p.t for p in group)
-            step = group[0].step
-            self.epoch = values.pop("epoch", self.epoch)
-            if m.started is None or t < m.started:
-                m.started = m.created = t
-            m.step, m.epoch = max(m.step, step), math.ceil(self.epoch) if self.epoch else 0
+            t = group[-1].t
+            epoch = values.pop("epoch", epoch)
+            step = max(step, group[0].step)
+            if started is None or t < started:
+                started = t
             if not values:
                 continue
-            if self.book.see(list(values)):
-                m.metrics = self.book.spec()
-            for kind, fields in events_of(Record(values, step, self.epoch), step, self.epoch):
-                if kind == "train":
-                    m.last_loss = fields["loss"]
-                m.best = self.book.offer(fields) or m.best
-                if not self.epoch:  # a run that counts no epochs: none to show
-                    m.best.pop("epoch", None)
-                out.append(self._event(kind, t, fields))
+            if not self._known.issuperset(values):
+                self._learn(list(values))
+            where = {"step": group[0].step, "epoch": epoch}
+            loss, lr = values.pop("loss", None), values.pop("lr", None)
+            if loss is not None:
+                fields = {**where, "loss": loss, **({"lr": lr} if lr is not None else {})}
+                out.append(self._event("train", t, fields))
+                self._offer("loss", loss, fields)
+                last_loss = loss
+            if values:
+                fields = {**where, **values}
+                out.append(self._event("val", t, fields))
+                for name, value in values.items():
+                    self._offer(name, value, fields)
+        self.epoch = epoch
+        m.step, m.epoch, m.last_loss = step, math.ceil(epoch) if epoch else 0, last_loss
+        m.started, m.created = started, started or 0.0
+        best = self.book.bests.get(self._best, {})
+        m.best = {k: v for k, v in best.items() if k != "epoch" or self.epoch}
         return out
+
+    def _learn(self, names: list[str]) -> None:
+        self._known.update(names)
+        if self.book.see(names):
+            self.meta.metrics = self.book.spec()
+        self._best = self.book.best()
+        for name in names:
+            self._higher[name] = self.book.metric(name).higher
+
+    def _offer(self, name: str, value: float, fields: dict[str, Any]) -> None:
+        if not math.isfinite(value):
+            return  # a NaN or inf is an alert (health), never the run's best
+        old = self._values.get(name)
+        if old is not None and (value <= old if self._higher[name] else value >= old):
+            return
+        self._values[name] = value
+        epoch = fields.get("epoch")
+        at = (
+            {**fields, "epoch": int(epoch)}
+            if isinstance(epoch, float) and math.isfinite(epoch)
+            else fields
+        )
+        self.book.bests[name] = {**at, "metric": name, "value": value}
 
     def _facts(self, batch: Batch) -> None:
         facts, m = batch.facts, self.meta
@@ -153,6 +201,8 @@ class SourceRun:
         )
         self.problems = list(state["problems"])
         self.seq, self.epoch = int(state["seq"]), float(state["epoch"])
+        self._learn([*self.book.seen, *(["loss"] if self.book.has_loss else [])])
+        self._values = {k: float(b["value"]) for k, b in self.book.bests.items()}
 
 
 class SourceEvents(EventReader):

@@ -10,12 +10,18 @@ import time
 from pathlib import Path
 
 from tuneterm.sources import cache
+from tuneterm.sources.points import Batch
 from tuneterm.sources.run import SourceEvents, SourceRun
 from tuneterm.sources.scan import Found, is_source_id, scan
 from tuneterm.sources.settings import LIVE_S, load_settings
 from tuneterm.store.events import EventReader
-from tuneterm.store.meta import FINAL, RunLabel
+from tuneterm.store.meta import FINAL, RunLabel, RunMeta
 from tuneterm.store.runs import RunInfo, RunNotFound, RunStore, number_queue
+
+# A run whose files hold more than this, never read whole, is listed from a glance at the end
+# of its newest file: its last values and tags.
+GLANCE_OVER = 4 << 20
+GLANCE_BYTES = 64 << 10
 
 
 class ReadOnlySource(ValueError):
@@ -66,8 +72,11 @@ class SourcedStore(RunStore):
             return super().info(run_id, events)
         found = self.found(run_id)
         run = self._run(found)
-        self._refresh(run)
-        meta = run.meta.model_copy(deep=True)
+        if events or run.read or not self._large(run):
+            self._refresh(run)
+            meta = run.meta.model_copy(deep=True)
+        else:  # a listing of a large run never read: its last values only, lazily
+            meta = self._glance(run).model_copy(deep=True)
         if meta.status not in FINAL:
             meta.status = "running" if time.time() - meta.updated < self.live_s else "ended"
         if meta.status != "running":
@@ -92,10 +101,34 @@ class SourcedStore(RunStore):
         if run is None or run.found != found:
             run = self._runs[found.id] = SourceRun.open(found)
             kept = cache.load(found.id, found.path)
-            if kept is not None:
+            if kept is not None and "glance" in kept[1]:
+                run.glance = (kept[0], RunMeta.model_validate(kept[1]["glance"]))
+            elif kept is not None:
                 run.restore(kept[1])
-                run.stamps = kept[0]
+                run.stamps, run.read = kept[0], True
         return run
+
+    def _large(self, run: SourceRun) -> bool:
+        if not hasattr(run.reader, "peek"):
+            return False
+        return sum(s[0] for s in cache.stamps(run.reader.files()).values()) > GLANCE_OVER
+
+    def _glance(self, run: SourceRun) -> RunMeta:
+        """What a listing needs of a run: its last values and tags, from the end of its newest
+        file (the best of a metric needs every value: `show` reads them all, then `ls` has
+        it from the cache)."""
+        stamps = cache.stamps(run.reader.files())
+        if run.glance is not None and run.glance[0] == stamps:
+            return run.glance[1]
+        batch: Batch = run.reader.peek(GLANCE_BYTES)  # type: ignore[attr-defined]
+        quick = SourceRun.open(run.found)
+        quick.feed(batch)
+        meta = quick.meta
+        meta.best, meta.started = {}, batch.facts.get("started", meta.started)
+        meta.created = meta.started or 0.0
+        run.glance = (stamps, meta)
+        cache.save(run.found.id, run.found.path, stamps, {"glance": meta.model_dump()})
+        return meta
 
     def _refresh(self, run: SourceRun) -> None:
         """Read what the run's files gained, if any; keep it in the cache."""
@@ -103,6 +136,7 @@ class SourcedStore(RunStore):
         if now == run.stamps:
             return
         run.poll()
+        run.read, run.glance = True, None
         run.stamps = cache.stamps(run.reader.files())
         cache.save(run.found.id, run.found.path, run.stamps, run.state())
 

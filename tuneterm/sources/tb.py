@@ -6,6 +6,7 @@ and a record cut short by the writer waits for the next poll."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from tuneterm.sources.readers import register, stale
 EVENT_FILE = "events.out.tfevents."
 _MASK_DELTA = 0xA282EAD8
 CHUNK = 8 << 20  # bytes read from a file at a time
+HEAD = 4096  # bytes read of a file's start for when the run started
 
 
 def _load_crc() -> Callable[[bytes], int]:
@@ -146,6 +148,39 @@ class RecordFile:
             )
 
 
+def _resync(data: bytes) -> int:
+    """The first offset in `data` where a whole record starts, both its CRCs checked (a
+    chance match of both is about one in 2**64); -1 if none."""
+    for pos in range(0, max(0, len(data) - 16)):
+        header = data[pos : pos + 8]
+        if struct.unpack("<I", data[pos + 8 : pos + 12])[0] != masked_crc(header):
+            continue
+        (length,) = struct.unpack("<Q", header)
+        stop = pos + 12 + length + 4
+        if stop <= len(data) and struct.unpack("<I", data[stop - 4 : stop])[0] == masked_crc(
+            data[pos + 12 : pos + 12 + length]
+        ):
+            return pos
+    return -1
+
+
+def peek(path: Path, tail: int) -> Batch:
+    """The scalars in the last `tail` bytes of an event file, for a listing: the last values
+    and the tags, without reading the whole file."""
+    batch = Batch()
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as f:
+            f.seek(max(0, size - tail))
+            data = f.read()
+    except OSError:
+        return batch
+    start = 0 if size <= tail else _resync(data)
+    if start >= 0:
+        RecordFile(path, max(0, size - tail) + start)._records(data[start:], batch)
+    return batch
+
+
 @dataclass
 class TensorBoardReader:
     """A folder's event files, in name order (a restarted writer starts a new file)."""
@@ -168,6 +203,23 @@ class TensorBoardReader:
         for path in self.files():
             rf = self.known.setdefault(str(path), RecordFile(path))
             rf.read(batch)
+        return batch
+
+    def peek(self, tail: int) -> Batch:
+        """The last values of the newest file that has any (see `peek`), and when the run
+        started (its first file's first scalar)."""
+        files = self.files()
+        for path in reversed(files):
+            batch = peek(path, tail)
+            if batch.points:
+                break
+        else:
+            return Batch()
+        head = Batch()
+        with contextlib.suppress(OSError), open(files[0], "rb") as f:
+            RecordFile(files[0])._records(f.read(HEAD), head)
+        if head.points:
+            batch.facts["started"] = head.points[0].t
         return batch
 
     def state(self) -> dict[str, Any]:
