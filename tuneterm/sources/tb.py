@@ -7,6 +7,7 @@ and a record cut short by the writer waits for the next poll."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import struct
 from collections.abc import Callable
@@ -54,10 +55,20 @@ def event_files(folder: Path) -> list[Path]:
     return sorted(folder / n for n in names if n.startswith(EVENT_FILE))
 
 
-def _scalars(record: bytes, out: list[Point]) -> None:
+@functools.cache
+def _event_proto() -> Any:
     from tensorboard.compat.proto import event_pb2
 
-    event = event_pb2.Event.FromString(record)
+    return event_pb2.Event
+
+
+NO_TENSORBOARD = (
+    "TensorBoard event files need the `tensorboard` package: pip install 'tuneterm[tensorboard]'"
+)
+
+
+def _scalars(record: bytes, out: list[Point]) -> None:
+    event = _event_proto().FromString(record)
     if not event.HasField("summary"):
         return
     for v in event.summary.value:
@@ -87,6 +98,12 @@ class RecordFile:
 
     def read(self, batch: Batch) -> None:
         if self.damaged:
+            return
+        try:
+            _event_proto()
+        except ImportError:
+            self.damaged = f"{self.path}: {NO_TENSORBOARD}"
+            batch.problems.append(self.damaged)
             return
         try:
             size = os.stat(self.path).st_size
