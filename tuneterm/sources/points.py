@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Tags whose meaning is certain, mapped onto tuneterm's names (tuneterm.script.metrics):
 # the train loss is `loss`, the learning rate `lr`, the epoch the `epoch` of its step.
@@ -27,6 +28,7 @@ SKIP = frozenset({"hp_metric"})  # Lightning's placeholder for the hparams plugi
 _UNSAFE = re.compile(r"[^\w./-]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def metric_name(tag: str) -> str:
     """tuneterm's name for a tag, where the meaning is certain; else the tag itself."""
     low = tag.strip()
@@ -39,9 +41,9 @@ def metric_name(tag: str) -> str:
     return _UNSAFE.sub("_", low) or "value"
 
 
-@dataclass(frozen=True)
-class Point:
-    """One value: `name` is tuneterm's name (metric_name) of the tag."""
+class Point(NamedTuple):
+    """One value: `name` is tuneterm's name (metric_name) of the tag. (A tuple: a run may
+    hold millions.)"""
 
     step: int
     t: float  # wall time it was written

@@ -21,7 +21,7 @@ from tuneterm.store.runs import RunInfo, RunNotFound, RunStore, number_queue
 # A run whose files hold more than this, never read whole, is listed from a glance at the end
 # of its newest file: its last values and tags.
 GLANCE_OVER = 4 << 20
-GLANCE_BYTES = 64 << 10
+GLANCE_BYTES = 8 << 10
 
 
 class ReadOnlySource(ValueError):
@@ -65,6 +65,23 @@ class SourcedStore(RunStore):
             return super().meta_path(run_id)
         files = self._run(self.found(run_id)).reader.files()
         return max(files, key=cache.mtime_of, default=self.found(run_id).path)
+
+    def config_path(self, run_id: str) -> Path:
+        """None for a source run (a `config.toml` of the user's own is not a tuneterm config):
+        a path that never exists, so readers say "no config" as for a damaged run."""
+        if is_source_id(run_id):
+            return cache.folder() / run_id / "none" / "config.toml"
+        return super().config_path(run_id)
+
+    def log_path(self, run_id: str) -> Path:
+        if is_source_id(run_id):
+            return cache.folder() / run_id / "none" / "engine.log"
+        return super().log_path(run_id)
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        if is_source_id(run_id):
+            return cache.folder() / run_id / "none" / "checkpoints"
+        return super().checkpoint_dir(run_id)
 
     # -- reading ------------------------------------------------------------------------------
     def info(self, run_id: str, events: bool = False) -> RunInfo:

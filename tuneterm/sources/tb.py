@@ -21,7 +21,7 @@ from tuneterm.sources.readers import register, stale
 EVENT_FILE = "events.out.tfevents."
 _MASK_DELTA = 0xA282EAD8
 CHUNK = 8 << 20  # bytes read from a file at a time
-HEAD = 4096  # bytes read of a file's start for when the run started
+HEAD = 1024  # bytes read of a file's start for when the run started
 
 
 def _load_crc() -> Callable[[bytes], int]:
@@ -62,6 +62,9 @@ def _event_proto() -> Any:
     return event_pb2.Event
 
 
+_HEADER = struct.Struct("<QI")  # a record's length and its masked CRC
+_CRC = struct.Struct("<I")
+
 NO_TENSORBOARD = (
     "TensorBoard event files need the `tensorboard` package: pip install 'tuneterm[tensorboard]'"
 )
@@ -69,9 +72,11 @@ NO_TENSORBOARD = (
 
 def _scalars(record: bytes, out: list[Point]) -> None:
     event = _event_proto().FromString(record)
-    if not event.HasField("summary"):
+    values = event.summary.value
+    if not values:
         return
-    for v in event.summary.value:
+    step, t = event.step, event.wall_time
+    for v in values:
         kind = v.WhichOneof("value")
         if kind == "simple_value":
             value = float(v.simple_value)
@@ -83,7 +88,7 @@ def _scalars(record: bytes, out: list[Point]) -> None:
             continue  # images, histograms, text, hparams: not curves
         if v.tag in SKIP:
             continue
-        out.append(Point(int(event.step), float(event.wall_time), metric_name(v.tag), value))
+        out.append(Point(step, t, metric_name(v.tag), value))
 
 
 @dataclass
@@ -123,10 +128,11 @@ class RecordFile:
 
     def _records(self, data: bytes, batch: Batch) -> int:
         pos, end = 0, len(data)
+        points, parse = batch.points, _scalars
         while pos + 12 <= end:
             header = data[pos : pos + 8]
-            (length,) = struct.unpack("<Q", header)
-            if struct.unpack("<I", data[pos + 8 : pos + 12])[0] != masked_crc(header):
+            length, crc = _HEADER.unpack_from(data, pos)
+            if crc != masked_crc(header):
                 self.damaged = f"{self.path}: bad length CRC at byte {self.offset + pos}"
                 batch.problems.append(f"{self.damaged}; read up to there, the rest skipped")
                 return pos
@@ -136,14 +142,14 @@ class RecordFile:
                     return self._skip_huge(length)
                 break
             body = data[pos + 12 : pos + 12 + length]
-            if struct.unpack("<I", data[stop - 4 : stop])[0] != masked_crc(body):
+            if _CRC.unpack_from(data, stop - 4)[0] != masked_crc(body):
                 batch.problems.append(
                     f"{self.path}: bad data CRC in the record at byte {self.offset + pos}; "
                     "that record skipped"
                 )
             else:
                 try:
-                    _scalars(body, batch.points)
+                    parse(body, points)
                 except Exception as exc:  # a CRC-valid record that is not an Event
                     batch.problems.append(f"{self.path}: record at byte {self.offset + pos}: {exc}")
             pos = stop
