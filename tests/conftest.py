@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import TINY, Cli, kill_engines_under
-from helpers.sshd import SSHD, SshFleet
 from helpers.slurmcluster import ClusterError, SlurmCluster, start_cluster
+from helpers.sshd import SSHD, SshFleet
 
 # The kinds of run (their config tables and the checks that need their registry) are registered
 # by importing tuneterm.tasks, as every entry point does; tests that read configs directly

@@ -27,6 +27,7 @@ from tuneterm.cli import (
     scripts,
     soup,
     sweep,
+    watching,
 )
 from tuneterm.cli.common import (
     EXIT_FAILED,
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (runs, inspect, health, models, demo, queue, sweep, soup, scripts, hosts):
+    groups = (runs, inspect, health, models, demo, queue, sweep, soup, scripts, hosts, watching)
+    for group in groups:
         group.add_commands(add)
     remote.add_host_flag(sub.choices)
     return ap

@@ -16,6 +16,7 @@ from typing import Any
 
 from tuneterm.config import ConfigError, ConfigIssue
 from tuneterm.runs.view import status_style
+from tuneterm.sources import sourced_store
 from tuneterm.store import ids
 from tuneterm.store.runs import RunStore
 
@@ -44,7 +45,8 @@ __all__ = ["EXIT_OK", "STATUS_EXIT", "AddCommand", "status_style"]
 
 
 def store_of(args: argparse.Namespace) -> RunStore:
-    return RunStore.from_env(args.runs_dir)
+    """The runs folder, plus the runs of other tools in the watched folders (tuneterm watch)."""
+    return sourced_store(args.runs_dir)
 
 
 def _finite(obj: Any) -> Any:

@@ -24,7 +24,7 @@ from tuneterm.cli.common import (
     status_style,
     store_of,
 )
-from tuneterm.cli.listing import COLUMNS, cut, fit_rows, plain_lines, row_of, short_ids
+from tuneterm.cli.listing import columns_of, cut, fit_rows, plain_lines, row_of, short_ids
 from tuneterm.health.watch import Watcher
 from tuneterm.runs import report, timing, view
 from tuneterm.store.events import DamagedEvents, missing_segments
@@ -59,7 +59,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     fit, rows = fit_rows(rows, shutil.get_terminal_size().columns)
-    headers = dict(COLUMNS)
+    headers = dict(columns_of(rows))
     con = console()
     line = "  ".join(headers[k].ljust(fit.widths[k]) for k in fit.keys)
     con.print(Text(line.rstrip(), style="bold"), soft_wrap=True)

@@ -22,9 +22,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("elapsed", "ELAPSED"),
     ("device", "DEVICE"),
 )
+# shown after STATUS when the listing holds runs of other tools (tuneterm.sources)
+SOURCE = ("source", "SOURCE")
+
+
+def columns_of(rows: Sequence[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The columns of a listing: SOURCE only where some run was written by another tool."""
+    if not any(r.get("source", "tuneterm") != "tuneterm" for r in rows):
+        return COLUMNS
+    return (*COLUMNS[:3], SOURCE, *COLUMNS[3:])
+
+
 # dropped first to last when the terminal is too narrow (the ids' short tails come first, so
 # 80 columns keep EPOCH and BEST: fit_rows); id and status are never dropped
-DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "epoch", "name", "best")
+DROP_ORDER = ("device", "loss", "data", "elapsed", "model", "source", "epoch", "name", "best")
 GAP = 2
 NAME_CAP = 24  # a long name is cut to this before any column is dropped
 
@@ -35,12 +46,14 @@ def row_of(info: RunInfo, alerts: int = 0) -> dict[str, str]:
     place = f" #{info.queue_position}" if info.queue_position else ""
     place += f" !{alerts}" if alerts else ""
     if m is None:
-        return {"id": info.id, "name": info.name, "status": "unreadable", "device": info.reason}
+        return {"id": info.id, "name": info.name, "status": "unreadable", "device": info.reason,
+                "source": info.source or "tuneterm"}  # fmt: skip
     best = view.best(info)
     return {
         "id": info.id,
         "name": info.name,
         "status": f"{view.status_text(info)}{place}",
+        "source": info.source or "tuneterm",
         "model": m.model,
         "data": m.dataset,
         "epoch": view.position(info) or "-",
@@ -61,9 +74,10 @@ def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
     """The columns that fit in `width`. A long name is cut to NAME_CAP first, then columns
     are dropped in DROP_ORDER; the name is the last to give, cut to what is left, else
     dropped. The id and the status are never cut, even when they alone are too wide."""
-    headers = dict(COLUMNS)
-    widths = {k: max([len(h), *(len(r.get(k, "")) for r in rows)]) for k, h in COLUMNS}
-    keys = [k for k, _ in COLUMNS]
+    shown = columns_of(rows)
+    headers = dict(shown)
+    widths = {k: max([len(h), *(len(r.get(k, "")) for r in rows)]) for k, h in shown}
+    keys = [k for k, _ in shown]
 
     def total() -> int:
         return sum(widths[k] for k in keys) + GAP * (len(keys) - 1)
@@ -73,6 +87,8 @@ def layout(rows: Sequence[dict[str, str]], width: int) -> Layout:
     for key in DROP_ORDER:
         if total() <= width:
             break
+        if key not in keys:
+            continue
         if key == "name":
             spare = width - (total() - widths["name"])
             if spare >= max(len(headers["name"]), 8):
@@ -117,6 +133,7 @@ def cut(text: str, width: int) -> str:
 
 def plain_lines(rows: Sequence[dict[str, str]]) -> list[str]:
     """Piped output: a header and one tab-separated line per run, every value whole."""
-    lines = ["\t".join(h for _, h in COLUMNS)]
-    lines += ["\t".join(r.get(k, "") for k, _ in COLUMNS) for r in rows]
+    shown = columns_of(rows)
+    lines = ["\t".join(h for _, h in shown)]
+    lines += ["\t".join(r.get(k, "") for k, _ in shown) for r in rows]
     return lines

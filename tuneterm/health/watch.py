@@ -47,7 +47,7 @@ POLL = 2.0  # seconds between passes of the notifying watcher
 IDLE_EXIT = 120.0  # ... which exits after this long with no active run
 MARKER = "tuneterm.health.watch"
 WATCH_CMD = [sys.executable, "-m", MARKER]
-CLOSED = ("completed", "cancelled")
+CLOSED = ("completed", "cancelled", "ended")  # ended: a run of another tool
 # A run whose engine is (about to be) up keeps the watcher alive; `submitted` waits in a batch
 # queue for as long as it takes, with nothing here to watch.
 LIVE = tuple(

@@ -259,6 +259,11 @@ def stop(store: RunStore, run_id: str, force: bool = False, wait: float = 0.0) -
     A queued run has no process: stopping or killing it cancels it (see runqueue.cancel).
     """
     info = store.info(run_id)
+    if info.source:  # no process of another tool's run can be proven its own: never guess
+        raise RunStateError(
+            f"run {run_id} was written by another tool ({info.source}, {info.path}); tuneterm "
+            "did not start it and cannot prove a live process is its own, so it signals none"
+        )
     if info.status == QUEUED:
         return runqueue.cancel(store, run_id)
     if slurmjobs.job_of(info):  # through Slurm: scancel
@@ -300,6 +305,11 @@ def resume(store: RunStore, run_id: str) -> RunInfo:
 
 def delete(store: RunStore, run_id: str, force: bool = False) -> None:
     info = store.info(run_id)
+    if info.source:
+        raise RunStateError(
+            f"run {run_id} was written by another tool ({info.source}, {info.path}); "
+            "tuneterm only reads it and deletes nothing of it"
+        )
     if info.status == QUEUED:  # off the queue first, so the scheduler cannot start it now
         info = runqueue.cancel(store, run_id)
     if slurmjobs.job_of(info):  # its job first: scancel, then wait for it to leave

@@ -65,6 +65,9 @@ def identity(info: RunInfo) -> ProcessIdentity:
 def check_resumable(store: RunStore, run_id: str) -> tuple[RunInfo, RunConfig]:
     """The run and its config, if it may resume; RunStateError saying why not otherwise."""
     info = store.info(run_id, events=True)
+    if info.source:
+        raise RunStateError(f"run {run_id} was written by another tool ({info.source}); "
+                            "tuneterm only reads it and cannot resume it")  # fmt: skip
     if info.status not in RESUMABLE or info.meta is None:
         why = f" ({info.reason})" if info.status in ("unreadable", "orphaned") else ""
         raise RunStateError(

@@ -39,6 +39,8 @@ def summary(info: RunInfo, alerts: list[Any] | None = None) -> dict[str, Any]:
         "tags": info.label.tags,
         "notes": info.label.notes,
     }
+    if info.source:  # a run of another tool (tuneterm.sources)
+        out["source"] = info.source
     if m is None:
         return out
     final = {k: v for k, v in m.final.items() if k not in ("confusion", "per_class", "report")}

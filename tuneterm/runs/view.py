@@ -29,6 +29,7 @@ STATUS_STYLE: dict[str, str] = {
     "unreadable": "red",
     "queued": "magenta",
     "cancelled": "dim",
+    "ended": "blue",
 }
 
 

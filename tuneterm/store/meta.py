@@ -25,8 +25,9 @@ ACTIVE = ("created", "submitted", "pending", "starting", "running", "stopping")
 QUEUED = "queued"
 FINAL = ("completed", "failed", "stopped", "cancelled")
 # Statuses derived by readers: the process died without a final status; a script run's
-# supervisor died while processes of its script live on; the files are damaged.
-DERIVED = ("crashed", "orphaned", "unreadable")
+# supervisor died while processes of its script live on; the files are damaged; a run of
+# another tool (tuneterm.sources) whose files have not changed for a while.
+DERIVED = ("crashed", "orphaned", "unreadable", "ended")
 STATUSES = (*ACTIVE, QUEUED, *FINAL, *DERIVED)
 STARTUP_GRACE = 60.0  # seconds a `created` run may wait for its engine to come up
 

@@ -85,6 +85,7 @@ class RunInfo:
     reason: str = ""  # why a run is unreadable or crashed
     queue_position: int = 0  # 1 = next to start; set by number_queue over a whole listing
     job: JobState | None = None  # a run on Slurm: its job as Slurm last listed it
+    source: str = ""  # the tool that wrote a run tuneterm only reads (tuneterm.sources)
 
     @property
     def name(self) -> str:

@@ -24,6 +24,7 @@ from tuneterm.health import Alert
 from tuneterm.health.episodes import AlertBook
 from tuneterm.health.notify import load_notify
 from tuneterm.health.watch import Watcher
+from tuneterm.sources import sourced_store
 from tuneterm.store import RunStore
 from tuneterm.tui.history import X_AXES, RunHistory, XAxis
 from tuneterm.tui.messages import EventsArrived, GpuSampled, HistoryChanged
@@ -344,7 +345,7 @@ class TuneTermApp(App[int]):
 
 def run_app(runs_dir: str | None) -> int:
     """Open the TUI over the run store at `runs_dir` (or $TUNETERM_RUNS, or ./runs)."""
-    app = TuneTermApp(RunStore.from_env(runs_dir))
+    app = TuneTermApp(sourced_store(runs_dir))
     app.run()
     return app.return_code or 0
 

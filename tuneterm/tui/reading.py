@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneterm.config import ConfigError, flatten, run_config
+from tuneterm.sources import is_source_id
 from tuneterm.store import EventReader, RunInfo, RunStore
 from tuneterm.store.meta import ACTIVE, UnreadableRun
 from tuneterm.store.runs import number_queue
@@ -38,7 +39,9 @@ class RunLister:
         ids = self.store.ids()
         for run_id in ids:
             path = self.store.root / run_id
-            stamp = (_mtime(path / "meta.json"), _mtime(path / "label.json"))
+            # a run of another tool: its newest file stands for meta.json (tuneterm.sources)
+            meta = self.store.meta_path(run_id) if is_source_id(run_id) else path / "meta.json"
+            stamp = (_mtime(meta), _mtime(path / "label.json"))
             hit = self._cache.get(run_id)
             if hit and (hit[0], hit[1]) == stamp and _settled(hit[2]):
                 info = hit[2]
