@@ -94,3 +94,20 @@ def test_a_slurm_submit_that_fails_leaves_no_run_behind(
                "--out", str(out), check=None)  # fmt: skip
     assert done.returncode != 0 and "sbatch" in done.stderr, done.stderr
     assert not out.exists() and not any(cli.runs.iterdir())
+
+
+def test_models_source_hf_lists_the_models_in_the_hugging_face_cache(tmp_path: Path) -> None:
+    """What the editor's picker offers as `hf/ORG/NAME`, the CLI lists too."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "hub" / "models--org--tiny-vit").mkdir(parents=True)
+    (tmp_path / "hub" / "datasets--org--some-data").mkdir()  # not a model
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = subprocess.run([sys.executable, "-m", "tuneterm", "models", "--source", "hf", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert listed["org/tiny-vit"] == "in the Hugging Face cache" and "DIR" in listed
+    assert not any("some-data" in name for name in listed)

@@ -114,7 +114,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         + (f"  {_plain(info.reason)}" if info.reason else "")
     )
     for key, text in _show_rows(data):  # a long value wraps under itself, not the keys
-        lines = textwrap.wrap(printable(text), max(20, con.width - 15), break_on_hyphens=False)
+        lines = textwrap.wrap(
+            printable(text), max(20, con.width - 15), break_long_words=False, break_on_hyphens=False
+        )
         con.print(Text(f"  {key:12} " + f"\n{'':15}".join(lines)))
     for a in data.get("alerts", []):  # none for a run whose meta.json is damaged
         colour = "red" if a["severity"] == "error" else "yellow"
