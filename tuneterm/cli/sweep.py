@@ -14,7 +14,7 @@ from tuneterm.cli.scripts import script_dict, sweep_configs, swept_args
 from tuneterm.config import ConfigError, ConfigIssue, apply_overrides, flatten, load, parse_toml
 from tuneterm.runs import launcher, report, runqueue, sweep
 from tuneterm.runs.watch import watch
-from tuneterm.store.runs import RunStore
+from tuneterm.store.runs import RunInfo, RunStore
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -28,14 +28,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data = {"group": group, "keys": keys, "points": [p.params for p in pts]}
         out(data) if args.json else [print(p.index, json.dumps(p.params)) for p in pts]
         return EXIT_OK
-    prepared = sweep.prepare(group, pts)
-    if args.slurm:  # one job array, one run per point
-        infos = launcher.submit_slurm(store, prepared)
-    elif args.now:
-        infos = [launcher.start(store, cfg, name=name, checked=True) for cfg, name in prepared]
-    else:
-        infos = [runqueue.enqueue(store, cfg, name=name) for cfg, name in prepared]
-    created = list(zip(infos, pts, strict=True))
+    created = list(zip(_make_runs(args, store, sweep.prepare(group, pts)), pts, strict=True))
     sweep.record(store, group, keys, created)
     started = None
     if not args.now and not args.no_start and not args.slurm:
@@ -55,6 +48,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         watch(store, [i.id for i, _ in created], console(), quiet=args.json)
         return _print_best(args, store, group, "")
     return EXIT_OK
+
+
+def _make_runs(
+    args: argparse.Namespace, store: RunStore, prepared: list[tuple[Any, str]]
+) -> list[RunInfo]:
+    """One run per point: one Slurm job array, started now, or queued (the default)."""
+    if args.slurm:
+        return launcher.submit_slurm(store, prepared)
+    if args.now:
+        return [launcher.start(store, cfg, name=name, checked=True) for cfg, name in prepared]
+    return [runqueue.enqueue(store, cfg, name=name) for cfg, name in prepared]
 
 
 def _config_points(

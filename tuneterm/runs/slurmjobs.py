@@ -200,12 +200,26 @@ def stop(store: RunStore, info: RunInfo, force: bool, wait: float) -> RunInfo:
     SIGTERM in its batch script, the run's process (it checkpoints: `stopped`), or with force
     is cancelled outright."""
     job = job_of(info)
-    if (info.job is not None and info.job.waiting) or force:
+    if info.job is not None and info.job.waiting:
+        commands.scancel(job)
+        _record_cancelled(info)
+    elif force:
         commands.scancel(job)
     else:
         cfg = run_config(store, info.id)
         commands.scancel(job, signal="TERM", batch=cfg.slurm.nodes <= 1)
     return wait_settled(store, info.id, wait)
+
+
+def _record_cancelled(info: RunInfo) -> None:
+    """A job cancelled before its run started: say so in meta.json, which no process owns yet
+    (Slurm keeps no record of a cancelled element of a pending job array)."""
+    path = info.path / "meta.json"
+    meta = load_meta(path)
+    if meta.status == "submitted" and meta.pid <= 0:
+        meta.status, meta.ended = "cancelled", time.time()
+        meta.error = f"job {info.job.job_id if info.job else ''} cancelled before it started"
+        save_meta(path, meta)
 
 
 def wait_settled(store: RunStore, run_id: str, wait: float) -> RunInfo:
