@@ -93,7 +93,11 @@ def test_each_writer_listed_with_its_source_and_metrics(
 ) -> None:
     before = snapshot(written)
     cli("watch", str(written), check=0)  # kept in settings.toml
-    assert str(written) in (env / "settings.toml").read_text()
+    settings = (env / "settings.toml").read_text()
+    assert str(written) in settings
+    proc = cli("watch", str(written / "nope"), check=2)  # a folder that is not there
+    assert "nope" in proc.stderr and "not a folder" in proc.stderr
+    assert (env / "settings.toml").read_text() == settings
     runs = by_source(cli.json("ls"))
     assert sorted(runs) == ["hf", "lightning", "mlflow", "tb"]
     # TensorBoard: SummaryWriter's tags mapped onto tuneterm's names
