@@ -93,7 +93,11 @@ def test_each_writer_listed_with_its_source_and_metrics(
 ) -> None:
     before = snapshot(written)
     cli("watch", str(written), check=0)  # kept in settings.toml
-    assert str(written) in (env / "settings.toml").read_text()
+    settings = (env / "settings.toml").read_text()
+    assert str(written) in settings
+    proc = cli("watch", str(written / "nope"), check=2)  # a folder that is not there
+    assert "nope" in proc.stderr and "not a folder" in proc.stderr
+    assert (env / "settings.toml").read_text() == settings
     runs = by_source(cli.json("ls"))
     assert sorted(runs) == ["hf", "lightning", "mlflow", "tb"]
     # TensorBoard: SummaryWriter's tags mapped onto tuneterm's names
@@ -150,6 +154,14 @@ def test_compare_and_health_take_runs_of_other_tools(
     data = cli.json("compare", ids["tb/exp1"], ids["pl/tb/lightning_logs/version_0"])
     assert data["metrics"]["best.eval_accuracy"][ids["tb/exp1"]] == pytest.approx(0.95)
     assert data["metrics"]["best.val_acc"][ids["pl/tb/lightning_logs/version_0"]] == 0.5
+    # the hyperparameters each logged stand for a config: TensorBoard's hparams plugin here
+    lr = data["config_diff"]["hparams.lr"]
+    assert lr == {ids["tb/exp1"]: None, ids["pl/tb/lightning_logs/version_0"]: 0.1}
+    data = cli.json("compare", ids["pl/csv/lightning_logs/version_0"], ids["mlf-tiny"])
+    assert data["config_diff"]["hparams.lr"] == {  # hparams.yaml; MLflow's params/lr
+        ids["pl/csv/lightning_logs/version_0"]: 0.1,
+        ids["mlf-tiny"]: "0.1",
+    }
     # health reads them too: a run just written is live, and its stall alert applies
     assert cli("health").returncode in (0, 1)
 

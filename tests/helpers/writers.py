@@ -49,8 +49,9 @@ def lightning_run(folder: Path) -> Path:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     class Tiny(L.LightningModule):
-        def __init__(self) -> None:
+        def __init__(self, lr: float = 0.1) -> None:
             super().__init__()
+            self.save_hyperparameters()  # hparams.yaml, and TensorBoard's hparams plugin
             self.layer = torch.nn.Linear(4, 1)
 
         def training_step(self, batch: Any, _: int) -> Any:
@@ -65,7 +66,7 @@ def lightning_run(folder: Path) -> Path:
             self.log("val_acc", 0.5)
 
         def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
     torch.manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randn(16, 1))

@@ -143,7 +143,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 SHOWN = ("model", "dataset", "device", "host", "progress", "last_loss", "throughput", "data_wait",
          "gpu_mem_peak", "best", "final", "params", "resumes", "parent", "parents", "tags", "notes",
-         "versions", "error")  # fmt: skip
+         "versions", "hparams", "error")  # fmt: skip
 
 
 def _number(v: Any) -> str:
@@ -178,6 +178,7 @@ def _show_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         "tags": " ".join("#" + t for t in data.get("tags") or []),
         "parents": " ".join(data.get("parents") or []),  # a soup's
         "versions": _pairs((data.get("meta") or {}).get("versions") or {}),
+        "hparams": _pairs((data.get("meta") or {}).get("hparams") or {}),
         "throughput": f"{data['throughput']:.4g} examples/s" if data.get("throughput") else "",
     }
     return [

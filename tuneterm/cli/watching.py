@@ -4,16 +4,20 @@ Lightning, MLflow, JSON lines) show beside tuneterm's own (tuneterm.sources)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 
 from tuneterm.cli.common import EXIT_OK, AddCommand, out
-from tuneterm.sources import load_paths, scan, watch_paths
-from tuneterm.sources.settings import settings_path
+from tuneterm.sources import scan, watch_paths
+from tuneterm.sources.settings import load_settings, settings_path
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     added = watch_paths(args.dirs) if args.dirs else []
-    folders = load_paths()
+    settings = load_settings()
+    if settings.problem:
+        print(f"tuneterm: {settings.problem}", file=sys.stderr)
+    folders = settings.paths
     found = scan(folders)
     if args.json:
         out(

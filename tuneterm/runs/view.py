@@ -162,6 +162,10 @@ def flat_configs(store: RunStore, infos: Iterable[RunInfo]) -> dict[str, dict[st
     damaged or missing config.toml must not stop a report of the others)."""
     configs: dict[str, dict[str, Any]] = {}
     for info in infos:
+        if info.source:  # a run of another tool: the hyperparameters it logged
+            hparams = info.meta.hparams if info.meta else {}
+            configs[info.id] = {f"hparams.{k}": v for k, v in hparams.items()}
+            continue
         try:
             configs[info.id] = flatten(run_config(store, info.id))
         except (ConfigError, OSError):

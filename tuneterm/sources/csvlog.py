@@ -17,6 +17,25 @@ METRICS = "metrics.csv"
 HPARAMS = "hparams.yaml"
 
 
+def read_flat_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level `key: value` lines (hparams.yaml, MLflow's meta.yaml), values
+    as numbers where they read as numbers; nested values are left out."""
+    out: dict[str, Any] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line[:1].isspace() or ":" not in line or line.startswith(("#", "-")):
+            continue
+        key, _, value = line.partition(":")
+        value = value.strip().strip("'\"")
+        if value:
+            number = _number(value)
+            out[key.strip()] = value if number is None else number
+    return out
+
+
 def _number(cell: str) -> float | None:
     try:
         return float(cell)
@@ -46,6 +65,9 @@ class CsvLogReader:
         else:
             skip = 0
         t = mtime(self.tail.path)
+        hparams = read_flat_yaml(self.folder / HPARAMS)
+        if hparams:
+            batch.facts["hparams"] = hparams
         index = 0
         for cells in csv.reader(lines):
             self.line += 1

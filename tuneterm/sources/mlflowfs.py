@@ -4,11 +4,13 @@ logged value; a key with `/` is a sub-folder), `params/<key>`, `tags/<key>`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneterm.sources.csvlog import read_flat_yaml
 from tuneterm.sources.points import Batch, Point, metric_name
 from tuneterm.sources.readers import LineTail, register
 
@@ -24,18 +26,15 @@ STATUS = {
 }
 
 
-def read_meta(folder: Path) -> dict[str, str]:
-    """meta.yaml's top-level `key: value` lines (the file store writes flat YAML)."""
-    out: dict[str, str] = {}
-    try:
-        text = (folder / META).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line[:1].isspace() or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        out[key.strip()] = value.strip().strip("'\"")
+def read_params(folder: Path) -> dict[str, Any]:
+    """params/<key>: one value per file."""
+    out: dict[str, Any] = {}
+    root = folder / "params"
+    for where, _, names in os.walk(root):
+        for n in names:
+            path = Path(where) / n
+            with contextlib.suppress(OSError):
+                out[str(path.relative_to(root))] = path.read_text(encoding="utf-8").strip()
     return out
 
 
@@ -76,11 +75,15 @@ class MlflowReader:
                 found.append(Point(step, ms / 1000.0, metric_name(key), value))
         found.sort(key=lambda p: (p.t, p.step))  # one log_metrics call: the same time
         batch.points = found
-        meta = read_meta(self.folder)
+        meta = read_flat_yaml(self.folder / META)
+        params = read_params(self.folder)
+        if params:
+            batch.facts["hparams"] = params
         if meta.get("run_name"):
-            batch.facts["name"] = meta["run_name"]
-        if meta.get("status") in STATUS:
-            batch.facts["status"] = STATUS[meta["status"]]
+            batch.facts["name"] = str(meta["run_name"])
+        status = str(meta.get("status", "")).removesuffix(".0")
+        if status in STATUS:
+            batch.facts["status"] = STATUS[status]
         return batch
 
     def state(self) -> dict[str, Any]:

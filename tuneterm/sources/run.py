@@ -165,6 +165,8 @@ class SourceRun:
         facts, m = batch.facts, self.meta
         if "name" in facts:
             m.name = str(facts["name"])
+        if isinstance(facts.get("hparams"), dict):
+            m.hparams.update(facts["hparams"])
         if "status" in facts:
             m.status = str(facts["status"])
         total = facts.get("hf_max_steps") or facts.get("total_steps")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import time
 from pathlib import Path
+from typing import Any
 
 from tuneterm.sources import cache
 from tuneterm.sources.points import Batch
@@ -166,15 +167,11 @@ class SourcedStore(RunStore):
                 f"tuneterm only reads it and cannot {what} it"
             )
 
-    def set_label(
-        self,
-        run_id: str,
-        name: str | None = None,
-        tags: builtins.list[str] | None = None,
-        notes: str | None = None,
-    ) -> RunLabel:
+    def set_label(self, run_id: str, *args: Any, **kwargs: Any) -> RunLabel:
+        """RunStore.set_label, refused for a run of another tool (label.json would be written
+        into its folder)."""
         self._refuse(run_id, "label")
-        return super().set_label(run_id, name, tags, notes)
+        return super().set_label(run_id, *args, **kwargs)
 
     def delete(self, run_id: str) -> None:
         self._refuse(run_id, "delete")

@@ -70,7 +70,21 @@ NO_TENSORBOARD = (
 )
 
 
-def _scalars(record: bytes, out: list[Point]) -> None:
+def _hparams(content: bytes, facts: dict[str, Any]) -> None:
+    """TensorBoard's hparams plugin: the values a session started with."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    if not data.HasField("session_start_info"):
+        return
+    found = facts.setdefault("hparams", {})
+    for key, value in data.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        if kind in ("number_value", "string_value", "bool_value"):
+            found[key] = getattr(value, kind)
+
+
+def _scalars(record: bytes, out: list[Point], facts: dict[str, Any]) -> None:
     event = _event_proto().FromString(record)
     values = event.summary.value
     if not values:
@@ -80,6 +94,9 @@ def _scalars(record: bytes, out: list[Point]) -> None:
         kind = v.WhichOneof("value")
         if kind == "simple_value":
             value = float(v.simple_value)
+        elif v.metadata.plugin_data.plugin_name == "hparams":
+            _hparams(v.metadata.plugin_data.content, facts)
+            continue
         elif kind == "tensor" and v.metadata.plugin_data.plugin_name == "scalars":
             from tensorboard.util import tensor_util
 
@@ -128,7 +145,7 @@ class RecordFile:
 
     def _records(self, data: bytes, batch: Batch) -> int:
         pos, end = 0, len(data)
-        points, parse = batch.points, _scalars
+        points, parse, facts = batch.points, _scalars, batch.facts
         while pos + 12 <= end:
             header = data[pos : pos + 8]
             length, crc = _HEADER.unpack_from(data, pos)
@@ -149,7 +166,7 @@ class RecordFile:
                 )
             else:
                 try:
-                    parse(body, points)
+                    parse(body, points, facts)
                 except Exception as exc:  # a CRC-valid record that is not an Event
                     batch.problems.append(f"{self.path}: record at byte {self.offset + pos}: {exc}")
             pos = stop

@@ -106,6 +106,9 @@ class RunMeta(BaseModel):
     queued_from: str = ""
     gpus: str = ""
     group: ScriptGroup = Field(default_factory=ScriptGroup)  # script runs only
+    # A run of another tool (tuneterm.sources): the hyperparameters it logged (TensorBoard's
+    # hparams, Lightning's hparams.yaml, MLflow's params); it has no config.toml.
+    hparams: dict[str, Any] = Field(default_factory=dict)
     # How the last stop ended: "" (none), "clean" (the script ended by itself after the stop
     # signal) or "killed" (it was still running after script.stop_grace_s).
     stop_outcome: str = ""
