@@ -10,6 +10,7 @@ other hosts. `/host:gpu2 loss` filters on the host and on any other text.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from tuneterm.hosts import Fleet, HostError, HostInfo, HostSpec
 from tuneterm.hosts.feed import HostFeed, Rows
+from tuneterm.hosts.fleet import host_info
 from tuneterm.hosts.follow import follow_events
 
 COLUMNS = ("HOST", "ID", "NAME", "STATUS", "STEP", "LOSS", "BEST")
@@ -114,6 +116,7 @@ class FleetScreen(Screen[None]):
         self._following = ""
         self._follower: subprocess.Popen[str] | None = None
         self._leaving = threading.Event()
+        self._samplers: list[subprocess.Popen[str]] = []
         self.first_paint = 0.0  # monotonic time the list first held every reachable host
         self.answered: set[str] = set()  # hosts whose feed gave a list, or said it is down
 
@@ -138,6 +141,9 @@ class FleetScreen(Screen[None]):
         for feed in self.feeds:
             feed.stop()
         self._end_follower()
+        for proc in self._samplers:
+            if proc.poll() is None:
+                proc.kill()
 
     def _end_follower(self) -> None:
         proc, self._follower = self._follower, None
@@ -156,12 +162,22 @@ class FleetScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False, group="fleet-gpus")
     def sample(self, host: str) -> None:
-        """One host's GPUs, every GPU_EVERY seconds, in a thread of its own."""
+        """One host's GPUs every GPU_EVERY seconds, from one `gpus --watch` there (one
+        process for the view's life, not one a sample), in a thread of its own."""
         t = self.fleet.transports[host]
-        one = Fleet([t.spec])
-        one.transports[host] = t  # the same link, not a second one
         while not self._leaving.is_set():
-            self.post_message(HostSampled(one.info()[host]))
+            try:
+                args = ["gpus", "--json", "--watch", f"{GPU_EVERY:g}"]
+                proc = t.popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                self._samplers.append(proc)
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    with contextlib.suppress(ValueError, AttributeError):
+                        self.post_message(HostSampled(host_info(host, json.loads(line))))
+                proc.wait()
+            except HostError as exc:
+                text = str(exc).removeprefix(f"host {host}: ")
+                self.post_message(HostSampled(HostInfo(host, error=text)))
             self._leaving.wait(GPU_EVERY)
 
     # -- state changes ------------------------------------------------------------------
