@@ -133,7 +133,7 @@ class FleetScreen(Screen[None]):
             feed = HostFeed(t, self._feed_rows, self._feed_down)
             self.feeds.append(feed)
             threading.Thread(target=feed.run, name=f"feed-{feed.name}", daemon=True).start()
-            self.sample(t.spec.name)
+            self._thread(self.sample, t.spec.name)
         self.draw_hosts()
 
     def on_unmount(self) -> None:
@@ -152,6 +152,8 @@ class FleetScreen(Screen[None]):
 
     def _started(self, proc: subprocess.Popen[str]) -> None:
         self._follower = proc
+        if self._leaving.is_set():
+            proc.kill()
 
     # -- from the threads ---------------------------------------------------------------
     def _feed_rows(self, host: str, rows: Rows) -> None:
@@ -160,7 +162,12 @@ class FleetScreen(Screen[None]):
     def _feed_down(self, host: str, text: str) -> None:
         self.post_message(HostDown(host, text))
 
-    @work(thread=True, exit_on_error=False, group="fleet-gpus")
+    @staticmethod
+    def _thread(target: Any, *args: str) -> None:
+        """A loop that lives as long as a link: a daemon thread, ended by killing its ssh
+        process (on_unmount), never one the app must wait for when it closes."""
+        threading.Thread(target=target, args=args, daemon=True).start()
+
     def sample(self, host: str) -> None:
         """One host's GPUs every GPU_EVERY seconds, from one `gpus --watch` there (one
         process for the view's life, not one a sample), in a thread of its own."""
@@ -170,6 +177,8 @@ class FleetScreen(Screen[None]):
                 args = ["gpus", "--json", "--watch", f"{GPU_EVERY:g}"]
                 proc = t.popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                 self._samplers.append(proc)
+                if self._leaving.is_set():  # the view closed while this one started
+                    proc.kill()
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     with contextlib.suppress(ValueError, AttributeError):
@@ -280,14 +289,13 @@ class FleetScreen(Screen[None]):
             self._following = key
             self._end_follower()
             host, _, run_id = key.partition(":")
-            self.follow(host, run_id)
+            self._thread(self.follow, host, run_id)
         lines = [f"{key}"] if key else ["no run selected"]
         for e in self.events.get(key, [])[-5:]:
             fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "kind", "seq"))
             lines.append(f"  {e.get('seq')} {e.get('kind')} {fields}"[:200])
         self.query_one("#fleet-detail", Static).update("\n".join(lines))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="fleet-follow")
     def follow(self, host: str, run_id: str) -> None:
         """The selected run's events as they come (resumed from its cursor after a drop)."""
         key = f"{host}:{run_id}"
