@@ -85,7 +85,9 @@ class TimedScreen(FleetScreen):
             self.latencies.append(time.time() - emitted)
 
 
-async def view_figures(specs: list[HostSpec], live_key: str, got: dict[str, float]) -> None:
+async def view_figures(
+    specs: list[HostSpec], live_key: str, got: dict[str, float], count: Any = None
+) -> None:
     """Fills `got` as figures come, so a view that is slow to close loses none."""
     TimedScreen.latencies = []
     app = FleetApp(specs, screen=TimedScreen)
@@ -118,16 +120,18 @@ async def view_figures(specs: list[HostSpec], live_key: str, got: dict[str, floa
         lat = screen.latencies
         got["emit_to_screen_s"] = statistics.median(lat) if lat else float("nan")
         say(f"emit to screen {got['emit_to_screen_s']:.3f} s ({len(lat)} events)")
+        if count is not None:  # while the view is open: its connections
+            got["masters"] = count()
         await pilot.press("q")
 
 
-def view(specs: list[HostSpec], live_key: str) -> dict[str, float]:
-    got: dict[str, float] = dict.fromkeys(
+def view(specs: list[HostSpec], live_key: str, count: Any = None) -> dict[str, Any]:
+    got: dict[str, Any] = dict.fromkeys(
         ("first_paint_s", "redraw_s", "emit_to_screen_s", "rows"), float("nan")
     )
 
     async def bounded() -> None:
-        await asyncio.wait_for(view_figures(specs, live_key, got), timeout=240)
+        await asyncio.wait_for(view_figures(specs, live_key, got, count), timeout=240)
 
     try:
         asyncio.run(bounded())
@@ -137,15 +141,18 @@ def view(specs: list[HostSpec], live_key: str) -> dict[str, float]:
 
 
 def refresh_pass(specs: list[HostSpec]) -> float:
+    """Median of 5 passes; a pass in which a host did not answer is said, not timed."""
     fleet = Fleet(specs)
     fleet.runs()  # connections up
     times = []
     for _ in range(5):
         t = time.perf_counter()
         _, errors = fleet.runs()
-        times.append(time.perf_counter() - t)
-        assert not errors, errors
-    return statistics.median(times)
+        if errors:
+            say(f"refresh pass: {len(errors)} host(s) did not answer: {list(errors)}")
+        else:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) if times else float("nan")
 
 
 def main() -> int:
@@ -171,21 +178,25 @@ def main() -> int:
             say(f"host {name}")
             host = fleet.start(name)
             live[name] = fill(host.runs, args.runs - args.live, args.live, emitter, seed)
-        config = fleet.config_dir(base / "config", names)
+        # a generous timeout: on a loaded machine a host is slow, not gone
+        config = fleet.config_dir(base / "config", names, timeout_s=30)
         os.environ.update(fleet.env(config, base / "local"))
         ssh_specs = load_hosts().pick(names)
-        local_specs = [HostSpec(f"l{i}", runs=str(fleet.hosts[n].runs)) for i, n in
-                       enumerate(names)]  # fmt: skip
+        local_specs = [HostSpec(f"l{i}", runs=str(fleet.hosts[n].runs), timeout_s=30)
+                       for i, n in enumerate(names)]  # fmt: skip
         key = f"{names[0]}:{live[names[0]][0]}" if args.live else ""
+
+        def per_host() -> list[int]:
+            masters = [" ".join(p.cmdline()) for p in fleet.masters()]
+            return [sum(f"-p {h.port} " in m for m in masters) for h in fleet.hosts.values()]
+
         figures = {
-            "ssh": view(ssh_specs, key),
+            "ssh": view(ssh_specs, key, per_host),
             "local": view(local_specs, "l0" + key[len(names[0]) :]),
         }
-        masters = [" ".join(p.cmdline()) for p in fleet.masters()]
-        per_host = [sum(f"-p {h.port} " in m for m in masters) for h in fleet.hosts.values()]
         figures["ssh"]["refresh_pass_s"] = refresh_pass(ssh_specs)
         figures["local"]["refresh_pass_s"] = refresh_pass(local_specs)
-        report(args, figures, per_host)
+        report(args, figures, figures["ssh"].get("masters"))
     finally:
         for host in fleet.hosts.values():
             kill_engines_under(host.runs)
@@ -194,7 +205,7 @@ def main() -> int:
     return 0
 
 
-def report(args: Any, figures: dict[str, dict[str, float]], per_host: list[int]) -> None:
+def report(args: Any, figures: dict[str, dict[str, Any]], per_host: Any) -> None:
     load = os.getloadavg()[0]
     print(f"fleet_bench: {args.hosts} hosts x {args.runs} runs ({args.live} live), "
           f"load {load:.2f}")  # fmt: skip
