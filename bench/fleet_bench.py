@@ -85,7 +85,10 @@ class TimedScreen(FleetScreen):
             self.latencies.append(time.time() - emitted)
 
 
-async def view_figures(specs: list[HostSpec], live_key: str) -> dict[str, float]:
+async def view_figures(
+    specs: list[HostSpec], live_key: str, got: dict[str, float], count: Any = None
+) -> None:
+    """Fills `got` as figures come, so a view that is slow to close loses none."""
     TimedScreen.latencies = []
     app = FleetApp(specs, screen=TimedScreen)
     t0 = time.monotonic()
@@ -94,13 +97,15 @@ async def view_figures(specs: list[HostSpec], live_key: str) -> dict[str, float]
         while not isinstance(app.screen, TimedScreen) or not app.screen.first_paint:
             await pilot.pause(0.01)
         screen = app.screen
-        paint = screen.first_paint - t0
-        say(f"first paint {paint:.2f} s")
+        got["first_paint_s"] = screen.first_paint - t0
+        say(f"first paint {got['first_paint_s']:.2f} s")
         draws = []
         for _ in range(5):
             t = time.perf_counter()
             screen.draw_runs()
             draws.append(time.perf_counter() - t)
+        got["redraw_s"] = statistics.median(draws)
+        got["rows"] = float(sum(len(r) for r in screen.rows.values()))
         from textual.widgets import DataTable
 
         table = screen.query_one(DataTable)
@@ -113,25 +118,41 @@ async def view_figures(specs: list[HostSpec], live_key: str) -> dict[str, float]
         while time.monotonic() < deadline:
             await pilot.pause(0.1)
         lat = screen.latencies
+        got["emit_to_screen_s"] = statistics.median(lat) if lat else float("nan")
+        say(f"emit to screen {got['emit_to_screen_s']:.3f} s ({len(lat)} events)")
+        if count is not None:  # while the view is open: its connections
+            got["masters"] = count()
         await pilot.press("q")
-    return {
-        "first_paint_s": paint,
-        "redraw_s": statistics.median(draws),
-        "emit_to_screen_s": statistics.median(lat) if lat else float("nan"),
-        "rows": float(sum(len(r) for r in screen.rows.values())),
-    }
+
+
+def view(specs: list[HostSpec], live_key: str, count: Any = None) -> dict[str, Any]:
+    got: dict[str, Any] = dict.fromkeys(
+        ("first_paint_s", "redraw_s", "emit_to_screen_s", "rows"), float("nan")
+    )
+
+    async def bounded() -> None:
+        await asyncio.wait_for(view_figures(specs, live_key, got, count), timeout=240)
+
+    try:
+        asyncio.run(bounded())
+    except TimeoutError:
+        say(f"the view did not finish within 240 s; figures so far: {got}")
+    return got
 
 
 def refresh_pass(specs: list[HostSpec]) -> float:
+    """Median of 5 passes; a pass in which a host did not answer is said, not timed."""
     fleet = Fleet(specs)
     fleet.runs()  # connections up
     times = []
     for _ in range(5):
         t = time.perf_counter()
         _, errors = fleet.runs()
-        times.append(time.perf_counter() - t)
-        assert not errors, errors
-    return statistics.median(times)
+        if errors:
+            say(f"refresh pass: {len(errors)} host(s) did not answer: {list(errors)}")
+        else:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) if times else float("nan")
 
 
 def main() -> int:
@@ -157,21 +178,25 @@ def main() -> int:
             say(f"host {name}")
             host = fleet.start(name)
             live[name] = fill(host.runs, args.runs - args.live, args.live, emitter, seed)
-        config = fleet.config_dir(base / "config", names)
+        # a generous timeout: on a loaded machine a host is slow, not gone
+        config = fleet.config_dir(base / "config", names, timeout_s=30)
         os.environ.update(fleet.env(config, base / "local"))
         ssh_specs = load_hosts().pick(names)
-        local_specs = [HostSpec(f"l{i}", runs=str(fleet.hosts[n].runs)) for i, n in
-                       enumerate(names)]  # fmt: skip
+        local_specs = [HostSpec(f"l{i}", runs=str(fleet.hosts[n].runs), timeout_s=30)
+                       for i, n in enumerate(names)]  # fmt: skip
         key = f"{names[0]}:{live[names[0]][0]}" if args.live else ""
+
+        def per_host() -> list[int]:
+            masters = [" ".join(p.cmdline()) for p in fleet.masters()]
+            return [sum(f"-p {h.port} " in m for m in masters) for h in fleet.hosts.values()]
+
         figures = {
-            "ssh": asyncio.run(view_figures(ssh_specs, key)),
-            "local": asyncio.run(view_figures(local_specs, "l0" + key[len(names[0]) :])),
+            "ssh": view(ssh_specs, key, per_host),
+            "local": view(local_specs, "l0" + key[len(names[0]) :]),
         }
-        masters = [" ".join(p.cmdline()) for p in fleet.masters()]
-        per_host = [sum(f"-p {h.port} " in m for m in masters) for h in fleet.hosts.values()]
         figures["ssh"]["refresh_pass_s"] = refresh_pass(ssh_specs)
         figures["local"]["refresh_pass_s"] = refresh_pass(local_specs)
-        report(args, figures, per_host)
+        report(args, figures, figures["ssh"].get("masters"))
     finally:
         for host in fleet.hosts.values():
             kill_engines_under(host.runs)
@@ -180,7 +205,7 @@ def main() -> int:
     return 0
 
 
-def report(args: Any, figures: dict[str, dict[str, float]], per_host: list[int]) -> None:
+def report(args: Any, figures: dict[str, dict[str, Any]], per_host: Any) -> None:
     load = os.getloadavg()[0]
     print(f"fleet_bench: {args.hosts} hosts x {args.runs} runs ({args.live} live), "
           f"load {load:.2f}")  # fmt: skip

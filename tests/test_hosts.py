@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers.cli import kill_engines_under
 from helpers.sshd import HostCli, SshFleet, SshHost, launch, stored_status
@@ -70,8 +71,14 @@ def test_follow_survives_a_killed_master_with_exact_counts(
     port = f"-p {ssh_fleet.hosts['b'].port} "
     (master,) = [p for p in ssh_fleet.masters() if port in " ".join(p.cmdline())]
     master.kill()  # the link drops mid-follow, the run going on
-    seen += [json.loads(follower.stdout.readline()) for _ in range(10)]  # over a new link
-    assert [p for p in ssh_fleet.masters() if port in " ".join(p.cmdline())] != [master]
+
+    def masters_of_b() -> list[psutil.Process]:
+        return [p for p in ssh_fleet.masters() if port in " ".join(p.cmdline())]
+
+    wait_for(lambda: masters_of_b() not in ([], [master]))  # the follower reconnected
+    seen += [json.loads(follower.stdout.readline()) for _ in range(10)]
+    again = masters_of_b()
+    assert len(again) == 1 and again != [master], again  # one new master, no stray link
     hcli("stop", "--host", "b", run_id, check=0)
     seen += [json.loads(line) for line in follower.stdout]  # the same buffered reader
     assert follower.wait(timeout=120) == 0, follower.stderr.read() if follower.stderr else ""

@@ -207,7 +207,10 @@ def test_a_runs_folder_lists_the_queue_at_most_once_per_poll(
     assert all(p.returncode == 0 for p in procs), results
     listings = sum(int(r[0]) for r in results)
     calls = [float(t) for t in log.read_text().split()]
-    span = max(calls) - min(calls) if calls else 0.0
-    # One call per 2 s: over a span of `span` seconds at most span / 2 + 1 calls.
-    assert 1 <= len(calls) <= span / 2 + 1, (len(calls), span, listings)
+    assert calls, listings
+    # One call per poll_s (2 s) at most. The wrapper stamps a call when its shell starts, a few
+    # ms after the refresher read the cache's age, so consecutive stamps may sit just under
+    # 2 s apart; a second reader refreshing too would show as a gap far below it.
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert all(g >= 2 - 0.25 for g in gaps), (gaps, listings)
     assert listings > 3 * len(calls), (listings, len(calls))

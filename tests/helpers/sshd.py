@@ -98,7 +98,7 @@ class SshFleet:
         env = f"PYTHONPATH={REPO} TUNETERM_CONFIG_DIR={host.root / 'config'} TUNETERM_OFFLINE=1"
         return f"env {env} {shlex.quote(sys.executable)} -m tuneterm"
 
-    def table(self, host: SshHost, **extra: str) -> str:
+    def table(self, host: SshHost, **extra: object) -> str:
         known = f"UserKnownHostsFile={self.known}"
         options = ["-p", str(host.port), "-i", str(self.key), "-o", known,
                    "-o", "StrictHostKeyChecking=yes"]  # fmt: skip
@@ -113,7 +113,7 @@ class SshFleet:
         lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
         return "\n".join(lines) + "\n"
 
-    def config_dir(self, where: Path, names: list[str], **extra: str) -> Path:
+    def config_dir(self, where: Path, names: list[str], **extra: object) -> Path:
         where.mkdir(parents=True, exist_ok=True)
         text = "".join(self.table(self.hosts[n], **extra) for n in names)
         (where / "settings.toml").write_text(text)

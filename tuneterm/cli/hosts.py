@@ -4,14 +4,16 @@ machine's GPUs, one sample, as `hosts` reads it over ssh)."""
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import time
 from typing import Any
 
 from tuneterm import __version__
-from tuneterm.cli.common import EXIT_OK, AddCommand, console, out, store_of
+from tuneterm.cli.common import EXIT_OK, AddCommand, console, json_text, out, store_of
 from tuneterm.hosts import ALL, PROTOCOL, Fleet, HostInfo, load_hosts
 from tuneterm.monitor import gpu_samples, nvml_status
+from tuneterm.store.runs import RunStore
 
 # A host could not be reached, or answered with an error; stderr (and --json) name which.
 EXIT_HOST = 7
@@ -20,8 +22,26 @@ GIB = 1024**3
 
 def cmd_gpus(args: argparse.Namespace) -> int:
     store = store_of(args)
+    if args.watch:  # one JSON line per sample, until whoever started it is gone
+        parent = os.getppid()
+        while os.getppid() == parent:
+            print(json_text(_sample(store)), flush=True)
+            time.sleep(args.watch)
+        return EXIT_OK
+    data = _sample(store)
+    if args.json:
+        out(data)
+        return EXIT_OK
+    con = console()
+    con.print(f"{data['hostname']}: tuneterm {__version__}, {data['live']} live run(s)")
+    for line in gpu_lines(data["gpus"]) or [data["nvml"] or "no GPUs"]:
+        con.print(f"  {line}", markup=False)
+    return EXIT_OK
+
+
+def _sample(store: RunStore) -> dict[str, Any]:
     runs = store.list()
-    data: dict[str, Any] = {
+    return {
         "protocol": PROTOCOL,
         "version": __version__,
         "hostname": socket.gethostname(),
@@ -31,14 +51,6 @@ def cmd_gpus(args: argparse.Namespace) -> int:
         "live": sum(1 for r in runs if r.alive),
         "runs": len(runs),
     }
-    if args.json:
-        out(data)
-        return EXIT_OK
-    con = console()
-    con.print(f"{data['hostname']}: tuneterm {__version__}, {data['live']} live run(s)")
-    for line in gpu_lines(data["gpus"]) or [data["nvml"] or "no GPUs"]:
-        con.print(f"  {line}", markup=False)
-    return EXIT_OK
 
 
 def gpu_lines(gpus: list[dict[str, object]]) -> list[str]:
@@ -84,7 +96,9 @@ def _print_hosts(infos: list[HostInfo]) -> None:
 
 
 def add_commands(add: AddCommand) -> None:
-    add("gpus", cmd_gpus, "this machine's GPUs (one NVML sample), version and live runs")
+    p = add("gpus", cmd_gpus, "this machine's GPUs (one NVML sample), version and live runs")
+    p.add_argument("--watch", type=float, metavar="SECONDS", default=0.0,
+                   help="one JSON line per sample, every SECONDS, until stopped")  # fmt: skip
     p = add("hosts", cmd_hosts, "every host of settings.toml: reachable, version, GPUs, runs")
     p.add_argument("--host", action="append", metavar="NAME",
                    help="only this host (repeatable; default all)")  # fmt: skip

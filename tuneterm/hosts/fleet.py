@@ -64,6 +64,20 @@ class HostInfo:
         }
 
 
+def host_info(host: str, data: dict[str, Any]) -> HostInfo:
+    """A `gpus --json` answer, read."""
+    return HostInfo(
+        host=host,
+        version=str(data.get("version", "")),
+        protocol=int(data.get("protocol", 0)),
+        hostname=str(data.get("hostname", "")),
+        gpus=list(data.get("gpus", [])),
+        nvml=str(data.get("nvml", "")),
+        live=int(data.get("live", 0)),
+        runs=int(data.get("runs", 0)),
+    )
+
+
 def parse_json(host: str, reply: Reply) -> Any:
     try:
         return json.loads(reply.stdout)
@@ -110,17 +124,7 @@ class Fleet:
 
     def info(self) -> dict[str, HostInfo]:
         def one(t: Transport) -> HostInfo:
-            data = parse_json(t.spec.name, t.call(["gpus", "--json"]))
-            return HostInfo(
-                host=t.spec.name,
-                version=str(data.get("version", "")),
-                protocol=int(data.get("protocol", 0)),
-                hostname=str(data.get("hostname", "")),
-                gpus=list(data.get("gpus", [])),
-                nvml=str(data.get("nvml", "")),
-                live=int(data.get("live", 0)),
-                runs=int(data.get("runs", 0)),
-            )
+            return host_info(t.spec.name, parse_json(t.spec.name, t.call(["gpus", "--json"])))
 
         out = {}
         for name, result in self.map(one).items():

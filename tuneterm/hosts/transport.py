@@ -171,6 +171,11 @@ class Transport:
             self.down_since, self.reason = None, ""
 
     def _start_master(self) -> None:
+        # A socket left by a master that died (killed, or its link dropped) would make the
+        # new ssh say "ControlSocket already exists, disabling multiplexing" and stay on as a
+        # plain connection for good; the check above found no master behind it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._socket())
         argv = [
             *self._ssh("-o", "ControlMaster=yes", "-o", f"ControlPersist={self.persist_s}"),
             "-N",

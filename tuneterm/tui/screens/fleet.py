@@ -10,6 +10,7 @@ other hosts. `/host:gpu2 loss` filters on the host and on any other text.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from tuneterm.hosts import Fleet, HostError, HostInfo, HostSpec
 from tuneterm.hosts.feed import HostFeed, Rows
+from tuneterm.hosts.fleet import host_info
 from tuneterm.hosts.follow import follow_events
 
 COLUMNS = ("HOST", "ID", "NAME", "STATUS", "STEP", "LOSS", "BEST")
@@ -114,6 +116,7 @@ class FleetScreen(Screen[None]):
         self._following = ""
         self._follower: subprocess.Popen[str] | None = None
         self._leaving = threading.Event()
+        self._samplers: list[subprocess.Popen[str]] = []
         self.first_paint = 0.0  # monotonic time the list first held every reachable host
         self.answered: set[str] = set()  # hosts whose feed gave a list, or said it is down
 
@@ -130,7 +133,7 @@ class FleetScreen(Screen[None]):
             feed = HostFeed(t, self._feed_rows, self._feed_down)
             self.feeds.append(feed)
             threading.Thread(target=feed.run, name=f"feed-{feed.name}", daemon=True).start()
-            self.sample(t.spec.name)
+            self._thread(self.sample, t.spec.name)
         self.draw_hosts()
 
     def on_unmount(self) -> None:
@@ -138,6 +141,9 @@ class FleetScreen(Screen[None]):
         for feed in self.feeds:
             feed.stop()
         self._end_follower()
+        for proc in self._samplers:
+            if proc.poll() is None:
+                proc.kill()
 
     def _end_follower(self) -> None:
         proc, self._follower = self._follower, None
@@ -146,6 +152,8 @@ class FleetScreen(Screen[None]):
 
     def _started(self, proc: subprocess.Popen[str]) -> None:
         self._follower = proc
+        if self._leaving.is_set():
+            proc.kill()
 
     # -- from the threads ---------------------------------------------------------------
     def _feed_rows(self, host: str, rows: Rows) -> None:
@@ -154,14 +162,31 @@ class FleetScreen(Screen[None]):
     def _feed_down(self, host: str, text: str) -> None:
         self.post_message(HostDown(host, text))
 
-    @work(thread=True, exit_on_error=False, group="fleet-gpus")
+    @staticmethod
+    def _thread(target: Any, *args: str) -> None:
+        """A loop that lives as long as a link: a daemon thread, ended by killing its ssh
+        process (on_unmount), never one the app must wait for when it closes."""
+        threading.Thread(target=target, args=args, daemon=True).start()
+
     def sample(self, host: str) -> None:
-        """One host's GPUs, every GPU_EVERY seconds, in a thread of its own."""
+        """One host's GPUs every GPU_EVERY seconds, from one `gpus --watch` there (one
+        process for the view's life, not one a sample), in a thread of its own."""
         t = self.fleet.transports[host]
-        one = Fleet([t.spec])
-        one.transports[host] = t  # the same link, not a second one
         while not self._leaving.is_set():
-            self.post_message(HostSampled(one.info()[host]))
+            try:
+                args = ["gpus", "--json", "--watch", f"{GPU_EVERY:g}"]
+                proc = t.popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                self._samplers.append(proc)
+                if self._leaving.is_set():  # the view closed while this one started
+                    proc.kill()
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    with contextlib.suppress(ValueError, AttributeError):
+                        self.post_message(HostSampled(host_info(host, json.loads(line))))
+                proc.wait()
+            except HostError as exc:
+                text = str(exc).removeprefix(f"host {host}: ")
+                self.post_message(HostSampled(HostInfo(host, error=text)))
             self._leaving.wait(GPU_EVERY)
 
     # -- state changes ------------------------------------------------------------------
@@ -264,14 +289,13 @@ class FleetScreen(Screen[None]):
             self._following = key
             self._end_follower()
             host, _, run_id = key.partition(":")
-            self.follow(host, run_id)
+            self._thread(self.follow, host, run_id)
         lines = [f"{key}"] if key else ["no run selected"]
         for e in self.events.get(key, [])[-5:]:
             fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "kind", "seq"))
             lines.append(f"  {e.get('seq')} {e.get('kind')} {fields}"[:200])
         self.query_one("#fleet-detail", Static).update("\n".join(lines))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="fleet-follow")
     def follow(self, host: str, run_id: str) -> None:
         """The selected run's events as they come (resumed from its cursor after a drop)."""
         key = f"{host}:{run_id}"
