@@ -47,11 +47,13 @@ def target_cfg(size: int, epochs: int, lr: float, augment: str, seed: int, start
     return outcomes.cfg(size, data=data, train=train, model={"init_seed": start})
 
 
-def sweep(root: Path, size: int, epochs: int, src: Path, n: int) -> list[dict[str, Any]]:
+def sweep(
+    root: Path, size: int, epochs: int, src: Path, n: int, lrs: tuple[float, ...] = LRS
+) -> list[dict[str, Any]]:
     """Sweep `n`: one run per (lr, augment), seeds 100 n + i, the new head drawn from seed n
     in each (one start per sweep, as a sweep from one pretrained model has)."""
     runs = []
-    points = [(lr, aug) for aug in AUGMENTS for lr in LRS]
+    points = [(lr, aug) for aug in AUGMENTS for lr in lrs]
     for i, (lr, aug) in enumerate(points):
         name = f"sweep{n}_{i}_lr{lr:g}_{aug}"
         res = outcomes.run(root, name, target_cfg(size, epochs, lr, aug, 100 * n + i, n), src)
@@ -87,6 +89,7 @@ def soups(root: Path, size: int, src: Path, runs: list[dict[str, Any]]) -> dict[
         "greedy": test(greedy.state),
         "greedy_val": greedy.score,
         "greedy_members": greedy.members,
+        "greedy_tried": [(t.run, round(t.score, 4), t.kept) for t in greedy.tried],
         "runs": {name: own for name, own, _ in candidates},
     }
     print(
@@ -98,12 +101,12 @@ def soups(root: Path, size: int, src: Path, runs: list[dict[str, Any]]) -> dict[
     return out
 
 
-def one_sweep(job: tuple[Path, int, int, Path, int]) -> dict[str, Any]:
+def one_sweep(job: tuple[Path, int, int, Path, int, tuple[float, ...]]) -> dict[str, Any]:
     """Sweep `n` and its soups, in a process of its own (one torch thread)."""
-    root, size, epochs, src, n = job
+    root, size, epochs, src, n, lrs = job
     torch.set_num_threads(1)
-    print(f"sweep {n}: odd vs even, 10 labels per class, {len(LRS) * len(AUGMENTS)} points")
-    return soups(root, size, src, sweep(root, size, epochs, src, n))
+    print(f"sweep {n}: odd vs even, 10 labels per class, {len(lrs) * len(AUGMENTS)} points")
+    return soups(root, size, src, sweep(root, size, epochs, src, n, lrs))
 
 
 def soup_rows(
@@ -115,6 +118,7 @@ def soup_rows(
     rows: list[Any],
     source: Path | None = None,
     jobs: int = 1,
+    lrs: tuple[float, ...] = LRS,
 ) -> list[dict[str, Any]]:
     """Source training (or `source`, a best.pt of it), `sweeps` sweeps of the target in
     `jobs` processes, their soups; appends the rows."""
@@ -122,7 +126,7 @@ def soup_rows(
         print("source: ten digits", flush=True)
         cfg = outcomes.cfg(size, train={"epochs": src_epochs, "batch_size": 32, "lr": 2e-3})
         source = Path(outcomes.run(root, "soup_source", cfg)["ckpt"])
-    work = [(root, size, tgt_epochs, source, n) for n in range(sweeps)]
+    work = [(root, size, tgt_epochs, source, n, lrs) for n in range(sweeps)]
     if jobs > 1:
         import multiprocessing
 
@@ -136,7 +140,7 @@ def soup_rows(
         each = ", ".join(f"{b:.1%} -> {g:.1%}" for b, g in zip(best, got, strict=True))
         rows.append(
             (
-                f"model soup, {name} ({sweeps} sweeps x 6 runs)",
+                f"model soup, {name} ({sweeps} sweeps x {len(lrs) * len(AUGMENTS)} runs)",
                 "best single run (by val)",
                 statistics.mean(best),
                 f"{name} soup",
@@ -155,6 +159,7 @@ def main() -> None:
     ap.add_argument("--source", type=Path, help="a source run's best.pt to reuse (no training)")
     ap.add_argument("--epochs", type=int, default=0, help="target epochs (default 20, quick 12)")
     ap.add_argument("--jobs", type=int, default=1, help="sweeps in parallel processes")
+    ap.add_argument("--lrs", default=",".join(f"{lr:g}" for lr in LRS), help="the swept lrs")
     args = ap.parse_args()
     size = 16 if args.quick else 32
     src_epochs, tgt_epochs = (3, 12) if args.quick else (5, 20)  # outcomes.py's
@@ -163,7 +168,15 @@ def main() -> None:
     rows: list[Any] = []
     t0 = time.perf_counter()
     results = soup_rows(
-        root, size, src_epochs, tgt_epochs, args.sweeps, rows, args.source, args.jobs
+        root,
+        size,
+        src_epochs,
+        tgt_epochs,
+        args.sweeps,
+        rows,
+        args.source,
+        args.jobs,
+        tuple(float(x) for x in args.lrs.split(",")),
     )
     if args.json:
         print(json.dumps(results, indent=1))
