@@ -8,6 +8,7 @@ engine's checkpoint. Slurm is asked at most once per `slurm.poll_s` (1 s here)."
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -211,6 +212,6 @@ def test_a_runs_folder_lists_the_queue_at_most_once_per_poll(
     # One call per poll_s (2 s) at most. The wrapper stamps a call when its shell starts, a few
     # ms after the refresher read the cache's age, so consecutive stamps may sit just under
     # 2 s apart; a second reader refreshing too would show as a gap far below it.
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert all(g >= 2 - 0.25 for g in gaps), (gaps, listings)
     assert listings > 3 * len(calls), (listings, len(calls))
