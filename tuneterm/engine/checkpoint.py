@@ -85,8 +85,7 @@ def snapshot(obj: Any, into: Any = None) -> Any:
             out._metadata = snapshot(meta)  # type: ignore[attr-defined]
         return out
     if isinstance(obj, list):
-        olds: list[Any] = into if isinstance(into, list) and len(into) == len(obj) else []
-        olds = olds or [None] * len(obj)
+        olds = into if isinstance(into, list) and len(into) == len(obj) else [None] * len(obj)
         return [snapshot(v, w) for v, w in zip(obj, olds, strict=True)]
     if type(obj) is tuple:
         return tuple(snapshot(v) for v in obj)

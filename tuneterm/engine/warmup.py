@@ -7,8 +7,11 @@ daemon thread as soon as the engine knows its device; the loop's own first calls
 the context and libraries loaded. cuBLAS and cuDNN handles are per thread, so the loop still
 makes its own, but those are cheap once the libraries are in.
 
-Without CUDA (a CPU device, or no GPU visible) it does nothing, and it never fails a run: an
-error in the thread is kept for `wait` to report, and the loop meets the real one itself.
+The same thread first imports torchvision (every run records its version; most kinds build
+their models with it), so its import overlaps the engine's data loading instead of following
+it. Without CUDA (a CPU device, or no GPU visible) that import is all it does. It never fails
+a run: an error in the thread is kept for `wait` to report, and the loop meets the real one
+itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class Warmup:
     """One warm-up: what it did, for the run's timing (`done` is empty when it did nothing)."""
 
     device: str
-    done: list[str] = field(default_factory=list)  # "context", "cublas", "cudnn"
+    done: list[str] = field(default_factory=list)  # "torchvision", "context", "cublas", "cudnn"
     error: str = ""
     thread: threading.Thread | None = None
 
@@ -37,13 +40,10 @@ _current: Warmup | None = None
 
 
 def start(device: str) -> Warmup:
-    """Warm CUDA for a run on `device` ("auto", "cuda", "cuda:N", "cpu") in a thread; a no-op
-    (no torch import, no thread) for a CPU run."""
+    """Import torchvision and warm CUDA for a run on `device` ("auto", "cuda", "cuda:N",
+    "cpu") in a thread; the import only, for a run on another device."""
     global _current
     w = Warmup(device)
-    if device == "cpu" or device.startswith(("mps", "xpu")):
-        _current = w
-        return w
     w.thread = threading.Thread(target=_warm, args=(w,), name="cuda-warmup", daemon=True)
     w.thread.start()
     _current = w
@@ -58,7 +58,11 @@ def current() -> Warmup | None:
 def _warm(w: Warmup) -> None:
     try:
         import torch
+        import torchvision  # noqa: F401
 
+        w.done.append("torchvision")
+        if w.device == "cpu" or w.device.startswith(("mps", "xpu")):
+            return
         if not torch.cuda.is_available():
             return
         index = int(w.device.split(":")[1]) if ":" in w.device else _local_rank()
