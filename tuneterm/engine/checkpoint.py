@@ -187,7 +187,8 @@ def state_hash(state: dict[str, Any], skip: str = "") -> str:
             continue
         h.update(f"{key}:{value.dtype}:{tuple(value.shape)};".encode())
         t = value.detach().to("cpu").contiguous().reshape(-1)
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the tensor's own bytes, read in place (no copy of a large model)
+            h.update(t.view(torch.uint8).numpy().data)
     return h.hexdigest()[:16]
 
 
