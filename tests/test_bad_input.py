@@ -198,8 +198,16 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+Bystander = tuple[RunStore, str, dict[str, str]]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here may download a model or dataset."""
+
+
 @pytest.fixture
-def bystander(tmp_path: Path) -> tuple[RunStore, str, dict[str, str]]:
+def bystander(tmp_path: Path) -> Bystander:
     """A finished run already in the store: bad input must not touch it."""
     store = RunStore(tmp_path / "runs")
     info = make_run(store, "bystander")
@@ -210,11 +218,9 @@ def bystander(tmp_path: Path) -> tuple[RunStore, str, dict[str, str]]:
 def test_bad_input_is_refused_before_anything_is_created(
     case: Case,
     tmp_path: Path,
-    bystander: tuple[RunStore, str, dict[str, str]],
+    bystander: Bystander,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     store, other, before = bystander
     config = tmp_path / "c.toml"
     config.write_text(case.toml if case.toml is not None else TINY)
@@ -240,12 +246,11 @@ def test_bad_input_is_refused_before_anything_is_created(
 
 def test_cuda_device_on_a_machine_without_cuda_is_refused(
     tmp_path: Path,
-    bystander: tuple[RunStore, str, dict[str, str]],
+    bystander: Bystander,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No device is visible to torch under an empty device mask, GPU or not."""
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     store, other, _ = bystander
     config = tmp_path / "c.toml"
@@ -258,14 +263,10 @@ def test_cuda_device_on_a_machine_without_cuda_is_refused(
 
 
 def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
-    tmp_path: Path,
-    bystander: tuple[RunStore, str, dict[str, str]],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, bystander: Bystander, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tuneterm.config import loads
 
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     store, other, _ = bystander
     text = store.create(new_run(loads('[run]\ntask = "text"\n[data]\ndataset = "topics"\n')))
     (store.checkpoint_dir(text.id) / "best.pt").parent.mkdir(parents=True, exist_ok=True)
@@ -285,7 +286,7 @@ def test_a_teacher_run_without_best_pt_or_of_another_kind_is_refused(
 
 
 def test_a_real_checkpoint_is_accepted_as_model_init(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What torch.save writes passes the torch-free checkpoint check; the rest does not."""
     import torch
@@ -336,10 +337,9 @@ def _mixed_modes(root: Path) -> None:
 
 
 def test_grayscale_rgba_and_palette_images_mixed_train_to_completion(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Also under umask 0: nothing the store, launcher or engine creates is world-writable."""
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     root = tmp_path / "data"
     _mixed_modes(root)
     config = tmp_path / "c.toml"
@@ -363,7 +363,9 @@ def test_grayscale_rgba_and_palette_images_mixed_train_to_completion(
 
 def _run_failing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str, epochs: int
-) -> tuple[int, str, RunStore, str]:
+) -> tuple[str, RunStore, str, str]:
+    """A run with a fault injected: what the follower printed, the store, the run and its
+    error, once the CLI said the run failed."""
     os.environ["TUNETERM_FAULT"] = fault
     try:
         config = tmp_path / "c.toml"
@@ -373,21 +375,20 @@ def _run_failing(
     finally:
         del os.environ["TUNETERM_FAULT"]
     store = RunStore(runs)
-    return code, capsys.readouterr().out, store, store.ids()[0]
+    run_id = store.ids()[0]
+    info = store.info(run_id)
+    assert code == 1 and info.status == "failed" and info.meta is not None
+    return capsys.readouterr().out, store, run_id, info.meta.error
 
 
 def test_out_of_memory_fails_with_a_smaller_batch_suggestion(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
-    code, out, store, run_id = _run_failing(tmp_path, capsys, "oom@step3", epochs=1)
-    assert code == 1
-    info = store.info(run_id)
-    assert info.status == "failed" and info.meta is not None
+    out, store, run_id, error = _run_failing(tmp_path, capsys, "oom@step3", epochs=1)
     hint = (
         "out of memory with train.batch_size = 16: try a smaller batch, e.g. train.batch_size = 8"
     )
-    assert hint in info.meta.error and "--set train.batch_size=8" in info.meta.error
+    assert hint in error and "--set train.batch_size=8" in error
     assert "out of memory" in out  # the follower printed it
     events = list(store.events(run_id))
     assert any(e["kind"] == "error" and hint in e["message"] for e in events)
@@ -395,18 +396,14 @@ def test_out_of_memory_fails_with_a_smaller_batch_suggestion(
 
 
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint_and_resume_works(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TUNETERM_OFFLINE", "1")
     from tuneterm.engine import checkpoint
 
     # Checkpoints per epoch: best.pt (when better), then last.pt. The 3rd write is in epoch 2
     # (best.pt or last.pt): epoch 1's last.pt must survive it.
-    code, _, store, run_id = _run_failing(tmp_path, capsys, "enospc@ckpt3", epochs=3)
-    assert code == 1
-    info = store.info(run_id)
-    assert info.status == "failed" and info.meta is not None
-    assert info.meta.error.startswith("disk full while writing ") and "resume" in info.meta.error
+    _, store, run_id, error = _run_failing(tmp_path, capsys, "enospc@ckpt3", epochs=3)
+    assert error.startswith("disk full while writing ") and "resume" in error
     ckdir = store.checkpoint_dir(run_id)
     assert sorted(p.name for p in ckdir.iterdir()) == ["best.pt", "last.pt"]  # no temp file
     last = checkpoint.load(ckdir / "last.pt")

@@ -22,14 +22,7 @@ from textual.widgets import Static
 import tuneterm.tui
 from tuneterm import monitor
 from tuneterm.store import RunStore
-from tuneterm.tui.panes import (
-    ComparedRun,
-    Need,
-    Pane,
-    PaneData,
-    register_pane,
-    registered_panes,
-)
+from tuneterm.tui.panes import ComparedRun, Need, Pane, PaneData, register_pane, registered_panes
 from tuneterm.tui.panes import unregister_pane as unregister
 from tuneterm.tui.protocols import ChartSettings
 from tuneterm.tui.screens.compare import CompareScreen
@@ -101,13 +94,19 @@ def quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(monitor, "nvml_status", lambda: "NVML unavailable: no library")
 
 
+def app_with_runs(tmp_path: Path, **steps: int) -> Any:
+    """The app over a store of completed runs, each named with its number of train steps."""
+    store = RunStore(tmp_path / "runs")
+    for name, n in steps.items():
+        make_run(store, name, "completed", steps=n)
+    return new_app(store)
+
+
 @pilot
 async def test_a_pane_registered_from_a_test_shows_under_its_key(
     tmp_path: Path, toy_pane: type[Pane]
 ) -> None:
-    store = RunStore(tmp_path / "runs")
-    make_run(store, "toyrun", "completed", steps=42)
-    app = new_app(store)
+    app = app_with_runs(tmp_path, toyrun=42)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, 1)
         assert "8 Toy" in screen_text(app)  # its tab, after the built-in ones
@@ -126,10 +125,7 @@ async def test_a_pane_registered_from_a_test_shows_under_its_key(
 async def test_a_pane_that_compares_draws_a_chart_on_the_compare_screen(
     tmp_path: Path, steps_pane: type[Pane]
 ) -> None:
-    store = RunStore(tmp_path / "runs")
-    make_run(store, "short", "completed", steps=30)
-    make_run(store, "long", "completed", steps=50)
-    app = new_app(store)
+    app = app_with_runs(tmp_path, short=30, long=50)
     async with app.run_test(size=(150, 40)) as pilot:
         await ready(pilot, 2)
         await pilot.press("space", "space", "c")

@@ -16,7 +16,6 @@ event writer and saves no meta.json: rank 0 is the one writer of the run's files
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -25,7 +24,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -40,7 +38,7 @@ from tuneterm.slurm.commands import TIMEOUT_REASON, WARNING, requeue_own_job
 from tuneterm.store.events import EventWriter
 from tuneterm.store.files import atomic_write_json
 from tuneterm.store.meta import ACTIVE, RunMeta, begin_resume, load_meta
-from tuneterm.store.runs import RunStore
+from tuneterm.store.runs import RunStore, runner_args
 
 SAMPLE_EVERY = 2.0  # seconds between system samples
 META_EVERY = 1.0  # the sampler thread writes the training's progress to meta.json this often
@@ -274,16 +272,12 @@ def _agent(run_id: str) -> ProcessIdentity | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tuneterm.engine")
-    ap.add_argument("run_dir")
-    ap.add_argument("--resume", action="store_true")
-    args = ap.parse_args(argv)
-    run_dir = Path(args.run_dir).resolve()
+    store, run_id, resume = runner_args("python -m tuneterm.engine", argv)
     rank = Rank.from_env()
     if rank.distributed:
         die_with_parent()
-    engine = EngineProcess(RunStore(run_dir.parent), run_dir.name, rank)
-    code = engine.run(args.resume)
+    engine = EngineProcess(store, run_id, rank)
+    code = engine.run(resume)
     if engine.time_limit_warned and engine.writes and engine.meta.status == "stopped":
         requeue_own_job()  # with slurm.requeue: the job runs again and resumes from last.pt
     return code

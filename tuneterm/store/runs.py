@@ -15,6 +15,7 @@ config back as a `RunConfig` is `tuneterm.config.run_config(store, run_id)`.
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import os
 import shutil
@@ -322,3 +323,14 @@ class RunStore:
     def remove_half_made(self, run_id: str) -> None:
         """Undo `create` for a run whose engine never came up (nothing else refers to it)."""
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+
+def runner_args(prog: str, argv: list[str] | None) -> tuple[RunStore, str, bool]:
+    """`python -m PROG RUN_DIR [--resume]`, the command line every runner is started with:
+    the run's store, its id, and whether it resumes."""
+    ap = argparse.ArgumentParser(prog=prog)
+    ap.add_argument("run_dir")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir).resolve()
+    return RunStore(run_dir.parent), run_dir.name, bool(args.resume)

@@ -126,6 +126,15 @@ def topics(seed: int = 1234, per_class: int = 150, noise: float = 0.35) -> list[
 
 
 # -- readers ---------------------------------------------------------------------------------------
+def _example(row: dict[str, Any], text: TextSection, where: str) -> Example:
+    """One row's text and label, each named by its setting when it is missing or bad."""
+    return Example(
+        _cell(row, text.text_column, where, "text.text_column"),
+        _cell(row, text.label_column, where, "text.label_column").strip(),
+        where,
+    )
+
+
 def _cell(row: dict[str, Any], column: str, where: str, field_name: str) -> str:
     value = row.get(column)
     if value is None:
@@ -159,13 +168,7 @@ def read_csv(path: Path, text: TextSection) -> list[Example]:
             where = f"{path}:{reader.line_num}"
             if None in row:
                 raise DataError(f"{where}: more fields than the header has ({len(header)})")
-            out.append(
-                Example(
-                    _cell(row, text.text_column, where, "text.text_column"),
-                    _cell(row, text.label_column, where, "text.label_column").strip(),
-                    where,
-                )
-            )
+            out.append(_example(row, text, where))
     return out
 
 
@@ -182,13 +185,7 @@ def read_jsonl(path: Path, text: TextSection) -> list[Example]:
                 raise DataError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{where}: expected a JSON object per line")
-            out.append(
-                Example(
-                    _cell(row, text.text_column, where, "text.text_column"),
-                    _cell(row, text.label_column, where, "text.label_column").strip(),
-                    where,
-                )
-            )
+            out.append(_example(row, text, where))
     return out
 
 
